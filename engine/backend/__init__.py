@@ -1,0 +1,9 @@
+"""The array layer: NDArray over a device handle, and the devices (numpy spec, C cpu, Triton cuda).
+Backend layer of the engine; imports nothing above it.
+"""
+
+from .device import BackendDevice, all_devices, by_name, cpu, cpu_numpy, cuda, default_device
+from .ndarray import NDArray, array, broadcast_to, empty, full, matmul, reshape
+
+__all__ = ["BackendDevice", "NDArray", "all_devices", "array", "broadcast_to", "by_name", "cpu",
+           "cpu_numpy", "cuda", "default_device", "empty", "full", "matmul", "reshape"]

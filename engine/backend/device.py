@@ -1,0 +1,129 @@
+"""Devices: a name plus a module of flat protocol functions, and the registry `cpu()`, `cuda()`,
+`cpu_numpy()`, `default_device()`. Backend layer; the modules themselves are imported lazily so
+that a missing compiler or GPU only matters to the device that needs it.
+"""
+
+import importlib
+import os
+import threading
+
+import numpy as np
+
+from .protocol import CORE_FUNCTIONS, missing_functions
+
+
+class BackendDevice:
+    """A device: the protocol functions of one backend module, copied onto the instance so that a
+    call costs one attribute lookup (per-op Python overhead is the engine's main cost)."""
+
+    def __init__(self, name, module_name, dtypes, loader=None):
+        self.name = name
+        self._module_name = module_name
+        self._loader = loader
+        self.dtypes = tuple(dtypes)
+        self._module = None
+        self._lock = threading.Lock()
+
+    @property
+    def module(self):
+        if self._module is None:
+            with self._lock:
+                if self._module is None:
+                    module = self._loader() if self._loader else importlib.import_module(
+                        self._module_name)
+                    missing = missing_functions(module, CORE_FUNCTIONS)
+                    if missing:
+                        raise RuntimeError(f"device {self.name!r} lacks protocol functions {missing}")
+                    self._module = module
+        return self._module
+
+    def __getattr__(self, name):
+        # Only reached for names not yet on the instance: bind a protocol function once.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        fn = getattr(self.module, name)
+        self.__dict__[name] = fn
+        return fn
+
+    def enabled(self):
+        try:
+            module = self.module
+        except (ImportError, OSError, RuntimeError):
+            return False
+        return bool(getattr(module, "enabled", lambda: True)())
+
+    def check_dtype(self, dtype):
+        dtype = np.dtype(dtype).name
+        if dtype not in self.dtypes:
+            raise TypeError(f"device {self.name} supports dtypes {self.dtypes}, got {dtype}")
+        return dtype
+
+    def __repr__(self):
+        return f"{self.name}()"
+
+    def __eq__(self, other):
+        return isinstance(other, BackendDevice) and self.name == other.name
+
+    def __hash__(self):
+        return hash(self.name)
+
+    # needle's device-level constructors
+    def rand(self, *shape, dtype="float32"):
+        from .ndarray import NDArray
+        from .. import random as _random
+
+        return NDArray(_random.generator().random(shape).astype(dtype), device=self)
+
+    def randn(self, *shape, dtype="float32"):
+        from .ndarray import NDArray
+        from .. import random as _random
+
+        return NDArray(_random.generator().standard_normal(shape).astype(dtype), device=self)
+
+    def one_hot(self, n, i, dtype="float32"):
+        from .ndarray import NDArray
+
+        return NDArray(np.eye(n, dtype=dtype)[np.asarray(i, dtype=np.int64)], device=self)
+
+    def empty(self, shape, dtype="float32"):
+        from .ndarray import NDArray
+
+        return NDArray.make(tuple(shape), device=self, dtype=dtype)
+
+    def full(self, shape, fill_value, dtype="float32"):
+        arr = self.empty(shape, dtype)
+        arr.fill(fill_value)
+        return arr
+
+
+_CPU_NUMPY = BackendDevice("cpu_numpy", "engine.backend.numpy_device", ("float32", "float64"))
+_CPU = BackendDevice("cpu", "engine.backend.cpu_device", ("float32",))
+_CUDA = BackendDevice("cuda", "engine.backend.cuda_device", ("float32",))
+
+
+def cpu_numpy():
+    return _CPU_NUMPY
+
+
+def cpu():
+    return _CPU
+
+
+def cuda():
+    return _CUDA
+
+
+def by_name(name):
+    devices = {"cpu": _CPU, "cpu_numpy": _CPU_NUMPY, "numpy": _CPU_NUMPY, "cuda": _CUDA}
+    if name not in devices:
+        raise ValueError(f"unknown device {name!r}; choose one of {sorted(devices)}")
+    return devices[name]
+
+
+def default_device():
+    """`ENGINE_DEVICE` when set, else cpu (our C kernels)."""
+    return by_name(os.environ.get("ENGINE_DEVICE", "cpu"))
+
+
+def all_devices():
+    return [_CPU, _CPU_NUMPY, _CUDA]

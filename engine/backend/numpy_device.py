@@ -1,0 +1,126 @@
+"""The numpy device: the executable specification of the device protocol (see protocol.py).
+Backend layer. Handles are 1-D numpy arrays (float32 or float64); every other device is tested
+against these functions.
+"""
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+DTYPES = ("float32", "float64")
+
+
+def _view(a, shape, strides, offset):
+    """A numpy view of the strided region of handle `a` (strides in elements, may be negative)."""
+    item = a.itemsize
+    return as_strided(a[offset:], shape=shape, strides=tuple(s * item for s in strides))
+
+
+def _checked_view(a, shape, strides, offset):
+    # Negative strides point before a[offset:]; as_strided cannot express that, so use the base.
+    if any(s < 0 for s in strides):
+        start = offset + sum((n - 1) * s for n, s in zip(shape, strides) if s < 0 and n > 0)
+        flipped = tuple(abs(s) for s in strides)
+        view = _view(a, shape, flipped, start)
+        index = tuple(slice(None, None, -1) if s < 0 else slice(None) for s in strides)
+        return view[index]
+    return _view(a, shape, strides, offset)
+
+
+def alloc(size, dtype="float32"):
+    return np.empty(size, dtype=dtype)
+
+
+def from_numpy(src, out):
+    out[: src.size] = src.reshape(-1)
+
+
+def to_numpy(a, shape, strides, offset):
+    return np.array(_checked_view(a, shape, strides, offset), copy=True)
+
+
+def fill(out, value, size):
+    out[:size] = value
+
+
+def compact(a, out, shape, strides, offset):
+    size = int(np.prod(shape, dtype=np.int64))
+    out[:size] = _checked_view(a, shape, strides, offset).reshape(-1)
+
+
+def ewise_setitem(a, out, shape, strides, offset):
+    size = int(np.prod(shape, dtype=np.int64))
+    _checked_view(out, shape, strides, offset)[...] = a[:size].reshape(shape)
+
+
+def scalar_setitem(size, value, out, shape, strides, offset):
+    _checked_view(out, shape, strides, offset)[...] = value
+
+
+def _binary(fn):
+    def ewise(a, b, out, size):
+        out[:size] = fn(a[:size], b[:size])
+
+    def scalar(a, value, out, size):
+        out[:size] = fn(a[:size], out.dtype.type(value))
+
+    return ewise, scalar
+
+
+ewise_add, scalar_add = _binary(np.add)
+ewise_mul, scalar_mul = _binary(np.multiply)
+ewise_div, scalar_div = _binary(np.divide)
+ewise_maximum, scalar_maximum = _binary(np.maximum)
+ewise_eq, scalar_eq = _binary(np.equal)
+ewise_ge, scalar_ge = _binary(np.greater_equal)
+ewise_gt, scalar_gt = _binary(np.greater)
+_, scalar_power = _binary(np.power)
+
+
+def scalar_rdiv(a, value, out, size):
+    out[:size] = out.dtype.type(value) / a[:size]
+
+
+def _unary(fn):
+    def unary(a, out, size):
+        out[:size] = fn(a[:size])
+
+    return unary
+
+
+def _sigmoid(x):
+    # Split by sign so that exp never overflows.
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+ewise_neg = _unary(np.negative)
+ewise_log = _unary(np.log)
+ewise_exp = _unary(np.exp)
+ewise_tanh = _unary(np.tanh)
+ewise_relu = _unary(lambda x: np.maximum(x, 0))
+ewise_sigmoid = _unary(_sigmoid)
+ewise_sqrt = _unary(np.sqrt)
+
+
+def reduce_sum(a, out, reduce_size, out_size):
+    out[:out_size] = a[: out_size * reduce_size].reshape(out_size, reduce_size).sum(axis=1)
+
+
+def reduce_max(a, out, reduce_size, out_size):
+    out[:out_size] = a[: out_size * reduce_size].reshape(out_size, reduce_size).max(axis=1)
+
+
+def matmul(a, b, out, batch, m, k, n,
+           a_offset, a_batch_stride, a_row_stride, a_col_stride,
+           b_offset, b_batch_stride, b_row_stride, b_col_stride):
+    av = _checked_view(a, (batch, m, k), (a_batch_stride, a_row_stride, a_col_stride), a_offset)
+    bv = _checked_view(b, (batch, k, n), (b_batch_stride, b_row_stride, b_col_stride), b_offset)
+    out[: batch * m * n] = np.matmul(av, bv).reshape(-1)
+
+
+def set_num_threads(n):
+    pass
+
+
+def get_num_threads():
+    return 1

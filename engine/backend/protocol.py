@@ -1,0 +1,84 @@
+"""The device protocol: the one flat list of functions every device implements.
+Backend layer. The numpy device (`numpy_device.py`) is the executable specification; the cpu (C)
+and cuda (Triton) devices implement exactly these names and signatures.
+
+Conventions, for every function below:
+- A *handle* is a device buffer of elements (cpu/cpu_numpy: a 1-D numpy array; cuda: a 1-D torch
+  tensor). Sizes, offsets and strides are counted in elements, never bytes; strides may be 0
+  (broadcast) or negative (flip).
+- Functions write into a caller-allocated `out` and return None. They never allocate outputs.
+- "compact" inputs start at element 0 of their handle and are dense row-major over `size` elements
+  (a handle may be longer than the array it holds).
+- Shapes and strides are tuples of Python ints of equal length (rank 0..8).
+
+Memory
+    alloc(size, dtype) -> handle          a new uninitialised buffer of `size` elements
+    from_numpy(src, out)                  copy a compact host numpy array into `out`
+    to_numpy(a, shape, strides, offset)   a new host numpy array holding the strided view
+    fill(out, value, size)                out[0:size] = value
+
+Strided access (the only gateway between strided views and dense data)
+    compact(a, out, shape, strides, offset)
+        out[i] = a[offset + sum_d idx_d(i) * strides[d]], i over row-major `shape`
+    ewise_setitem(a, out, shape, strides, offset)
+        out[offset + sum_d idx_d(i) * strides[d]] = a[i], `a` compact of prod(shape) elements
+    scalar_setitem(size, value, out, shape, strides, offset)
+        out[offset + sum_d idx_d(i) * strides[d]] = value, size == prod(shape)
+
+Elementwise over compact data, `size` elements
+    ewise_add/mul/div/maximum/eq/ge/gt(a, b, out, size)      out = a OP b (comparisons give 0./1.)
+    scalar_add/mul/div/power/maximum/eq/ge/gt(a, value, out, size)   out = a OP value
+    scalar_rdiv(a, value, out, size)                          out = value / a
+    ewise_neg/log/exp/tanh/relu/sigmoid/sqrt(a, out, size)    out = f(a)
+
+Reductions over the last axis of compact data
+    reduce_sum(a, out, reduce_size, out_size)   out[i] = sum_j a[i * reduce_size + j]
+    reduce_max(a, out, reduce_size, out_size)   out[i] = max_j a[i * reduce_size + j]
+
+Matrix multiply (strided operands: transposed and broadcast views need no copy)
+    matmul(a, b, out, batch, m, k, n,
+           a_offset, a_batch_stride, a_row_stride, a_col_stride,
+           b_offset, b_batch_stride, b_row_stride, b_col_stride)
+        out[t, i, j] = sum_l A[t, i, l] * B[t, l, j] for t < batch, out compact (batch, m, n), where
+        A[t, i, l] = a[a_offset + t*a_batch_stride + i*a_row_stride + l*a_col_stride] (B alike)
+
+Convolution (NHWC activations, (KH, KW, C/groups, K) weights; implicit zero padding)
+    conv2d_forward(x, w, out, n, h, w_, c, k, kh, kw, oh, ow,
+                   stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups)
+        out (n, oh, ow, k) compact
+    conv2d_backward_input(gy, w, gx, ...same sizes...)     gx (n, h, w_, c), overwritten
+    conv2d_backward_weight(x, gy, gw, ...same sizes...)    gw (kh, kw, c/groups, k), overwritten
+    (pooling kernels are listed in `CONV_FUNCTIONS` once the convolution issue adds them)
+
+Threads
+    set_num_threads(n) / get_num_threads()   devices without threads accept and ignore n
+"""
+
+MEMORY_FUNCTIONS = ("alloc", "from_numpy", "to_numpy", "fill")
+STRIDED_FUNCTIONS = ("compact", "ewise_setitem", "scalar_setitem")
+BINARY_OPS = ("add", "mul", "div", "maximum", "eq", "ge", "gt")
+EWISE_FUNCTIONS = tuple(f"ewise_{op}" for op in BINARY_OPS)
+SCALAR_FUNCTIONS = tuple(f"scalar_{op}" for op in BINARY_OPS + ("power", "rdiv"))
+UNARY_OPS = ("neg", "log", "exp", "tanh", "relu", "sigmoid", "sqrt")
+UNARY_FUNCTIONS = tuple(f"ewise_{op}" for op in UNARY_OPS)
+REDUCE_FUNCTIONS = ("reduce_sum", "reduce_max")
+MATMUL_FUNCTIONS = ("matmul",)
+CONV_FUNCTIONS = ("conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight")
+THREAD_FUNCTIONS = ("set_num_threads", "get_num_threads")
+
+CORE_FUNCTIONS = (
+    MEMORY_FUNCTIONS
+    + STRIDED_FUNCTIONS
+    + EWISE_FUNCTIONS
+    + SCALAR_FUNCTIONS
+    + UNARY_FUNCTIONS
+    + REDUCE_FUNCTIONS
+    + MATMUL_FUNCTIONS
+    + THREAD_FUNCTIONS
+)
+ALL_FUNCTIONS = CORE_FUNCTIONS + CONV_FUNCTIONS
+
+
+def missing_functions(module, names=CORE_FUNCTIONS):
+    """The protocol names a device module does not define (empty when it is complete)."""
+    return [name for name in names if not callable(getattr(module, name, None))]
