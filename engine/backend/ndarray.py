@@ -46,7 +46,7 @@ class NDArray:
             dtype = other.dtype.name if isinstance(other, np.ndarray) and other.dtype.kind == "f" \
                 else "float32"
         dtype = device.check_dtype(dtype)
-        host = np.ascontiguousarray(np.asarray(other, dtype=dtype))
+        host = np.array(other, dtype=dtype, order="C", copy=None)
         array = NDArray.make(host.shape, device=device, dtype=dtype)
         device.from_numpy(host, array._handle)
         self._init_from(array)

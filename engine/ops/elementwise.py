@@ -1,0 +1,215 @@
+"""Elementwise ops: arithmetic with tensors and scalars, and unary math, each with its gradient.
+Engine ops layer: `compute` runs on NDArrays, `gradient` is written in differentiable ops.
+"""
+
+from ..autograd import Tensor, TensorOp
+
+
+class EWiseAdd(TensorOp):
+    def compute(self, a, b):
+        return a + b
+
+    def gradient(self, out_grad, node):
+        return out_grad, out_grad
+
+
+class AddScalar(TensorOp):
+    def __init__(self, scalar):
+        self.scalar = scalar
+
+    def compute(self, a):
+        return a + self.scalar
+
+    def gradient(self, out_grad, node):
+        return out_grad
+
+
+class EWiseMul(TensorOp):
+    def compute(self, a, b):
+        return a * b
+
+    def gradient(self, out_grad, node):
+        lhs, rhs = node.inputs
+        return out_grad * rhs, out_grad * lhs
+
+
+class MulScalar(TensorOp):
+    def __init__(self, scalar):
+        self.scalar = scalar
+
+    def compute(self, a):
+        return a * self.scalar
+
+    def gradient(self, out_grad, node):
+        return out_grad * self.scalar
+
+
+class EWiseDiv(TensorOp):
+    def compute(self, a, b):
+        return a / b
+
+    def gradient(self, out_grad, node):
+        lhs, rhs = node.inputs
+        return out_grad / rhs, negate(out_grad * lhs / (rhs * rhs))
+
+
+class DivScalar(TensorOp):
+    def __init__(self, scalar):
+        self.scalar = scalar
+
+    def compute(self, a):
+        return a / self.scalar
+
+    def gradient(self, out_grad, node):
+        return out_grad / self.scalar
+
+
+class RDivScalar(TensorOp):
+    """scalar / a"""
+
+    def __init__(self, scalar):
+        self.scalar = scalar
+
+    def compute(self, a):
+        return self.scalar / a
+
+    def gradient(self, out_grad, node):
+        a = node.inputs[0]
+        return negate(out_grad * self.scalar / (a * a))
+
+
+class PowerScalar(TensorOp):
+    """a ** scalar, for any real scalar."""
+
+    def __init__(self, scalar):
+        self.scalar = scalar
+
+    def compute(self, a):
+        return a ** self.scalar
+
+    def gradient(self, out_grad, node):
+        a = node.inputs[0]
+        if self.scalar == 0:
+            return out_grad * 0.0
+        return out_grad * power_scalar(a, self.scalar - 1) * self.scalar
+
+
+class EWisePow(TensorOp):
+    """a ** b elementwise (a > 0 where b is not an integer)."""
+
+    def compute(self, a, b):
+        return (b * a.log()).exp()
+
+    def gradient(self, out_grad, node):
+        a, b = node.inputs
+        return out_grad * b * power(a, b - 1.0), out_grad * node * log(a)
+
+
+class Negate(TensorOp):
+    def compute(self, a):
+        return -a
+
+    def gradient(self, out_grad, node):
+        return negate(out_grad)
+
+
+class Log(TensorOp):
+    def compute(self, a):
+        return a.log()
+
+    def gradient(self, out_grad, node):
+        return out_grad / node.inputs[0]
+
+
+class Exp(TensorOp):
+    def compute(self, a):
+        return a.exp()
+
+    def gradient(self, out_grad, node):
+        return out_grad * node
+
+
+class ReLU(TensorOp):
+    def compute(self, a):
+        return a.relu()
+
+    def gradient(self, out_grad, node):
+        # The mask is piecewise constant, so it carries no gradient of its own.
+        mask = Tensor.make_const(node.inputs[0].realize_cached_data() > 0)
+        return out_grad * mask
+
+
+class Tanh(TensorOp):
+    def compute(self, a):
+        return a.tanh()
+
+    def gradient(self, out_grad, node):
+        return out_grad * add_scalar(negate(node * node), 1.0)
+
+
+class Sigmoid(TensorOp):
+    def compute(self, a):
+        return a.sigmoid()
+
+    def gradient(self, out_grad, node):
+        return out_grad * node * add_scalar(negate(node), 1.0)
+
+
+def add(a, b):
+    return EWiseAdd()(a, b)
+
+
+def add_scalar(a, scalar):
+    return AddScalar(scalar)(a)
+
+
+def multiply(a, b):
+    return EWiseMul()(a, b)
+
+
+def mul_scalar(a, scalar):
+    return MulScalar(scalar)(a)
+
+
+def divide(a, b):
+    return EWiseDiv()(a, b)
+
+
+def divide_scalar(a, scalar):
+    return DivScalar(scalar)(a)
+
+
+def rdivide_scalar(a, scalar):
+    return RDivScalar(scalar)(a)
+
+
+def power_scalar(a, scalar):
+    return PowerScalar(scalar)(a)
+
+
+def power(a, b):
+    return EWisePow()(a, b)
+
+
+def negate(a):
+    return Negate()(a)
+
+
+def log(a):
+    return Log()(a)
+
+
+def exp(a):
+    return Exp()(a)
+
+
+def relu(a):
+    return ReLU()(a)
+
+
+def tanh(a):
+    return Tanh()(a)
+
+
+def sigmoid(a):
+    return Sigmoid()(a)

@@ -1,0 +1,147 @@
+"""Report layer: per-layer panels from the probes (norms, gradients, weight motion, fan_in*Var(W)).
+
+The ReLU theory line: with weights of variance c/fan_in, each ReLU layer scales the activation
+norm by sqrt(c/2). It is drawn from the c each layer measured at initialization (fan_in*Var(W)),
+so it applies to N(0, c/fan_in), Kaiming and Xavier alike, and only to ReLU nets without norm layers.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.report.load import Sweep, finite, value_of
+from harness.report.plots import color_groups, new_figure, save
+from harness.report.tables import ConfigGroup, group_runs
+
+NO_NORM = (None, "none", "None", "identity", False)
+
+
+def probe_run(group: ConfigGroup) -> dict[str, Any] | None:
+    """The run shown for a configuration: the first seed that recorded probes."""
+    for run in group.runs:
+        if run.get("probes"):
+            return run
+    return None
+
+
+def layer_series(probe: dict[str, Any], field: str) -> tuple[list[int], list[float]]:
+    """Layer index and value of one probe field, positive finite values only (log axes)."""
+    xs, ys = [], []
+    for index, layer in enumerate(probe.get("layers") or []):
+        value = layer.get(field)
+        if finite(value) and value > 0:
+            xs.append(index)
+            ys.append(float(value))
+    return xs, ys
+
+
+def theory_applies(run: dict[str, Any]) -> bool:
+    activation = value_of(run, "model.activation")
+    norm = value_of(run, "norm")
+    if norm is None:
+        norm = value_of(run, "model.norm")
+    return activation in (None, "relu", "ReLU") and norm in NO_NORM and not run.get("trajectory")
+
+
+def relu_theory(probe: dict[str, Any]) -> tuple[list[int], list[float]]:
+    """Predicted post-activation norm per layer: layer 0's norm times prod sqrt(c_l / 2)."""
+    layers = probe.get("layers") or []
+    if not layers or not finite(layers[0].get("post_act_norm")):
+        return [], []
+    norm = float(layers[0]["post_act_norm"])
+    xs, ys = [0], [norm]
+    for index, layer in enumerate(layers[1:], start=1):
+        c = layer.get("fan_in_var")
+        if not finite(c) or c <= 0:
+            break
+        norm *= math.sqrt(c / 2)
+        xs.append(index)
+        ys.append(norm)
+    return xs, ys
+
+
+def _panel(axis, groups, colors, field, which, theory=False):
+    drawn = False
+    for group, color in zip(groups, colors):
+        run = probe_run(group)
+        if run is None:
+            continue
+        probes = run["probes"]
+        probe = probes[0] if which == "init" else probes[-1]
+        if which == "final" and len(probes) < 2:
+            continue
+        xs, ys = layer_series(probe, field)
+        if xs:
+            axis.plot(xs, ys, color=color, linewidth=1.4, marker=".", markersize=4)
+            drawn = True
+        if theory and which == "init" and theory_applies(run):
+            txs, tys = relu_theory(probe)
+            axis.plot(txs, tys, color=color, linestyle="--", linewidth=1.0, alpha=0.8)
+    axis.set_xlabel("layer")
+    axis.set_yscale("log")
+    axis.grid(alpha=0.3, which="both")
+    if not drawn:
+        axis.text(0.5, 0.5, "no probe data", ha="center", va="center", transform=axis.transAxes)
+    return drawn
+
+
+def _legend(axis, legend, extra=None):
+    for label, color in legend:
+        axis.plot([], [], color=color, label=label)
+    if extra:
+        axis.plot([], [], color="grey", linestyle="--", label=extra)
+    axis.legend(fontsize=7, loc="best")
+
+
+PANELS = (
+    ("activation_norms.png", "post_act_norm", "activation norm ‖post-activation‖", True),
+    ("gradient_norms.png", "weight_grad_norm", "weight-gradient norm ‖∂loss/∂W‖", False),
+)
+
+
+def probe_panels(sweep: Sweep, out_dir: Path) -> list[str]:
+    """Per-layer panels at initialization and after training, one line per configuration."""
+    groups = [g for g in group_runs(sweep) if probe_run(g) is not None]
+    if not groups:
+        return []
+    colors, legend = color_groups(sweep, groups)
+    written = []
+    for name, field, title, theory in PANELS:
+        figure, axes = new_figure(1, 2)
+        for axis, which in zip(axes[0], ("init", "final")):
+            _panel(axis, groups, colors, field, which, theory)
+            axis.set_title(f"{title}: {'at initialization' if which == 'init' else 'after training'}",
+                           fontsize=10)
+        _legend(axes[0][0], legend, "ReLU theory ×sqrt(c/2) per layer" if theory else None)
+        written.append(save(figure, out_dir, name))
+
+    figure, axes = new_figure(1, 1, 6.0, 3.8)
+    _panel(axes[0][0], groups, colors, "weight_rel_change", "final")
+    axes[0][0].set_title("relative weight change ‖W_T − W_0‖ / ‖W_0‖ per layer", fontsize=10)
+    _legend(axes[0][0], legend)
+    written.append(save(figure, out_dir, "weight_change.png"))
+
+    figure, axes = new_figure(1, 2)
+    for axis, which in zip(axes[0], ("init", "final")):
+        _panel(axis, groups, colors, "fan_in_var", which)
+        axis.set_title(f"fan_in·Var(W): {'before' if which == 'init' else 'after'} training",
+                       fontsize=10)
+    _legend(axes[0][0], legend)
+    written.append(save(figure, out_dir, "fan_in_var.png"))
+    return written
+
+
+def layer_statistic(run: dict[str, Any], field: str, which: str) -> np.ndarray:
+    """One probe field across layers (NaN where absent), at init or at the last probe."""
+    probes = run.get("probes") or []
+    if not probes:
+        return np.array([])
+    probe = probes[0] if which == "init" else probes[-1]
+    return np.array([
+        float(layer[field]) if finite(layer.get(field)) else np.nan
+        for layer in probe.get("layers") or []
+    ])

@@ -1,0 +1,147 @@
+/* The ABI of the engine's CPU kernels: flat C11 functions over float32 buffers.
+ * Kernel layer (kernels_c); loaded with ctypes by kernels_c/loader.py, never includes engine code.
+ *
+ * Conventions
+ * - Every kernel is `int nd_<op>_f32(inputs..., out, sizes...)` and returns ND_OK (0) or one of
+ *   the ND_ERR_* codes below; it never aborts and never writes out of bounds when it reports an
+ *   error (checks happen before any write).
+ * - Sizes, offsets and strides count elements (never bytes) and are int64_t; strides may be 0
+ *   (broadcast) or negative (flip). Strided kernels receive the element count of each buffer
+ *   (`*_len`) and refuse any access outside it.
+ * - "Compact" data is dense row-major starting at element 0.
+ * - Ranks of strided kernels are 0..ND_MAX_RANK.
+ * - Memory: kernels allocate nothing, except nd_sgemm_f32 / nd_matmul_f32 (packing buffers sized
+ *   to the problem, at most ~2.5 MB) and the nd_conv2d_*_f32 kernels (im2col chunk buffers of
+ *   about 1 MB per thread, plus one weight-gradient accumulator per thread); all come from
+ *   aligned_alloc and are freed before returning; failure gives ND_ERR_NOMEM.
+ * - The only global mutable state is the thread count (nd_set_num_threads); every OpenMP region
+ *   passes it in a num_threads clause, so no kernel uses more threads than asked.
+ * - Optimized kernels (sgemm, conv) have a naive twin `..._naive_f32` with the same signature: the
+ *   reference in tests and the fallback for tiny problems.
+ */
+#ifndef ND_KERNELS_H
+#define ND_KERNELS_H
+
+#include <stdint.h>
+
+#define ND_MAX_RANK 8
+
+enum {
+    ND_OK = 0,
+    ND_ERR_RANK = 1,   /* rank outside 0..ND_MAX_RANK */
+    ND_ERR_SIZE = 2,   /* a negative size, or sizes that disagree with each other */
+    ND_ERR_BOUNDS = 3, /* a strided access would fall outside its buffer */
+    ND_ERR_NULL = 4,   /* a NULL buffer where elements are accessed */
+    ND_ERR_NOMEM = 5,  /* a packing / scratch allocation failed */
+    ND_ERR_ARG = 6     /* another invalid argument (threads < 1, groups not dividing channels) */
+};
+
+/* threads.c */
+int nd_set_num_threads(int n);
+int nd_get_num_threads(void);
+int nd_threads_for(int64_t work, int64_t min_work_per_thread);
+
+/* memory.c: out[0:size] = value */
+int nd_fill_f32(float *out, float value, int64_t size);
+
+/* strided.c: `shape`/`strides` hold `ndim` entries; i runs over row-major `shape`.
+ * compact:        out[i] = a[offset + sum_d idx_d(i) * strides[d]]
+ * ewise_setitem:  out[offset + sum_d idx_d(i) * strides[d]] = a[i]
+ * scalar_setitem: out[offset + sum_d idx_d(i) * strides[d]] = value, size == prod(shape) */
+int nd_compact_f32(const float *a, float *out, int64_t a_len, int64_t out_len, int64_t ndim,
+                   const int64_t *shape, const int64_t *strides, int64_t offset);
+int nd_ewise_setitem_f32(const float *a, float *out, int64_t a_len, int64_t out_len, int64_t ndim,
+                         const int64_t *shape, const int64_t *strides, int64_t offset);
+int nd_scalar_setitem_f32(float value, float *out, int64_t size, int64_t out_len, int64_t ndim,
+                          const int64_t *shape, const int64_t *strides, int64_t offset);
+
+/* ewise.c: compact operands of `size` elements; out may alias an input.
+ * Comparisons give 0.f / 1.f; maximum propagates NaN like numpy. */
+int nd_ewise_add_f32(const float *a, const float *b, float *out, int64_t size);
+int nd_ewise_mul_f32(const float *a, const float *b, float *out, int64_t size);
+int nd_ewise_div_f32(const float *a, const float *b, float *out, int64_t size);
+int nd_ewise_maximum_f32(const float *a, const float *b, float *out, int64_t size);
+int nd_ewise_eq_f32(const float *a, const float *b, float *out, int64_t size);
+int nd_ewise_ge_f32(const float *a, const float *b, float *out, int64_t size);
+int nd_ewise_gt_f32(const float *a, const float *b, float *out, int64_t size);
+
+int nd_scalar_add_f32(const float *a, float value, float *out, int64_t size);
+int nd_scalar_mul_f32(const float *a, float value, float *out, int64_t size);
+int nd_scalar_div_f32(const float *a, float value, float *out, int64_t size);
+int nd_scalar_maximum_f32(const float *a, float value, float *out, int64_t size);
+int nd_scalar_eq_f32(const float *a, float value, float *out, int64_t size);
+int nd_scalar_ge_f32(const float *a, float value, float *out, int64_t size);
+int nd_scalar_gt_f32(const float *a, float value, float *out, int64_t size);
+int nd_scalar_power_f32(const float *a, float value, float *out, int64_t size);
+int nd_scalar_rdiv_f32(const float *a, float value, float *out, int64_t size); /* value / a */
+
+int nd_ewise_neg_f32(const float *a, float *out, int64_t size);
+int nd_ewise_log_f32(const float *a, float *out, int64_t size);
+int nd_ewise_exp_f32(const float *a, float *out, int64_t size);
+int nd_ewise_tanh_f32(const float *a, float *out, int64_t size);
+int nd_ewise_relu_f32(const float *a, float *out, int64_t size);
+int nd_ewise_sigmoid_f32(const float *a, float *out, int64_t size);
+int nd_ewise_sqrt_f32(const float *a, float *out, int64_t size);
+
+/* reduce.c: over the last axis of compact a (out_size, reduce_size).
+ * reduce_max needs reduce_size >= 1 and propagates NaN. */
+int nd_reduce_sum_f32(const float *a, float *out, int64_t reduce_size, int64_t out_size);
+int nd_reduce_max_f32(const float *a, float *out, int64_t reduce_size, int64_t out_size);
+
+/* sgemm.c
+ * nd_sgemm_f32: C[i, j] (+)= sum_l A[i, l] * B[l, j] with A[i, l] = a[i*a_rs + l*a_cs],
+ * B[l, j] = b[l*b_rs + j*b_cs], C[i, j] = c[i*ldc + j]; accumulate = 0 overwrites C.
+ * nthreads <= 1 runs on the calling thread (callers inside a parallel region pass 1). */
+int nd_sgemm_f32(const float *a, const float *b, float *c, int64_t m, int64_t n, int64_t k,
+                 int64_t a_rs, int64_t a_cs, int64_t b_rs, int64_t b_cs, int64_t ldc,
+                 int accumulate, int nthreads);
+int nd_sgemm_naive_f32(const float *a, const float *b, float *c, int64_t m, int64_t n, int64_t k,
+                       int64_t a_rs, int64_t a_cs, int64_t b_rs, int64_t b_cs, int64_t ldc,
+                       int accumulate, int nthreads);
+/* The protocol's batched matmul: out (batch, m, n) compact,
+ * A[t, i, l] = a[a_offset + t*a_bs + i*a_rs + l*a_cs], B alike; bounds-checked against *_len. */
+int nd_matmul_f32(const float *a, const float *b, float *out, int64_t a_len, int64_t b_len,
+                  int64_t out_len, int64_t batch, int64_t m, int64_t k, int64_t n,
+                  int64_t a_offset, int64_t a_bs, int64_t a_rs, int64_t a_cs,
+                  int64_t b_offset, int64_t b_bs, int64_t b_rs, int64_t b_cs);
+int nd_matmul_naive_f32(const float *a, const float *b, float *out, int64_t a_len, int64_t b_len,
+                        int64_t out_len, int64_t batch, int64_t m, int64_t k, int64_t n,
+                        int64_t a_offset, int64_t a_bs, int64_t a_rs, int64_t a_cs,
+                        int64_t b_offset, int64_t b_bs, int64_t b_rs, int64_t b_cs);
+
+/* conv.c: NHWC x (n, h, w, c), weight (kh, kw, c/groups, k), y (n, oh, ow, k), implicit zero
+ * padding: y[b, oy, ox, g*kg + q] = sum_{ky, kx, ci} w[ky, kx, ci, g*kg + q] *
+ *     x[b, oy*stride_h - pad_h + ky*dil_h, ox*stride_w - pad_w + kx*dil_w, g*cg + ci]
+ * with cg = c / groups, kg = k / groups; oh, ow must match the other sizes.
+ * backward_input overwrites gx (n, h, w, c); backward_weight overwrites gw (kh, kw, cg, k). */
+int nd_conv2d_forward_f32(const float *x, const float *w, float *y, int64_t n, int64_t h,
+                          int64_t w_, int64_t c, int64_t k, int64_t kh, int64_t kw, int64_t oh,
+                          int64_t ow, int64_t stride_h, int64_t stride_w, int64_t pad_h,
+                          int64_t pad_w, int64_t dil_h, int64_t dil_w, int64_t groups);
+int nd_conv2d_backward_input_f32(const float *gy, const float *w, float *gx, int64_t n, int64_t h,
+                                 int64_t w_, int64_t c, int64_t k, int64_t kh, int64_t kw,
+                                 int64_t oh, int64_t ow, int64_t stride_h, int64_t stride_w,
+                                 int64_t pad_h, int64_t pad_w, int64_t dil_h, int64_t dil_w,
+                                 int64_t groups);
+int nd_conv2d_backward_weight_f32(const float *x, const float *gy, float *gw, int64_t n, int64_t h,
+                                  int64_t w_, int64_t c, int64_t k, int64_t kh, int64_t kw,
+                                  int64_t oh, int64_t ow, int64_t stride_h, int64_t stride_w,
+                                  int64_t pad_h, int64_t pad_w, int64_t dil_h, int64_t dil_w,
+                                  int64_t groups);
+int nd_conv2d_forward_naive_f32(const float *x, const float *w, float *y, int64_t n, int64_t h,
+                                int64_t w_, int64_t c, int64_t k, int64_t kh, int64_t kw,
+                                int64_t oh, int64_t ow, int64_t stride_h, int64_t stride_w,
+                                int64_t pad_h, int64_t pad_w, int64_t dil_h, int64_t dil_w,
+                                int64_t groups);
+int nd_conv2d_backward_input_naive_f32(const float *gy, const float *w, float *gx, int64_t n,
+                                       int64_t h, int64_t w_, int64_t c, int64_t k, int64_t kh,
+                                       int64_t kw, int64_t oh, int64_t ow, int64_t stride_h,
+                                       int64_t stride_w, int64_t pad_h, int64_t pad_w,
+                                       int64_t dil_h, int64_t dil_w, int64_t groups);
+int nd_conv2d_backward_weight_naive_f32(const float *x, const float *gy, float *gw, int64_t n,
+                                        int64_t h, int64_t w_, int64_t c, int64_t k, int64_t kh,
+                                        int64_t kw, int64_t oh, int64_t ow, int64_t stride_h,
+                                        int64_t stride_w, int64_t pad_h, int64_t pad_w,
+                                        int64_t dil_h, int64_t dil_w, int64_t groups);
+
+#endif

@@ -1,0 +1,169 @@
+"""Elementwise kernels over compact float32 data (kernel layer): binary (a OP b), scalar
+(a OP value, value / a) and unary ops with numpy's semantics (NaN-propagating maximum, 0./1.
+comparisons). One kernel per arity; the op is a compile-time string, so each op compiles once.
+"""
+
+import triton
+import triton.language as tl
+
+from .common import cdiv, check_buffer
+from .memory import block_config
+
+BINARY_OPS = ("add", "mul", "div", "maximum", "eq", "ge", "gt")
+SCALAR_OPS = BINARY_OPS + ("power", "rdiv")
+UNARY_OPS = ("neg", "log", "exp", "tanh", "relu", "sigmoid", "sqrt")
+# Integer powers up to this magnitude are repeated products (exact like numpy's powf for x**2).
+MAX_INTEGER_POWER = 4
+
+
+@triton.jit
+def _binary(a, b, OP: tl.constexpr):
+    if OP == "add":
+        r = a + b
+    elif OP == "mul":
+        r = a * b
+    elif OP == "div":
+        r = tl.div_rn(a, b)
+    elif OP == "maximum":
+        r = tl.maximum(a, b, propagate_nan=tl.PropagateNan.ALL)
+    elif OP == "eq":
+        r = (a == b).to(tl.float32)
+    elif OP == "ge":
+        r = (a >= b).to(tl.float32)
+    elif OP == "gt":
+        r = (a > b).to(tl.float32)
+    else:
+        r = tl.div_rn(b, a)  # "rdiv": value / a
+    return r
+
+
+@triton.jit
+def _integer_power(a, N: tl.constexpr, INVERT: tl.constexpr):
+    r = tl.zeros_like(a) + 1.0
+    for _ in tl.static_range(N):
+        r = r * a
+    if INVERT:
+        r = tl.div_rn(1.0, r)
+    return r
+
+
+@triton.jit
+def _real_power(a, value):
+    # |a| ** value through exp2/log2, then numpy's sign rules: a negative base gives NaN unless the
+    # exponent is an integer (odd keeps the sign); 0 ** value is 0, 1 or inf.
+    magnitude = tl.abs(a)
+    safe = tl.where(magnitude == 0.0, 1.0, magnitude)
+    r = tl.exp2(value * tl.log2(safe))
+    is_integer = tl.floor(value) == value
+    is_odd = is_integer & (tl.floor(value * 0.5) * 2.0 != value)
+    r = tl.where(a < 0.0, tl.where(is_integer, tl.where(is_odd, -r, r), float("nan")), r)
+    zero_result = tl.where(value > 0.0, 0.0, tl.where(value == 0.0, 1.0, float("inf")))
+    return tl.where(magnitude == 0.0, zero_result, r)
+
+
+@triton.jit
+def _tanh(a):
+    # exp(-2|a|) never overflows; below |a| = 1/8 the odd Taylor series avoids 1 - t cancellation.
+    x = tl.abs(a)
+    t = tl.exp(-2.0 * x)
+    large = tl.div_rn(1.0 - t, 1.0 + t)
+    x2 = x * x
+    small = x * (1.0 + x2 * (-1.0 / 3.0 + x2 * (2.0 / 15.0 + x2 * (-17.0 / 315.0
+                                                                      + x2 * (62.0 / 2835.0)))))
+    r = tl.where(x < 0.125, small, large)
+    return tl.where(a < 0.0, -r, tl.where(a == a, r, a))
+
+
+@triton.jit
+def _unary(a, OP: tl.constexpr):
+    if OP == "neg":
+        r = -a
+    elif OP == "log":
+        r = tl.log(a)
+    elif OP == "exp":
+        r = tl.exp(a)
+    elif OP == "tanh":
+        r = _tanh(a)
+    elif OP == "relu":
+        r = tl.maximum(a, 0.0, propagate_nan=tl.PropagateNan.ALL)
+    elif OP == "sigmoid":
+        e = tl.exp(-tl.abs(a))
+        r = tl.where(a >= 0.0, tl.div_rn(1.0, 1.0 + e), tl.div_rn(e, 1.0 + e))
+        r = tl.where(a == a, r, a)
+    else:
+        r = tl.sqrt_rn(a)
+    return r
+
+
+@triton.jit
+def _ewise_kernel(a, b, out, size, OP: tl.constexpr, BLOCK: tl.constexpr):
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < size
+    x = tl.load(a + offs, mask=mask, other=1.0)
+    y = tl.load(b + offs, mask=mask, other=1.0)
+    tl.store(out + offs, _binary(x, y, OP), mask=mask)
+
+
+@triton.jit
+def _scalar_kernel(a, out, value, size, OP: tl.constexpr, POWER: tl.constexpr,
+                   INVERT: tl.constexpr, BLOCK: tl.constexpr):
+    # OP "power": |exponent| POWER (1 / product when INVERT) for small integer exponents, the
+    # general real power when POWER is -1.
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < size
+    x = tl.load(a + offs, mask=mask, other=1.0)
+    if OP == "power":
+        if POWER < 0:
+            r = _real_power(x, value)
+        else:
+            r = _integer_power(x, POWER, INVERT)
+    else:
+        r = _binary(x, tl.zeros([BLOCK], tl.float32) + value, OP)
+    tl.store(out + offs, r, mask=mask)
+
+
+@triton.jit
+def _unary_kernel(a, out, size, OP: tl.constexpr, BLOCK: tl.constexpr):
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < size
+    x = tl.load(a + offs, mask=mask, other=1.0)
+    tl.store(out + offs, _unary(x, OP), mask=mask)
+
+
+def _checked(names, buffers, size):
+    for name, buffer in zip(names, buffers):
+        check_buffer(name, buffer, size)
+    block, warps = block_config()
+    return (cdiv(size, block),), block, warps
+
+
+def ewise(op, a, b, out, size):
+    """out[0:size] = a OP b for op in BINARY_OPS."""
+    if op not in BINARY_OPS:
+        raise ValueError(f"unknown binary op {op!r}; choose one of {BINARY_OPS}")
+    grid, block, warps = _checked(("a", "b", "out"), (a, b, out), size)
+    if size:
+        _ewise_kernel[grid](a, b, out, size, OP=op, BLOCK=block, num_warps=warps)
+
+
+def scalar(op, a, value, out, size):
+    """out[0:size] = a OP value (op "rdiv": value / a) for op in SCALAR_OPS."""
+    if op not in SCALAR_OPS:
+        raise ValueError(f"unknown scalar op {op!r}; choose one of {SCALAR_OPS}")
+    grid, block, warps = _checked(("a", "out"), (a, out), size)
+    value = float(value)
+    power = -1
+    if op == "power" and value.is_integer() and abs(value) <= MAX_INTEGER_POWER:
+        power = int(abs(value))
+    if size:
+        _scalar_kernel[grid](a, out, value, size, OP=op, POWER=power, INVERT=value < 0,
+                             BLOCK=block, num_warps=warps)
+
+
+def unary(op, a, out, size):
+    """out[0:size] = f(a) for f in UNARY_OPS."""
+    if op not in UNARY_OPS:
+        raise ValueError(f"unknown unary op {op!r}; choose one of {UNARY_OPS}")
+    grid, block, warps = _checked(("a", "out"), (a, out), size)
+    if size:
+        _unary_kernel[grid](a, out, size, OP=op, BLOCK=block, num_warps=warps)
