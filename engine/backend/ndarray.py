@@ -4,6 +4,7 @@ metadata only; `compact()` is the one gateway from strided to dense; every compu
 of the device protocol (see protocol.py) writing into a freshly allocated `out`.
 """
 
+import functools
 import math
 import numbers
 
@@ -16,6 +17,7 @@ def prod(shape):
     return math.prod(shape)
 
 
+@functools.lru_cache(maxsize=4096)
 def compact_strides(shape):
     strides, stride = [], 1
     for n in reversed(shape):
@@ -194,6 +196,27 @@ class NDArray:
             else:
                 raise ValueError(f"cannot broadcast shape {self._shape} to {new_shape}")
         return self._like(new_shape, tuple(strides), self._offset)
+
+    def flip(self, axes):
+        """A view reversed along `axes` (negative strides; compact() makes it dense)."""
+        axes = (axes,) if isinstance(axes, numbers.Integral) else tuple(axes)
+        index = [slice(None)] * self.ndim
+        for a in axes:
+            if not -self.ndim <= a < self.ndim:
+                raise ValueError(f"flip: axis {a} out of range for shape {self._shape}")
+            index[a] = slice(None, None, -1)
+        return self[tuple(index)]
+
+    def pad(self, axes):
+        """A new array zero-padded by `axes` = ((before, after), ...) per axis, as in numpy."""
+        axes = tuple(tuple(int(p) for p in pair) for pair in axes)
+        if len(axes) != self.ndim or any(len(p) != 2 or min(p) < 0 for p in axes):
+            raise ValueError(f"pad: need one non-negative (before, after) pair per axis of "
+                             f"shape {self._shape}, got {axes}")
+        out = self._new(tuple(n + b + e for n, (b, e) in zip(self._shape, axes)))
+        out.fill(0.0)
+        out[tuple(slice(b, b + n) for n, (b, _) in zip(self._shape, axes))] = self
+        return out
 
     def _index(self, idxs):
         """(shape, strides, offset) of the basic-indexing view `self[idxs]` (numpy semantics:

@@ -29,6 +29,8 @@ class Dataset:
 class NDArrayDataset(Dataset):
     """Tuples of equally long arrays, indexed along their first axis."""
 
+    batch_indexing = True
+
     def __init__(self, *arrays):
         super().__init__()
         self.arrays = [np.asarray(a) for a in arrays]
@@ -49,6 +51,8 @@ class ArrayDataset(Dataset):
 
     `image_shape` (e.g. (28, 28, 1)) is the shape transforms see; X stays flat as in needle.
     Integer-array or slice indices return a whole batch at once (what DataLoader uses)."""
+
+    batch_indexing = True
 
     def __init__(self, X, y, transforms=None, image_shape=None, name="arrays", split="all",
                  source="in-memory arrays", num_classes=None):

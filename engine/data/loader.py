@@ -14,7 +14,9 @@ class DataLoader:
     shuffle: a fresh permutation every epoch, drawn from the engine's generator, or from a private
     generator seeded with `seed` (so two loaders with the same seed give the same order).
     drop_last: skip a final batch smaller than batch_size.
-    Each batch is a tuple of Tensors (requires_grad=False) on `device` (default device if None).
+    Each batch is a tuple of float32 Tensors (requires_grad=False; labels too, as in needle) on
+    `device` (the default device if None). Datasets with `batch_indexing = True` are asked for a
+    whole batch at once; others are collated example by example.
     """
 
     def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, seed=None,
@@ -40,21 +42,18 @@ class DataLoader:
         return rng.permutation(n)
 
     def _fetch(self, indices):
-        try:
-            batch = self.dataset[indices]
-        except (TypeError, IndexError, ValueError):
-            batch = None
-        if batch is None or len(batch[0]) != len(indices):
-            # A dataset that only takes scalar indices: collate examples one by one.
-            examples = [self.dataset[int(i)] for i in indices]
-            batch = tuple(np.stack([np.asarray(e[k]) for e in examples])
-                          for k in range(len(examples[0])))
-        return batch
+        if getattr(self.dataset, "batch_indexing", False):
+            return self.dataset[indices]
+        # A dataset that only takes scalar indices: collate examples one by one.
+        examples = [self.dataset[int(i)] for i in indices]
+        return tuple(np.stack([np.asarray(e[k]) for e in examples])
+                     for k in range(len(examples[0])))
 
     def __iter__(self):
         order = self._order()
         stop = len(self) * self.batch_size if self.drop_last else len(order)
         for start in range(0, stop, self.batch_size):
             indices = order[start:start + self.batch_size]
-            yield tuple(Tensor(np.asarray(part), device=self.device, requires_grad=False)
+            yield tuple(Tensor(np.asarray(part), device=self.device, dtype="float32",
+                                requires_grad=False)
                         for part in self._fetch(indices))

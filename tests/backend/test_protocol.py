@@ -1,0 +1,143 @@
+"""The device protocol, function by function, on every enabled device against the numpy device.
+Tests of the backend layer: handles in, `out` written, strided inputs of every kind.
+"""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from engine.backend import numpy_device as spec
+from engine.backend.protocol import (BINARY_OPS, CORE_FUNCTIONS, UNARY_OPS, missing_functions)
+from tests.devices import DEVICE_PARAMS
+
+RNG = np.random.default_rng(0)
+
+
+def to_device(device, host):
+    handle = device.alloc(host.size, "float32")
+    device.from_numpy(np.ascontiguousarray(host, dtype=np.float32).reshape(-1), handle)
+    return handle
+
+
+def read(device, handle, size):
+    return device.to_numpy(handle, (size,), (1,), 0)
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+def test_device_implements_the_whole_protocol(device):
+    assert missing_functions(device.module, CORE_FUNCTIONS) == []
+
+
+STRIDED_CASES = [
+    # (buffer size, shape, strides, offset)
+    (1, (), (), 0),
+    (24, (2, 3, 4), (12, 4, 1), 0),
+    (24, (4, 3, 2), (1, 4, 12), 0),
+    (30, (2, 2), (0, 3), 5),
+    (24, (3, 4), (-4, -1), 23),
+    (64, (2,) * 6, (32, 16, 8, 4, 2, 1), 0),
+    (256, (2,) * 8, (128, 64, 32, 16, 8, 4, 2, 1), 0),
+    (40, (3, 1, 5), (10, 7, 2), 3),
+]
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+@pytest.mark.parametrize("case", STRIDED_CASES, ids=str)
+def test_compact_and_setitem_match_spec(device, case):
+    buffer_size, shape, strides, offset = case
+    host = RNG.standard_normal(buffer_size).astype(np.float32)
+    size = int(np.prod(shape))
+    expected = spec.alloc(size, "float32")
+    spec.compact(host.copy(), expected, shape, strides, offset)
+    out = device.alloc(size, "float32")
+    device.compact(to_device(device, host), out, shape, strides, offset)
+    np.testing.assert_array_equal(read(device, out, size), expected)
+
+    values = RNG.standard_normal(size).astype(np.float32)
+    if 0 in strides:
+        return  # writing through a broadcast view is order-dependent
+    want = host.copy()
+    spec.ewise_setitem(values.copy(), want, shape, strides, offset)
+    target = to_device(device, host)
+    device.ewise_setitem(to_device(device, values), target, shape, strides, offset)
+    np.testing.assert_array_equal(read(device, target, buffer_size), want)
+
+    want = host.copy()
+    spec.scalar_setitem(size, 2.5, want, shape, strides, offset)
+    target = to_device(device, host)
+    device.scalar_setitem(size, 2.5, target, shape, strides, offset)
+    np.testing.assert_array_equal(read(device, target, buffer_size), want)
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+@pytest.mark.parametrize("size", [1, 7, 1000, 4099])
+def test_elementwise_scalar_and_unary_match_spec(device, size):
+    a = RNG.standard_normal(size).astype(np.float32)
+    b = RNG.standard_normal(size).astype(np.float32)
+    b[::3] = a[::3]  # exercise eq / ge ties
+    positive = np.abs(a) + 0.1
+    da, db, dp = to_device(device, a), to_device(device, b), to_device(device, positive)
+    out = device.alloc(size, "float32")
+    for op in BINARY_OPS:
+        want = spec.alloc(size, "float32")
+        getattr(spec, f"ewise_{op}")(a, b, want, size)
+        getattr(device, f"ewise_{op}")(da, db, out, size)
+        np.testing.assert_allclose(read(device, out, size), want, rtol=1e-6, err_msg=op)
+    for op, value in itertools.product(BINARY_OPS + ("power", "rdiv"), (0.5, -1.5, 2.0)):
+        src, dsrc = (positive, dp) if op == "power" else (a, da)
+        want = spec.alloc(size, "float32")
+        getattr(spec, f"scalar_{op}")(src, value, want, size)
+        getattr(device, f"scalar_{op}")(dsrc, value, out, size)
+        np.testing.assert_allclose(read(device, out, size), want, rtol=2e-6, atol=1e-6,
+                                   err_msg=f"scalar_{op}({value})")
+    for op in UNARY_OPS:
+        src, dsrc = (positive, dp) if op in ("log", "sqrt") else (a, da)
+        want = spec.alloc(size, "float32")
+        getattr(spec, f"ewise_{op}")(src, want, size)
+        getattr(device, f"ewise_{op}")(dsrc, out, size)
+        np.testing.assert_allclose(read(device, out, size), want, rtol=2e-6, atol=1e-6,
+                                   err_msg=op)
+    device.fill(out, 3.25, size)
+    np.testing.assert_array_equal(read(device, out, size), np.full(size, 3.25, np.float32))
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+@pytest.mark.parametrize("out_size,reduce_size", [(1, 1), (1, 1000), (7, 13), (300, 3), (2, 5001)])
+def test_reductions_match_spec(device, out_size, reduce_size):
+    a = RNG.standard_normal(out_size * reduce_size).astype(np.float32)
+    da = to_device(device, a)
+    out = device.alloc(out_size, "float32")
+    for name in ("reduce_sum", "reduce_max"):
+        want = spec.alloc(out_size, "float32")
+        getattr(spec, name)(a, want, reduce_size, out_size)
+        getattr(device, name)(da, out, reduce_size, out_size)
+        np.testing.assert_allclose(read(device, out, out_size), want, rtol=1e-5, atol=1e-4,
+                                   err_msg=name)
+
+
+MATMUL_CASES = [
+    # batch, m, k, n, a strides (batch, row, col), b strides (batch, row, col)
+    (1, 1, 1, 1, (1, 1, 1), (1, 1, 1)),
+    (1, 7, 13, 5, (0, 13, 1), (0, 5, 1)),
+    (1, 7, 13, 5, (0, 1, 7), (0, 1, 13)),          # both operands transposed views
+    (3, 17, 31, 19, (17 * 31, 31, 1), (0, 19, 1)),  # batch broadcast on b
+    (2, 64, 65, 67, (64 * 65, 65, 1), (65 * 67, 67, 1)),
+    (1, 100, 784, 10, (0, 784, 1), (0, 10, 1)),
+]
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+@pytest.mark.parametrize("case", MATMUL_CASES, ids=str)
+def test_matmul_matches_spec(device, case):
+    batch, m, k, n, (abs_, ars, acs), (bbs, brs, bcs) = case
+    a_size = (batch - 1) * abs_ + (m - 1) * ars + (k - 1) * acs + 1
+    b_size = (batch - 1) * bbs + (k - 1) * brs + (n - 1) * bcs + 1
+    a = RNG.standard_normal(a_size + 3).astype(np.float32)
+    b = RNG.standard_normal(b_size + 2).astype(np.float32)
+    want = spec.alloc(batch * m * n, "float32")
+    spec.matmul(a, b, want, batch, m, k, n, 3, abs_, ars, acs, 2, bbs, brs, bcs)
+    out = device.alloc(batch * m * n, "float32")
+    device.matmul(to_device(device, a), to_device(device, b), out, batch, m, k, n,
+                  3, abs_, ars, acs, 2, bbs, brs, bcs)
+    np.testing.assert_allclose(read(device, out, batch * m * n), want, rtol=1e-4, atol=1e-4)
