@@ -89,7 +89,8 @@ class SGD(Optimizer):
             if self.weight_decay:
                 g = g + w * self.weight_decay
             if b == 0.0:
-                param.cached_data = w - g * lr
+                # w + g * (-lr): NDArray subtraction would cost an extra negation pass.
+                param.cached_data = w + g * (-lr)
                 continue
             state = self._state(i)
             t = state.get("step", 0) + 1
@@ -105,7 +106,7 @@ class SGD(Optimizer):
                 state["s"] = s
                 param.cached_data = w - lookahead_shift
             else:
-                param.cached_data = w - s * lr
+                param.cached_data = w + s * (-lr)
 
 
 class Adam(Optimizer):

@@ -45,8 +45,9 @@ class NDArray:
             other = other.numpy()
         device = device or default_device()
         if dtype is None:
-            dtype = other.dtype.name if isinstance(other, np.ndarray) and other.dtype.kind == "f" \
-                else "float32"
+            # Keep a float array's precision where the device has it; float32 otherwise.
+            native = isinstance(other, np.ndarray) and other.dtype.name in device.dtypes
+            dtype = other.dtype.name if native else "float32"
         dtype = device.check_dtype(dtype)
         host = np.array(other, dtype=dtype, order="C", copy=None)
         array = NDArray.make(host.shape, device=device, dtype=dtype)
@@ -416,6 +417,13 @@ def matmul(a, b):
     if a.device != b.device:
         raise ValueError(f"matmul across devices {a.device} and {b.device}")
     m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
+    if a.ndim == 2 and b.ndim == 2 and m and n and k:
+        # The common case (every Linear layer): no batch axes to resolve.
+        out = NDArray.make((m, n), device=a.device, dtype=a.dtype)
+        a.device.matmul(a.handle, b.handle, out.handle, 1, m, k, n,
+                        a.offset, 0, a.strides[0], a.strides[1],
+                        b.offset, 0, b.strides[0], b.strides[1])
+        return out
     batch_shape = tuple(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]))
     batch = prod(batch_shape)
     out = NDArray.make(batch_shape + (m, n), device=a.device, dtype=a.dtype)

@@ -115,12 +115,28 @@ def matmul(a, b, out, batch, m, k, n,
            b_offset, b_batch_stride, b_row_stride, b_col_stride):
     av = _checked_view(a, (batch, m, k), (a_batch_stride, a_row_stride, a_col_stride), a_offset)
     bv = _checked_view(b, (batch, k, n), (b_batch_stride, b_row_stride, b_col_stride), b_offset)
-    out[: batch * m * n] = np.matmul(av, bv).reshape(-1)
+    if batch == 1:
+        # 2-D views reach BLAS even when transposed; a strided 3-D matmul does not.
+        np.matmul(av[0], bv[0], out=out[: m * n].reshape(m, n))
+    else:
+        out[: batch * m * n] = np.matmul(av, bv).reshape(-1)
+
+
+_threads = {"n": None, "limiter": None}
 
 
 def set_num_threads(n):
-    pass
+    """numpy's own kernels run single-threaded; this caps its BLAS pool (OpenBLAS) at n."""
+    from threadpoolctl import threadpool_limits
+
+    _threads["n"] = int(n)
+    _threads["limiter"] = threadpool_limits(limits=int(n), user_api="blas")
 
 
 def get_num_threads():
-    return 1
+    if _threads["n"] is not None:
+        return _threads["n"]
+    from threadpoolctl import threadpool_info
+
+    blas = [p["num_threads"] for p in threadpool_info() if p.get("user_api") == "blas"]
+    return max(blas, default=1)

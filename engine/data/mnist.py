@@ -43,12 +43,14 @@ def read_idx(path, expected_magic, expected_rank):
     matches the dimensions in its header."""
     raw = _read_bytes(path)
     header = 4 + 4 * expected_rank
-    if len(raw) < header:
+    if len(raw) < 4:
         raise IDXError(f"{path}: {len(raw)} bytes is too short for an IDX header")
     magic = struct.unpack(">i", raw[:4])[0]
     if magic != expected_magic:
         raise IDXError(f"{path}: magic number {magic}, expected {expected_magic} "
                        f"({'images' if expected_magic == IMAGES_MAGIC else 'labels'} file)")
+    if len(raw) < header:
+        raise IDXError(f"{path}: {len(raw)} bytes is too short for an IDX header")
     dims = struct.unpack(f">{expected_rank}i", raw[4:header])
     expected = header + int(np.prod(dims))
     if len(raw) != expected:

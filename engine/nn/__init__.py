@@ -1,4 +1,4 @@
-"""engine.nn: modules with needle's names and PyTorch's conventions. Engine layer, above autograd."""
+"""engine.nn: modules with needle's names and PyTorch's conventions. Engine layer (nn)."""
 
 from .activation import ReLU, Sigmoid, Tanh
 from .container import Flatten, Identity, Residual, Sequential

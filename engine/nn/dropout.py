@@ -1,4 +1,4 @@
-"""`Dropout`: inverted dropout, masks drawn from the engine's seeded generator. Engine layer (nn)."""
+"""`Dropout`: inverted dropout; masks come from the engine's seeded generator. Engine layer (nn)."""
 
 from .. import init
 from .module import Module

@@ -9,7 +9,6 @@ import numpy as np
 
 from ..autograd import Tensor
 
-
 _hook_ids = itertools.count()
 
 

@@ -1,0 +1,98 @@
+"""Benchmark: one training step (forward, backward, SGD step) of our engine on the cpu device next
+to PyTorch CPU eager, same model, batch and thread count (1), measured in the same run.
+Models: the 784-100-10 MLP and a 50-layer width-100 ReLU MLP, batch 100. Prints times and ratios
+(target: engine <= 1.5x torch). Usage: python bench/train_step.py [--device cpu] [--repeats N]
+"""
+
+import argparse
+import time
+
+import numpy as np
+import torch
+from threadpoolctl import threadpool_limits
+
+import engine as ndl
+from engine import nn, optim
+
+
+def engine_model(widths, device):
+    layers = []
+    for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+        layers.append(nn.Linear(fan_in, fan_out, device=device))
+        if i < len(widths) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def torch_model(widths):
+    layers = []
+    for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+        layers.append(torch.nn.Linear(fan_in, fan_out))
+        if i < len(widths) - 2:
+            layers.append(torch.nn.ReLU())
+    return torch.nn.Sequential(*layers)
+
+
+def best_time(step, repeats, warmup=3):
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return min(times), float(np.median(times))
+
+
+def bench(widths, batch, repeats, device):
+    rng = np.random.default_rng(0)
+    x_host = rng.standard_normal((batch, widths[0])).astype(np.float32)
+    y_host = rng.integers(0, widths[-1], batch)
+
+    model = engine_model(widths, device)
+    optimizer = optim.SGD(model.parameters(), lr=0.01)
+    loss_fn = nn.SoftmaxLoss()
+    x = ndl.Tensor(x_host, device=device, requires_grad=False)
+    y = ndl.Tensor(y_host.astype(np.float32), device=device, requires_grad=False)
+
+    def engine_step():
+        optimizer.zero_grad()
+        loss_fn(model(x), y).backward()
+        optimizer.step()
+
+    t_model = torch_model(widths)
+    t_optimizer = torch.optim.SGD(t_model.parameters(), lr=0.01)
+    t_loss = torch.nn.CrossEntropyLoss()
+    tx, ty = torch.from_numpy(x_host), torch.from_numpy(y_host)
+
+    def torch_step():
+        t_optimizer.zero_grad()
+        t_loss(t_model(tx), ty).backward()
+        t_optimizer.step()
+
+    return best_time(engine_step, repeats), best_time(torch_step, repeats)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", help="engine device: cpu or cpu_numpy")
+    parser.add_argument("--repeats", type=int, default=30)
+    args = parser.parse_args()
+    device = ndl.backend.by_name(args.device)
+    torch.set_num_threads(1)
+    ndl.set_num_threads(1)
+    # numpy's BLAS (the cpu_numpy device) would otherwise use every core.
+    threadpool_limits(1)
+    cases = [("784-100-10 MLP", [784, 100, 10]), ("50-layer width-100 MLP", [784] + [100] * 49
+                                                  + [10])]
+    print(f"engine device {device.name}, torch {torch.__version__}, 1 thread, batch 100")
+    print(f"{'model':<24} {'engine ms':>10} {'torch ms':>10} {'ratio':>7}   (best of "
+          f"{args.repeats}; median ratio)")
+    for name, widths in cases:
+        (e_best, e_median), (t_best, t_median) = bench(widths, 100, args.repeats, device)
+        print(f"{name:<24} {e_best * 1e3:>10.3f} {t_best * 1e3:>10.3f} {e_best / t_best:>6.2f}x"
+              f"   ({e_median / t_median:.2f}x)")
+
+
+if __name__ == "__main__":
+    main()

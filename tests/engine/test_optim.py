@@ -1,0 +1,170 @@
+"""Optimizers: each update rule against a hand-written numpy version over several steps; no
+in-place change of .grad; no graph kept alive. Engine layer tests (optim)."""
+
+import gc
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import engine as ndl
+from engine import nn, optim
+
+A = np.array([[3.0, 0.5], [0.5, 1.0]])
+B = np.array([1.0, -2.0])
+W0 = np.array([[0.5, -1.0], [2.0, 0.3]])
+
+
+def grad_of(w):
+    """Gradient of f(W) = sum_cols 1/2 w^T A w - b^T w (a quadratic with distinct curvatures)."""
+    return A @ w - B[:, None]
+
+
+def run_engine(make_optimizer, steps=6):
+    param = nn.Parameter(ndl.Tensor(W0, dtype="float32"))
+    optimizer = make_optimizer([param])
+    trajectory = []
+    for _ in range(steps):
+        optimizer.zero_grad()
+        param.grad = ndl.Tensor(grad_of(param.numpy().astype(np.float64)), dtype="float32",
+                                requires_grad=False)
+        optimizer.step()
+        trajectory.append(param.numpy().copy())
+    return trajectory
+
+
+def numpy_sgd(lr, momentum=0.0, wd=0.0, damp=None, unbiased=False, nesterov=False, steps=6):
+    """The lectures' formulas in theta-space; Nesterov evaluates the gradient at theta - lr * s
+    and the trajectory reports that look-ahead point (what the model holds)."""
+    damp = momentum if damp is None else damp
+    theta, u, s = W0.copy(), np.zeros_like(W0), np.zeros_like(W0)
+    out = []
+    for t in range(1, steps + 1):
+        point = theta - lr * s if nesterov else theta
+        g = grad_of(point) + wd * point
+        if momentum == 0.0:
+            theta = theta - lr * g
+        else:
+            u = momentum * u + (1 - damp) * g
+            s = u / (1 - momentum ** t) if unbiased else u
+            theta = theta - lr * s
+        out.append(theta - lr * s if nesterov else theta)
+    return out
+
+
+def numpy_adam(lr, b1, b2, eps, wd=0.0, corrected=True, steps=6):
+    w, m, v = W0.copy(), np.zeros_like(W0), np.zeros_like(W0)
+    out = []
+    for t in range(1, steps + 1):
+        g = grad_of(w) + wd * w
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        m_hat, v_hat = (m / (1 - b1 ** t), v / (1 - b2 ** t)) if corrected else (m, v)
+        w = w - lr * m_hat / (np.sqrt(v_hat) + eps)
+        out.append(w)
+    return out
+
+
+CASES = [
+    ("plain", lambda p: optim.SGD(p, lr=0.1), numpy_sgd(0.1)),
+    ("weight decay", lambda p: optim.SGD(p, lr=0.1, weight_decay=0.05), numpy_sgd(0.1, wd=0.05)),
+    ("momentum EMA", lambda p: optim.SGD(p, lr=0.1, momentum=0.9), numpy_sgd(0.1, 0.9)),
+    ("pytorch-style dampening 0", lambda p: optim.SGD(p, lr=0.1, momentum=0.9, dampening=0.0),
+     numpy_sgd(0.1, 0.9, damp=0.0)),
+    ("unbiased momentum", lambda p: optim.SGD(p, lr=0.1, momentum=0.9, bias_correction=True),
+     numpy_sgd(0.1, 0.9, unbiased=True)),
+    ("nesterov", lambda p: optim.SGD(p, lr=0.1, momentum=0.8, nesterov=True),
+     numpy_sgd(0.1, 0.8, nesterov=True)),
+    ("nesterov unbiased + wd", lambda p: optim.SGD(p, lr=0.1, momentum=0.8, nesterov=True,
+                                                   bias_correction=True, weight_decay=0.1),
+     numpy_sgd(0.1, 0.8, wd=0.1, unbiased=True, nesterov=True)),
+    ("adam", lambda p: optim.Adam(p, lr=0.05), numpy_adam(0.05, 0.9, 0.999, 1e-8)),
+    ("adam wd no correction", lambda p: optim.Adam(p, lr=0.05, beta1=0.8, beta2=0.99, eps=1e-3,
+                                                   weight_decay=0.1, bias_correction=False),
+     numpy_adam(0.05, 0.8, 0.99, 1e-3, wd=0.1, corrected=False)),
+]
+
+
+@pytest.mark.parametrize("make, expected", [(m, e) for _, m, e in CASES],
+                         ids=[name for name, _, _ in CASES])
+def test_update_rule_matches_numpy_over_several_steps(make, expected):
+    for step, (got, want) in enumerate(zip(run_engine(make), expected, strict=True)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=f"step {step + 1}")
+
+
+def test_nesterov_differs_from_plain_momentum():
+    plain = run_engine(lambda p: optim.SGD(p, lr=0.1, momentum=0.8))
+    nesterov = run_engine(lambda p: optim.SGD(p, lr=0.1, momentum=0.8, nesterov=True))
+    assert not np.allclose(plain[-1], nesterov[-1])
+
+
+def test_step_leaves_grad_untouched_and_params_leaves():
+    param = nn.Parameter(ndl.Tensor(W0, dtype="float32"))
+    grad = ndl.Tensor(np.ones_like(W0), dtype="float32", requires_grad=False)
+    param.grad = grad
+    for optimizer in (optim.SGD([param], lr=0.1, momentum=0.9, weight_decay=0.1),
+                      optim.Adam([param], lr=0.1, weight_decay=0.1)):
+        optimizer.step()
+    assert param.grad is grad
+    np.testing.assert_array_equal(grad.numpy(), np.ones_like(W0))
+    assert param.is_leaf() and param.requires_grad
+
+
+def test_state_is_created_lazily_and_params_without_grad_are_skipped():
+    used = nn.Parameter(ndl.Tensor(W0, dtype="float32"))
+    unused = nn.Parameter(ndl.Tensor(W0, dtype="float32"))
+    optimizer = optim.Adam([used, unused])
+    assert optimizer.state == {}
+    used.grad = ndl.Tensor(np.ones_like(W0), dtype="float32", requires_grad=False)
+    optimizer.step()
+    assert list(optimizer.state) == [0] and optimizer.state[0]["step"] == 1
+    np.testing.assert_array_equal(unused.numpy(), W0.astype(np.float32))
+
+
+def test_zero_grad_and_needles_reset_grad():
+    model = nn.Linear(3, 2)
+    optimizer = optim.SGD(model.parameters(), lr=0.1)
+    model(ndl.Tensor(np.ones((2, 3)), dtype="float32")).sum().backward()
+    assert all(p.grad is not None for p in model.parameters())
+    optimizer.reset_grad()
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_memory_stays_flat_over_many_steps():
+    ndl.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+    optimizer = optim.Adam(model.parameters(), lr=1e-3)
+    x = ndl.Tensor(np.random.default_rng(0).standard_normal((4, 8)), dtype="float32",
+                   requires_grad=False)
+    y = ndl.Tensor(np.array([0, 1, 2, 3]), dtype="float32", requires_grad=False)
+    loss_fn = nn.SoftmaxLoss()
+
+    def train(steps):
+        for _ in range(steps):
+            optimizer.zero_grad()
+            loss_fn(model(x), y).backward()
+            optimizer.step()
+
+    train(20)
+    tracemalloc.start()
+    train(20)
+    gc.collect()
+    baseline = tracemalloc.get_traced_memory()[0]
+    train(300)
+    gc.collect()
+    grown = tracemalloc.get_traced_memory()[0] - baseline
+    tracemalloc.stop()
+    assert grown < 64 * 1024, f"memory grew by {grown} bytes over 300 steps"
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: optim.SGD(p, lr=-1.0), "lr"),
+    (lambda p: optim.SGD(p, lr=0.1, momentum=1.0), "momentum"),
+    (lambda p: optim.SGD(p, lr=0.1, nesterov=True), "nesterov"),
+    (lambda p: optim.Adam(p, beta2=1.5), "beta2"),
+    (lambda p: optim.SGD([], lr=0.1), "empty"),
+])
+def test_bad_hyperparameters_are_named(make, message):
+    param = nn.Parameter(ndl.Tensor(W0, dtype="float32"))
+    with pytest.raises(ValueError, match=message):
+        make([param])
