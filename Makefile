@@ -9,7 +9,7 @@ export MNIST_DIR
 
 .PHONY: setup sweep test test-all bench lint
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(wildcard */__init__.py)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "torch==2.13.0" "triton==3.6.0" "numpy<2.4"
@@ -32,5 +32,8 @@ test: setup lint
 test-all: setup
 	$(BIN)/python -m pytest -q -m ""
 
+# OPENBLAS_* tuning variables set on some machines slow numpy's baseline; unset them here only.
 bench: setup
-	$(BIN)/python bench/matmul.py
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BIN)/python bench/matmul.py
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BIN)/python bench/conv.py
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BIN)/python bench/train_step.py

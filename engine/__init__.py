@@ -37,6 +37,7 @@ def __getattr__(name):
     raise AttributeError(f"module 'engine' has no attribute {name!r}")
 
 
-__all__ = ["Op", "Tensor", "TensorOp", "TensorTuple", "TensorTupleOp", "Value", "NDArray", "backend",
-           "cpu", "cpu_numpy", "cuda", "default_device", "enable_grad", "no_grad", "manual_seed",
-           "random", "set_num_threads", "get_num_threads", *_ops_all, *_LAZY_SUBMODULES]
+__all__ = ["Op", "Tensor", "TensorOp", "TensorTuple", "TensorTupleOp", "Value", "NDArray",
+           "backend", "cpu", "cpu_numpy", "cuda", "default_device", "enable_grad", "no_grad",
+           "manual_seed", "random", "set_num_threads", "get_num_threads", *_ops_all,
+           *_LAZY_SUBMODULES]

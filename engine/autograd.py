@@ -40,7 +40,7 @@ def enable_grad():
 
 
 class Op:
-    """An operator: `compute` on NDArrays, `gradient` on Tensors (so it is itself differentiable)."""
+    """An operator: `compute` on NDArrays, `gradient` on Tensors (itself differentiable)."""
 
     def __call__(self, *args):
         raise NotImplementedError
@@ -178,7 +178,8 @@ class Tensor(Value):
                 data = _to_ndarray(data, device, dtype)
         else:
             if device is not None and not isinstance(device, BackendDevice):
-                raise TypeError(f"device must be a BackendDevice (e.g. engine.cpu()), got {device!r}")
+                raise TypeError(
+                    f"device must be a BackendDevice (e.g. engine.cpu()), got {device!r}")
             data = _to_ndarray(array, device, dtype)
         self._init(None, [], cached_data=data, requires_grad=requires_grad)
 

@@ -33,7 +33,8 @@ class BackendDevice:
                         self._module_name)
                     missing = missing_functions(module, CORE_FUNCTIONS)
                     if missing:
-                        raise RuntimeError(f"device {self.name!r} lacks protocol functions {missing}")
+                        raise RuntimeError(
+                            f"device {self.name!r} lacks protocol functions {missing}")
                     self._module = module
         return self._module
 
@@ -69,14 +70,14 @@ class BackendDevice:
 
     # needle's device-level constructors
     def rand(self, *shape, dtype="float32"):
-        from .ndarray import NDArray
         from .. import random as _random
+        from .ndarray import NDArray
 
         return NDArray(_random.generator().random(shape).astype(dtype), device=self)
 
     def randn(self, *shape, dtype="float32"):
-        from .ndarray import NDArray
         from .. import random as _random
+        from .ndarray import NDArray
 
         return NDArray(_random.generator().standard_normal(shape).astype(dtype), device=self)
 

@@ -6,6 +6,8 @@ against these functions.
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from .numpy_conv import conv2d_backward_input, conv2d_backward_weight, conv2d_forward  # noqa: F401
+
 DTYPES = ("float32", "float64")
 
 

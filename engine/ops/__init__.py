@@ -4,12 +4,38 @@ Engine ops layer; the convolution family is added by engine.ops.conv.
 
 from functools import reduce
 
-from .elementwise import (add, add_scalar, divide, divide_scalar, exp, log, mul_scalar, multiply,
-                          negate, power, power_scalar, rdivide_scalar, relu, sigmoid, tanh)
+from .elementwise import (
+    add,
+    add_scalar,
+    divide,
+    divide_scalar,
+    exp,
+    log,
+    mul_scalar,
+    multiply,
+    negate,
+    power,
+    power_scalar,
+    rdivide_scalar,
+    relu,
+    sigmoid,
+    tanh,
+)
 from .linalg import matmul
 from .reduction import logsoftmax, logsumexp, max, mean, summation
-from .shape import (broadcast_pair, broadcast_shape, broadcast_to, get_item, make_tuple, permute,
-                    reshape, split, stack, transpose, tuple_get_item)
+from .shape import (
+    broadcast_pair,
+    broadcast_shape,
+    broadcast_to,
+    get_item,
+    make_tuple,
+    permute,
+    reshape,
+    split,
+    stack,
+    transpose,
+    tuple_get_item,
+)
 
 
 def sum_tensors(tensors):

@@ -1,0 +1,290 @@
+"""The cpu device: the device protocol (protocol.py) over our C kernels (kernels_c), float32 only.
+Backend layer. Handles are 1-D float32 numpy arrays used only as memory: numpy allocates them and
+copies host data in and out; every computation is one C call. Per-call Python cost dominates small
+ops, so buffer addresses are cached on the handle and shape/stride arrays are cached by value.
+"""
+
+import ctypes
+
+import numpy as np
+
+from kernels_c import load, status_error
+
+DTYPES = ("float32",)
+_F32 = np.dtype(np.float32)
+_lib = load()
+_I64_ARRAYS = {}
+_I64_CACHE_LIMIT = 4096
+
+
+class Buffer(np.ndarray):
+    """A float32 handle that remembers its data address (views forget it: they take the checked
+    path)."""
+
+    __slots__ = ("address",)
+
+    def __array_finalize__(self, obj):
+        self.address = None
+
+
+def _foreign_address(handle):
+    if not isinstance(handle, np.ndarray):
+        raise TypeError(f"cpu device handles are numpy float32 arrays, got {type(handle).__name__}")
+    if handle.dtype != _F32:
+        raise TypeError(f"cpu device supports float32 only, got a {handle.dtype} handle")
+    if handle.ndim != 1 or not handle.flags.c_contiguous:
+        raise ValueError(f"cpu device handles are 1-D contiguous, got shape {handle.shape} and "
+                         f"strides {handle.strides}")
+    return handle.ctypes.data
+
+
+def _ptr(handle):
+    if type(handle) is Buffer:
+        address = handle.address
+        if address is not None:
+            return address
+    return _foreign_address(handle)
+
+
+def _i64(values):
+    """A cached ctypes int64 array holding the tuple `values`."""
+    array = _I64_ARRAYS.get(values)
+    if array is None:
+        if len(_I64_ARRAYS) > _I64_CACHE_LIMIT:
+            _I64_ARRAYS.clear()
+        array = _I64_ARRAYS[values] = (ctypes.c_int64 * max(len(values), 1))(*values)
+    return array
+
+
+def _fail(name, status, **details):
+    detail = ", ".join(f"{key}={value}" for key, value in details.items())
+    return status_error(name, status, detail)
+
+
+def _check_sizes(name, size, *handles):
+    for handle in handles:
+        if size > handle.size:
+            raise ValueError(f"{name}: size {size} exceeds a buffer of {handle.size} elements")
+    if size < 0:
+        raise ValueError(f"{name}: negative size {size}")
+
+
+# Memory
+def alloc(size, dtype="float32"):
+    if np.dtype(dtype) != _F32:
+        raise TypeError(f"cpu device supports float32 only, got {np.dtype(dtype).name}")
+    handle = np.empty(max(int(size), 1), dtype=_F32).view(Buffer)
+    handle.address = handle.ctypes.data
+    return handle
+
+
+def from_numpy(src, out):
+    _ptr(out)
+    if src.size > out.size:
+        raise ValueError(f"from_numpy: {src.size} elements do not fit a buffer of {out.size}")
+    out[: src.size] = src.reshape(-1)
+
+
+def to_numpy(a, shape, strides, offset):
+    host = np.empty(shape, dtype=_F32)
+    status = _lib.nd_compact_f32(_ptr(a), host.ctypes.data, a.size, host.size, len(shape),
+                                 _i64(tuple(shape)), _i64(tuple(strides)), offset)
+    if status:
+        raise _fail("to_numpy", status, shape=shape, strides=strides, offset=offset,
+                    buffer=a.size)
+    return host
+
+
+def fill(out, value, size):
+    address = _ptr(out)
+    _check_sizes("fill", size, out)
+    status = _lib.nd_fill_f32(address, value, size)
+    if status:
+        raise _fail("fill", status, size=size)
+
+
+# Strided access
+def compact(a, out, shape, strides, offset):
+    status = _lib.nd_compact_f32(_ptr(a), _ptr(out), a.size, out.size, len(shape), _i64(shape),
+                                 _i64(strides), offset)
+    if status:
+        raise _fail("compact", status, shape=shape, strides=strides, offset=offset,
+                    buffer=a.size, out=out.size)
+
+
+def ewise_setitem(a, out, shape, strides, offset):
+    status = _lib.nd_ewise_setitem_f32(_ptr(a), _ptr(out), a.size, out.size, len(shape),
+                                       _i64(shape), _i64(strides), offset)
+    if status:
+        raise _fail("ewise_setitem", status, shape=shape, strides=strides, offset=offset,
+                    source=a.size, buffer=out.size)
+
+
+def scalar_setitem(size, value, out, shape, strides, offset):
+    status = _lib.nd_scalar_setitem_f32(value, _ptr(out), size, out.size, len(shape), _i64(shape),
+                                        _i64(strides), offset)
+    if status:
+        raise _fail("scalar_setitem", status, size=size, shape=shape, strides=strides,
+                    offset=offset, buffer=out.size)
+
+
+# Elementwise
+def _binary(name):
+    kernel = getattr(_lib, f"nd_{name}_f32")
+
+    def ewise(a, b, out, size):
+        pa, pb, pout = _ptr(a), _ptr(b), _ptr(out)
+        if size > a.size or size > b.size or size > out.size or size < 0:
+            _check_sizes(name, size, a, b, out)
+        status = kernel(pa, pb, pout, size)
+        if status:
+            raise _fail(name, status, size=size)
+
+    ewise.__name__ = name
+    return ewise
+
+
+def _scalar(name):
+    kernel = getattr(_lib, f"nd_{name}_f32")
+
+    def scalar(a, value, out, size):
+        pa, pout = _ptr(a), _ptr(out)
+        if size > a.size or size > out.size or size < 0:
+            _check_sizes(name, size, a, out)
+        status = kernel(pa, value, pout, size)
+        if status:
+            raise _fail(name, status, size=size)
+
+    scalar.__name__ = name
+    return scalar
+
+
+def _unary(name):
+    kernel = getattr(_lib, f"nd_{name}_f32")
+
+    def unary(a, out, size):
+        pa, pout = _ptr(a), _ptr(out)
+        if size > a.size or size > out.size or size < 0:
+            _check_sizes(name, size, a, out)
+        status = kernel(pa, pout, size)
+        if status:
+            raise _fail(name, status, size=size)
+
+    unary.__name__ = name
+    return unary
+
+
+ewise_add = _binary("ewise_add")
+ewise_mul = _binary("ewise_mul")
+ewise_div = _binary("ewise_div")
+ewise_maximum = _binary("ewise_maximum")
+ewise_eq = _binary("ewise_eq")
+ewise_ge = _binary("ewise_ge")
+ewise_gt = _binary("ewise_gt")
+
+scalar_add = _scalar("scalar_add")
+scalar_mul = _scalar("scalar_mul")
+scalar_div = _scalar("scalar_div")
+scalar_maximum = _scalar("scalar_maximum")
+scalar_eq = _scalar("scalar_eq")
+scalar_ge = _scalar("scalar_ge")
+scalar_gt = _scalar("scalar_gt")
+scalar_power = _scalar("scalar_power")
+scalar_rdiv = _scalar("scalar_rdiv")
+
+ewise_neg = _unary("ewise_neg")
+ewise_log = _unary("ewise_log")
+ewise_exp = _unary("ewise_exp")
+ewise_tanh = _unary("ewise_tanh")
+ewise_relu = _unary("ewise_relu")
+ewise_sigmoid = _unary("ewise_sigmoid")
+ewise_sqrt = _unary("ewise_sqrt")
+
+
+# Reductions
+def _reduction(name):
+    kernel = getattr(_lib, f"nd_{name}_f32")
+
+    def reduce(a, out, reduce_size, out_size):
+        pa, pout = _ptr(a), _ptr(out)
+        if reduce_size * out_size > a.size or out_size > out.size:
+            raise ValueError(f"{name}: {out_size} x {reduce_size} elements exceed buffers of "
+                             f"{a.size} (input) and {out.size} (output)")
+        status = kernel(pa, pout, reduce_size, out_size)
+        if status:
+            raise _fail(name, status, reduce_size=reduce_size, out_size=out_size)
+
+    reduce.__name__ = name
+    return reduce
+
+
+reduce_sum = _reduction("reduce_sum")
+reduce_max = _reduction("reduce_max")
+
+
+# Matrix multiply
+def matmul(a, b, out, batch, m, k, n,
+           a_offset, a_batch_stride, a_row_stride, a_col_stride,
+           b_offset, b_batch_stride, b_row_stride, b_col_stride):
+    status = _lib.nd_matmul_f32(_ptr(a), _ptr(b), _ptr(out), a.size, b.size, out.size, batch, m,
+                                k, n, a_offset, a_batch_stride, a_row_stride, a_col_stride,
+                                b_offset, b_batch_stride, b_row_stride, b_col_stride)
+    if status:
+        raise _fail("matmul", status, batch=batch, m=m, k=k, n=n,
+                    a=(a_offset, a_batch_stride, a_row_stride, a_col_stride, a.size),
+                    b=(b_offset, b_batch_stride, b_row_stride, b_col_stride, b.size),
+                    out=out.size)
+
+
+# Convolution
+def _conv(name, first_elements, second_elements, out_elements):
+    kernel = getattr(_lib, f"nd_{name}_f32")
+
+    def conv(first, second, out, n, h, w_, c, k, kh, kw, oh, ow,
+             stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups):
+        sizes = dict(n=n, h=h, w=w_, c=c, k=k, kh=kh, kw=kw, oh=oh, ow=ow, stride=(stride_h,
+                     stride_w), padding=(pad_h, pad_w), dilation=(dil_h, dil_w), groups=groups)
+        if groups < 1 or c % groups or k % groups:
+            raise ValueError(f"{name}: groups={groups} must divide channels c={c} and k={k}")
+        addresses = (_ptr(first), _ptr(second), _ptr(out))
+        needed = (first_elements(sizes), second_elements(sizes), out_elements(sizes))
+        for label, handle, count in zip(("first input", "second input", "output"),
+                                        (first, second, out), needed, strict=True):
+            if count > handle.size:
+                raise ValueError(f"{name}: the {label} needs {count} elements, its buffer has "
+                                 f"{handle.size} ({sizes})")
+        status = kernel(*addresses, n, h, w_, c, k, kh, kw, oh, ow,
+                        stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups)
+        if status:
+            raise _fail(name, status, **sizes)
+
+    conv.__name__ = name
+    return conv
+
+
+def _x_size(s):
+    return s["n"] * s["h"] * s["w"] * s["c"]
+
+
+def _w_size(s):
+    return s["kh"] * s["kw"] * (s["c"] // s["groups"]) * s["k"]
+
+
+def _y_size(s):
+    return s["n"] * s["oh"] * s["ow"] * s["k"]
+
+
+conv2d_forward = _conv("conv2d_forward", _x_size, _w_size, _y_size)
+conv2d_backward_input = _conv("conv2d_backward_input", _y_size, _w_size, _x_size)
+conv2d_backward_weight = _conv("conv2d_backward_weight", _x_size, _y_size, _w_size)
+
+
+# Threads
+def set_num_threads(n):
+    if int(n) < 1:
+        raise ValueError(f"set_num_threads: need at least 1 thread, got {n}")
+    _lib.nd_set_num_threads(int(n))
+
+
+def get_num_threads():
+    return _lib.nd_get_num_threads()

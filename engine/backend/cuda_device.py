@@ -1,0 +1,202 @@
+"""The cuda device: the device protocol (protocol.py) over 1-D float32 torch tensors, every
+computation one of our Triton kernels (kernels_triton). Backend layer; torch only allocates and
+moves bytes. With TRITON_INTERPRET=1 the handles are CPU tensors run by Triton's interpreter.
+"""
+
+import functools
+import math
+import os
+
+import numpy as np
+
+try:
+    import torch
+
+    from kernels_triton import conv as _conv
+    from kernels_triton import ewise as _ewise
+    from kernels_triton import matmul as _matmul
+    from kernels_triton import memory as _memory
+    from kernels_triton import reduce as _reduce
+except ImportError:  # no torch/triton: the module imports, enabled() is False
+    torch = None
+
+DTYPES = ("float32",)
+_precision = "ieee"
+
+
+def _interpreting():
+    return os.environ.get("TRITON_INTERPRET") == "1"
+
+
+def enabled():
+    """True with a CUDA GPU, or in Triton's interpreter (TRITON_INTERPRET=1, CPU tensors)."""
+    if torch is None:
+        return False
+    return _interpreting() or torch.cuda.is_available()
+
+
+def set_matmul_precision(precision):
+    """"ieee" (default: fp32 products), "tf32" (tensor cores, 10-bit mantissa inputs) or "tf32x3"
+    (three tf32 products, close to fp32); applies to matmul and the convolutions."""
+    global _precision
+    if precision not in _matmul.PRECISIONS:
+        raise ValueError(f"unknown matmul precision {precision!r}; choose one of "
+                         f"{_matmul.PRECISIONS}")
+    _precision = precision
+
+
+def get_matmul_precision():
+    return _precision
+
+
+@functools.lru_cache(maxsize=1)
+def _torch_device():
+    return torch.device("cpu" if _interpreting() else "cuda")
+
+
+@functools.lru_cache(maxsize=1)
+def _sm_count():
+    if _interpreting():
+        return 1
+    return torch.cuda.get_device_properties(_torch_device()).multi_processor_count
+
+
+# Memory
+def alloc(size, dtype="float32"):
+    if np.dtype(dtype).name not in DTYPES:
+        raise TypeError(f"device cuda supports dtypes {DTYPES}, got {dtype}")
+    return torch.empty(int(size), dtype=torch.float32, device=_torch_device())
+
+
+def from_numpy(src, out):
+    host = np.ascontiguousarray(src, dtype=np.float32).reshape(-1)
+    if out.numel() < host.size:
+        raise ValueError(f"from_numpy: {host.size} elements into a buffer of {out.numel()}")
+    out[: host.size].copy_(torch.from_numpy(host))
+
+
+def to_numpy(a, shape, strides, offset):
+    shape, strides = tuple(shape), tuple(strides)
+    size = math.prod(shape)
+    dense = a
+    if not (offset == 0 and strides == _compact_strides(shape)):
+        dense = alloc(size)
+        _memory.compact(a, dense, shape, strides, offset)
+    host = dense[:size].cpu().numpy()
+    # On the interpreter the handle is already host memory: copy so the result owns its data.
+    return (host.copy() if dense.device.type == "cpu" else host).reshape(shape)
+
+
+def _compact_strides(shape):
+    strides, stride = [], 1
+    for n in reversed(shape):
+        strides.append(stride)
+        stride *= n
+    return tuple(reversed(strides))
+
+
+def fill(out, value, size):
+    _memory.fill(out, value, size)
+
+
+# Strided access
+def compact(a, out, shape, strides, offset):
+    _memory.compact(a, out, shape, strides, offset)
+
+
+def ewise_setitem(a, out, shape, strides, offset):
+    _memory.ewise_setitem(a, out, shape, strides, offset)
+
+
+def scalar_setitem(size, value, out, shape, strides, offset):
+    _memory.scalar_setitem(size, value, out, shape, strides, offset)
+
+
+# Elementwise
+def _binary(op):
+    def ewise(a, b, out, size):
+        _ewise.ewise(op, a, b, out, size)
+
+    def scalar(a, value, out, size):
+        _ewise.scalar(op, a, value, out, size)
+
+    ewise.__name__, scalar.__name__ = f"ewise_{op}", f"scalar_{op}"
+    return ewise, scalar
+
+
+def _unary(op):
+    def unary(a, out, size):
+        _ewise.unary(op, a, out, size)
+
+    unary.__name__ = f"ewise_{op}"
+    return unary
+
+
+ewise_add, scalar_add = _binary("add")
+ewise_mul, scalar_mul = _binary("mul")
+ewise_div, scalar_div = _binary("div")
+ewise_maximum, scalar_maximum = _binary("maximum")
+ewise_eq, scalar_eq = _binary("eq")
+ewise_ge, scalar_ge = _binary("ge")
+ewise_gt, scalar_gt = _binary("gt")
+_, scalar_power = _binary("power")
+_, scalar_rdiv = _binary("rdiv")
+
+ewise_neg = _unary("neg")
+ewise_log = _unary("log")
+ewise_exp = _unary("exp")
+ewise_tanh = _unary("tanh")
+ewise_relu = _unary("relu")
+ewise_sigmoid = _unary("sigmoid")
+ewise_sqrt = _unary("sqrt")
+
+
+# Reductions
+def reduce_sum(a, out, reduce_size, out_size):
+    _reduce.reduce("sum", a, out, reduce_size, out_size)
+
+
+def reduce_max(a, out, reduce_size, out_size):
+    _reduce.reduce("max", a, out, reduce_size, out_size)
+
+
+# Matmul and convolution
+def matmul(a, b, out, batch, m, k, n,
+           a_offset, a_batch_stride, a_row_stride, a_col_stride,
+           b_offset, b_batch_stride, b_row_stride, b_col_stride):
+    _matmul.matmul(a, b, out, batch, m, k, n,
+                   a_offset, a_batch_stride, a_row_stride, a_col_stride,
+                   b_offset, b_batch_stride, b_row_stride, b_col_stride, precision=_precision)
+
+
+def conv2d_forward(x, w, out, n, h, w_, c, k, kh, kw, oh, ow,
+                   stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups):
+    _conv.conv2d_forward(x, w, out, n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w,
+                         pad_h, pad_w, dil_h, dil_w, groups, precision=_precision)
+
+
+def conv2d_backward_input(gy, w, gx, n, h, w_, c, k, kh, kw, oh, ow,
+                          stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups):
+    _conv.conv2d_backward_input(gy, w, gx, n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w,
+                                pad_h, pad_w, dil_h, dil_w, groups, precision=_precision)
+
+
+def conv2d_backward_weight(x, gy, gw, n, h, w_, c, k, kh, kw, oh, ow,
+                           stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups):
+    _conv.check_conv_sizes(n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w,
+                           dil_h, dil_w, groups)
+    splits = _conv.weight_grad_splits(n, oh, ow, c, k, kh, kw, groups, _sm_count())
+    # The slices' partial sums need scratch memory; the device (not the launcher) allocates it.
+    workspace = alloc(splits * kh * kw * (c // groups) * k) if splits > 1 else None
+    _conv.conv2d_backward_weight(x, gy, gw, n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w,
+                                 pad_h, pad_w, dil_h, dil_w, groups, precision=_precision,
+                                 splits=splits, workspace=workspace)
+
+
+# Threads: a GPU has no host thread count to set.
+def set_num_threads(n):
+    pass
+
+
+def get_num_threads():
+    return 1

@@ -1,0 +1,77 @@
+/* The protocol's batched strided matmul on top of nd_sgemm_f32, and its naive twin.
+ * Kernel layer (kernels_c); ABI in nd_kernels.h. Operand views are bounds-checked against their
+ * buffers before anything is read. */
+#include "nd_kernels.h"
+
+#define ND_SMALL_MATRIX_WORK (1 << 21) /* multiply-adds under which threads split the batch */
+
+/* ND_OK when every element offset + sum_d i_d * strides[d] (i_d < sizes[d]) lies in [0, len). */
+static int check_extent(int64_t len, int64_t offset, int rank, const int64_t *sizes,
+                        const int64_t *strides)
+{
+    int64_t lo = offset, hi = offset;
+    for (int d = 0; d < rank; d++) {
+        if (sizes[d] == 0) return ND_OK;
+        int64_t extent;
+        if (__builtin_mul_overflow(sizes[d] - 1, strides[d], &extent)) return ND_ERR_BOUNDS;
+        if (extent < 0 ? __builtin_add_overflow(lo, extent, &lo)
+                       : __builtin_add_overflow(hi, extent, &hi))
+            return ND_ERR_BOUNDS;
+    }
+    return (lo < 0 || hi >= len) ? ND_ERR_BOUNDS : ND_OK;
+}
+
+static int check_matmul(int64_t a_len, int64_t b_len, int64_t out_len, int64_t batch, int64_t m,
+                        int64_t k, int64_t n, int64_t a_offset, int64_t a_bs, int64_t a_rs,
+                        int64_t a_cs, int64_t b_offset, int64_t b_bs, int64_t b_rs, int64_t b_cs)
+{
+    if (batch < 0 || m < 0 || k < 0 || n < 0) return ND_ERR_SIZE;
+    int64_t out_size;
+    if (__builtin_mul_overflow(batch * m, n, &out_size) || out_size > out_len) return ND_ERR_BOUNDS;
+    if (out_size == 0 || k == 0) return ND_OK;
+    const int64_t a_sizes[3] = {batch, m, k}, a_strides[3] = {a_bs, a_rs, a_cs};
+    const int64_t b_sizes[3] = {batch, k, n}, b_strides[3] = {b_bs, b_rs, b_cs};
+    int status = check_extent(a_len, a_offset, 3, a_sizes, a_strides);
+    return status != ND_OK ? status : check_extent(b_len, b_offset, 3, b_sizes, b_strides);
+}
+
+int nd_matmul_f32(const float *a, const float *b, float *out, int64_t a_len, int64_t b_len,
+                  int64_t out_len, int64_t batch, int64_t m, int64_t k, int64_t n,
+                  int64_t a_offset, int64_t a_bs, int64_t a_rs, int64_t a_cs,
+                  int64_t b_offset, int64_t b_bs, int64_t b_rs, int64_t b_cs)
+{
+    int status = check_matmul(a_len, b_len, out_len, batch, m, k, n, a_offset, a_bs, a_rs, a_cs,
+                              b_offset, b_bs, b_rs, b_cs);
+    if (status != ND_OK) return status;
+    const int threads = nd_get_num_threads();
+    if (batch >= threads && threads > 1 && m * n * k < ND_SMALL_MATRIX_WORK) {
+        int failed = ND_OK;
+#pragma omp parallel for num_threads(threads) schedule(static) reduction(| : failed)
+        for (int64_t t = 0; t < batch; t++)
+            failed |= nd_sgemm_f32(a + a_offset + t * a_bs, b + b_offset + t * b_bs,
+                                   out + t * m * n, m, n, k, a_rs, a_cs, b_rs, b_cs, n, 0, 1);
+        return failed;
+    }
+    for (int64_t t = 0; t < batch; t++) {
+        status = nd_sgemm_f32(a + a_offset + t * a_bs, b + b_offset + t * b_bs, out + t * m * n,
+                              m, n, k, a_rs, a_cs, b_rs, b_cs, n, 0, threads);
+        if (status != ND_OK) return status;
+    }
+    return ND_OK;
+}
+
+int nd_matmul_naive_f32(const float *a, const float *b, float *out, int64_t a_len, int64_t b_len,
+                        int64_t out_len, int64_t batch, int64_t m, int64_t k, int64_t n,
+                        int64_t a_offset, int64_t a_bs, int64_t a_rs, int64_t a_cs,
+                        int64_t b_offset, int64_t b_bs, int64_t b_rs, int64_t b_cs)
+{
+    int status = check_matmul(a_len, b_len, out_len, batch, m, k, n, a_offset, a_bs, a_rs, a_cs,
+                              b_offset, b_bs, b_rs, b_cs);
+    if (status != ND_OK) return status;
+    for (int64_t t = 0; t < batch; t++) {
+        status = nd_sgemm_naive_f32(a + a_offset + t * a_bs, b + b_offset + t * b_bs,
+                                    out + t * m * n, m, n, k, a_rs, a_cs, b_rs, b_cs, n, 0, 1);
+        if (status != ND_OK) return status;
+    }
+    return ND_OK;
+}
