@@ -41,7 +41,8 @@ def _field(layers: list[dict[str, Any]], field: str) -> np.ndarray:
 
 
 def stat_final(run, metric: str = "train_loss") -> float:
-    return final_metric(run, metric)
+    """A final metric; infinite for a diverged run (its loss blew up)."""
+    return math.inf if run.get("status") == "diverged" else final_metric(run, metric)
 
 
 def stat_loss_ratio(run) -> float:
@@ -153,7 +154,8 @@ def validate_claim(claim: Any) -> dict[str, Any]:
     name = claim.get("id", "<no id>")
     unknown = set(claim) - CLAIM_KEYS
     if unknown:
-        raise ValueError(f"claim {name}: unknown key(s) {sorted(unknown)}; allowed {sorted(CLAIM_KEYS)}")
+        raise ValueError(
+            f"claim {name}: unknown key(s) {sorted(unknown)}; allowed {sorted(CLAIM_KEYS)}")
     for key in ("id", "statement", "statistic", "op", "threshold"):
         if key not in claim:
             raise ValueError(f"claim {name}: missing key '{key}'")
@@ -161,9 +163,11 @@ def validate_claim(claim: Any) -> dict[str, Any]:
         raise ValueError(f"claim {name}: unknown statistic '{claim['statistic']}'; "
                          f"choose from {sorted(STATISTICS)}")
     if claim["op"] not in COMPARISONS:
-        raise ValueError(f"claim {name}: unknown op '{claim['op']}'; choose from {sorted(COMPARISONS)}")
+        raise ValueError(
+            f"claim {name}: unknown op '{claim['op']}'; choose from {sorted(COMPARISONS)}")
     if claim.get("reduce", "mean") not in REDUCERS:
-        raise ValueError(f"claim {name}: unknown reduce '{claim['reduce']}'; choose from {sorted(REDUCERS)}")
+        raise ValueError(
+            f"claim {name}: unknown reduce '{claim['reduce']}'; choose from {sorted(REDUCERS)}")
     if claim.get("combine", "difference") not in ("difference", "ratio"):
         raise ValueError(f"claim {name}: combine must be 'difference' or 'ratio'")
     threshold = claim["threshold"]
@@ -178,19 +182,31 @@ def validate_claim(claim: Any) -> dict[str, Any]:
     return claim
 
 
+def flatten(where: dict[str, Any] | None, prefix: str = "") -> dict[str, Any]:
+    """{init: {c: 2}} and {"init.c": 2} both become {"init.c": 2}."""
+    flat: dict[str, Any] = {}
+    for key, value in (where or {}).items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def select(sweep: Sweep, where: dict[str, Any] | None) -> list[dict[str, Any]]:
     """Runs that completed (ok or diverged) and match every key of `where`."""
+    wanted = flatten(where)
     chosen = []
     for run in sweep.runs:
         if run.get("status") not in ("ok", "diverged"):
             continue
-        if all(format_value(value_of(run, k)) == format_value(v) for k, v in (where or {}).items()):
+        if all(format_value(value_of(run, k)) == format_value(v) for k, v in wanted.items()):
             chosen.append(run)
     return chosen
 
 
 def _describe(where: dict[str, Any] | None) -> str:
-    return ", ".join(f"{k}={format_value(v)}" for k, v in (where or {}).items()) or "all runs"
+    return ", ".join(f"{k}={format_value(v)}" for k, v in flatten(where).items()) or "all runs"
 
 
 def _measure(claim, runs) -> float:
@@ -218,7 +234,7 @@ def evaluate_claim(sweep: Sweep, claim: dict[str, Any]) -> ClaimResult:
     expectation += f" {bound}"
     used = sum(len(g) for g in groups)
     base = (claim["id"], str(claim["statement"]))
-    for group, where in zip(groups, (claim.get("where"), claim.get("versus"))):
+    for group, where in zip(groups, (claim.get("where"), claim.get("versus")), strict=False):
         if not group:
             return ClaimResult(*base, "missing", None, expectation, used,
                                f"no completed run matches {_describe(where)}")

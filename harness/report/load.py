@@ -108,6 +108,7 @@ def load_sweep(sweep_dir: str | Path) -> Sweep:
             record.setdefault("overrides", {})
             runs.append(record)
     if not runs and not plan:
-        raise FileNotFoundError(f"{directory} holds no sweep.json and no runs/*.json or failed/*.json")
+        raise FileNotFoundError(
+            f"{directory} holds no sweep.json and no runs/*.json or failed/*.json")
     runs.sort(key=lambda r: (str(r.get("name") or ""), str(r.get("run_id"))))
     return Sweep(directory, plan, runs, _ordered_swept_keys(plan, runs), problems)

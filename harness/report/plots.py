@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -36,8 +37,6 @@ def save(figure: Figure, out_dir: Path, name: str) -> str:
 
 
 def palette(count: int) -> list:
-    from matplotlib import colormaps
-
     cmap = colormaps["tab10" if count <= 10 else "viridis"]
     if count <= 10:
         return [cmap(i) for i in range(count)]
@@ -51,10 +50,10 @@ def color_groups(sweep: Sweep, groups: list[ConfigGroup]) -> tuple[list, list[tu
     """
     if len(groups) <= MAX_LEGEND_LINES or not sweep.config_keys:
         colors = palette(len(groups))
-        return colors, [(g.label, c) for g, c in zip(groups, colors)]
+        return colors, [(g.label, c) for g, c in zip(groups, colors, strict=False)]
     first = sweep.config_keys[0]
     values = list(dict.fromkeys(format_value(g.values[first]) for g in groups))
-    by_value = dict(zip(values, palette(len(values))))
+    by_value = dict(zip(values, palette(len(values)), strict=False))
     colors = [by_value[format_value(g.values[first])] for g in groups]
     return colors, [(f"{first}={v}", c) for v, c in by_value.items()]
 
@@ -70,7 +69,7 @@ def _series(run: dict[str, Any], metric: str) -> tuple[list[float], list[float]]
 
 
 def _mark_divergence(axis, run: dict[str, Any], steps: list[float], values: list[float], color):
-    kept = [(s, v) for s, v in zip(steps, values) if math.isfinite(v) and v > 0]
+    kept = [(s, v) for s, v in zip(steps, values, strict=False) if math.isfinite(v) and v > 0]
     step = run.get("diverged_at_step")
     if kept:
         x, y = kept[-1]
@@ -86,8 +85,8 @@ def training_curves(sweep: Sweep, out_dir: Path) -> list[str]:
         return []
     colors, legend = color_groups(sweep, groups)
     figure, axes = new_figure(2, 2)
-    for axis, (metric, title) in zip(axes.flat, CURVE_PANELS):
-        for group, color in zip(groups, colors):
+    for axis, (metric, title) in zip(axes.flat, CURVE_PANELS, strict=False):
+        for group, color in zip(groups, colors, strict=False):
             for run in group.runs:
                 steps, values = _series(run, metric)
                 if not steps:
@@ -126,33 +125,38 @@ def heatmaps(sweep: Sweep, out_dir: Path, metrics=("test_error", "train_loss")) 
         means = grid_means(sweep, metric)
         ncols = min(len(facets), 4)
         nrows = math.ceil(len(facets) / ncols)
-        width = max(3.2, 0.9 * len(axis_values[col_key]) + 2.2)
+        width = max(4.5, 0.9 * len(axis_values[col_key]) + 2.2)
         height = max(2.6, 0.6 * len(axis_values[row_key]) + 1.6)
         figure, axes = new_figure(nrows, ncols, width, height)
-        for axis, facet in zip(axes.flat, facets):
+        for axis, facet in zip(axes.flat, facets, strict=False):
             grid = np.full((len(axis_values[row_key]), len(axis_values[col_key])), np.nan)
             for i, rv in enumerate(axis_values[row_key]):
                 for j, cv in enumerate(axis_values[col_key]):
                     grid[i, j] = means.get((rv, cv, *facet), np.nan)
-            image = axis.imshow(np.ma.masked_invalid(grid), cmap="viridis", aspect="auto")
-            image.cmap.set_bad("#cccccc")
+            image = axis.imshow(np.ma.masked_invalid(grid), aspect="auto",
+                                cmap=colormaps["viridis"].with_extremes(bad="#cccccc"))
+            finite_cells = grid[np.isfinite(grid)]
+            middle = (finite_cells.min() + finite_cells.max()) / 2 if finite_cells.size else 0
             for (i, j), value in np.ndenumerate(grid):
+                # viridis is dark at the low end: white text there, black on the light end.
+                light = math.isfinite(value) and value < middle
                 text = f"{value:.3g}" if math.isfinite(value) else "n/a"
-                axis.text(j, i, text, ha="center", va="center", fontsize=8, color="white"
-                          if math.isfinite(value) else "black")
+                axis.text(j, i, text, ha="center", va="center", fontsize=8,
+                          color="white" if light else "black")
             axis.set_xticks(range(len(axis_values[col_key])),
                             [format_value(v) for v in axis_values[col_key]], fontsize=8)
             axis.set_yticks(range(len(axis_values[row_key])),
                             [format_value(v) for v in axis_values[row_key]], fontsize=8)
             axis.set_xlabel(col_key)
             axis.set_ylabel(row_key)
-            axis.set_title(", ".join(f"{k}={format_value(v)}" for k, v in zip(facet_keys, facet))
-                           or metric, fontsize=9)
+            facet_title = ", ".join(
+                f"{k}={format_value(v)}" for k, v in zip(facet_keys, facet, strict=True))
+            axis.set_title(facet_title or metric, fontsize=9)
             if np.isfinite(grid).any():
                 figure.colorbar(image, ax=axis, shrink=0.8)
         for axis in list(axes.flat)[len(facets):]:
             axis.set_visible(False)
-        figure.suptitle(f"final {metric} (mean over seeds; n/a = diverged, failed or missing)")
+        figure.suptitle(f"final {metric}, mean over seeds")
         written.append(save(figure, out_dir, f"heatmap_{metric}.png"))
     return written
 
@@ -182,7 +186,7 @@ def quadratic_plots(sweep: Sweep, out_dir: Path) -> list[str]:
                          np.linspace(low[1] - pad[1], high[1] + pad[1], 200))
     contour_axis.contour(xs, ys, _quadratic_surface(problem, xs, ys), levels=25,
                          cmap="Greys", linewidths=0.7)
-    for run, color in zip(runs, colors):
+    for run, color in zip(runs, colors, strict=False):
         label = ", ".join(f"{k}={format_value(value_of(run, k))}" for k in sweep.config_keys)
         label = label or str(run.get("name"))
         path = np.asarray(run["trajectory"], dtype=float)

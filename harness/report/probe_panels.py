@@ -2,7 +2,8 @@
 
 The ReLU theory line: with weights of variance c/fan_in, each ReLU layer scales the activation
 norm by sqrt(c/2). It is drawn from the c each layer measured at initialization (fan_in*Var(W)),
-so it applies to N(0, c/fan_in), Kaiming and Xavier alike, and only to ReLU nets without norm layers.
+so it applies to N(0, c/fan_in), Kaiming and Xavier alike, and only to ReLU nets without norm
+layers.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def relu_theory(probe: dict[str, Any]) -> tuple[list[int], list[float]]:
 
 def _panel(axis, groups, colors, field, which, theory=False):
     drawn = False
-    for group, color in zip(groups, colors):
+    for group, color in zip(groups, colors, strict=False):
         run = probe_run(group)
         if run is None:
             continue
@@ -112,10 +113,10 @@ def probe_panels(sweep: Sweep, out_dir: Path) -> list[str]:
     written = []
     for name, field, title, theory in PANELS:
         figure, axes = new_figure(1, 2)
-        for axis, which in zip(axes[0], ("init", "final")):
+        for axis, which in zip(axes[0], ("init", "final"), strict=False):
             _panel(axis, groups, colors, field, which, theory)
-            axis.set_title(f"{title}: {'at initialization' if which == 'init' else 'after training'}",
-                           fontsize=10)
+            when = "at initialization" if which == "init" else "after training"
+            axis.set_title(f"{title}: {when}", fontsize=10)
         _legend(axes[0][0], legend, "ReLU theory ×sqrt(c/2) per layer" if theory else None)
         written.append(save(figure, out_dir, name))
 
@@ -126,7 +127,7 @@ def probe_panels(sweep: Sweep, out_dir: Path) -> list[str]:
     written.append(save(figure, out_dir, "weight_change.png"))
 
     figure, axes = new_figure(1, 2)
-    for axis, which in zip(axes[0], ("init", "final")):
+    for axis, which in zip(axes[0], ("init", "final"), strict=False):
         _panel(axis, groups, colors, "fan_in_var", which)
         axis.set_title(f"fan_in·Var(W): {'before' if which == 'init' else 'after'} training",
                        fontsize=10)

@@ -14,7 +14,7 @@ FINAL_METRICS = ("train_loss", "train_error", "test_loss", "test_error")
 
 @dataclass
 class ConfigGroup:
-    """One configuration of the sweep: its swept values and the runs (one per seed) that share them."""
+    """One configuration of the sweep: its swept values and its runs (one per seed)."""
 
     values: dict[str, Any]
     runs: list[dict[str, Any]]
@@ -27,6 +27,8 @@ class ConfigGroup:
 
 
 def format_value(value: Any) -> str:
+    if value is None:
+        return "—"  # a key this configuration does not have (init.c of a Kaiming run)
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
