@@ -5,7 +5,8 @@
 
 #include "nd_kernels.h"
 
-/* Below these sizes waking a second thread costs more than it saves. */
+/* Below these sizes waking a second thread costs more than it saves. Each kernel keeps a serial
+ * branch outside OpenMP: a region with if(false) still costs microseconds per call. */
 #define ND_GRAIN_CHEAP 65536
 #define ND_GRAIN_MATH 8192
 
@@ -21,8 +22,13 @@ int nd_ewise_add_f32(const float *a, const float *b, float *out, int64_t size)
     int status = check_args(size, a, b, out);
     if (status != ND_OK) return status;
     int threads = nd_threads_for(size, ND_GRAIN_CHEAP);
-#pragma omp parallel for simd num_threads(threads) if (threads > 1)
-    for (int64_t i = 0; i < size; i++) out[i] = a[i] + b[i];
+    if (threads > 1) {
+#pragma omp parallel for simd num_threads(threads)
+        for (int64_t i = 0; i < size; i++) out[i] = a[i] + b[i];
+    } else {
+#pragma omp simd
+        for (int64_t i = 0; i < size; i++) out[i] = a[i] + b[i];
+    }
     return ND_OK;
 }
 
@@ -31,8 +37,13 @@ int nd_ewise_mul_f32(const float *a, const float *b, float *out, int64_t size)
     int status = check_args(size, a, b, out);
     if (status != ND_OK) return status;
     int threads = nd_threads_for(size, ND_GRAIN_CHEAP);
-#pragma omp parallel for simd num_threads(threads) if (threads > 1)
-    for (int64_t i = 0; i < size; i++) out[i] = a[i] * b[i];
+    if (threads > 1) {
+#pragma omp parallel for simd num_threads(threads)
+        for (int64_t i = 0; i < size; i++) out[i] = a[i] * b[i];
+    } else {
+#pragma omp simd
+        for (int64_t i = 0; i < size; i++) out[i] = a[i] * b[i];
+    }
     return ND_OK;
 }
 
@@ -41,8 +52,13 @@ int nd_ewise_div_f32(const float *a, const float *b, float *out, int64_t size)
     int status = check_args(size, a, b, out);
     if (status != ND_OK) return status;
     int threads = nd_threads_for(size, ND_GRAIN_CHEAP);
-#pragma omp parallel for simd num_threads(threads) if (threads > 1)
-    for (int64_t i = 0; i < size; i++) out[i] = a[i] / b[i];
+    if (threads > 1) {
+#pragma omp parallel for simd num_threads(threads)
+        for (int64_t i = 0; i < size; i++) out[i] = a[i] / b[i];
+    } else {
+#pragma omp simd
+        for (int64_t i = 0; i < size; i++) out[i] = a[i] / b[i];
+    }
     return ND_OK;
 }
 
@@ -51,8 +67,13 @@ int nd_ewise_maximum_f32(const float *a, const float *b, float *out, int64_t siz
     int status = check_args(size, a, b, out);
     if (status != ND_OK) return status;
     int threads = nd_threads_for(size, ND_GRAIN_CHEAP);
-#pragma omp parallel for simd num_threads(threads) if (threads > 1)
-    for (int64_t i = 0; i < size; i++) out[i] = (a[i] > b[i] || a[i] != a[i]) ? a[i] : b[i];
+    if (threads > 1) {
+#pragma omp parallel for simd num_threads(threads)
+        for (int64_t i = 0; i < size; i++) out[i] = (a[i] > b[i] || a[i] != a[i]) ? a[i] : b[i];
+    } else {
+#pragma omp simd
+        for (int64_t i = 0; i < size; i++) out[i] = (a[i] > b[i] || a[i] != a[i]) ? a[i] : b[i];
+    }
     return ND_OK;
 }
 
@@ -61,8 +82,13 @@ int nd_ewise_eq_f32(const float *a, const float *b, float *out, int64_t size)
     int status = check_args(size, a, b, out);
     if (status != ND_OK) return status;
     int threads = nd_threads_for(size, ND_GRAIN_CHEAP);
-#pragma omp parallel for simd num_threads(threads) if (threads > 1)
-    for (int64_t i = 0; i < size; i++) out[i] = a[i] == b[i] ? 1.0f : 0.0f;
+    if (threads > 1) {
+#pragma omp parallel for simd num_threads(threads)
+        for (int64_t i = 0; i < size; i++) out[i] = a[i] == b[i] ? 1.0f : 0.0f;
+    } else {
+#pragma omp simd
+        for (int64_t i = 0; i < size; i++) out[i] = a[i] == b[i] ? 1.0f : 0.0f;
+    }
     return ND_OK;
 }
 
@@ -71,8 +97,13 @@ int nd_ewise_ge_f32(const float *a, const float *b, float *out, int64_t size)
     int status = check_args(size, a, b, out);
     if (status != ND_OK) return status;
     int threads = nd_threads_for(size, ND_GRAIN_CHEAP);
-#pragma omp parallel for simd num_threads(threads) if (threads > 1)
-    for (int64_t i = 0; i < size; i++) out[i] = a[i] >= b[i] ? 1.0f : 0.0f;
+    if (threads > 1) {
+#pragma omp parallel for simd num_threads(threads)
+        for (int64_t i = 0; i < size; i++) out[i] = a[i] >= b[i] ? 1.0f : 0.0f;
+    } else {
+#pragma omp simd
+        for (int64_t i = 0; i < size; i++) out[i] = a[i] >= b[i] ? 1.0f : 0.0f;
+    }
     return ND_OK;
 }
 
@@ -81,8 +112,13 @@ int nd_ewise_gt_f32(const float *a, const float *b, float *out, int64_t size)
     int status = check_args(size, a, b, out);
     if (status != ND_OK) return status;
     int threads = nd_threads_for(size, ND_GRAIN_CHEAP);
-#pragma omp parallel for simd num_threads(threads) if (threads > 1)
-    for (int64_t i = 0; i < size; i++) out[i] = a[i] > b[i] ? 1.0f : 0.0f;
+    if (threads > 1) {
+#pragma omp parallel for simd num_threads(threads)
+        for (int64_t i = 0; i < size; i++) out[i] = a[i] > b[i] ? 1.0f : 0.0f;
+    } else {
+#pragma omp simd
+        for (int64_t i = 0; i < size; i++) out[i] = a[i] > b[i] ? 1.0f : 0.0f;
+    }
     return ND_OK;
 }
 
@@ -91,8 +127,13 @@ int nd_scalar_add_f32(const float *a, float value, float *out, int64_t size)
     int status = check_args(size, a, a, out);
     if (status != ND_OK) return status;
     int threads = nd_threads_for(size, ND_GRAIN_CHEAP);
-#pragma omp parallel for simd num_threads(threads) if (threads > 1)
-    for (int64_t i = 0; i < size; i++) out[i] = a[i] + value;
+    if (threads > 1) {
+#pragma omp parallel for simd num_threads(threads)
+        for (int64_t i = 0; i < size; i++) out[i] = a[i] + value;
+    } else {
+#pragma omp simd
+        for (int64_t i = 0; i < size; i++) out[i] = a[i] + value;
+    }
     return ND_OK;
 }
 
@@ -101,8 +142,13 @@ int nd_scalar_mul_f32(const float *a, float value, float *out, int64_t size)
     int status = check_args(size, a, a, out);
     if (status != ND_OK) return status;
     int threads = nd_threads_for(size, ND_GRAIN_CHEAP);
-#pragma omp parallel for simd num_threads(threads) if (threads > 1)
-    for (int64_t i = 0; i < size; i++) out[i] = a[i] * value;
+    if (threads > 1) {
+#pragma omp parallel for simd num_threads(threads)
+        for (int64_t i = 0; i < size; i++) out[i] = a[i] * value;
+    } else {
+#pragma omp simd
+        for (int64_t i = 0; i < size; i++) out[i] = a[i] * value;
+    }
     return ND_OK;
 }
 
@@ -111,8 +157,13 @@ int nd_scalar_div_f32(const float *a, float value, float *out, int64_t size)
     int status = check_args(size, a, a, out);
     if (status != ND_OK) return status;
     int threads = nd_threads_for(size, ND_GRAIN_CHEAP);
-#pragma omp parallel for simd num_threads(threads) if (threads > 1)
-    for (int64_t i = 0; i < size; i++) out[i] = a[i] / value;
+    if (threads > 1) {
+#pragma omp parallel for simd num_threads(threads)
+        for (int64_t i = 0; i < size; i++) out[i] = a[i] / value;
+    } else {
+#pragma omp simd
+        for (int64_t i = 0; i < size; i++) out[i] = a[i] / value;
+    }
     return ND_OK;
 }
 
@@ -121,8 +172,13 @@ int nd_scalar_maximum_f32(const float *a, float value, float *out, int64_t size)
     int status = check_args(size, a, a, out);
     if (status != ND_OK) return status;
     int threads = nd_threads_for(size, ND_GRAIN_CHEAP);
-#pragma omp parallel for simd num_threads(threads) if (threads > 1)
-    for (int64_t i = 0; i < size; i++) out[i] = (a[i] > value || a[i] != a[i]) ? a[i] : value;
+    if (threads > 1) {
+#pragma omp parallel for simd num_threads(threads)
+        for (int64_t i = 0; i < size; i++) out[i] = (a[i] > value || a[i] != a[i]) ? a[i] : value;
+    } else {
+#pragma omp simd
+        for (int64_t i = 0; i < size; i++) out[i] = (a[i] > value || a[i] != a[i]) ? a[i] : value;
+    }
     return ND_OK;
 }
 
@@ -131,8 +187,13 @@ int nd_scalar_eq_f32(const float *a, float value, float *out, int64_t size)
     int status = check_args(size, a, a, out);
     if (status != ND_OK) return status;
     int threads = nd_threads_for(size, ND_GRAIN_CHEAP);
-#pragma omp parallel for simd num_threads(threads) if (threads > 1)
-    for (int64_t i = 0; i < size; i++) out[i] = a[i] == value ? 1.0f : 0.0f;
+    if (threads > 1) {
+#pragma omp parallel for simd num_threads(threads)
+        for (int64_t i = 0; i < size; i++) out[i] = a[i] == value ? 1.0f : 0.0f;
+    } else {
+#pragma omp simd
+        for (int64_t i = 0; i < size; i++) out[i] = a[i] == value ? 1.0f : 0.0f;
+    }
     return ND_OK;
 }
 
@@ -141,8 +202,13 @@ int nd_scalar_ge_f32(const float *a, float value, float *out, int64_t size)
     int status = check_args(size, a, a, out);
     if (status != ND_OK) return status;
     int threads = nd_threads_for(size, ND_GRAIN_CHEAP);
-#pragma omp parallel for simd num_threads(threads) if (threads > 1)
-    for (int64_t i = 0; i < size; i++) out[i] = a[i] >= value ? 1.0f : 0.0f;
+    if (threads > 1) {
+#pragma omp parallel for simd num_threads(threads)
+        for (int64_t i = 0; i < size; i++) out[i] = a[i] >= value ? 1.0f : 0.0f;
+    } else {
+#pragma omp simd
+        for (int64_t i = 0; i < size; i++) out[i] = a[i] >= value ? 1.0f : 0.0f;
+    }
     return ND_OK;
 }
 
@@ -151,8 +217,13 @@ int nd_scalar_gt_f32(const float *a, float value, float *out, int64_t size)
     int status = check_args(size, a, a, out);
     if (status != ND_OK) return status;
     int threads = nd_threads_for(size, ND_GRAIN_CHEAP);
-#pragma omp parallel for simd num_threads(threads) if (threads > 1)
-    for (int64_t i = 0; i < size; i++) out[i] = a[i] > value ? 1.0f : 0.0f;
+    if (threads > 1) {
+#pragma omp parallel for simd num_threads(threads)
+        for (int64_t i = 0; i < size; i++) out[i] = a[i] > value ? 1.0f : 0.0f;
+    } else {
+#pragma omp simd
+        for (int64_t i = 0; i < size; i++) out[i] = a[i] > value ? 1.0f : 0.0f;
+    }
     return ND_OK;
 }
 
@@ -176,8 +247,13 @@ int nd_scalar_rdiv_f32(const float *a, float value, float *out, int64_t size)
     int status = check_args(size, a, a, out);
     if (status != ND_OK) return status;
     int threads = nd_threads_for(size, ND_GRAIN_CHEAP);
-#pragma omp parallel for simd num_threads(threads) if (threads > 1)
-    for (int64_t i = 0; i < size; i++) out[i] = value / a[i];
+    if (threads > 1) {
+#pragma omp parallel for simd num_threads(threads)
+        for (int64_t i = 0; i < size; i++) out[i] = value / a[i];
+    } else {
+#pragma omp simd
+        for (int64_t i = 0; i < size; i++) out[i] = value / a[i];
+    }
     return ND_OK;
 }
 
@@ -186,8 +262,13 @@ int nd_ewise_neg_f32(const float *a, float *out, int64_t size)
     int status = check_args(size, a, a, out);
     if (status != ND_OK) return status;
     int threads = nd_threads_for(size, ND_GRAIN_CHEAP);
-#pragma omp parallel for simd num_threads(threads) if (threads > 1)
-    for (int64_t i = 0; i < size; i++) out[i] = -a[i];
+    if (threads > 1) {
+#pragma omp parallel for simd num_threads(threads)
+        for (int64_t i = 0; i < size; i++) out[i] = -a[i];
+    } else {
+#pragma omp simd
+        for (int64_t i = 0; i < size; i++) out[i] = -a[i];
+    }
     return ND_OK;
 }
 
@@ -226,8 +307,13 @@ int nd_ewise_relu_f32(const float *a, float *out, int64_t size)
     int status = check_args(size, a, a, out);
     if (status != ND_OK) return status;
     int threads = nd_threads_for(size, ND_GRAIN_CHEAP);
-#pragma omp parallel for simd num_threads(threads) if (threads > 1)
-    for (int64_t i = 0; i < size; i++) out[i] = (a[i] > 0.0f || a[i] != a[i]) ? a[i] : 0.0f;
+    if (threads > 1) {
+#pragma omp parallel for simd num_threads(threads)
+        for (int64_t i = 0; i < size; i++) out[i] = (a[i] > 0.0f || a[i] != a[i]) ? a[i] : 0.0f;
+    } else {
+#pragma omp simd
+        for (int64_t i = 0; i < size; i++) out[i] = (a[i] > 0.0f || a[i] != a[i]) ? a[i] : 0.0f;
+    }
     return ND_OK;
 }
 
@@ -250,7 +336,12 @@ int nd_ewise_sqrt_f32(const float *a, float *out, int64_t size)
     int status = check_args(size, a, a, out);
     if (status != ND_OK) return status;
     int threads = nd_threads_for(size, ND_GRAIN_CHEAP);
-#pragma omp parallel for simd num_threads(threads) if (threads > 1)
-    for (int64_t i = 0; i < size; i++) out[i] = sqrtf(a[i]);
+    if (threads > 1) {
+#pragma omp parallel for simd num_threads(threads)
+        for (int64_t i = 0; i < size; i++) out[i] = sqrtf(a[i]);
+    } else {
+#pragma omp simd
+        for (int64_t i = 0; i < size; i++) out[i] = sqrtf(a[i]);
+    }
     return ND_OK;
 }

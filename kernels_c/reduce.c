@@ -41,8 +41,13 @@ int nd_reduce_sum_f32(const float *a, float *out, int64_t reduce_size, int64_t o
     if (out_size == 0) return ND_OK;
     if (!out || (reduce_size > 0 && !a)) return ND_ERR_NULL;
     int threads = nd_threads_for(reduce_size * out_size, ND_GRAIN);
+    if (threads == 1) {
+        /* No OpenMP region at all: even a serial one costs microseconds per call. */
+        for (int64_t i = 0; i < out_size; i++) out[i] = sum_contiguous(a + i * reduce_size, reduce_size);
+        return ND_OK;
+    }
     if (out_size >= threads) {
-#pragma omp parallel for num_threads(threads) if (threads > 1)
+#pragma omp parallel for num_threads(threads)
         for (int64_t i = 0; i < out_size; i++) out[i] = sum_contiguous(a + i * reduce_size, reduce_size);
         return ND_OK;
     }
@@ -51,7 +56,7 @@ int nd_reduce_sum_f32(const float *a, float *out, int64_t reduce_size, int64_t o
         const float *row = a + i * reduce_size;
         int64_t blocks = (reduce_size + ND_SUM_BLOCK - 1) / ND_SUM_BLOCK;
         double total = 0.0;
-#pragma omp parallel for num_threads(threads) if (threads > 1) reduction(+ : total) schedule(static)
+#pragma omp parallel for num_threads(threads) reduction(+ : total) schedule(static)
         for (int64_t b = 0; b < blocks; b++) {
             int64_t start = b * ND_SUM_BLOCK;
             int64_t len = reduce_size - start < ND_SUM_BLOCK ? reduce_size - start : ND_SUM_BLOCK;
@@ -70,7 +75,11 @@ int nd_reduce_max_f32(const float *a, float *out, int64_t reduce_size, int64_t o
     if (!a || !out) return ND_ERR_NULL;
     int threads = nd_threads_for(reduce_size * out_size, ND_GRAIN);
     if (threads > out_size) threads = (int)out_size;
-#pragma omp parallel for num_threads(threads) if (threads > 1)
+    if (threads == 1) {
+        for (int64_t i = 0; i < out_size; i++) out[i] = max_contiguous(a + i * reduce_size, reduce_size);
+        return ND_OK;
+    }
+#pragma omp parallel for num_threads(threads)
     for (int64_t i = 0; i < out_size; i++) out[i] = max_contiguous(a + i * reduce_size, reduce_size);
     return ND_OK;
 }

@@ -89,6 +89,75 @@ static int64_t next_row(const view_t *v, int64_t *idx, int64_t off)
     return off;
 }
 
+/* This thread's share [r0, r1) of `rows` inside a parallel region (all of them outside one). */
+static void thread_rows(int64_t rows, int64_t *r0, int64_t *r1)
+{
+    int64_t t = 0, nt = 1;
+#ifdef _OPENMP
+    t = omp_get_thread_num();
+    nt = omp_get_num_threads();
+#endif
+    *r0 = rows * t / nt;
+    *r1 = rows * (t + 1) / nt;
+}
+
+static void compact_rows(const view_t *v, const float *a, float *out, int64_t r0, int64_t r1)
+{
+    const int64_t inner = v->shape[v->rank - 1], step = v->strides[v->rank - 1];
+    int64_t idx[ND_MAX_RANK];
+    int64_t off = r0 < r1 ? row_start(v, r0, idx) : 0;
+    for (int64_t r = r0; r < r1; r++) {
+        float *dst = out + r * inner;
+        const float *src = a + off;
+        if (step == 1) {
+            memcpy(dst, src, (size_t)inner * sizeof(float));
+        } else {
+            for (int64_t i = 0; i < inner; i++) dst[i] = src[i * step];
+        }
+        off = next_row(v, idx, off);
+    }
+}
+
+static void setitem_rows(const view_t *v, const float *a, float *out, int64_t r0, int64_t r1)
+{
+    const int64_t inner = v->shape[v->rank - 1], step = v->strides[v->rank - 1];
+    int64_t idx[ND_MAX_RANK];
+    int64_t off = r0 < r1 ? row_start(v, r0, idx) : 0;
+    for (int64_t r = r0; r < r1; r++) {
+        const float *src = a + r * inner;
+        float *dst = out + off;
+        if (step == 1) {
+            memmove(dst, src, (size_t)inner * sizeof(float));
+        } else {
+            for (int64_t i = 0; i < inner; i++) dst[i * step] = src[i];
+        }
+        off = next_row(v, idx, off);
+    }
+}
+
+static void fill_rows(const view_t *v, float value, float *out, int64_t r0, int64_t r1)
+{
+    const int64_t inner = v->shape[v->rank - 1], step = v->strides[v->rank - 1];
+    int64_t idx[ND_MAX_RANK];
+    int64_t off = r0 < r1 ? row_start(v, r0, idx) : 0;
+    for (int64_t r = r0; r < r1; r++) {
+        float *dst = out + off;
+        for (int64_t i = 0; i < inner; i++) dst[i * step] = value;
+        off = next_row(v, idx, off);
+    }
+}
+
+/* Threads only when no two elements of the view share an address (no 0 stride), since a
+ * broadcast destination would otherwise race. */
+static int write_threads(const view_t *v)
+{
+    for (int d = 0; d < v->rank; d++)
+        if (v->strides[d] == 0 && v->shape[d] > 1) return 1;
+    return nd_threads_for(v->size, ND_PARALLEL_GRAIN);
+}
+
+/* Each kernel below calls its row loop directly on one thread: an OpenMP region costs
+ * microseconds even when it runs serially, more than a small copy. */
 int nd_compact_f32(const float *a, float *out, int64_t a_len, int64_t out_len, int64_t ndim,
                    const int64_t *shape, const int64_t *strides, int64_t offset)
 {
@@ -98,29 +167,17 @@ int nd_compact_f32(const float *a, float *out, int64_t a_len, int64_t out_len, i
     if (v.size == 0) return ND_OK;
     if (v.size > out_len) return ND_ERR_BOUNDS;
     if (!a || !out) return ND_ERR_NULL;
-    const int64_t inner = v.shape[v.rank - 1], step = v.strides[v.rank - 1];
-    const int64_t rows = v.size / inner;
+    const int64_t rows = v.size / v.shape[v.rank - 1];
     int threads = nd_threads_for(v.size, ND_PARALLEL_GRAIN);
-#pragma omp parallel num_threads(threads) if (threads > 1)
+    if (threads == 1) {
+        compact_rows(&v, a, out, 0, rows);
+        return ND_OK;
+    }
+#pragma omp parallel num_threads(threads)
     {
-        int64_t idx[ND_MAX_RANK];
-        int64_t t = 0, nt = 1;
-#ifdef _OPENMP
-        t = omp_get_thread_num();
-        nt = omp_get_num_threads();
-#endif
-        int64_t r0 = rows * t / nt, r1 = rows * (t + 1) / nt;
-        int64_t off = r0 < r1 ? row_start(&v, r0, idx) : 0;
-        for (int64_t r = r0; r < r1; r++) {
-            float *dst = out + r * inner;
-            const float *src = a + off;
-            if (step == 1) {
-                memcpy(dst, src, (size_t)inner * sizeof(float));
-            } else {
-                for (int64_t i = 0; i < inner; i++) dst[i] = src[i * step];
-            }
-            off = next_row(&v, idx, off);
-        }
+        int64_t r0, r1;
+        thread_rows(rows, &r0, &r1);
+        compact_rows(&v, a, out, r0, r1);
     }
     return ND_OK;
 }
@@ -134,33 +191,17 @@ int nd_ewise_setitem_f32(const float *a, float *out, int64_t a_len, int64_t out_
     if (v.size == 0) return ND_OK;
     if (v.size > a_len) return ND_ERR_BOUNDS;
     if (!a || !out) return ND_ERR_NULL;
-    const int64_t inner = v.shape[v.rank - 1], step = v.strides[v.rank - 1];
-    const int64_t rows = v.size / inner;
-    /* Threads only when no two elements of the view share an address (no 0 stride), since a
-     * broadcast destination would otherwise race. */
-    int overlapping = 0;
-    for (int d = 0; d < v.rank; d++) overlapping |= v.strides[d] == 0 && v.shape[d] > 1;
-    int threads = overlapping ? 1 : nd_threads_for(v.size, ND_PARALLEL_GRAIN);
-#pragma omp parallel num_threads(threads) if (threads > 1)
+    const int64_t rows = v.size / v.shape[v.rank - 1];
+    int threads = write_threads(&v);
+    if (threads == 1) {
+        setitem_rows(&v, a, out, 0, rows);
+        return ND_OK;
+    }
+#pragma omp parallel num_threads(threads)
     {
-        int64_t idx[ND_MAX_RANK];
-        int64_t t = 0, nt = 1;
-#ifdef _OPENMP
-        t = omp_get_thread_num();
-        nt = omp_get_num_threads();
-#endif
-        int64_t r0 = rows * t / nt, r1 = rows * (t + 1) / nt;
-        int64_t off = r0 < r1 ? row_start(&v, r0, idx) : 0;
-        for (int64_t r = r0; r < r1; r++) {
-            const float *src = a + r * inner;
-            float *dst = out + off;
-            if (step == 1) {
-                memmove(dst, src, (size_t)inner * sizeof(float));
-            } else {
-                for (int64_t i = 0; i < inner; i++) dst[i * step] = src[i];
-            }
-            off = next_row(&v, idx, off);
-        }
+        int64_t r0, r1;
+        thread_rows(rows, &r0, &r1);
+        setitem_rows(&v, a, out, r0, r1);
     }
     return ND_OK;
 }
@@ -174,26 +215,17 @@ int nd_scalar_setitem_f32(float value, float *out, int64_t size, int64_t out_len
     if (v.size != size) return ND_ERR_SIZE;
     if (v.size == 0) return ND_OK;
     if (!out) return ND_ERR_NULL;
-    const int64_t inner = v.shape[v.rank - 1], step = v.strides[v.rank - 1];
-    const int64_t rows = v.size / inner;
-    int overlapping = 0;
-    for (int d = 0; d < v.rank; d++) overlapping |= v.strides[d] == 0 && v.shape[d] > 1;
-    int threads = overlapping ? 1 : nd_threads_for(v.size, ND_PARALLEL_GRAIN);
-#pragma omp parallel num_threads(threads) if (threads > 1)
+    const int64_t rows = v.size / v.shape[v.rank - 1];
+    int threads = write_threads(&v);
+    if (threads == 1) {
+        fill_rows(&v, value, out, 0, rows);
+        return ND_OK;
+    }
+#pragma omp parallel num_threads(threads)
     {
-        int64_t idx[ND_MAX_RANK];
-        int64_t t = 0, nt = 1;
-#ifdef _OPENMP
-        t = omp_get_thread_num();
-        nt = omp_get_num_threads();
-#endif
-        int64_t r0 = rows * t / nt, r1 = rows * (t + 1) / nt;
-        int64_t off = r0 < r1 ? row_start(&v, r0, idx) : 0;
-        for (int64_t r = r0; r < r1; r++) {
-            float *dst = out + off;
-            for (int64_t i = 0; i < inner; i++) dst[i * step] = value;
-            off = next_row(&v, idx, off);
-        }
+        int64_t r0, r1;
+        thread_rows(rows, &r0, &r1);
+        fill_rows(&v, value, out, r0, r1);
     }
     return ND_OK;
 }

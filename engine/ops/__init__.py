@@ -1,9 +1,10 @@
-"""The differentiable ops (needle's names): elementwise, reductions, shapes, matmul.
-Engine ops layer; the convolution family is added by engine.ops.conv.
+"""The differentiable ops (needle's names): elementwise, reductions, shapes, matmul, and the
+convolution family (conv, flip, dilate, pad, pooling). Engine ops layer.
 """
 
 from functools import reduce
 
+from .conv import conv, dilate, flip, pad, undilate
 from .elementwise import (
     add,
     add_scalar,
@@ -22,6 +23,7 @@ from .elementwise import (
     tanh,
 )
 from .linalg import matmul
+from .pooling import avg_pool2d, max_pool2d
 from .reduction import logsoftmax, logsumexp, max, mean, summation
 from .shape import (
     broadcast_pair,
@@ -47,4 +49,5 @@ __all__ = ["add", "add_scalar", "divide", "divide_scalar", "exp", "log", "mul_sc
            "negate", "power", "power_scalar", "rdivide_scalar", "relu", "sigmoid", "tanh",
            "matmul", "logsoftmax", "logsumexp", "max", "mean", "summation", "broadcast_pair",
            "broadcast_shape", "broadcast_to", "get_item", "make_tuple", "permute", "reshape",
-           "split", "stack", "transpose", "tuple_get_item", "sum_tensors"]
+           "split", "stack", "transpose", "tuple_get_item", "sum_tensors", "conv", "dilate", "flip",
+           "pad", "undilate", "avg_pool2d", "max_pool2d"]

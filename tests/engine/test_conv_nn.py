@@ -18,11 +18,7 @@ from engine.nn.norm2d import BatchNorm2d
 from engine.nn.pooling import AvgPool2d, MaxPool2d
 from engine.probes import LayerProbe
 from tests.devices import DEVICE_PARAMS
-from tests.engine.test_conv_ops import (  # the autouse fixture lends numpy_device its conv
-    _numpy_device_has_conv,  # noqa: F401
-    reference_conv,
-    reference_pool,
-)
+from tests.engine.test_conv_ops import reference_conv, reference_pool
 from tests.op_check import REFERENCE, check_op
 
 

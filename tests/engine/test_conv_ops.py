@@ -7,8 +7,6 @@ import numpy as np
 import pytest
 
 import engine as ndl
-from engine.backend import numpy_conv, numpy_device
-from engine.backend.protocol import CONV_FUNCTIONS
 from engine.ops.conv import (
     ConvBackwardInput,
     ConvBackwardWeight,
@@ -22,14 +20,6 @@ from engine.ops.conv import (
 from engine.ops.pooling import avg_pool2d, max_pool2d
 from tests.devices import DEVICE_PARAMS
 from tests.op_check import REFERENCE, check_op
-
-
-@pytest.fixture(autouse=True)
-def _numpy_device_has_conv(monkeypatch):
-    # numpy_device re-exports numpy_conv's functions; until it does, lend them for these tests.
-    for name in CONV_FUNCTIONS:
-        if not hasattr(numpy_device, name):
-            monkeypatch.setattr(numpy_device, name, getattr(numpy_conv, name), raising=False)
 
 
 def _pair(v):
