@@ -4,10 +4,12 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-MNIST_DIR ?= $(abspath ../shared/data/mnist)
+# Real MNIST for the main job and the tests: $MNIST_DIR if set, else the team's shared copy beside
+# the checkout when there is one (otherwise the loader's own search: cache, download, fallbacks).
+MNIST_DIR ?= $(wildcard $(abspath ../shared/data/mnist))
 export MNIST_DIR
 
-.PHONY: setup sweep test test-all bench lint
+.PHONY: setup sweep test test-fast bench lint browser
 
 $(STAMP): pyproject.toml $(wildcard */__init__.py)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -25,12 +27,21 @@ sweep: setup
 lint: setup
 	$(BIN)/ruff check .
 
-test: setup lint
+# Headless Chromium renders the report in the browser test; installed when we may (root + apt).
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } || \
+		echo "chromium not installed: the browser test will be skipped"
+
+# The whole suite: the default run, the slow tests, and the Triton kernels in the interpreter.
+test: setup lint browser
 	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m slow
 	TRITON_INTERPRET=1 $(BIN)/python -m pytest -q -m triton_interpret tests/kernels
 
-test-all: setup
-	$(BIN)/python -m pytest -q -m ""
+# The quick loop while developing: the default run only.
+test-fast: setup
+	$(BIN)/python -m pytest -q
 
 # OPENBLAS_* tuning variables set on some machines slow numpy's baseline; unset them here only.
 bench: setup

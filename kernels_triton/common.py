@@ -29,13 +29,14 @@ def check_strided(name, handle, shape, strides, offset):
     """Every element of the strided view (shape, strides, offset) must lie inside `handle`."""
     check_buffer(name, handle, 0)
     if len(shape) != len(strides):
-        raise ValueError(f"{name}: shape {tuple(shape)} and strides {tuple(strides)} differ in rank")
+        raise ValueError(f"{name}: shape {tuple(shape)} and strides {tuple(strides)} "
+                         "differ in rank")
     if any(n < 0 for n in shape):
         raise ValueError(f"{name}: negative extent in shape {tuple(shape)}")
     if any(n == 0 for n in shape):
         return
-    low = offset + sum((n - 1) * s for n, s in zip(shape, strides) if s < 0)
-    high = offset + sum((n - 1) * s for n, s in zip(shape, strides) if s > 0)
+    low = offset + sum((n - 1) * s for n, s in zip(shape, strides, strict=True) if s < 0)
+    high = offset + sum((n - 1) * s for n, s in zip(shape, strides, strict=True) if s > 0)
     if low < 0 or high >= handle.numel():
         raise ValueError(f"{name}: view shape {tuple(shape)} strides {tuple(strides)} offset "
                          f"{offset} reaches elements [{low}, {high}] outside a buffer of "

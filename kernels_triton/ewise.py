@@ -49,14 +49,16 @@ def _integer_power(a, N: tl.constexpr, INVERT: tl.constexpr):
 
 @triton.jit
 def _real_power(a, value):
-    # |a| ** value through exp2/log2, then numpy's sign rules: a negative base gives NaN unless the
-    # exponent is an integer (odd keeps the sign); 0 ** value is 0, 1 or inf.
+    # |a| ** value through exp2/log2, then C99 pow's sign rules: a finite negative base gives NaN
+    # unless the exponent is an integer (odd keeps the sign); 0 ** value is 0, 1 or inf.
     magnitude = tl.abs(a)
     safe = tl.where(magnitude == 0.0, 1.0, magnitude)
     r = tl.exp2(value * tl.log2(safe))
     is_integer = tl.floor(value) == value
     is_odd = is_integer & (tl.floor(value * 0.5) * 2.0 != value)
-    r = tl.where(a < 0.0, tl.where(is_integer, tl.where(is_odd, -r, r), float("nan")), r)
+    finite = tl.abs(a) < float("inf")
+    r_negative = tl.where(is_integer, r, tl.where(finite, float("nan"), r))
+    r = tl.where(a < 0.0, tl.where(is_odd, -r, r_negative), r)
     zero_result = tl.where(value > 0.0, 0.0, tl.where(value == 0.0, 1.0, float("inf")))
     return tl.where(magnitude == 0.0, zero_result, r)
 
@@ -108,12 +110,14 @@ def _ewise_kernel(a, b, out, size, OP: tl.constexpr, BLOCK: tl.constexpr):
 def _scalar_kernel(a, out, value, size, OP: tl.constexpr, POWER: tl.constexpr,
                    INVERT: tl.constexpr, BLOCK: tl.constexpr):
     # OP "power": |exponent| POWER (1 / product when INVERT) for small integer exponents, the
-    # general real power when POWER is -1.
+    # square root when POWER is -2 (numpy's own fast path for 0.5), the general power when -1.
     offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < size
     x = tl.load(a + offs, mask=mask, other=1.0)
     if OP == "power":
-        if POWER < 0:
+        if POWER == -2:
+            r = tl.sqrt_rn(x)
+        elif POWER == -1:
             r = _real_power(x, value)
         else:
             r = _integer_power(x, POWER, INVERT)
@@ -131,7 +135,7 @@ def _unary_kernel(a, out, size, OP: tl.constexpr, BLOCK: tl.constexpr):
 
 
 def _checked(names, buffers, size):
-    for name, buffer in zip(names, buffers):
+    for name, buffer in zip(names, buffers, strict=True):
         check_buffer(name, buffer, size)
     block, warps = block_config()
     return (cdiv(size, block),), block, warps
@@ -155,6 +159,8 @@ def scalar(op, a, value, out, size):
     power = -1
     if op == "power" and value.is_integer() and abs(value) <= MAX_INTEGER_POWER:
         power = int(abs(value))
+    elif op == "power" and value == 0.5:
+        power = -2
     if size:
         _scalar_kernel[grid](a, out, value, size, OP=op, POWER=power, INVERT=value < 0,
                              BLOCK=block, num_warps=warps)

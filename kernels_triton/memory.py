@@ -72,8 +72,8 @@ def _strided_kernel(src, dst, value, size, offset,
 
 def collapse_dims(shape, strides):
     """The same view with size-1 dimensions dropped and adjacent dimensions merged where the outer
-    stride equals inner stride times inner extent (fewer dimensions, fewer divisions per element)."""
-    dims = [(n, s) for n, s in zip(shape, strides) if n != 1]
+    stride equals inner stride times inner extent (fewer dimensions, fewer divisions)."""
+    dims = [(n, s) for n, s in zip(shape, strides, strict=True) if n != 1]
     merged = []
     for n, s in dims:
         if merged and merged[-1][1] == s * n:

@@ -1,6 +1,7 @@
-"""The tiled sgemm and the protocol's batched matmul against their naive twins and float64 numpy.
-Kernel layer tests: primes, 1, block-crossing sizes, transposed / odd / negative / broadcast
-strides, accumulation, 1 and 2 threads, and out-of-bounds views.
+"""The sgemm (direct small-matrix path and tiled path) and the protocol's batched matmul against
+their naive twins and float64 numpy. Kernel layer tests: primes, 1, tile- and block-crossing
+sizes, transposed / odd / negative / broadcast strides, accumulation into a wider C, per-thread
+scratch reuse, 1 and 2 threads, and out-of-bounds views.
 """
 
 import numpy as np
@@ -31,13 +32,17 @@ def strided_operand(rng, rows, cols, layout):
     if layout == "odd":  # row stride wider than the row, every other column
         base = rng.uniform(-1, 1, (rows, 2 * cols + 3))
         return base, 2 * cols + 3, 2, 1
+    if layout == "bcast":  # one row repeated (row stride 0)
+        base = rng.uniform(-1, 1, (1, cols))
+        return base, 0, 1, 0
     base = rng.uniform(-1, 1, (rows, cols))  # "flip": both axes reversed
     return base, -cols, -1, rows * cols - 1
 
 
 def view(buffer, rows, cols, rs, cs, offset):
     flat = buffer.reshape(-1)
-    return np.array([[flat[offset + i * rs + j * cs] for j in range(cols)] for i in range(rows)])
+    index = offset + np.arange(rows)[:, None] * rs + np.arange(cols)[None, :] * cs
+    return flat[index]
 
 
 def run_sgemm(kernel, m, n, k, a_view, b_view, accumulate, nthreads, c_init):
@@ -99,6 +104,82 @@ def test_sgemm_with_empty_inner_dimension():
     assert LIB.nd_sgemm_f32(a.ctypes.data, a.ctypes.data, c.ctypes.data, 3, 4, 0, 0, 1, 4, 1, 4,
                             0, 1) == 0
     np.testing.assert_array_equal(c, 0.0)
+
+
+# Shapes of the direct path's edges: n = 100 is a 64-column panel plus a 36-column one ending in a
+# masked vector, n = 10 / 16 / 17 / 65 one or two vectors; m crosses the 6-, 8- and 14-row tiles
+# and their 8/4/2/1-row edges; k = 1, primes, and k > 256 (split into equal k blocks).
+DIRECT_SHAPES = [(100, 100, 100), (100, 10, 100), (100, 100, 10), (7, 16, 1), (13, 17, 3),
+                 (15, 65, 11), (29, 48, 257), (6, 64, 2), (3, 100, 530), (19, 1, 7)]
+
+
+@pytest.mark.parametrize("m,n,k", DIRECT_SHAPES)
+@pytest.mark.parametrize("layouts", [("row", "row"), ("col", "row"), ("row", "col"),
+                                     ("col", "col"), ("odd", "flip"), ("bcast", "odd"),
+                                     ("flip", "bcast")])
+def test_direct_path_edges_and_layouts(m, n, k, layouts, threads):
+    rng = np.random.default_rng(m * 7919 + n * 31 + k)
+    a_view = strided_operand(rng, m, k, layouts[0])
+    b_view = strided_operand(rng, k, n, layouts[1])
+    a_mat = view(a_view[0].astype(np.float32).astype(np.float64), m, k, *a_view[1:])
+    b_mat = view(b_view[0].astype(np.float32).astype(np.float64), k, n, *b_view[1:])
+    c0 = rng.uniform(-1, 1, (m, n)).astype(np.float32)
+    tolerance = 1e-5 * np.sqrt(k) + 1e-6
+    for accumulate in (0, 1):
+        fast = run_sgemm(LIB.nd_sgemm_f32, m, n, k, a_view, b_view, accumulate, threads, c0)
+        np.testing.assert_allclose(fast, a_mat @ b_mat + (c0 if accumulate else 0), rtol=1e-5,
+                                   atol=tolerance)
+
+
+@pytest.mark.parametrize("m,k,n", [(100, 100, 100), (100, 784, 100), (100, 100, 10),
+                                   (100, 10, 100), (784, 100, 100)])
+@pytest.mark.parametrize("layout", ["NN", "TN", "NT", "TT"])
+def test_experiment_shapes_with_transposed_views(m, k, n, layout, threads):
+    """The MLP's matmuls as the backward pass issues them: A^T @ G and G @ W^T through strides."""
+    rng = np.random.default_rng(m + k + n)
+    a = rng.uniform(-1, 1, (m, k) if layout[0] == "N" else (k, m)).astype(np.float32)
+    b = rng.uniform(-1, 1, (k, n) if layout[1] == "N" else (n, k)).astype(np.float32)
+    a_rs, a_cs = (k, 1) if layout[0] == "N" else (1, m)
+    b_rs, b_cs = (n, 1) if layout[1] == "N" else (1, k)
+    c = np.empty((m, n), np.float32)
+    assert LIB.nd_sgemm_f32(a.ctypes.data, b.ctypes.data, c.ctypes.data, m, n, k, a_rs, a_cs,
+                            b_rs, b_cs, n, 0, threads) == 0
+    a_mat = a.astype(np.float64) if layout[0] == "N" else a.T.astype(np.float64)
+    b_mat = b.astype(np.float64) if layout[1] == "N" else b.T.astype(np.float64)
+    np.testing.assert_allclose(c, a_mat @ b_mat, rtol=1e-5, atol=1e-5 * np.sqrt(k))
+
+
+@pytest.mark.parametrize("m,n,k", [(13, 100, 37), (100, 10, 100), (5, 33, 300)])
+def test_sgemm_into_a_wider_c_leaves_the_margin_alone(m, n, k, threads):
+    """C rows ldc > n apart (conv writes column blocks this way): masked edge stores must not
+    touch columns n..ldc, and accumulate must add to what is there."""
+    rng = np.random.default_rng(m + n + k)
+    a = rng.uniform(-1, 1, (m, k)).astype(np.float32)
+    b = rng.uniform(-1, 1, (n, k)).astype(np.float32)  # passed transposed
+    ldc = n + 7
+    expected = a.astype(np.float64) @ b.T
+    for accumulate in (0, 1):
+        c = np.full((m, ldc), 3.0, np.float32)
+        assert LIB.nd_sgemm_f32(a.ctypes.data, b.ctypes.data, c.ctypes.data, m, n, k, k, 1, 1, k,
+                                ldc, accumulate, threads) == 0
+        np.testing.assert_allclose(c[:, :n], expected + 3.0 * accumulate, rtol=1e-5,
+                                   atol=1e-5 * np.sqrt(k))
+        np.testing.assert_array_equal(c[:, n:], 3.0)
+
+
+def test_sgemm_reuses_scratch_across_sizes():
+    """The per-thread scratch grows, is reused, and is bypassed for requests over its cap: a
+    packed-B call of each size in turn (small, tiled with kept scratch, tiled with a per-call
+    buffer, small again) gives the right product every time."""
+    rng = np.random.default_rng(11)
+    for m, n, k in [(20, 30, 40), (450, 400, 390), (3100, 40, 600), (20, 30, 40), (64, 300, 90)]:
+        a = rng.uniform(-1, 1, (m, k)).astype(np.float32)
+        b = rng.uniform(-1, 1, (n, k)).astype(np.float32)  # transposed: the packed path
+        c = np.empty((m, n), np.float32)
+        assert LIB.nd_sgemm_f32(a.ctypes.data, b.ctypes.data, c.ctypes.data, m, n, k, k, 1, 1,
+                                k, n, 0, 1) == 0
+        np.testing.assert_allclose(c, a.astype(np.float64) @ b.T, rtol=1e-5,
+                                   atol=1e-5 * np.sqrt(k))
 
 
 def to_device(host):

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# GPU check of the cuda device (bench layer): the test suite on cuda, matmul and conv benchmarks
+# against cuBLAS/cuDNN, a short training run cuda vs cpu. Every stage runs under a timeout inside
+# one overall budget. Results: $OUT/gpu_results.json; logs: $OUT/<stage>.log.
+# Usage, from anywhere:  OUT=/some/dir bash bench/gpu_check.sh   (OUT defaults to ./gpu_out)
+# Knobs: PY (python), GPU_CHECK_BUDGET (s, default 420), GPU_CHECK_STAGES (default all:
+# "env build_c tests matmul conv train"), GPU_TRAIN_ARGS (extra harness overrides),
+# GPU_CHECK_SMOKE=1 (no GPU: the same stages on tiny sizes in Triton's interpreter, to test this
+# script itself).
+set -u
+cd "$(dirname "$0")/.."
+export OUT="${OUT:-./gpu_out}"
+mkdir -p "$OUT"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+PY="${PY:-python}"
+SMOKE=()
+if [[ "${GPU_CHECK_SMOKE:-0}" == 1 ]]; then
+  export TRITON_INTERPRET=1
+  SMOKE=(--smoke)
+else
+  unset TRITON_INTERPRET
+fi
+BUDGET="${GPU_CHECK_BUDGET:-420}"
+STAGES=" ${GPU_CHECK_STAGES:-env build_c tests matmul conv train} "
+: > "$OUT/stages.jsonl"
+
+stage() {  # stage NAME LIMIT_S CMD...: run CMD with a timeout (capped by the budget left)
+  local name=$1 limit=$2
+  shift 2
+  [[ "$STAGES" == *" $name "* ]] || return 0
+  local left=$((BUDGET - SECONDS - 15))
+  if ((left < 10)); then
+    echo "== $name skipped: budget spent"
+    printf '{"stage": "%s", "rc": "skipped", "seconds": 0, "limit": 0}\n' "$name" \
+      >> "$OUT/stages.jsonl"
+    return 0
+  fi
+  ((limit > left)) && limit=$left
+  local start=$SECONDS
+  echo "== $name (limit ${limit}s, $((SECONDS))s elapsed)"
+  timeout -k 10 "$limit" "$@" > "$OUT/$name.log" 2>&1
+  local rc=$?
+  printf '{"stage": "%s", "rc": %d, "seconds": %d, "limit": %d}\n' "$name" "$rc" \
+    $((SECONDS - start)) "$limit" >> "$OUT/stages.jsonl"
+  tail -n 30 "$OUT/$name.log"
+  echo "== $name rc=$rc in $((SECONDS - start))s"
+}
+
+test_paths=()
+for path in tests/backend tests/kernels; do
+  [[ -d "$path" ]] && test_paths+=("$path")
+done
+
+stage env 60 "$PY" bench/gpu_env.py
+if "$PY" -c "import kernels_c.build" 2>/dev/null; then
+  stage build_c 60 "$PY" -m kernels_c.build
+fi
+stage tests 150 "$PY" -m pytest -q -p no:cacheprovider -m "not slow" \
+  --junitxml="$OUT/tests.xml" "${test_paths[@]}"
+stage matmul 150 "$PY" bench/gpu_matmul.py "${SMOKE[@]}"
+stage conv 100 "$PY" bench/gpu_conv.py "${SMOKE[@]}"
+stage train 90 "$PY" bench/gpu_train.py
+"$PY" bench/gpu_report.py | tee "$OUT/report.txt"
+echo "total ${SECONDS}s"

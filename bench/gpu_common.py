@@ -1,0 +1,58 @@
+"""Shared helpers of the GPU benchmarks (bench layer): output folder, timing with CUDA events via
+triton.testing, and incremental JSON results (a stage killed by its timeout keeps what it measured).
+"""
+
+import json
+import os
+import time
+
+
+def out_dir():
+    path = os.environ.get("OUT", "./gpu_out")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def save(name, payload):
+    """Write $OUT/<name>.json atomically."""
+    path = os.path.join(out_dir(), f"{name}.json")
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(payload, f, indent=1, default=str)
+    os.replace(tmp, path)
+
+
+def device_name():
+    import torch
+
+    return torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu (smoke run)"
+
+
+def time_ms(fn, graph=False):
+    """Median milliseconds of fn() on the GPU; with graph=True replayed from a CUDA graph (kernel
+    time without Python launch overhead), None when capture fails. Without a GPU (smoke runs of
+    these scripts) one wall-clock call, no graph."""
+    import torch
+    import triton.testing
+
+    if not torch.cuda.is_available():
+        if graph:
+            return None
+        start = time.perf_counter()
+        fn()
+        return (time.perf_counter() - start) * 1e3
+
+    if graph:
+        try:
+            return triton.testing.do_bench_cudagraph(fn, rep=100, return_mode="median")
+        except Exception:  # capture can fail (allocator, sync); the eager number still stands
+            return None
+    return triton.testing.do_bench(fn, warmup=25, rep=100, return_mode="median")
+
+
+class Stopwatch:
+    def __init__(self):
+        self.start = time.perf_counter()
+
+    def seconds(self):
+        return round(time.perf_counter() - self.start, 2)

@@ -1,0 +1,103 @@
+"""Compile every Triton kernel variant (each op, rank, precision and autotune configuration) for an
+H100 (sm_90) on a machine without a GPU: catches what the interpreter cannot (type errors, tl.dot
+constraints, shared-memory overflow at ptxas time). Bench layer; usage:
+    python bench/gpu_compile_check.py [--quick]
+"""
+
+import argparse
+import os
+import sys
+import time
+
+
+def _signature(fn, constexprs, floats=("value",)):
+    pointers = {"a", "b", "out", "src", "dst", "x", "w", "gy", "gx", "partial"}
+    signature = {}
+    for param in fn.params:
+        name = param.name
+        if param.is_constexpr:
+            signature[name] = "constexpr"
+        elif name in pointers:
+            signature[name] = "*fp32"
+        elif name in floats:
+            signature[name] = "fp32"
+        else:
+            signature[name] = "i64" if name in ("offset", "a_offset", "b_offset") else "i32"
+    missing = [p.name for p in fn.params if p.is_constexpr and p.name not in constexprs]
+    if missing:
+        raise ValueError(f"{fn.__name__}: constexprs {missing} not given")
+    return signature
+
+
+def variants(quick):
+    from kernels_triton import conv, ewise, matmul, memory, reduce
+
+    for rank in range(memory.MAX_RANK + 1):
+        for mode in ("gather", "scatter", "fill"):
+            yield memory._strided_kernel, {"MODE": mode, "RANK": rank, "BLOCK": 1024}
+    yield memory._fill_kernel, {"BLOCK": 1024}
+    for op in ewise.BINARY_OPS:
+        yield ewise._ewise_kernel, {"OP": op, "BLOCK": 1024}
+    for op in ewise.SCALAR_OPS:
+        powers = (-2, -1, 0, 3) if op == "power" else (-1,)
+        for power in powers:
+            yield ewise._scalar_kernel, {"OP": op, "POWER": power, "INVERT": power == 3,
+                                         "BLOCK": 1024}
+    for op in ewise.UNARY_OPS:
+        yield ewise._unary_kernel, {"OP": op, "BLOCK": 1024}
+    for is_max in (False, True):
+        for rows, cols in ((1, 1024), (4, 1024), (64, 64), (1, 1)):
+            yield reduce._reduce_kernel, {"IS_MAX": is_max, "BLOCK_ROWS": rows,
+                                          "BLOCK_COLS": cols}
+    yield conv._sum_splits_kernel, {"BLOCK": 1024}
+    for precision in matmul.PRECISIONS:
+        configs = matmul.matmul_configs(precision) + [matmul.small_config()]
+        for config in configs[:1] if quick else configs:
+            for even_k in (False, True):
+                yield matmul._matmul_kernel, dict(config.kwargs, PRECISION=precision,
+                                                  EVEN_K=even_k,
+                                                  _warps=config.num_warps,
+                                                  _stages=config.num_stages)
+    for kind, kernel in conv._KERNELS.items():
+        for precision in matmul.PRECISIONS:
+            configs = conv.conv_configs(kind, precision)
+            for config in configs[:1] if quick else configs:
+                for vec in (1, 4) if config is configs[0] else (4,):
+                    yield kernel, dict(config.kwargs, PRECISION=precision, VEC=vec,
+                                       _warps=config.num_warps, _stages=config.num_stages)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="first autotune config only")
+    args = parser.parse_args()
+    if os.environ.get("TRITON_INTERPRET") == "1":
+        sys.exit("unset TRITON_INTERPRET: this compiles the GPU variants")
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    target = GPUTarget("cuda", 90, 32)
+    failures, count, start = [], 0, time.perf_counter()
+    for fn, constexprs in variants(args.quick):
+        options = {"num_warps": constexprs.pop("_warps", 4), "num_stages": constexprs.pop(
+            "_stages", 3)}
+        label = f"{fn.__name__} {constexprs} {options}"
+        try:
+            source = ASTSource(fn, _signature(fn, constexprs), constexprs=constexprs)
+            compiled = triton.compile(source, target=target, options=options)
+            shared = compiled.metadata.shared
+            if shared > 227 * 1024:
+                failures.append(f"{label}: {shared} bytes of shared memory")
+        except Exception as error:  # report every failing variant, not only the first
+            failures.append(f"{label}: {type(error).__name__}: {str(error)[:400]}")
+        count += 1
+    print(f"compiled {count} variants for sm_90 in {time.perf_counter() - start:.0f} s, "
+          f"{len(failures)} failed")
+    for failure in failures:
+        print("FAIL", failure)
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()

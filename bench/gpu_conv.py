@@ -1,0 +1,111 @@
+"""GPU convolution benchmark (bench layer): our implicit-GEMM Triton kernels (forward, input
+gradient, weight gradient, through the cuda device) against torch's cuDNN conv2d and the
+convolution_backward its autograd uses, for the ResNet-style layer N=32, C=K=64, 16x16, 3x3,
+padding 1; IEEE fp32 against cudnn.allow_tf32=False, TF32 against TF32. Eager times (with launch
+overhead) and CUDA-graph times (kernel only). Writes $OUT/conv.json.
+Usage: python bench/gpu_conv.py [--smoke]   (--smoke: tiny layer on the CPU interpreter)
+"""
+
+import argparse
+
+import torch
+
+from bench.gpu_common import Stopwatch, device_name, save, time_ms
+from engine.backend import cuda_device
+
+N, H, W, C, K, R, S, PAD = 32, 16, 16, 64, 64, 3, 3, 1
+DEVICE = "cuda"
+
+
+def _ours(x, w, gy, out, gx, gw):
+    sizes = (N, H, W, C, K, R, S, H, W, 1, 1, PAD, PAD, 1, 1, 1)
+    return {"forward": lambda: cuda_device.conv2d_forward(x, w, out, *sizes),
+            "input_grad": lambda: cuda_device.conv2d_backward_input(gy, w, gx, *sizes),
+            "weight_grad": lambda: cuda_device.conv2d_backward_weight(x, gy, gw, *sizes)}
+
+
+def _torch(x, w, gy, layout):
+    # NHWC data viewed as NCHW: channels_last strides (cuDNN's NHWC path) or a contiguous copy.
+    xt = x.view(N, H, W, C).permute(0, 3, 1, 2)
+    wt = w.view(R, S, C, K).permute(3, 2, 0, 1)
+    gyt = gy.view(N, H, W, K).permute(0, 3, 1, 2)
+    fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+    xt, wt, gyt = (t.contiguous(memory_format=fmt) for t in (xt, wt, gyt))
+    conv_backward = torch.ops.aten.convolution_backward
+
+    def backward(mask):
+        return conv_backward(gyt, xt, wt, None, [1, 1], [PAD, PAD], [1, 1], False, [0, 0], 1,
+                             mask)
+
+    return {"forward": lambda: torch.nn.functional.conv2d(xt, wt, padding=PAD),
+            "input_grad": lambda: backward([True, False, False])[0],
+            "weight_grad": lambda: backward([False, True, False])[1]}, (xt, wt, gyt)
+
+
+def _errors(ours_tensors, torch_fns, torch_inputs):
+    """Relative max error of ours against a float64 CPU reference computed by torch."""
+    xt, wt, gyt = (t.double().cpu() for t in torch_inputs)
+    xt.requires_grad_(True)
+    wt.requires_grad_(True)
+    y = torch.nn.functional.conv2d(xt, wt, padding=PAD)
+    y.backward(gyt)
+    refs = {"forward": y.detach().permute(0, 2, 3, 1), "input_grad": xt.grad.permute(0, 2, 3, 1),
+            "weight_grad": wt.grad.permute(2, 3, 1, 0)}
+    errors = {}
+    for name, ref in refs.items():
+        ours = ours_tensors[name].double().cpu().view(ref.shape)
+        errors[name] = ((ours - ref).abs().max() / ref.abs().max()).item()
+    return errors
+
+
+def main():
+    global N, H, W, C, K, DEVICE
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny layer, CPU interpreter")
+    if parser.parse_args().smoke:
+        N, H, W, C, K, DEVICE = 2, 5, 5, 4, 6, "cpu"
+    results = {"device": device_name(),
+               "layer": dict(n=N, h=H, w=W, c=C, k=K, kernel=R, pad=PAD), "rows": []}
+    gen = torch.Generator(device=DEVICE).manual_seed(0)
+    x = torch.randn(N * H * W * C, device=DEVICE, generator=gen)
+    w = torch.randn(R * S * C * K, device=DEVICE, generator=gen) * 0.05
+    gy = torch.randn(N * H * W * K, device=DEVICE, generator=gen)
+    out, gx, gw = (torch.empty_like(t) for t in (gy, x, w))
+    flops = 2 * N * H * W * K * C * R * S
+    print(f"{'pass':>12} {'mode':>5} {'ours GF/s':>10} {'cuDNN GF/s':>11} {'ratio':>6} "
+          f"{'graph ratio':>11} {'rel err':>8}")
+    for precision, allow_tf32 in (("ieee", False), ("tf32", True)):
+        torch.backends.cudnn.allow_tf32 = allow_tf32
+        cuda_device.set_matmul_precision(precision)
+        ours = _ours(x, w, gy, out, gx, gw)
+        clock = Stopwatch()
+        for fn in ours.values():
+            fn()  # autotune
+        tune_s = clock.seconds()
+        errors = _errors({"forward": out, "input_grad": gx, "weight_grad": gw},
+                         *_torch(x, w, gy, "nchw"))
+        baselines = {layout: _torch(x, w, gy, layout)[0] for layout in ("channels_last", "nchw")}
+        for name, fn in ours.items():
+            ours_ms, ours_graph = time_ms(fn), time_ms(fn, graph=True)
+            torch_ms = {layout: time_ms(fns[name]) for layout, fns in baselines.items()}
+            best = min(torch_ms, key=torch_ms.get)
+            torch_graph = time_ms(baselines[best][name], graph=True)
+            row = {"pass": name, "precision": precision, "ours_ms": ours_ms,
+                   "ours_graph_ms": ours_graph, "torch_ms": torch_ms, "torch_layout": best,
+                   "torch_graph_ms": torch_graph, "ours_gflops": flops / ours_ms / 1e6,
+                   "torch_gflops": flops / torch_ms[best] / 1e6,
+                   "ratio": torch_ms[best] / ours_ms,
+                   "graph_ratio": (torch_graph / ours_graph) if ours_graph and torch_graph
+                   else None, "rel_err": errors[name], "autotune_s": tune_s}
+            results["rows"].append(row)
+            graph = f"{row['graph_ratio']:.2f}" if row["graph_ratio"] else "n/a"
+            print(f"{name:>12} {precision:>5} {row['ours_gflops']:>10.0f} "
+                  f"{row['torch_gflops']:>11.0f} {row['ratio']:>6.2f} {graph:>11} "
+                  f"{row['rel_err']:>8.1e}", flush=True)
+            save("conv", results)
+    cuda_device.set_matmul_precision("ieee")
+    torch.backends.cudnn.allow_tf32 = True
+
+
+if __name__ == "__main__":
+    main()

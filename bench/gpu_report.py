@@ -1,0 +1,88 @@
+"""Merge the GPU check's stage outputs ($OUT/*.json, stages.jsonl, tests.xml) into
+$OUT/gpu_results.json and print the summary table with ratios against cuBLAS/cuDNN and the issue's
+targets (matmul >= 0.8 of cuBLAS at 4096+, conv >= 0.5 of cuDNN). Bench layer.
+Usage: python bench/gpu_report.py
+"""
+
+import json
+import os
+import xml.etree.ElementTree as ElementTree
+
+from bench.gpu_common import out_dir
+
+MATMUL_TARGET, CONV_TARGET = 0.8, 0.5
+
+
+def _load(path):
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def _tests(path):
+    if not os.path.exists(path):
+        return None
+    root = ElementTree.parse(path).getroot()
+    suite = root if root.tag == "testsuite" else root.find("testsuite")
+    counts = {key: int(suite.get(key, 0)) for key in ("tests", "failures", "errors", "skipped")}
+    counts["failed"] = [f"{case.get('classname')}::{case.get('name')}" for case in suite.iter(
+        "testcase") if case.find("failure") is not None or case.find("error") is not None][:50]
+    return counts
+
+
+def main():
+    out = out_dir()
+    stages = []
+    if os.path.exists(os.path.join(out, "stages.jsonl")):
+        with open(os.path.join(out, "stages.jsonl")) as f:
+            stages = [json.loads(line) for line in f if line.strip()]
+    results = {"stages": stages, "env": _load(os.path.join(out, "env.json")),
+               "tests": _tests(os.path.join(out, "tests.xml")),
+               "matmul": _load(os.path.join(out, "matmul.json")),
+               "conv": _load(os.path.join(out, "conv.json")),
+               "train": _load(os.path.join(out, "train.json"))}
+    with open(os.path.join(out, "gpu_results.json"), "w") as f:
+        json.dump(results, f, indent=1)
+
+    print("env:", results["env"])
+    print("stages:", ", ".join(f"{s['stage']} rc={s['rc']} {s['seconds']}s" for s in stages))
+    if results["tests"]:
+        t = results["tests"]
+        print(f"tests: {t['tests']} run, {t['failures']} failures, {t['errors']} errors, "
+              f"{t['skipped']} skipped")
+        for name in t["failed"]:
+            print("  FAILED", name)
+    print(f"\nmatmul (TFLOP/s; ratio = ours/cuBLAS speed, target {MATMUL_TARGET} at 4096+)")
+    print(f"{'size':>6} {'mode':>7} {'ours':>7} {'cuBLAS':>7} {'ratio':>6} {'target':>6} "
+          f"{'err':>8}")
+    for row in (results["matmul"] or {}).get("rows", []):
+        if "error" in row:
+            print(f"{row['size']:>6} {row['precision']:>7} ERROR {row['error'][:80]}")
+            continue
+        target = "" if row["size"] < 4096 or row["precision"] == "tf32x3" else (
+            "ok" if row["ratio"] >= MATMUL_TARGET else "MISS")
+        print(f"{row['size']:>6} {row['precision']:>7} {row['ours_tflops']:>7.1f} "
+              f"{row['torch_tflops']:>7.1f} {row['ratio']:>6.2f} {target:>6} "
+              f"{row['ours_rel_err']:>8.1e}")
+    print(f"\nconv N=32 C=K=64 16x16 3x3 pad 1 (GFLOP/s; ratio = ours/cuDNN speed, target "
+          f"{CONV_TARGET}; graph = CUDA-graph replay, no launch overhead)")
+    print(f"{'pass':>12} {'mode':>5} {'ours':>7} {'cuDNN':>7} {'ratio':>6} {'graph':>6} "
+          f"{'target':>6} {'err':>8}")
+    for row in (results["conv"] or {}).get("rows", []):
+        graph = row.get("graph_ratio")
+        best = max(row["ratio"], graph or 0)
+        print(f"{row['pass']:>12} {row['precision']:>5} {row['ours_gflops']:>7.0f} "
+              f"{row['torch_gflops']:>7.0f} {row['ratio']:>6.2f} "
+              f"{(f'{graph:.2f}' if graph else 'n/a'):>6} "
+              f"{'ok' if best >= CONV_TARGET else 'MISS':>6} {row['rel_err']:>8.1e}")
+    train = results["train"]
+    if train:
+        print(f"\ntraining ({train['mode']}):")
+        for run in train["runs"]:
+            print("  ", {k: v for k, v in run.items() if k not in ("output_tail", "losses")})
+    print(f"\nwrote {os.path.join(out, 'gpu_results.json')}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""Short training run on cuda against the same run on cpu (bench layer). Uses the harness
+(`python -m harness run device=...`) when it exists, else a small engine MLP on synthetic data;
+records wall times, losses and errors in $OUT/train.json. Extra harness overrides come from
+GPU_TRAIN_ARGS (default "data=synthetic train.steps=200":
+the GPU machine has no MNIST copy). Usage: python bench/gpu_train.py
+"""
+
+import os
+import shlex
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from bench.gpu_common import save
+
+RUN_LIMIT_S = int(os.environ.get("GPU_TRAIN_RUN_LIMIT", "40"))
+
+
+def harness_available():
+    try:
+        probe = subprocess.run([sys.executable, "-m", "harness", "--help"], capture_output=True,
+                               text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        return False
+    return probe.returncode == 0 and " run" in probe.stdout
+
+
+def harness_run(device):
+    extra = shlex.split(os.environ.get("GPU_TRAIN_ARGS", "data=synthetic train.steps=200"))
+    command = [sys.executable, "-m", "harness", "run", f"device={device}", *extra]
+    start = time.perf_counter()
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=RUN_LIMIT_S)
+        rc, output = done.returncode, done.stdout + done.stderr
+    except subprocess.TimeoutExpired as expired:
+        rc, output = "timeout", str(expired.stdout or "")
+    return {"command": shlex.join(command), "rc": rc,
+            "wall_s": round(time.perf_counter() - start, 2), "output_tail": output[-3000:]}
+
+
+def engine_run(device_name, steps=60, batch=128):
+    """A 784-256-10 ReLU MLP with SGD on a fixed synthetic teacher task, needle API."""
+    import engine as ndl
+    from engine import nn, optim
+
+    device = ndl.cuda() if device_name == "cuda" else ndl.cpu()
+    rng = np.random.default_rng(0)
+    teacher = rng.standard_normal((784, 10)).astype(np.float32)
+    model = nn.Sequential(nn.Linear(784, 256, device=device), nn.ReLU(),
+                          nn.Linear(256, 10, device=device))
+    loss_fn, opt = nn.SoftmaxLoss(), optim.SGD(model.parameters(), lr=0.05)
+    losses, start = [], time.perf_counter()
+    for _ in range(steps):
+        x = rng.standard_normal((batch, 784)).astype(np.float32)
+        y = np.argmax(x @ teacher, axis=1)
+        loss = loss_fn(model(ndl.Tensor(x, device=device)), ndl.Tensor(y, device=device))
+        (getattr(opt, "zero_grad", None) or opt.reset_grad)()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.numpy()))
+    return {"device": device_name, "steps": steps, "wall_s": round(time.perf_counter() - start, 2),
+            "first_loss": losses[0], "last_loss": losses[-1], "losses": losses[::10]}
+
+
+def main():
+    result = {}
+    if harness_available():
+        result["mode"] = "harness"
+        result["runs"] = [harness_run(device) for device in ("cuda", "cpu")]
+    else:
+        result["mode"] = "engine MLP (harness run not available)"
+        result["runs"] = []
+        for device in ("cuda", "cpu"):
+            try:
+                result["runs"].append(engine_run(device))
+            except Exception as error:  # record and go on: the report shows what broke
+                result["runs"].append({"device": device, "error": repr(error)})
+            save("train", result)
+    save("train", result)
+    for run in result["runs"]:
+        print({k: v for k, v in run.items() if k not in ("output_tail", "losses")})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,322 @@
+"""2-D convolution as implicit GEMM (kernel layer): forward, input gradient and weight gradient over
+NHWC activations and (KH, KW, C/groups, K) weights, with stride, zero padding, dilation and groups.
+No im2col buffer: every tile of the virtual patch matrix is gathered straight from the activations
+with masks for the padding. Autotune configurations come from `conv_configs`.
+"""
+
+import triton
+import triton.language as tl
+
+from .common import cdiv, check_buffer, interpreting
+from .matmul import PRECISIONS
+
+CONV_KINDS = ("forward", "input", "weight")
+
+
+def _config(bm, bn, bk, group, warps, stages):
+    return triton.Config({"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "GROUP_M": group},
+                         num_warps=warps, num_stages=stages)
+
+
+def conv_configs(kind, precision):
+    """Autotune candidates of one pass: one small tile under the interpreter, several on a GPU.
+    BLOCK_K is the reduction tile (input channels, output channels, or pixels for "weight")."""
+    if interpreting():
+        return [_config(16, 16, 16, 1, 1, 1)]
+    if kind == "weight":
+        return [_config(64, 64, 64, 1, 4, 3), _config(64, 64, 128, 1, 4, 3),
+                _config(128, 64, 64, 1, 8, 3), _config(32, 64, 128, 1, 4, 4)]
+    if precision == "ieee":
+        return [_config(64, 64, 32, 8, 4, 3), _config(128, 64, 16, 8, 8, 3),
+                _config(64, 64, 16, 8, 4, 4), _config(32, 64, 32, 8, 4, 4)]
+    return [_config(128, 64, 32, 8, 4, 3), _config(64, 64, 32, 8, 4, 4),
+            _config(128, 64, 64, 8, 8, 3), _config(32, 64, 32, 8, 4, 4)]
+
+
+@triton.jit
+def _grouped_tile(pid, rows, cols, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                  GROUP_M: tl.constexpr):
+    # Grouped program ordering (as in matmul) over a rows x cols output.
+    num_pid_m = tl.cdiv(rows, BLOCK_M)
+    num_pid_n = tl.cdiv(cols, BLOCK_N)
+    pids_in_group = GROUP_M * num_pid_n
+    first_pid_m = (pid // pids_in_group) * GROUP_M
+    group_rows = min(num_pid_m - first_pid_m, GROUP_M)
+    return (first_pid_m + (pid % pids_in_group) % group_rows,
+            (pid % pids_in_group) // group_rows)
+
+
+@triton.jit
+def _forward_kernel(x, w, out, batch, h, wd, c, k, kh, kw, oh, ow, stride_h, stride_w,
+                    pad_h, pad_w, dil_h, dil_w, c_per_group, k_per_group,
+                    PRECISION: tl.constexpr, VEC: tl.constexpr, BLOCK_M: tl.constexpr,
+                    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr):
+    # GEMM per group: rows = output pixels (n, oh, ow), cols = output channels of the group,
+    # reduction = (r, s, input channel of the group), walked as one flat loop so it pipelines.
+    group = tl.program_id(1)
+    pixels = batch * oh * ow
+    pid_m, pid_n = _grouped_tile(tl.program_id(0), pixels, k_per_group, BLOCK_M, BLOCK_N, GROUP_M)
+    rm = pid_m.to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
+    rm_safe = rm % pixels
+    ow_i = rm_safe % ow
+    oh_i = (rm_safe // ow) % oh
+    n_i = rm_safe // (ow * oh)
+    rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    n_ok = rn < k_per_group
+    out_channel = group * k_per_group + rn
+    rc = tl.arange(0, BLOCK_K)
+    c_blocks = tl.cdiv(c_per_group, BLOCK_K)
+    acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
+    for step in range(0, kh * kw * c_blocks):
+        rs = step // c_blocks
+        cc = (step - rs * c_blocks) * BLOCK_K + rc
+        r = rs // kw
+        ih = oh_i * stride_h - pad_h + r * dil_h
+        iw = ow_i * stride_w - pad_w + (rs - r * kw) * dil_w
+        inside = (ih >= 0) & (ih < h) & (iw >= 0) & (iw < wd)
+        c_ok = cc < c_per_group
+        pixel = tl.multiple_of(((n_i * h + ih) * wd + iw) * c + group * c_per_group, VEC)
+        x_tile = tl.load(x + pixel[:, None] + cc[None, :], mask=inside[:, None] & c_ok[None, :],
+                         other=0.0)
+        w_tile = tl.load(w + (rs * c_per_group + cc)[:, None] * k + out_channel[None, :],
+                         mask=c_ok[:, None] & n_ok[None, :], other=0.0)
+        acc = tl.dot(x_tile, w_tile, acc, input_precision=PRECISION)
+    tl.store(out + rm[:, None] * k + out_channel[None, :], acc,
+             mask=(rm[:, None] < pixels) & n_ok[None, :])
+
+
+@triton.jit
+def _input_grad_kernel(gy, w, gx, batch, h, wd, c, k, kh, kw, oh, ow, stride_h, stride_w,
+                       pad_h, pad_w, dil_h, dil_w, c_per_group, k_per_group,
+                       PRECISION: tl.constexpr, VEC: tl.constexpr, BLOCK_M: tl.constexpr,
+                       BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr):
+    # GEMM per group: rows = input pixels (n, ih, iw), cols = input channels of the group,
+    # reduction = (r, s, output channel of the group). Output pixel oh = (ih + pad - r*dil) / stride
+    # contributes only when that division is exact and in range.
+    group = tl.program_id(1)
+    pixels = batch * h * wd
+    pid_m, pid_n = _grouped_tile(tl.program_id(0), pixels, c_per_group, BLOCK_M, BLOCK_N, GROUP_M)
+    rm = pid_m.to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
+    rm_safe = rm % pixels
+    iw_i = rm_safe % wd
+    ih_i = (rm_safe // wd) % h
+    n_i = rm_safe // (wd * h)
+    rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    in_channel = rn % c_per_group
+    rk = tl.arange(0, BLOCK_K)
+    k_blocks = tl.cdiv(k_per_group, BLOCK_K)
+    acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
+    for step in range(0, kh * kw * k_blocks):
+        rs = step // k_blocks
+        kk = (step - rs * k_blocks) * BLOCK_K + rk
+        r = rs // kw
+        h_num = ih_i + pad_h - r * dil_h
+        w_num = iw_i + pad_w - (rs - r * kw) * dil_w
+        # Divide only non-negative numerators (C and numpy disagree on negative ones).
+        h_safe = tl.where(h_num >= 0, h_num, 0)
+        w_safe = tl.where(w_num >= 0, w_num, 0)
+        oh_i = h_safe // stride_h
+        ow_i = w_safe // stride_w
+        hit = ((h_num >= 0) & (h_safe == oh_i * stride_h) & (oh_i < oh)
+               & (w_num >= 0) & (w_safe == ow_i * stride_w) & (ow_i < ow))
+        k_ok = kk < k_per_group
+        pixel = tl.multiple_of(((n_i * oh + oh_i) * ow + ow_i) * k + group * k_per_group, VEC)
+        gy_tile = tl.load(gy + pixel[:, None] + kk[None, :], mask=hit[:, None] & k_ok[None, :],
+                          other=0.0)
+        w_tile = tl.load(w + (rs * c_per_group + in_channel)[None, :] * k
+                         + (group * k_per_group + kk)[:, None], mask=k_ok[:, None], other=0.0)
+        acc = tl.dot(gy_tile, w_tile, acc, input_precision=PRECISION)
+    tl.store(gx + rm[:, None] * c + (group * c_per_group + rn)[None, :], acc,
+             mask=(rm[:, None] < pixels) & (rn[None, :] < c_per_group))
+
+
+@triton.jit
+def _weight_grad_kernel(x, gy, partial, batch, h, wd, c, k, kh, kw, oh, ow, stride_h, stride_w,
+                        pad_h, pad_w, dil_h, dil_w, c_per_group, k_per_group, splits,
+                        PRECISION: tl.constexpr, VEC: tl.constexpr, BLOCK_M: tl.constexpr,
+                        BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr):
+    # One program: one kernel tap (r, s), a tile of input channels x output channels of a group,
+    # and one of `splits` slices of the output pixels (the reduction); partial sums of slice j go
+    # to partial[j * kh*kw*c_per_group*k:] (the launcher adds the slices when splits > 1).
+    group = tl.program_id(1)
+    split = tl.program_id(2)
+    tiles_c = tl.cdiv(c_per_group, BLOCK_M)
+    tiles_k = tl.cdiv(k_per_group, BLOCK_N)
+    pid = tl.program_id(0)
+    rs = pid // (tiles_c * tiles_k)
+    pid_c = (pid // tiles_k) % tiles_c
+    pid_k = pid % tiles_k
+    r = rs // kw
+    s = rs - r * kw
+    rc = pid_c * BLOCK_M + tl.arange(0, BLOCK_M)
+    rn = pid_k * BLOCK_N + tl.arange(0, BLOCK_N)
+    c_ok = rc < c_per_group
+    n_ok = rn < k_per_group
+    rp = tl.arange(0, BLOCK_K)
+    pixels = batch * oh * ow
+    per_split = tl.cdiv(tl.cdiv(pixels, BLOCK_K), splits) * BLOCK_K
+    p_begin = split * per_split
+    p_end = min(pixels, p_begin + per_split)
+    acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
+    for p0 in range(p_begin, p_end, BLOCK_K):
+        p = p0 + rp.to(tl.int64)
+        p_ok = p < p_end
+        ow_i = p % ow
+        oh_i = (p // ow) % oh
+        n_i = p // (ow * oh)
+        ih = oh_i * stride_h - pad_h + r * dil_h
+        iw = ow_i * stride_w - pad_w + s * dil_w
+        inside = p_ok & (ih >= 0) & (ih < h) & (iw >= 0) & (iw < wd)
+        pixel = tl.multiple_of(((n_i * h + ih) * wd + iw) * c + group * c_per_group, VEC)
+        x_tile = tl.load(x + pixel[None, :] + rc[:, None], mask=c_ok[:, None] & inside[None, :],
+                         other=0.0)
+        gy_tile = tl.load(gy + p[:, None] * k + (group * k_per_group + rn)[None, :],
+                          mask=p_ok[:, None] & n_ok[None, :], other=0.0)
+        acc = tl.dot(x_tile, gy_tile, acc, input_precision=PRECISION)
+    gw_size = kh * kw * c_per_group * k
+    dst = (partial + split.to(tl.int64) * gw_size + (rs * c_per_group + rc)[:, None] * k
+           + (group * k_per_group + rn)[None, :])
+    tl.store(dst, acc, mask=c_ok[:, None] & n_ok[None, :])
+
+
+@triton.jit
+def _sum_splits_kernel(partial, out, size, splits, BLOCK: tl.constexpr):
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < size
+    acc = tl.zeros([BLOCK], dtype=tl.float32)
+    for j in range(0, splits):
+        acc += tl.load(partial + j * size + offs, mask=mask, other=0.0)
+    tl.store(out + offs, acc, mask=mask)
+
+
+_SIZE_KEYS = ["batch", "h", "wd", "c", "k", "kh", "kw", "oh", "ow", "stride_h", "stride_w",
+              "pad_h", "pad_w", "dil_h", "dil_w", "c_per_group", "k_per_group", "splits"]
+_KERNELS = {"forward": _forward_kernel, "input": _input_grad_kernel,
+            "weight": _weight_grad_kernel}
+
+
+def _vector_width(channels, per_group):
+    # Pixel starts (multiples of the channel count plus a group offset) are 16-byte aligned when
+    # both are multiples of 4 floats; telling the compiler lets it vectorize the gathers.
+    return 4 if channels % 4 == 0 and per_group % 4 == 0 else 1
+
+
+_VECTORIZED = {
+    "forward": triton.heuristics({"VEC": lambda args: _vector_width(args["c"],
+                                                                    args["c_per_group"])}),
+    "input": triton.heuristics({"VEC": lambda args: _vector_width(args["k"],
+                                                                  args["k_per_group"])}),
+    "weight": triton.heuristics({"VEC": lambda args: _vector_width(args["c"],
+                                                                   args["c_per_group"])}),
+}
+_LAUNCHABLE = {kind: _VECTORIZED[kind](kernel) for kind, kernel in _KERNELS.items()}
+_AUTOTUNED = {(kind, p): triton.autotune(configs=conv_configs(kind, p), key=_SIZE_KEYS)(kernel)
+              for kind, kernel in _LAUNCHABLE.items() for p in PRECISIONS}
+# Problems below this many multiply-adds take the first GPU configuration without autotuning.
+AUTOTUNE_MIN_WORK = 1 << 24
+
+
+def check_conv_sizes(n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w,
+                     dil_h, dil_w, groups):
+    """Raise ValueError naming the problem unless the sizes describe a valid convolution."""
+    sizes = dict(n=n, h=h, w=w_, c=c, k=k, kh=kh, kw=kw, oh=oh, ow=ow, stride_h=stride_h,
+                 stride_w=stride_w, pad_h=pad_h, pad_w=pad_w, dil_h=dil_h, dil_w=dil_w,
+                 groups=groups)
+    for name, value in sizes.items():
+        low = 0 if name in ("n", "pad_h", "pad_w") else 1
+        if not isinstance(value, int) or value < low:
+            raise ValueError(f"conv2d: {name} must be an int >= {low}, got {value!r}")
+    if c % groups or k % groups:
+        raise ValueError(f"conv2d: groups={groups} must divide input channels {c} and output "
+                         f"channels {k}")
+    expected = ((h + 2 * pad_h - dil_h * (kh - 1) - 1) // stride_h + 1,
+                (w_ + 2 * pad_w - dil_w * (kw - 1) - 1) // stride_w + 1)
+    if min(expected) < 1:
+        raise ValueError(f"conv2d: kernel {kh}x{kw} (dilation {dil_h}x{dil_w}) is larger than the "
+                         f"padded input {h + 2 * pad_h}x{w_ + 2 * pad_w}")
+    if (oh, ow) != expected:
+        raise ValueError(f"conv2d: output size {oh}x{ow} does not match the expected "
+                         f"{expected[0]}x{expected[1]}")
+
+
+def weight_grad_splits(n, oh, ow, c, k, kh, kw, groups, sm_count):
+    """How many slices of the pixel reduction the weight gradient should use so that about two
+    programs run per multiprocessor (its tile grid alone is small: kh*kw*C*K/groups/64^2)."""
+    programs = kh * kw * cdiv(c // groups, 64) * cdiv(k // groups, 64) * groups
+    return max(1, min(cdiv(2 * sm_count, programs), cdiv(n * oh * ow, 256)))
+
+
+def _launch(kind, args, grid, work, precision):
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown conv precision {precision!r}; choose one of {PRECISIONS}")
+    if interpreting() or work >= AUTOTUNE_MIN_WORK:
+        _AUTOTUNED[(kind, precision)][grid](*args, PRECISION=precision)
+    else:
+        config = conv_configs(kind, precision)[0]
+        _LAUNCHABLE[kind][grid](*args, PRECISION=precision, num_warps=config.num_warps,
+                             num_stages=config.num_stages, **config.kwargs)
+
+
+def conv2d_forward(x, w, out, n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w,
+                   dil_h, dil_w, groups, precision="ieee"):
+    """out (n, oh, ow, k) = conv of x (n, h, w_, c) with w (kh, kw, c/groups, k)."""
+    check_conv_sizes(n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w, dil_h,
+                     dil_w, groups)
+    cg, kg = c // groups, k // groups
+    check_buffer("conv2d_forward x", x, n * h * w_ * c)
+    check_buffer("conv2d_forward w", w, kh * kw * cg * k)
+    check_buffer("conv2d_forward out", out, n * oh * ow * k)
+    if n == 0:
+        return
+    grid = lambda meta: (cdiv(n * oh * ow, meta["BLOCK_M"]) * cdiv(kg, meta["BLOCK_N"]), groups)
+    args = (x, w, out, n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w, dil_h,
+            dil_w, cg, kg)
+    _launch("forward", args, grid, n * oh * ow * k * kh * kw * cg, precision)
+
+
+def conv2d_backward_input(gy, w, gx, n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w,
+                          pad_h, pad_w, dil_h, dil_w, groups, precision="ieee"):
+    """gx (n, h, w_, c) = gradient of the forward with respect to x, given gy (n, oh, ow, k)."""
+    check_conv_sizes(n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w, dil_h,
+                     dil_w, groups)
+    cg, kg = c // groups, k // groups
+    check_buffer("conv2d_backward_input gy", gy, n * oh * ow * k)
+    check_buffer("conv2d_backward_input w", w, kh * kw * cg * k)
+    check_buffer("conv2d_backward_input gx", gx, n * h * w_ * c)
+    if n == 0:
+        return
+    grid = lambda meta: (cdiv(n * h * w_, meta["BLOCK_M"]) * cdiv(cg, meta["BLOCK_N"]), groups)
+    args = (gy, w, gx, n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w, dil_h,
+            dil_w, cg, kg)
+    _launch("input", args, grid, n * h * w_ * c * kh * kw * kg, precision)
+
+
+def conv2d_backward_weight(x, gy, gw, n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w,
+                           pad_h, pad_w, dil_h, dil_w, groups, precision="ieee", splits=1,
+                           workspace=None):
+    """gw (kh, kw, c/groups, k) = gradient of the forward with respect to w. With splits > 1 the
+    pixel reduction is cut into slices whose partial sums go to `workspace` (splits * gw size
+    elements, caller-allocated) and are then added in a fixed order (deterministic)."""
+    check_conv_sizes(n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w, dil_h,
+                     dil_w, groups)
+    cg, kg = c // groups, k // groups
+    gw_size = kh * kw * cg * k
+    check_buffer("conv2d_backward_weight x", x, n * h * w_ * c)
+    check_buffer("conv2d_backward_weight gy", gy, n * oh * ow * k)
+    check_buffer("conv2d_backward_weight gw", gw, gw_size)
+    if not isinstance(splits, int) or splits < 1:
+        raise ValueError(f"conv2d_backward_weight: splits must be an int >= 1, got {splits!r}")
+    if splits > 1:
+        if workspace is None:
+            raise ValueError("conv2d_backward_weight: splits > 1 needs a workspace buffer")
+        check_buffer("conv2d_backward_weight workspace", workspace, splits * gw_size)
+    partial = gw if splits == 1 else workspace
+    grid = lambda meta: (kh * kw * cdiv(cg, meta["BLOCK_M"]) * cdiv(kg, meta["BLOCK_N"]), groups,
+                         splits)
+    args = (x, gy, partial, n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w,
+            dil_h, dil_w, cg, kg, splits)
+    _launch("weight", args, grid, n * oh * ow * k * kh * kw * cg, precision)
+    if splits > 1:
+        block = 1024
+        _sum_splits_kernel[(cdiv(gw_size, block),)](workspace, gw, gw_size, splits, BLOCK=block,
+                                                    num_warps=1 if interpreting() else 4)

@@ -1,0 +1,64 @@
+"""Row reductions over the last axis of compact float32 data (kernel layer): sum and max. Each
+program owns BLOCK_ROWS rows and walks the reduced axis in BLOCK_COLS chunks, so any reduce size
+fits; max propagates NaN like numpy.
+"""
+
+import triton
+import triton.language as tl
+
+from .common import cdiv, check_buffer, interpreting
+
+REDUCE_OPS = ("sum", "max")
+
+
+def block_config(reduce_size, out_size):
+    """(BLOCK_ROWS, BLOCK_COLS, num_warps): at most 1024 columns, about 4096 elements a tile."""
+    cols = min(triton.next_power_of_2(max(reduce_size, 1)), 1024)
+    rows = min(triton.next_power_of_2(max(out_size, 1)), max(1, 4096 // cols))
+    return rows, cols, 1 if interpreting() else 4
+
+
+@triton.jit
+def _reduce_kernel(a, out, reduce_size, out_size, IS_MAX: tl.constexpr,
+                   BLOCK_ROWS: tl.constexpr, BLOCK_COLS: tl.constexpr):
+    rows = tl.program_id(0).to(tl.int64) * BLOCK_ROWS + tl.arange(0, BLOCK_ROWS)
+    row_mask = rows < out_size
+    cols = tl.arange(0, BLOCK_COLS)
+    row_start = rows[:, None] * reduce_size
+    if IS_MAX:
+        acc = tl.full([BLOCK_ROWS, BLOCK_COLS], float("-inf"), tl.float32)
+    else:
+        acc = tl.zeros([BLOCK_ROWS, BLOCK_COLS], tl.float32)
+    for start in range(0, reduce_size, BLOCK_COLS):
+        c = start + cols
+        mask = row_mask[:, None] & (c < reduce_size)[None, :]
+        if IS_MAX:
+            x = tl.load(a + row_start + c[None, :], mask=mask, other=float("-inf"))
+            acc = tl.maximum(acc, x, propagate_nan=tl.PropagateNan.ALL)
+        else:
+            acc += tl.load(a + row_start + c[None, :], mask=mask, other=0.0)
+    if IS_MAX:
+        # tl.max does not promise NaN propagation: count NaNs separately.
+        nans = tl.sum((acc != acc).to(tl.int32), axis=1)
+        result = tl.where(nans > 0, float("nan"), tl.max(acc, axis=1))
+    else:
+        result = tl.sum(acc, axis=1)
+    tl.store(out + rows, result, mask=row_mask)
+
+
+def reduce(op, a, out, reduce_size, out_size):
+    """out[i] = OP_j a[i * reduce_size + j] for op in REDUCE_OPS."""
+    if op not in REDUCE_OPS:
+        raise ValueError(f"unknown reduction {op!r}; choose one of {REDUCE_OPS}")
+    if reduce_size < 0 or out_size < 0:
+        raise ValueError(f"reduce_{op}: negative sizes reduce_size={reduce_size}, "
+                         f"out_size={out_size}")
+    if op == "max" and reduce_size == 0 and out_size > 0:
+        raise ValueError("reduce_max over an empty axis has no identity")
+    check_buffer(f"reduce_{op} input", a, reduce_size * out_size)
+    check_buffer(f"reduce_{op} out", out, out_size)
+    if out_size == 0:
+        return
+    rows, cols, warps = block_config(reduce_size, out_size)
+    _reduce_kernel[(cdiv(out_size, rows),)](a, out, reduce_size, out_size, IS_MAX=op == "max",
+                                            BLOCK_ROWS=rows, BLOCK_COLS=cols, num_warps=warps)

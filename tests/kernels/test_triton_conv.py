@@ -1,0 +1,178 @@
+"""Triton implicit-GEMM convolution kernels (kernel layer) through the cuda device: forward, input
+gradient and weight gradient over a grid of shapes, strides, paddings, dilations and groups, against
+a float64 numpy reference defined here (checked itself by the adjoint identity), and bad sizes.
+"""
+
+import os
+
+import numpy as np
+import pytest
+
+
+def _triton_available():
+    if os.environ.get("TRITON_INTERPRET") == "1":
+        return True
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+pytestmark = [pytest.mark.triton_interpret,
+              pytest.mark.skipif(not _triton_available(),
+                                 reason="needs TRITON_INTERPRET=1 or a CUDA GPU"),
+              # Triton's interpreter turns 1-element loop bounds into ints the deprecated way.
+              pytest.mark.filterwarnings("ignore:Conversion of an array:DeprecationWarning")]
+
+
+@pytest.fixture(scope="module")
+def cuda():
+    from engine.backend import cuda_device
+
+    return cuda_device
+
+
+RNG = np.random.default_rng(3)
+
+# n, h, w, c, k, (kh, kw), (stride_h, stride_w), (pad_h, pad_w), (dil_h, dil_w), groups
+CASES = [
+    (1, 5, 5, 3, 4, (3, 3), (1, 1), (1, 1), (1, 1), 1),
+    (2, 7, 6, 4, 6, (3, 3), (2, 2), (1, 1), (1, 1), 2),
+    (2, 6, 7, 4, 4, (2, 2), (1, 1), (0, 0), (1, 1), 1),
+    (1, 8, 8, 2, 3, (3, 3), (1, 1), (2, 2), (2, 2), 1),
+    (2, 5, 5, 6, 6, (1, 1), (1, 1), (0, 0), (1, 1), 3),
+    (1, 9, 7, 3, 5, (3, 2), (3, 2), (1, 0), (2, 1), 1),
+    (2, 5, 5, 4, 4, (3, 3), (1, 1), (1, 1), (1, 1), 4),
+    (2, 4, 4, 17, 18, (3, 3), (1, 1), (1, 1), (1, 1), 1),
+    (1, 7, 9, 2, 3, (3, 3), (2, 1), (0, 1), (1, 2), 1),
+    (1, 3, 3, 1, 1, (3, 3), (1, 1), (0, 0), (1, 1), 1),
+]
+
+
+def _output_size(size, kernel, stride, pad, dil):
+    return (size + 2 * pad - dil * (kernel - 1) - 1) // stride + 1
+
+
+def _taps(shape, kernel, stride, pad, dil):
+    """For each kernel tap (r, s): slices of the padded input that the tap reads."""
+    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dil
+    oh = _output_size(shape[1], kh, sh, pad[0], dh)
+    ow = _output_size(shape[2], kw, sw, pad[1], dw)
+    for r in range(kh):
+        for s in range(kw):
+            yield r, s, (slice(None), slice(r * dh, r * dh + sh * (oh - 1) + 1, sh),
+                         slice(s * dw, s * dw + sw * (ow - 1) + 1, sw))
+
+
+def reference_conv(x, w, stride, pad, dil, groups):
+    """Forward, float64: x (N, H, W, C), w (KH, KW, C/groups, K) -> (N, OH, OW, K)."""
+    n, _, _, c = x.shape
+    kh, kw, cg, k = w.shape
+    xp = np.pad(x.astype(np.float64), ((0, 0), (pad[0],) * 2, (pad[1],) * 2, (0, 0)))
+    out = None
+    for r, s, window in _taps(x.shape, (kh, kw), stride, pad, dil):
+        patch = xp[window].reshape(*xp[window].shape[:3], groups, cg)
+        tap = w[r, s].astype(np.float64).reshape(cg, groups, k // groups)
+        term = np.einsum("nhwgc,cgk->nhwgk", patch, tap)
+        out = term if out is None else out + term
+    return out.reshape(*out.shape[:3], k)
+
+
+def reference_grads(x, w, gy, stride, pad, dil, groups):
+    """(gx, gw) of sum(conv(x, w) * gy), float64."""
+    kh, kw, cg, k = w.shape
+    xp = np.pad(x.astype(np.float64), ((0, 0), (pad[0],) * 2, (pad[1],) * 2, (0, 0)))
+    gxp = np.zeros_like(xp)
+    gw = np.zeros(w.shape)
+    g = gy.astype(np.float64).reshape(*gy.shape[:3], groups, k // groups)
+    for r, s, window in _taps(x.shape, (kh, kw), stride, pad, dil):
+        patch = xp[window].reshape(*xp[window].shape[:3], groups, cg)
+        tap = w[r, s].astype(np.float64).reshape(cg, groups, k // groups)
+        gxp[window] += np.einsum("nhwgk,cgk->nhwgc", g, tap).reshape(gxp[window].shape)
+        gw[r, s] = np.einsum("nhwgc,nhwgk->cgk", patch, g).reshape(cg, k)
+    gx = gxp[:, pad[0]:pad[0] + x.shape[1], pad[1]:pad[1] + x.shape[2]]
+    return gx, gw
+
+
+def _problem(case):
+    n, h, w_, c, k, kernel, stride, pad, dil, groups = case
+    oh = _output_size(h, kernel[0], stride[0], pad[0], dil[0])
+    ow = _output_size(w_, kernel[1], stride[1], pad[1], dil[1])
+    x = RNG.standard_normal((n, h, w_, c)).astype(np.float32)
+    w = RNG.standard_normal((*kernel, c // groups, k)).astype(np.float32)
+    gy = RNG.standard_normal((n, oh, ow, k)).astype(np.float32)
+    sizes = (n, h, w_, c, k, *kernel, oh, ow, *stride, *pad, *dil, groups)
+    return x, w, gy, sizes
+
+
+def _upload(cuda, host):
+    handle = cuda.alloc(host.size)
+    cuda.from_numpy(host, handle)
+    return handle
+
+
+def _download(cuda, handle, shape):
+    return cuda.to_numpy(handle, shape, tuple(int(np.prod(shape[i + 1:])) for i in
+                                              range(len(shape))), 0)
+
+
+def test_reference_is_adjoint():
+    x, w, gy, _ = _problem(CASES[1])
+    args = ((2, 2), (1, 1), (1, 1), 2)
+    gx, gw = reference_grads(x, w, gy, *args)
+    forward = np.sum(reference_conv(x, w, *args) * gy)
+    assert np.isclose(forward, np.sum(gx * x)) and np.isclose(forward, np.sum(gw * w))
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"case{i}" for i in range(len(CASES))])
+def test_conv_passes(cuda, case):
+    x, w, gy, sizes = _problem(case)
+    n, h, w_, c, k, kh, kw, oh, ow, *_ = sizes
+    _, _, _, _, _, _, stride, pad, dil, groups = case
+    expected = reference_conv(x, w, stride, pad, dil, groups)
+    gx_expected, gw_expected = reference_grads(x, w, gy, stride, pad, dil, groups)
+    hx, hw, hgy = _upload(cuda, x), _upload(cuda, w), _upload(cuda, gy)
+
+    out = cuda.alloc(n * oh * ow * k)
+    cuda.conv2d_forward(hx, hw, out, *sizes)
+    np.testing.assert_allclose(_download(cuda, out, (n, oh, ow, k)), expected, rtol=1e-4,
+                               atol=1e-4)
+    gx = cuda.alloc(x.size)
+    cuda.fill(gx, np.nan, x.size)  # every element must be overwritten
+    cuda.conv2d_backward_input(hgy, hw, gx, *sizes)
+    np.testing.assert_allclose(_download(cuda, gx, x.shape), gx_expected, rtol=1e-4, atol=1e-4)
+    gw = cuda.alloc(w.size)
+    cuda.fill(gw, np.nan, w.size)
+    cuda.conv2d_backward_weight(hx, hgy, gw, *sizes)
+    np.testing.assert_allclose(_download(cuda, gw, w.shape), gw_expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("splits", [2, 3, 7])
+def test_weight_grad_split_reduction(cuda, splits):
+    from kernels_triton import conv
+
+    case = CASES[1]
+    x, w, gy, sizes = _problem(case)
+    _, _, _, _, _, _, stride, pad, dil, groups = case
+    _, gw_expected = reference_grads(x, w, gy, stride, pad, dil, groups)
+    gw, workspace = cuda.alloc(w.size), cuda.alloc(splits * w.size)
+    conv.conv2d_backward_weight(_upload(cuda, x), _upload(cuda, gy), gw, *sizes, splits=splits,
+                                workspace=workspace)
+    np.testing.assert_allclose(_download(cuda, gw, w.shape), gw_expected, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="workspace"):
+        conv.conv2d_backward_weight(_upload(cuda, x), _upload(cuda, gy), gw, *sizes, splits=2)
+
+
+def test_bad_sizes_raise(cuda):
+    x, w, out = cuda.alloc(100), cuda.alloc(100), cuda.alloc(100)
+    with pytest.raises(ValueError, match="groups=2 must divide input channels 3"):
+        cuda.conv2d_forward(x, w, out, 1, 4, 4, 3, 4, 1, 1, 4, 4, 1, 1, 0, 0, 1, 1, 2)
+    with pytest.raises(ValueError, match="larger than the padded input"):
+        cuda.conv2d_forward(x, w, out, 1, 2, 2, 1, 1, 5, 5, 1, 1, 1, 1, 1, 1, 1, 1, 1)
+    with pytest.raises(ValueError, match="does not match"):
+        cuda.conv2d_backward_input(x, w, out, 1, 4, 4, 1, 1, 3, 3, 4, 4, 1, 1, 0, 0, 1, 1, 1)
+    with pytest.raises(ValueError, match="stride_h must be an int >= 1"):
+        cuda.conv2d_backward_weight(x, w, out, 1, 4, 4, 1, 1, 3, 3, 2, 2, 0, 1, 0, 0, 1, 1, 1)
+    with pytest.raises(ValueError, match="holds 100 elements, 108 needed"):
+        cuda.conv2d_forward(x, w, out, 3, 6, 6, 1, 3, 1, 1, 6, 6, 1, 1, 0, 0, 1, 1, 1)

@@ -1,0 +1,153 @@
+"""Triton elementwise and reduction kernels (kernel layer) through the cuda device, against the
+numpy device: every binary, scalar and unary op of the protocol, sizes 1, primes and several blocks,
+special values (NaN, inf, zeros, negative bases), and row reductions of any length.
+"""
+
+import os
+
+import numpy as np
+import pytest
+
+from engine.backend import numpy_device, protocol
+
+
+def _triton_available():
+    if os.environ.get("TRITON_INTERPRET") == "1":
+        return True
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+pytestmark = [pytest.mark.triton_interpret,
+              pytest.mark.skipif(not _triton_available(),
+                                 reason="needs TRITON_INTERPRET=1 or a CUDA GPU"),
+              # Triton's interpreter turns 1-element loop bounds into ints the deprecated way.
+              pytest.mark.filterwarnings("ignore:Conversion of an array:DeprecationWarning"),
+              pytest.mark.filterwarnings("ignore::RuntimeWarning")]
+
+
+@pytest.fixture(scope="module")
+def cuda():
+    from engine.backend import cuda_device
+
+    return cuda_device
+
+
+RNG = np.random.default_rng(1)
+SIZES = (1, 7, 1031)
+SPECIAL = np.array([0.0, -0.0, 1.0, -1.0, 2.0, -3.0, 0.5, np.nan, np.inf, -np.inf, 1e-30, 80.0,
+                    -80.0, 1e-4, -0.1], np.float32)
+
+
+def _run(cuda, name, inputs, *scalars):
+    """Run protocol function `name` on both devices; return (ours, numpy's)."""
+    size = inputs[0].size
+    expected = np.empty(size, np.float32)
+    handles = []
+    for host in inputs:
+        handle = cuda.alloc(size)
+        cuda.from_numpy(host, handle)
+        handles.append(handle)
+    out = cuda.alloc(size)
+    if scalars:
+        getattr(numpy_device, name)(inputs[0], scalars[0], expected, size)
+        getattr(cuda, name)(handles[0], scalars[0], out, size)
+    else:
+        getattr(numpy_device, name)(*inputs, expected, size)
+        getattr(cuda, name)(*handles, out, size)
+    return cuda.to_numpy(out, (size,), (1,), 0), expected
+
+
+def _check(got, expected):
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6, equal_nan=True)
+
+
+def test_protocol_names_all_present(cuda):
+    assert protocol.missing_functions(cuda, protocol.ALL_FUNCTIONS) == []
+    assert cuda.enabled()
+
+
+@pytest.mark.parametrize("name", protocol.EWISE_FUNCTIONS)
+@pytest.mark.parametrize("size", SIZES)
+def test_binary(cuda, name, size):
+    a = RNG.standard_normal(size).astype(np.float32)
+    b = RNG.standard_normal(size).astype(np.float32)
+    b[::3] = a[::3]  # equal pairs for eq/ge
+    _check(*_run(cuda, name, [a, b]))
+
+
+@pytest.mark.parametrize("name", protocol.EWISE_FUNCTIONS)
+def test_binary_special_values(cuda, name):
+    a = np.repeat(SPECIAL, SPECIAL.size)
+    b = np.tile(SPECIAL, SPECIAL.size)
+    _check(*_run(cuda, name, [a, b]))
+
+
+@pytest.mark.parametrize("name", protocol.SCALAR_FUNCTIONS)
+@pytest.mark.parametrize("value", [2.0, -1.5, 0.0, 3.0])
+def test_scalar(cuda, name, value):
+    a = np.concatenate([RNG.standard_normal(1031).astype(np.float32), SPECIAL])
+    if name == "scalar_power":
+        a = np.abs(a)
+    _check(*_run(cuda, name, [a], value))
+
+
+@pytest.mark.parametrize("value", [2.0, 3.0, -1.0, -2.0, 0.0, 1.0, 0.5, -0.5, 2.5, 7.0, -3.0])
+def test_power_special_values(cuda, value):
+    _check(*_run(cuda, "scalar_power", [SPECIAL.copy()], value))
+
+
+@pytest.mark.parametrize("name", protocol.UNARY_FUNCTIONS)
+@pytest.mark.parametrize("size", SIZES)
+def test_unary(cuda, name, size):
+    a = (RNG.standard_normal(size) * 3).astype(np.float32)
+    if name in ("ewise_log", "ewise_sqrt"):
+        a = np.abs(a) + 1e-3
+    _check(*_run(cuda, name, [a]))
+
+
+@pytest.mark.parametrize("name", protocol.UNARY_FUNCTIONS)
+def test_unary_special_values(cuda, name):
+    tiny = np.array([1e-7, -3e-6, 0.12, -0.13, 0.3, 9.5, -10.0], np.float32)
+    _check(*_run(cuda, name, [np.concatenate([SPECIAL, tiny])]))
+
+
+@pytest.mark.parametrize("reduce_size,out_size",
+                         [(1, 1), (1, 9), (7, 1), (13, 5), (1024, 3), (2500, 2), (3, 1300)])
+@pytest.mark.parametrize("name", protocol.REDUCE_FUNCTIONS)
+def test_reductions(cuda, name, reduce_size, out_size):
+    a = RNG.standard_normal(reduce_size * out_size).astype(np.float32)
+    expected = np.empty(out_size, np.float32)
+    getattr(numpy_device, name)(a, expected, reduce_size, out_size)
+    handle, out = cuda.alloc(a.size), cuda.alloc(out_size)
+    cuda.from_numpy(a, handle)
+    getattr(cuda, name)(handle, out, reduce_size, out_size)
+    got = cuda.to_numpy(out, (out_size,), (1,), 0)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4 * np.sqrt(reduce_size))
+
+
+def test_reductions_nan_inf_and_empty(cuda):
+    a = np.array([1.0, np.nan, 3.0, -np.inf, -np.inf, -np.inf, 2.0, np.inf, 5.0], np.float32)
+    handle, out = cuda.alloc(9), cuda.alloc(3)
+    cuda.from_numpy(a, handle)
+    cuda.reduce_max(handle, out, 3, 3)
+    np.testing.assert_array_equal(cuda.to_numpy(out, (3,), (1,), 0), [np.nan, -np.inf, np.inf])
+    cuda.reduce_sum(handle, out, 3, 3)
+    np.testing.assert_array_equal(cuda.to_numpy(out, (3,), (1,), 0), [np.nan, -np.inf, np.inf])
+    cuda.reduce_sum(handle, out, 0, 3)
+    np.testing.assert_array_equal(cuda.to_numpy(out, (3,), (1,), 0), [0.0, 0.0, 0.0])
+    with pytest.raises(ValueError, match="empty axis"):
+        cuda.reduce_max(handle, out, 0, 3)
+    with pytest.raises(ValueError, match="holds 9 elements, 12 needed"):
+        cuda.reduce_sum(handle, out, 4, 3)
+
+
+def test_bad_sizes_raise(cuda):
+    a, out = cuda.alloc(4), cuda.alloc(4)
+    with pytest.raises(ValueError, match="holds 4 elements, 5 needed"):
+        cuda.ewise_add(a, a, out, 5)
+    with pytest.raises(TypeError, match="torch tensor"):
+        cuda.ewise_exp(np.zeros(4, np.float32), out, 4)

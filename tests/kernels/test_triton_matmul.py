@@ -1,0 +1,113 @@
+"""Triton matmul kernel (kernel layer) through the cuda device, against a float64 reference: odd and
+prime shapes, batches, transposed, broadcast (batch stride 0), negative-stride and offset operands,
+the precision switch, and bad sizes.
+"""
+
+import os
+
+import numpy as np
+import pytest
+
+
+def _triton_available():
+    if os.environ.get("TRITON_INTERPRET") == "1":
+        return True
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+pytestmark = [pytest.mark.triton_interpret,
+              pytest.mark.skipif(not _triton_available(),
+                                 reason="needs TRITON_INTERPRET=1 or a CUDA GPU"),
+              # Triton's interpreter turns 1-element loop bounds into ints the deprecated way.
+              pytest.mark.filterwarnings("ignore:Conversion of an array:DeprecationWarning")]
+
+
+@pytest.fixture(scope="module")
+def cuda():
+    from engine.backend import cuda_device
+
+    yield cuda_device
+    cuda_device.set_matmul_precision("ieee")
+
+
+RNG = np.random.default_rng(2)
+
+
+def _upload(cuda, host):
+    handle = cuda.alloc(host.size)
+    cuda.from_numpy(host, handle)
+    return handle
+
+
+def _view(flat, shape, strides, offset):
+    """A float64 numpy view of `flat` (strides in elements, possibly negative)."""
+    index = offset + sum(np.arange(n).reshape([-1 if d == i else 1 for i in range(len(shape))]) * s
+                         for d, (n, s) in enumerate(zip(shape, strides, strict=True)))
+    return flat.astype(np.float64)[index]
+
+
+def _matmul(cuda, a_flat, b_flat, batch, m, k, n, a_layout, b_layout):
+    """Our matmul of strided operands; returns (ours, float64 reference)."""
+    a_off, a_strides = a_layout
+    b_off, b_strides = b_layout
+    out = cuda.alloc(batch * m * n)
+    cuda.matmul(_upload(cuda, a_flat), _upload(cuda, b_flat), out, batch, m, k, n,
+                a_off, *a_strides, b_off, *b_strides)
+    expected = np.matmul(_view(a_flat, (batch, m, k), a_strides, a_off),
+                         _view(b_flat, (batch, k, n), b_strides, b_off))
+    return cuda.to_numpy(out, (batch, m, n), (m * n, n, 1), 0), expected
+
+
+def _check(got, expected, k, rtol=1e-5):
+    np.testing.assert_allclose(got, expected, rtol=rtol, atol=rtol * 4 * np.sqrt(max(k, 1)))
+
+
+@pytest.mark.parametrize("batch,m,k,n", [(1, 1, 1, 1), (1, 1, 7, 1), (1, 5, 1, 3),
+                                         (1, 17, 23, 19), (3, 16, 32, 16), (2, 33, 47, 5),
+                                         (1, 3, 0, 4), (4, 2, 3, 37)])
+def test_compact_shapes(cuda, batch, m, k, n):
+    a = RNG.standard_normal(batch * m * k).astype(np.float32)
+    b = RNG.standard_normal(batch * k * n).astype(np.float32)
+    got, expected = _matmul(cuda, a, b, batch, m, k, n, (0, (m * k, k, 1)), (0, (k * n, n, 1)))
+    _check(got, expected, k)
+
+
+@pytest.mark.parametrize("case", ["transposed", "broadcast_batch", "negative", "offset_gapped"])
+def test_strided_operands(cuda, case):
+    batch, m, k, n = 3, 13, 19, 11
+    a = RNG.standard_normal(2000).astype(np.float32)
+    b = RNG.standard_normal(2000).astype(np.float32)
+    if case == "transposed":  # A and B stored as their transposes, read without a copy
+        layouts = (0, (m * k, 1, m)), (0, (k * n, 1, k))
+    elif case == "broadcast_batch":  # one B (a weight) shared by every batch entry
+        layouts = (0, (m * k, k, 1)), (5, (0, n, 1))
+    elif case == "negative":  # flipped rows of A, flipped columns of B
+        layouts = (m * k * batch - k, (-m * k, -k, 1)), (n - 1, (k * n, n, -1))
+    else:  # sub-blocks of wider matrices at an offset
+        layouts = (7, (m * 40, 40, 2)), (3, (k * 30, 30, 1))
+    got, expected = _matmul(cuda, a, b, batch, m, k, n, *layouts)
+    _check(got, expected, k)
+
+
+@pytest.mark.parametrize("precision", ["tf32", "tf32x3", "ieee"])
+def test_precision_modes(cuda, precision):
+    cuda.set_matmul_precision(precision)
+    assert cuda.get_matmul_precision() == precision
+    a = RNG.standard_normal(20 * 24).astype(np.float32)
+    b = RNG.standard_normal(24 * 18).astype(np.float32)
+    got, expected = _matmul(cuda, a, b, 1, 20, 24, 18, (0, (0, 24, 1)), (0, (0, 18, 1)))
+    _check(got, expected, 24, rtol=5e-3 if precision == "tf32" else 1e-5)
+
+
+def test_bad_input_raises(cuda):
+    a, b, out = cuda.alloc(12), cuda.alloc(12), cuda.alloc(9)
+    with pytest.raises(ValueError, match="matmul b"):
+        cuda.matmul(a, b, out, 1, 3, 4, 3, 0, 0, 4, 1, 0, 0, 4, 1)
+    with pytest.raises(ValueError, match="matmul out"):
+        cuda.matmul(a, b, out, 1, 3, 4, 4, 0, 0, 4, 1, 0, 0, 1, 0)
+    with pytest.raises(ValueError, match="precision"):
+        cuda.set_matmul_precision("bf16")
