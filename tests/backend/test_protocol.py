@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from engine.backend import numpy_device as spec
-from engine.backend.protocol import (BINARY_OPS, CORE_FUNCTIONS, UNARY_OPS, missing_functions)
+from engine.backend.protocol import BINARY_OPS, CORE_FUNCTIONS, UNARY_OPS, missing_functions
 from tests.devices import DEVICE_PARAMS
 
 RNG = np.random.default_rng(0)
