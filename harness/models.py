@@ -86,4 +86,6 @@ def build_optimizer(optimizer_cfg, parameters):
         return optim.SGD(parameters, nesterov=True, **settings)
     if name == "adam":
         return optim.Adam(parameters, **settings)
+    if name == "newton":
+        raise ValueError("optimizer=newton needs model=quadratic (its Hessian is 2x2 and exact)")
     raise ValueError(f"optimizer.name: unknown optimizer {name!r}")

@@ -47,7 +47,7 @@ class QuadraticProblem:
     def _constant(self, array):
         return ndl.Tensor(array, device=self.device, dtype="float64", requires_grad=False)
 
-    def _loss(self, x):
+    def loss(self, x):
         return ((x @ self._a) * x).sum() * 0.5 + (x * self._b).sum()
 
     def value(self, point: np.ndarray) -> float:
@@ -55,13 +55,13 @@ class QuadraticProblem:
 
     def gradient(self, point: np.ndarray) -> np.ndarray:
         x = ndl.Tensor(point[None, :], device=self.device, dtype="float64")
-        self._loss(x).backward()
+        self.loss(x).backward()
         return x.grad.numpy()[0]
 
     def hessian(self, point: np.ndarray) -> np.ndarray:
         """Row i is the gradient of the i-th gradient component: the gradient of the gradient."""
         x = ndl.Tensor(point[None, :], device=self.device, dtype="float64")
-        self._loss(x).backward()
+        self.loss(x).backward()
         first = x.grad
         rows = []
         for axis in range(2):
@@ -76,41 +76,36 @@ class QuadraticProblem:
 
 
 class _Stepper:
-    """The update rules of Lecture 6, state kept between steps (u: momentum, v: second moment)."""
+    """One optimizer on the quadratic: the engine's own SGD / momentum / Nesterov / Adam (the same
+    code the MNIST runs use) on a 1x2 parameter, or Newton's step x <- x - lr * H^-1 grad."""
 
-    def __init__(self, problem: QuadraticProblem, settings: Mapping[str, Any]):
+    def __init__(self, problem: QuadraticProblem, settings: Mapping[str, Any], start):
+        from harness.models import build_optimizer
+
         self.problem = problem
         self.name = settings.get("name", "sgd")
         if self.name not in OPTIMIZERS:
             raise ValueError(f"optimizer.name: {self.name!r} is not one of {', '.join(OPTIMIZERS)}")
-        self.lr = float(settings.get("lr", 1.0 if self.name == "newton" else 0.05))
-        self.beta = float(settings.get("momentum", settings.get("beta1", 0.9)))
-        self.beta2 = float(settings.get("beta2", 0.999))
-        self.eps = float(settings.get("eps", 1e-8))
-        self.bias_correction = bool(settings.get("bias_correction", self.name == "adam"))
-        self.u = np.zeros(2)
-        self.v = np.zeros(2)
-        self.t = 0
-
-    def step(self, x: np.ndarray) -> np.ndarray:
-        self.t += 1
+        self.point = ndl.nn.Parameter(np.asarray(start, dtype=np.float64)[None, :],
+                                      device=problem.device, dtype="float64")
         if self.name == "newton":
-            return x - self.lr * np.linalg.solve(self.problem.hessian(x), self.problem.gradient(x))
-        if self.name == "sgd":
-            return x - self.lr * self.problem.gradient(x)
-        if self.name == "nesterov":
-            # u <- b u + (1 - b) grad f(x - lr b u): the gradient at the look-ahead point.
-            lookahead = x - self.lr * self.beta * self.u
-            self.u = self.beta * self.u + (1 - self.beta) * self.problem.gradient(lookahead)
-            return x - self.lr * self.u
-        gradient = self.problem.gradient(x)
-        self.u = self.beta * self.u + (1 - self.beta) * gradient
-        first = self.u / (1 - self.beta**self.t) if self.bias_correction else self.u
-        if self.name == "momentum":
-            return x - self.lr * first
-        self.v = self.beta2 * self.v + (1 - self.beta2) * gradient**2
-        second = self.v / (1 - self.beta2**self.t) if self.bias_correction else self.v
-        return x - self.lr * first / (np.sqrt(second) + self.eps)
+            self.lr = float(settings.get("lr", 1.0))
+        else:
+            self.optimizer = build_optimizer(dict(settings), [self.point])
+
+    def position(self) -> np.ndarray:
+        return self.point.numpy()[0]
+
+    def step(self) -> None:
+        if self.name == "newton":
+            x = self.position()
+            moved = x - self.lr * np.linalg.solve(self.problem.hessian(x), self.problem.gradient(x))
+            self.point.data = ndl.Tensor(moved[None, :], device=self.problem.device,
+                                         dtype="float64")
+            return
+        self.optimizer.zero_grad()
+        self.problem.loss(self.point).backward()
+        self.optimizer.step()
 
 
 def train_quadratic(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -123,9 +118,9 @@ def train_quadratic(config: Mapping[str, Any]) -> dict[str, Any]:
     model = config.get("model") or {}
     problem = QuadraticProblem(model.get("hessian") or DEFAULT_HESSIAN,
                                model.get("linear") or DEFAULT_LINEAR)
-    stepper = _Stepper(problem, config.get("optimizer") or {})
+    stepper = _Stepper(problem, config.get("optimizer") or {}, model.get("start") or DEFAULT_START)
     steps = (config.get("train") or {}).get("steps") or DEFAULT_STEPS
-    point = np.asarray(model.get("start") or DEFAULT_START, dtype=np.float64)
+    point = stepper.position()
     optimum = problem.value(problem.minimizer)
     trajectory, metrics, diverged_at = [], [], None
     for step in range(int(steps) + 1):
@@ -137,7 +132,8 @@ def train_quadratic(config: Mapping[str, Any]) -> dict[str, Any]:
         metrics.append({"step": step, "epoch": 0, "train_loss": loss, "train_error": None,
                         "test_loss": None, "test_error": None})
         if step < steps:
-            point = stepper.step(point)
+            stepper.step()
+            point = stepper.position()
     last = metrics[-1]["train_loss"]
     return {
         "status": "diverged" if diverged_at is not None else "ok",

@@ -51,6 +51,15 @@ class ConvNetModel:
 
 
 @dataclass
+class QuadraticModel:
+    """Lecture 6's two-dimensional quadratic 1/2 x^T A x + b^T x (no data, no network)."""
+    name: str = "quadratic"
+    hessian: Optional[list[list[float]]] = None
+    linear: Optional[list[float]] = None
+    start: Optional[list[float]] = None
+
+
+@dataclass
 class FileData:
     name: str = "mnist"
     dir: Optional[str] = None
@@ -133,6 +142,13 @@ class Adam:
 
 
 @dataclass
+class Newton:
+    """x <- x - lr * H^-1 grad, H from the engine's gradient of the gradient (quadratic only)."""
+    name: str = "newton"
+    lr: float = _f(1.0, gt=0)
+
+
+@dataclass
 class Train:
     steps: Optional[int] = _f(None, ge=1)
     epochs: Optional[int] = _f(1, ge=1)
@@ -173,12 +189,13 @@ class Harness:
 # section -> {option name -> schema}; a section with one schema is keyed by None.
 SECTIONS: dict[str, dict[Any, type]] = {
     "model": {"softmax": SoftmaxModel, "mlp": MLPModel, "mlp_resnet": MLPResNetModel,
-              "convnet": ConvNetModel},
+              "convnet": ConvNetModel, "quadratic": QuadraticModel},
     "data": {"mnist": FileData, "fashion_mnist": FileData, "synthetic": SyntheticData},
     "init": {"normal": NormalInit, "kaiming": NamedInit, "kaiming_uniform": NamedInit,
              "xavier": NamedInit, "xavier_uniform": NamedInit},
     "norm": {"none": NoNorm, "layernorm": LayerNorm, "batchnorm": BatchNorm},
-    "optimizer": {"sgd": SGD, "momentum": Momentum, "nesterov": Nesterov, "adam": Adam},
+    "optimizer": {"sgd": SGD, "momentum": Momentum, "nesterov": Nesterov, "adam": Adam,
+                  "newton": Newton},
     "train": {None: Train},
     "device": {None: Device},
     "dropout": {None: Dropout},

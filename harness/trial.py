@@ -110,6 +110,13 @@ def train_and_evaluate(config, record):
     from engine.probes import LayerProbe
 
     engine.manual_seed(config["seed"])
+    if config["model"]["name"] == "quadratic":
+        from harness.quadratic import train_quadratic
+
+        record["data"] = {"name": "quadratic", "source": "generated", "n_train": 0, "n_test": 0,
+                          "sha256": None}
+        record.update(train_quadratic(config))
+        return
     device = getattr(engine, record["device"])()
     train_set, test_set = load_data(config["data"])
     record["data"] = describe_data(config["data"], train_set, test_set)

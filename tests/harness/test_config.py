@@ -29,7 +29,13 @@ def test_every_group_option_composes_and_builds(group, option):
     cfg, choices = compose_one([f"{group}={option}", "device=cpu_numpy"]
                                if group != "device" else [f"{group}={option}"])
     assert choices[group] == option
-    if group in ("model", "init", "norm", "optimizer"):
+    if (group, option) in (("model", "quadratic"), ("optimizer", "newton")):
+        from harness.quadratic import train_quadratic
+
+        cfg = dict(cfg, model={"name": "quadratic"}, optimizer=dict(cfg["optimizer"]),
+                   train={"steps": 2})
+        assert train_quadratic(cfg)["status"] == "ok"
+    elif group in ("model", "init", "norm", "optimizer"):
         model, optimizer = build(cfg)
         assert model.parameters() and optimizer.params
 

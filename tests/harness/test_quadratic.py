@@ -86,9 +86,11 @@ def test_unknown_optimizer_is_named():
 def test_records_make_a_report_with_the_contour_plot(tmp_path):
     runs = []
     for name in ("sgd", "newton"):
+        lr = 1.0 if name == "newton" else 0.1
         record = {"run_id": name, "name": f"optimizer={name}", "overrides": {"optimizer": name},
-                  "config": {"model": {"name": "quadratic"}, "optimizer": {"name": name}},
-                  **run(name, lr=1.0 if name == "newton" else 0.1)}
+                  "config": {"model": {"name": "quadratic"},
+                             "optimizer": {"name": name, "lr": lr}},
+                  **run(name, lr=lr)}
         runs.append(record)
     index = build_report(write_sweep(tmp_path / "sweep", runs, {
         "overrides": ["experiment=optimizers", "optimizer=sgd,newton"]}))
