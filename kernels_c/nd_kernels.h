@@ -10,11 +10,15 @@
  *   (`*_len`) and refuse any access outside it.
  * - "Compact" data is dense row-major starting at element 0.
  * - Ranks of strided kernels are 0..ND_MAX_RANK.
- * - Memory: kernels allocate nothing, except nd_sgemm_f32 / nd_matmul_f32 (packing buffers sized
- *   to the problem, at most ~2.5 MB) and the nd_conv2d_*_f32 kernels (im2col chunk buffers of
- *   about 1 MB per thread, plus one weight-gradient accumulator per thread); all come from
- *   aligned_alloc and are freed before returning; failure gives ND_ERR_NOMEM.
- * - The only global mutable state is the thread count (nd_set_num_threads); every OpenMP region
+ * - Memory: kernels allocate nothing, except nd_sgemm_f32 / nd_matmul_f32 and the conv kernels.
+ *   sgemm takes its packing buffers from a per-thread scratch block kept between calls (at most
+ *   4 MiB per thread, freed at thread exit); larger requests (the tiled path at m >~ 2700) use
+ *   aligned_alloc/free per call, and the direct small-matrix path (m*n*k <= 2^26, AVX-512 builds)
+ *   allocates nothing when B's columns are unit-stride. The nd_conv2d_*_f32 kernels allocate
+ *   im2col chunk buffers of about 1 MB per thread plus one weight-gradient accumulator per thread,
+ *   freed before returning. Allocation failure gives ND_ERR_NOMEM.
+ * - The only global mutable state is the thread count (nd_set_num_threads) and sgemm's
+ *   per-thread scratch; every OpenMP region
  *   passes it in a num_threads clause, so no kernel uses more threads than asked.
  * - Optimized kernels (sgemm, conv) have a naive twin `..._naive_f32` with the same signature: the
  *   reference in tests and the fallback for tiny problems.

@@ -59,7 +59,7 @@ def _run(fn, datas, device, dtype, cotangent, view):
 def numerical_gradients(fn, datas, cotangent, eps=1e-6):
     """Central differences of <fn(x), cotangent> in float64 on the reference device."""
     grads = []
-    for i, data in enumerate(datas):
+    for data in datas:
         grad = np.zeros_like(data)
         flat = data.reshape(-1)
         for j in range(flat.size):

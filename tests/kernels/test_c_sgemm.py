@@ -107,7 +107,7 @@ def test_sgemm_with_empty_inner_dimension():
 
 
 # Shapes of the direct path's edges: n = 100 is a 64-column panel plus a 36-column one ending in a
-# masked vector, n = 10 / 16 / 17 / 65 one or two vectors; m crosses the 6-, 8- and 14-row tiles
+# masked vector, n = 10 / 16 / 17 / 65 one or two vectors; m crosses the 6-, 8- and 10-row tiles
 # and their 8/4/2/1-row edges; k = 1, primes, and k > 256 (split into equal k blocks).
 DIRECT_SHAPES = [(100, 100, 100), (100, 10, 100), (100, 100, 10), (7, 16, 1), (13, 17, 3),
                  (15, 65, 11), (29, 48, 257), (6, 64, 2), (3, 100, 530), (19, 1, 7)]
@@ -172,7 +172,9 @@ def test_sgemm_reuses_scratch_across_sizes():
     packed-B call of each size in turn (small, tiled with kept scratch, tiled with a per-call
     buffer, small again) gives the right product every time."""
     rng = np.random.default_rng(11)
-    for m, n, k in [(20, 30, 40), (450, 400, 390), (3100, 40, 600), (20, 30, 40), (64, 300, 90)]:
+    sizes = [(20, 30, 40), (450, 400, 390), (3100, 40, 600), (20, 30, 40), (64, 300, 90),
+             (2, 70, 16000)]  # the last: a transposed B too big to pack whole goes to tiling
+    for m, n, k in sizes:
         a = rng.uniform(-1, 1, (m, k)).astype(np.float32)
         b = rng.uniform(-1, 1, (n, k)).astype(np.float32)  # transposed: the packed path
         c = np.empty((m, n), np.float32)
