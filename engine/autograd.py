@@ -11,11 +11,17 @@ import numpy as np
 from .backend import NDArray, default_device
 from .backend.device import BackendDevice
 
-_state = threading.local()
+
+class _GradState(threading.local):
+    grad_enabled = True  # the class attribute is every thread's default
+
+
+_state = _GradState()
+_new_object = object.__new__
 
 
 def grad_enabled():
-    return getattr(_state, "grad_enabled", True)
+    return _state.grad_enabled
 
 
 @contextlib.contextmanager
@@ -94,23 +100,36 @@ class Value:
 
     @classmethod
     def make_const(cls, data, requires_grad=False):
-        value = cls.__new__(cls)
-        value._init(None, [], cached_data=data, requires_grad=requires_grad)
+        value = _new_object(cls)
+        value.op = None
+        value.inputs = []
+        value.cached_data = data
+        value.requires_grad = requires_grad
+        value.grad = None
         return value
 
     @classmethod
     def make_from_op(cls, op, inputs):
-        value = cls.__new__(cls)
-        if not grad_enabled():
-            value._init(None, [], cached_data=op.compute(*[x.realize_cached_data()
-                                                            for x in inputs]),
-                        requires_grad=False)
-            return value
-        value._init(op, list(inputs))
-        value.realize_cached_data()
-        if not value.requires_grad:
-            # Nothing upstream wants a gradient: drop the graph so it can be freed.
-            value.op, value.inputs = None, []
+        # Runs once per op: written out flat (no helper calls, no generators) on purpose.
+        data = op.compute(*[x.realize_cached_data() if x.cached_data is None else x.cached_data
+                            for x in inputs])
+        value = _new_object(cls)
+        requires_grad = False
+        if _state.grad_enabled:
+            for x in inputs:
+                if x.requires_grad:
+                    requires_grad = True
+                    break
+        if requires_grad:
+            value.op = op
+            value.inputs = list(inputs)
+        else:
+            # No grad mode, or nothing upstream wants a gradient: keep no graph, so it is freed.
+            value.op = None
+            value.inputs = []
+        value.cached_data = data
+        value.requires_grad = requires_grad
+        value.grad = None
         return value
 
 
@@ -123,9 +142,7 @@ class TensorTuple(Value):
         return len(self.realize_cached_data())
 
     def __getitem__(self, index):
-        from .ops import tuple_get_item
-
-        return tuple_get_item(self, index)
+        return ops.tuple_get_item(self, index)
 
     def tuple(self):
         return tuple(self[i] for i in range(len(self)))
@@ -137,11 +154,9 @@ class TensorTuple(Value):
         return f"TensorTuple({self.tuple()!r})"
 
     def __add__(self, other):
-        from .ops import make_tuple
-
         if len(self) != len(other):
             raise ValueError(f"adding TensorTuples of lengths {len(self)} and {len(other)}")
-        return make_tuple(*[self[i] + other[i] for i in range(len(self))])
+        return ops.make_tuple(*[self[i] + other[i] for i in range(len(self))])
 
     def detach(self):
         return TensorTuple.make_const(self.realize_cached_data())
@@ -205,15 +220,18 @@ class Tensor(Value):
 
     @property
     def shape(self):
-        return self.realize_cached_data().shape
+        data = self.cached_data
+        return (self.realize_cached_data() if data is None else data).shape
 
     @property
     def dtype(self):
-        return self.realize_cached_data().dtype
+        data = self.cached_data
+        return (self.realize_cached_data() if data is None else data).dtype
 
     @property
     def device(self):
-        return self.realize_cached_data().device
+        data = self.cached_data
+        return (self.realize_cached_data() if data is None else data).device
 
     @property
     def ndim(self):
@@ -263,9 +281,9 @@ class Tensor(Value):
 
     # operators: implicit broadcasting for tensor-tensor arithmetic
     def _binary(self, other, tensor_op, scalar_op):
-        from . import ops
-
         if isinstance(other, Tensor):
+            if self.shape == other.shape:
+                return tensor_op(self, other)
             a, b = ops.broadcast_pair(self, other)
             return tensor_op(a, b)
         if isinstance(other, NDArray):
@@ -273,62 +291,42 @@ class Tensor(Value):
         return scalar_op(self, other)
 
     def __add__(self, other):
-        from . import ops
-
         return self._binary(other, ops.add, ops.add_scalar)
 
     __radd__ = __add__
 
     def __mul__(self, other):
-        from . import ops
-
         return self._binary(other, ops.multiply, ops.mul_scalar)
 
     __rmul__ = __mul__
 
     def __sub__(self, other):
-        from . import ops
-
         if isinstance(other, (Tensor, NDArray)):
             return self + (-other)
         return ops.add_scalar(self, -other)
 
     def __rsub__(self, other):
-        from . import ops
-
         return ops.add_scalar(ops.negate(self), other)
 
     def __truediv__(self, other):
-        from . import ops
-
         return self._binary(other, ops.divide, ops.divide_scalar)
 
     def __rtruediv__(self, other):
-        from . import ops
-
         return ops.rdivide_scalar(self, other)
 
     def __pow__(self, other):
-        from . import ops
-
         if isinstance(other, Tensor):
             a, b = ops.broadcast_pair(self, other)
             return ops.power(a, b)
         return ops.power_scalar(self, other)
 
     def __neg__(self):
-        from . import ops
-
         return ops.negate(self)
 
     def __matmul__(self, other):
-        from . import ops
-
         return ops.matmul(self, other)
 
     def __getitem__(self, idxs):
-        from . import ops
-
         return ops.get_item(self, idxs)
 
     # sugar
@@ -336,40 +334,26 @@ class Tensor(Value):
         return self @ other
 
     def sum(self, axes=None, keepdims=False):
-        from . import ops
-
         return ops.summation(self, axes, keepdims)
 
     def mean(self, axes=None, keepdims=False):
-        from . import ops
-
         return ops.mean(self, axes, keepdims)
 
     def max(self, axes=None, keepdims=False):
-        from . import ops
-
         return ops.max(self, axes, keepdims)
 
     def broadcast_to(self, shape):
-        from . import ops
-
         return ops.broadcast_to(self, shape)
 
     def reshape(self, *shape):
-        from . import ops
-
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = shape[0]
         return ops.reshape(self, tuple(shape))
 
     def transpose(self, axes=None):
-        from . import ops
-
         return ops.transpose(self, axes)
 
     def permute(self, *axes):
-        from . import ops
-
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = axes[0]
         return ops.permute(self, tuple(axes))
@@ -379,28 +363,18 @@ class Tensor(Value):
         return self.transpose()
 
     def relu(self):
-        from . import ops
-
         return ops.relu(self)
 
     def exp(self):
-        from . import ops
-
         return ops.exp(self)
 
     def log(self):
-        from . import ops
-
         return ops.log(self)
 
     def tanh(self):
-        from . import ops
-
         return ops.tanh(self)
 
     def sigmoid(self):
-        from . import ops
-
         return ops.sigmoid(self)
 
 
@@ -430,17 +404,26 @@ def find_topo_sort(node_list):
 def compute_gradient_of_variables(output_tensor, out_grad):
     """Reverse-mode sweep: each node's adjoint is the sum of its consumers' contributions; leaves
     that require a gradient accumulate it into `.grad`."""
-    from .ops import sum_tensors
-
     grads = {id(output_tensor): [out_grad]}
+    pop, get = grads.pop, grads.get
     for node in reversed(find_topo_sort([output_tensor])):
-        contributions = grads.pop(id(node), None)
+        contributions = pop(id(node), None)
         if contributions is None or not node.requires_grad:
             continue
-        adjoint = contributions[0] if len(contributions) == 1 else sum_tensors(contributions)
-        if node.op is None:
+        adjoint = contributions[0] if len(contributions) == 1 else ops.sum_tensors(contributions)
+        op = node.op
+        if op is None:
             node.grad = adjoint if node.grad is None else node.grad + adjoint
             continue
-        for child, grad in zip(node.inputs, node.op.gradient_as_tuple(adjoint, node)):
-            if child.requires_grad and grad is not None:
-                grads.setdefault(id(child), []).append(grad)
+        for child, grad in zip(node.inputs, op.gradient_as_tuple(adjoint, node)):
+            if grad is not None and child.requires_grad:
+                existing = get(id(child))
+                if existing is None:
+                    grads[id(child)] = [grad]
+                else:
+                    existing.append(grad)
+
+
+# Imported last, once Tensor and the Op classes exist (engine.ops builds on them): a module global
+# instead of an import inside every operator method, which would cost a microsecond per call.
+from . import ops  # noqa: E402

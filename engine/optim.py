@@ -16,6 +16,18 @@ def _check_hyper(name, value, low, high=None, open_high=False):
     return value
 
 
+def _add_scaled(w, g, alpha):
+    """w + alpha * g as a new array: two kernel calls into one new buffer (NDArray arithmetic
+    would allocate twice; subtraction would add a negation pass). Shapes match (checked by
+    `_gradients`)."""
+    out = g * alpha
+    w = w.compact()
+    if w.device is not out.device and w.device != out.device:
+        raise ValueError(f"elementwise op across devices {w.device} and {out.device}")
+    w.device.ewise_add(w.handle, out.handle, out.handle, out.size)
+    return out
+
+
 class Optimizer:
     """Base class: holds the parameters and a per-parameter state dict created on first use."""
 
@@ -89,8 +101,7 @@ class SGD(Optimizer):
             if self.weight_decay:
                 g = g + w * self.weight_decay
             if b == 0.0:
-                # w + g * (-lr): NDArray subtraction would cost an extra negation pass.
-                param.cached_data = w + g * (-lr)
+                param.cached_data = _add_scaled(w, g, -lr)
                 continue
             state = self._state(i)
             t = state.get("step", 0) + 1
@@ -106,7 +117,7 @@ class SGD(Optimizer):
                 state["s"] = s
                 param.cached_data = w - lookahead_shift
             else:
-                param.cached_data = w + s * (-lr)
+                param.cached_data = _add_scaled(w, s, -lr)
 
 
 class Adam(Optimizer):

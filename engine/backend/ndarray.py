@@ -12,9 +12,8 @@ import numpy as np
 
 from .device import BackendDevice, default_device
 
-
-def prod(shape):
-    return math.prod(shape)
+prod = math.prod
+_new_object = object.__new__
 
 
 @functools.lru_cache(maxsize=4096)
@@ -30,7 +29,9 @@ class NDArray:
     """An n-dimensional array on a device. Build one from a numpy array, a nested list, a scalar or
     another NDArray (optionally moving it to `device`)."""
 
-    __slots__ = ("_shape", "_strides", "_offset", "_device", "_handle", "_dtype")
+    # Plain slots rather than read-only properties: attribute reads are the hottest path of every
+    # op, and a property costs a Python call per read. Treat them as read-only all the same.
+    __slots__ = ("shape", "strides", "offset", "device", "handle", "dtype")
     __array_priority__ = 1000  # numpy scalars on the left defer to our reflected operators
 
     def __init__(self, other, device=None, dtype=None):
@@ -51,45 +52,60 @@ class NDArray:
         dtype = device.check_dtype(dtype)
         host = np.array(other, dtype=dtype, order="C", copy=None)
         array = NDArray.make(host.shape, device=device, dtype=dtype)
-        device.from_numpy(host, array._handle)
+        device.from_numpy(host, array.handle)
         self._init_from(array)
 
     def _init_from(self, other):
-        self._shape = other._shape
-        self._strides = other._strides
-        self._offset = other._offset
-        self._device = other._device
-        self._handle = other._handle
-        self._dtype = other._dtype
+        self.shape = other.shape
+        self.strides = other.strides
+        self.offset = other.offset
+        self.device = other.device
+        self.handle = other.handle
+        self.dtype = other.dtype
 
     @staticmethod
     def make(shape, strides=None, device=None, handle=None, offset=0, dtype="float32"):
         """An NDArray over `handle` (a new buffer of prod(shape) elements when None)."""
-        array = object.__new__(NDArray)
-        array._shape = tuple(shape)
-        array._strides = compact_strides(array._shape) if strides is None else tuple(strides)
-        array._offset = offset
-        array._device = device if device is not None else default_device()
-        array._dtype = dtype
-        array._handle = array._device.alloc(prod(array._shape), dtype) if handle is None else handle
+        array = _new_object(NDArray)
+        array.shape = shape = tuple(shape)
+        array.strides = compact_strides(shape) if strides is None else tuple(strides)
+        array.offset = offset
+        if device is None:
+            device = default_device()
+        array.device = device
+        array.dtype = dtype
+        array.handle = device.alloc(prod(shape), dtype) if handle is None else handle
         return array
 
     def _like(self, shape, strides, offset):
-        """A view sharing this array's handle."""
-        return NDArray.make(shape, strides, self._device, self._handle, offset, self._dtype)
+        """A view sharing this array's handle (`shape` and `strides` are tuples)."""
+        array = _new_object(NDArray)
+        array.shape = shape
+        array.strides = strides
+        array.offset = offset
+        array.device = self.device
+        array.handle = self.handle
+        array.dtype = self.dtype
+        return array
 
     def _new(self, shape):
-        return NDArray.make(shape, None, self._device, None, 0, self._dtype)
+        """A new compact array of `shape` (a tuple) on this array's device and dtype."""
+        array = _new_object(NDArray)
+        array.shape = shape
+        array.strides = compact_strides(shape)
+        array.offset = 0
+        array.device = device = self.device
+        array.dtype = dtype = self.dtype
+        array.handle = device.alloc(prod(shape), dtype)
+        return array
 
-    # properties
-    shape = property(lambda self: self._shape)
-    strides = property(lambda self: self._strides)
-    offset = property(lambda self: self._offset)
-    device = property(lambda self: self._device)
-    handle = property(lambda self: self._handle)
-    dtype = property(lambda self: self._dtype)
-    ndim = property(lambda self: len(self._shape))
-    size = property(lambda self: prod(self._shape))
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    @property
+    def size(self):
+        return prod(self.shape)
 
     def __repr__(self):
         return f"NDArray({self.numpy()!r}, device={self.device})"
@@ -98,9 +114,9 @@ class NDArray:
         return str(self.numpy())
 
     def __len__(self):
-        if not self._shape:
+        if not self.shape:
             raise TypeError("len() of a 0-d NDArray")
-        return self._shape[0]
+        return self.shape[0]
 
     def __bool__(self):
         raise TypeError("the truth value of an NDArray is ambiguous; compare explicitly")
@@ -108,30 +124,31 @@ class NDArray:
     # memory
     def fill(self, value):
         if self.is_compact():
-            self._device.fill(self._handle, value, self.size)
+            self.device.fill(self.handle, value, self.size)
         else:
-            self._device.scalar_setitem(self.size, value, self._handle, self._shape,
-                                        self._strides, self._offset)
+            self.device.scalar_setitem(self.size, value, self.handle, self.shape,
+                                       self.strides, self.offset)
 
     def numpy(self):
-        return self._device.to_numpy(self._handle, self._shape, self._strides, self._offset)
+        return self.device.to_numpy(self.handle, self.shape, self.strides, self.offset)
 
     def to(self, device):
-        return self if device == self._device else NDArray(self.numpy(), device=device,
-                                                           dtype=self._dtype)
+        return self if device is self.device or device == self.device else NDArray(
+            self.numpy(), device=device, dtype=self.dtype)
 
     def astype(self, dtype):
-        return self if np.dtype(dtype).name == self._dtype else NDArray(
-            self.numpy(), device=self._device, dtype=dtype)
+        return self if np.dtype(dtype).name == self.dtype else NDArray(
+            self.numpy(), device=self.device, dtype=dtype)
 
     def is_compact(self):
-        return self._offset == 0 and self._strides == compact_strides(self._shape)
+        return self.offset == 0 and self.strides == compact_strides(self.shape)
 
     def compact(self):
-        if self.is_compact():
+        shape = self.shape
+        if self.offset == 0 and self.strides == compact_strides(shape):
             return self
-        out = self._new(self._shape)
-        self._device.compact(self._handle, out._handle, self._shape, self._strides, self._offset)
+        out = self._new(shape)
+        self.device.compact(self.handle, out.handle, self.shape, self.strides, self.offset)
         return out
 
     # views
@@ -139,7 +156,7 @@ class NDArray:
         if len(shape) != len(strides):
             raise ValueError(f"as_strided: shape {tuple(shape)} and strides {tuple(strides)} "
                              "differ in rank")
-        return self._like(tuple(shape), tuple(strides), self._offset)
+        return self._like(tuple(shape), tuple(strides), self.offset)
 
     @property
     def flat(self):
@@ -153,28 +170,35 @@ class NDArray:
         if -1 in new_shape:
             known = prod(n for n in new_shape if n != -1)
             if known == 0 or self.size % known:
-                raise ValueError(f"cannot reshape array of shape {self._shape} into {new_shape}")
+                raise ValueError(f"cannot reshape array of shape {self.shape} into {new_shape}")
             new_shape = tuple(self.size // known if n == -1 else n for n in new_shape)
         if any(n < 0 for n in new_shape) or prod(new_shape) != self.size:
-            raise ValueError(f"cannot reshape array of shape {self._shape} (size {self.size}) "
+            raise ValueError(f"cannot reshape array of shape {self.shape} (size {self.size}) "
                              f"into {new_shape}")
         return new_shape
 
     def reshape(self, new_shape):
         """A view when this array is dense row-major (any offset); otherwise a compact copy."""
-        new_shape = self._resolve_shape(new_shape)
-        if new_shape == self._shape:
+        if type(new_shape) is tuple and new_shape == self.shape:
             return self
-        base = self if self._strides == compact_strides(self._shape) else self.compact()
-        return base._like(new_shape, compact_strides(new_shape), base._offset)
+        new_shape = self._resolve_shape(new_shape)
+        if new_shape == self.shape:
+            return self
+        base = self if self.strides == compact_strides(self.shape) else self.compact()
+        return base._like(new_shape, compact_strides(new_shape), base.offset)
 
     def permute(self, new_axes):
-        axes = tuple(int(a) % self.ndim if self.ndim else int(a) for a in new_axes)
-        if sorted(axes) != list(range(self.ndim)):
+        shape, strides = self.shape, self.strides
+        if type(new_axes) is tuple and new_axes == (1, 0) and len(shape) == 2:
+            # The matrix transpose (every matmul gradient), without the general checks.
+            return self._like((shape[1], shape[0]), (strides[1], strides[0]), self.offset)
+        ndim = len(shape)
+        axes = tuple([int(a) % ndim if ndim else int(a) for a in new_axes])
+        if sorted(axes) != list(range(ndim)):
             raise ValueError(f"permute: axes {tuple(new_axes)} are not a permutation of "
-                             f"range({self.ndim}) for shape {self._shape}")
-        return self._like(tuple(self._shape[a] for a in axes),
-                          tuple(self._strides[a] for a in axes), self._offset)
+                             f"range({ndim}) for shape {self.shape}")
+        return self._like(tuple([shape[a] for a in axes]), tuple([strides[a] for a in axes]),
+                          self.offset)
 
     def swapaxes(self, a, b):
         axes = list(range(self.ndim))
@@ -182,21 +206,23 @@ class NDArray:
         return self.permute(axes)
 
     def broadcast_to(self, new_shape):
+        if type(new_shape) is tuple and new_shape == self.shape:
+            return self
         new_shape = tuple(int(n) for n in new_shape)
-        if new_shape == self._shape:
+        if new_shape == self.shape:
             return self
         lead = len(new_shape) - self.ndim
         if lead < 0:
-            raise ValueError(f"cannot broadcast shape {self._shape} to {new_shape}")
+            raise ValueError(f"cannot broadcast shape {self.shape} to {new_shape}")
         strides = [0] * lead
-        for old, new, stride in zip(self._shape, new_shape[lead:], self._strides):
+        for old, new, stride in zip(self.shape, new_shape[lead:], self.strides):
             if old == new:
                 strides.append(stride)
             elif old == 1:
                 strides.append(0)
             else:
-                raise ValueError(f"cannot broadcast shape {self._shape} to {new_shape}")
-        return self._like(new_shape, tuple(strides), self._offset)
+                raise ValueError(f"cannot broadcast shape {self.shape} to {new_shape}")
+        return self._like(new_shape, tuple(strides), self.offset)
 
     def flip(self, axes):
         """A view reversed along `axes` (negative strides; compact() makes it dense)."""
@@ -204,7 +230,7 @@ class NDArray:
         index = [slice(None)] * self.ndim
         for a in axes:
             if not -self.ndim <= a < self.ndim:
-                raise ValueError(f"flip: axis {a} out of range for shape {self._shape}")
+                raise ValueError(f"flip: axis {a} out of range for shape {self.shape}")
             index[a] = slice(None, None, -1)
         return self[tuple(index)]
 
@@ -213,10 +239,10 @@ class NDArray:
         axes = tuple(tuple(int(p) for p in pair) for pair in axes)
         if len(axes) != self.ndim or any(len(p) != 2 or min(p) < 0 for p in axes):
             raise ValueError(f"pad: need one non-negative (before, after) pair per axis of "
-                             f"shape {self._shape}, got {axes}")
-        out = self._new(tuple(n + b + e for n, (b, e) in zip(self._shape, axes)))
+                             f"shape {self.shape}, got {axes}")
+        out = self._new(tuple(n + b + e for n, (b, e) in zip(self.shape, axes)))
         out.fill(0.0)
-        out[tuple(slice(b, b + n) for n, (b, _) in zip(self._shape, axes))] = self
+        out[tuple(slice(b, b + n) for n, (b, _) in zip(self.shape, axes))] = self
         return out
 
     def _index(self, idxs):
@@ -228,19 +254,19 @@ class NDArray:
             raise IndexError("an index can only have a single ellipsis")
         n_real = sum(1 for i in idxs if i is not None and i is not Ellipsis)
         if n_real > self.ndim:
-            raise IndexError(f"too many indices ({n_real}) for array of shape {self._shape}")
+            raise IndexError(f"too many indices ({n_real}) for array of shape {self.shape}")
         if Ellipsis in idxs:
             at = idxs.index(Ellipsis)
             idxs = idxs[:at] + (slice(None),) * (self.ndim - n_real) + idxs[at + 1:]
         else:
             idxs = idxs + (slice(None),) * (self.ndim - n_real)
-        shape, strides, offset, axis = [], [], self._offset, 0
+        shape, strides, offset, axis = [], [], self.offset, 0
         for idx in idxs:
             if idx is None:
                 shape.append(1)
                 strides.append(0)
                 continue
-            n, stride = self._shape[axis], self._strides[axis]
+            n, stride = self.shape[axis], self.strides[axis]
             if isinstance(idx, slice):
                 start, stop, step = idx.indices(n)
                 length = len(range(start, stop, step))
@@ -251,7 +277,7 @@ class NDArray:
                 i = int(idx)
                 if not -n <= i < n:
                     raise IndexError(f"index {i} is out of bounds for axis {axis} with size {n} "
-                                     f"(array shape {self._shape})")
+                                     f"(array shape {self.shape})")
                 offset += (i % n) * stride
             else:
                 raise TypeError(f"unsupported index {idx!r}: use ints, slices, None or ...")
@@ -266,36 +292,48 @@ class NDArray:
         if isinstance(other, NDArray):
             if other.shape != shape:
                 other = other.broadcast_to(shape)
-            other = other.to(self._device).compact()
-            self._device.ewise_setitem(other._handle, self._handle, shape, strides, offset)
+            other = other.to(self.device).compact()
+            self.device.ewise_setitem(other.handle, self.handle, shape, strides, offset)
         else:
-            self._device.scalar_setitem(prod(shape), float(other), self._handle, shape, strides,
+            self.device.scalar_setitem(prod(shape), float(other), self.handle, shape, strides,
                                         offset)
 
     # elementwise
     def _ewise(self, other, ewise_fn, scalar_fn):
-        a = self.compact()
-        out = self._new(self._shape)
+        # Written out flat (no helper calls): this runs once per elementwise op. An input that had
+        # to be compacted is a fresh temporary, so it doubles as `out` (elementwise kernels allow
+        # out to alias an input), which saves an allocation, e.g. for every broadcast bias add.
+        shape = self.shape
+        a = self if self.offset == 0 and self.strides == compact_strides(shape) else self.compact()
         if isinstance(other, NDArray):
-            if other._shape != self._shape:
-                raise ValueError(f"elementwise op on shapes {self._shape} and {other._shape}: "
+            if other.shape != shape:
+                raise ValueError(f"elementwise op on shapes {shape} and {other.shape}: "
                                  "broadcast explicitly first")
-            if other._device != self._device:
-                raise ValueError(f"elementwise op across devices {self._device} and "
-                                 f"{other._device}")
-            ewise_fn(a._handle, other.compact()._handle, out._handle, out.size)
+            if other.device is not self.device and other.device != self.device:
+                raise ValueError(f"elementwise op across devices {self.device} and "
+                                 f"{other.device}")
+            if other.offset == 0 and other.strides == compact_strides(shape):
+                b = other
+                out = a if a is not self else self._new(shape)
+            else:
+                b = out = other.compact()
+            ewise_fn(a.handle, b.handle, out.handle, prod(shape))
         else:
-            scalar_fn(a._handle, float(other), out._handle, out.size)
+            out = a if a is not self else self._new(shape)
+            scalar_fn(a.handle, float(other), out.handle, prod(shape))
         return out
 
     def _unary(self, fn):
-        a = self.compact()
-        out = self._new(self._shape)
-        fn(a._handle, out._handle, out.size)
+        shape = self.shape
+        if self.offset == 0 and self.strides == compact_strides(shape):
+            a, out = self, self._new(shape)
+        else:
+            a = out = self.compact()
+        fn(a.handle, out.handle, prod(shape))
         return out
 
     def __add__(self, other):
-        return self._ewise(other, self._device.ewise_add, self._device.scalar_add)
+        return self._ewise(other, self.device.ewise_add, self.device.scalar_add)
 
     __radd__ = __add__
 
@@ -306,37 +344,39 @@ class NDArray:
         return (-self) + other
 
     def __mul__(self, other):
-        return self._ewise(other, self._device.ewise_mul, self._device.scalar_mul)
+        return self._ewise(other, self.device.ewise_mul, self.device.scalar_mul)
 
     __rmul__ = __mul__
 
     def __truediv__(self, other):
-        return self._ewise(other, self._device.ewise_div, self._device.scalar_div)
+        return self._ewise(other, self.device.ewise_div, self.device.scalar_div)
 
     def __rtruediv__(self, other):
-        out = self._new(self._shape)
-        self._device.scalar_rdiv(self.compact()._handle, float(other), out._handle, out.size)
+        value = float(other)
+        a = self.compact()
+        out = a if a is not self else self._new(self.shape)
+        self.device.scalar_rdiv(a.handle, value, out.handle, prod(self.shape))
         return out
 
     def __neg__(self):
-        return self._unary(self._device.ewise_neg)
+        return self._unary(self.device.ewise_neg)
 
     def __pow__(self, other):
         if isinstance(other, NDArray):
             raise TypeError("NDArray ** NDArray is not supported; use a scalar exponent")
-        return self._ewise(other, None, self._device.scalar_power)
+        return self._ewise(other, None, self.device.scalar_power)
 
     def maximum(self, other):
-        return self._ewise(other, self._device.ewise_maximum, self._device.scalar_maximum)
+        return self._ewise(other, self.device.ewise_maximum, self.device.scalar_maximum)
 
     def __eq__(self, other):
-        return self._ewise(other, self._device.ewise_eq, self._device.scalar_eq)
+        return self._ewise(other, self.device.ewise_eq, self.device.scalar_eq)
 
     def __ge__(self, other):
-        return self._ewise(other, self._device.ewise_ge, self._device.scalar_ge)
+        return self._ewise(other, self.device.ewise_ge, self.device.scalar_ge)
 
     def __gt__(self, other):
-        return self._ewise(other, self._device.ewise_gt, self._device.scalar_gt)
+        return self._ewise(other, self.device.ewise_gt, self.device.scalar_gt)
 
     def __ne__(self, other):
         return 1 - (self == other)
@@ -350,55 +390,110 @@ class NDArray:
     __hash__ = object.__hash__
 
     def log(self):
-        return self._unary(self._device.ewise_log)
+        return self._unary(self.device.ewise_log)
 
     def exp(self):
-        return self._unary(self._device.ewise_exp)
+        return self._unary(self.device.ewise_exp)
 
     def tanh(self):
-        return self._unary(self._device.ewise_tanh)
+        return self._unary(self.device.ewise_tanh)
 
     def relu(self):
-        return self._unary(self._device.ewise_relu)
+        return self._unary(self.device.ewise_relu)
 
     def sigmoid(self):
-        return self._unary(self._device.ewise_sigmoid)
+        return self._unary(self.device.ewise_sigmoid)
 
     def sqrt(self):
-        return self._unary(self._device.ewise_sqrt)
+        return self._unary(self.device.ewise_sqrt)
 
     # reductions
-    def _reduce(self, fn, axis, keepdims):
-        if axis is None:
-            axes = tuple(range(self.ndim))
-        else:
-            axes = (axis,) if isinstance(axis, numbers.Integral) else tuple(axis)
-            for a in axes:
-                if not -self.ndim <= a < max(self.ndim, 1):
-                    raise ValueError(f"axis {a} is out of range for shape {self._shape}")
-            axes = tuple(sorted(set(a % self.ndim for a in axes))) if self.ndim else ()
-        kept = tuple(a for a in range(self.ndim) if a not in axes)
-        moved = self if axes == tuple(range(self.ndim - len(axes), self.ndim)) else \
-            self.permute(kept + axes)
-        reduce_size = prod(self._shape[a] for a in axes)
-        out_shape = tuple(self._shape[a] for a in kept)
-        if reduce_size == 0 and fn is self._device.reduce_max:
-            raise ValueError(f"max over an empty axis of shape {self._shape}")
+    def _reduce(self, fn, axis, keepdims, sum_by_matmul=False):
+        shape = self.shape
+        key = (shape, axis, keepdims)
+        try:
+            plan = _REDUCE_PLANS[key]
+        except KeyError:
+            plan = _reduce_plan(shape, axis, keepdims)
+            if len(_REDUCE_PLANS) >= _PLAN_CACHE_LIMIT:
+                _REDUCE_PLANS.clear()
+            _REDUCE_PLANS[key] = plan
+        except TypeError:  # an unhashable `axis` (a list): plan it, don't cache it
+            plan = _reduce_plan(shape, axis, keepdims)
+        order, reduce_size, out_shape, leading = plan
+        device = self.device
+        if reduce_size == 0 and fn is device.reduce_max:
+            raise ValueError(f"max over an empty axis of shape {shape}")
         out = self._new(out_shape)
-        fn(moved.compact()._handle, out._handle, reduce_size, out.size)
-        if keepdims:
-            out = out.reshape(tuple(1 if a in axes else n for a, n in enumerate(self._shape)))
+        kept_size = prod(out_shape)
+        if (sum_by_matmul and leading and reduce_size > 1 and kept_size and self.offset == 0
+                and self.strides == compact_strides(shape)):
+            # A sum over the leading axes of dense data (the bias gradient of a Linear layer) is
+            # ones(1, R) @ data(R, K): one kernel call instead of a transposed copy plus a reduce.
+            ones = _ones_row(device, self.dtype, reduce_size)
+            device.matmul(ones.handle, self.handle, out.handle, 1, 1, reduce_size, kept_size,
+                          0, 0, reduce_size, 1, 0, 0, kept_size, 1)
+            return out
+        if order is None:
+            moved = self
+        else:
+            strides = self.strides
+            moved = self._like(tuple([shape[a] for a in order]),
+                               tuple([strides[a] for a in order]), self.offset)
+        fn(moved.compact().handle, out.handle, reduce_size, kept_size)
         return out
 
     def sum(self, axis=None, keepdims=False):
-        return self._reduce(self._device.reduce_sum, axis, keepdims)
+        return self._reduce(self.device.reduce_sum, axis, keepdims, sum_by_matmul=True)
 
     def max(self, axis=None, keepdims=False):
-        return self._reduce(self._device.reduce_max, axis, keepdims)
+        return self._reduce(self.device.reduce_max, axis, keepdims)
 
     # matmul
     def __matmul__(self, other):
         return matmul(self, other)
+
+
+_REDUCE_PLANS = {}
+_PLAN_CACHE_LIMIT = 4096
+_ONES_ROWS = {}
+_ONES_CACHE_LIMIT = 64
+
+
+def _reduce_plan(shape, axis, keepdims):
+    """How to reduce an array of `shape` over `axis`, worked out once per (shape, axis, keepdims):
+    (order, reduce_size, out_shape, leading). `order` moves the reduced axes last (None when they
+    already are), `leading` says they are the leading axes with at least one axis kept."""
+    ndim = len(shape)
+    if axis is None:
+        axes = tuple(range(ndim))
+    else:
+        axes = (axis,) if isinstance(axis, numbers.Integral) else tuple(axis)
+        for a in axes:
+            if not -ndim <= a < max(ndim, 1):
+                raise ValueError(f"axis {a} is out of range for shape {shape}")
+        axes = tuple(sorted(set(a % ndim for a in axes))) if ndim else ()
+    kept = tuple(a for a in range(ndim) if a not in axes)
+    order = None if axes == tuple(range(ndim - len(axes), ndim)) else kept + axes
+    reduce_size = prod(shape[a] for a in axes)
+    if keepdims:
+        out_shape = tuple(1 if a in axes else n for a, n in enumerate(shape))
+    else:
+        out_shape = tuple(shape[a] for a in kept)
+    leading = bool(kept) and axes == tuple(range(len(axes)))
+    return order, reduce_size, out_shape, leading
+
+
+def _ones_row(device, dtype, n):
+    """A cached, never written (1, n) array of ones."""
+    key = (device.name, dtype, n)
+    row = _ONES_ROWS.get(key)
+    if row is None:
+        if len(_ONES_ROWS) >= _ONES_CACHE_LIMIT:
+            _ONES_ROWS.clear()
+        row = _ONES_ROWS[key] = NDArray.make((1, n), device=device, dtype=dtype)
+        row.fill(1.0)
+    return row
 
 
 def _matrix_strides(array):
@@ -409,6 +504,18 @@ def _matrix_strides(array):
 def matmul(a, b):
     """Batched matmul with broadcast batch dimensions; transposed and broadcast operands are
     passed to the kernel as strides, never copied."""
+    a_shape, b_shape = a.shape, b.shape
+    if len(a_shape) == 2 and len(b_shape) == 2 and a.device is b.device:
+        # The common case (every Linear layer): no batch axes to resolve.
+        m, k = a_shape
+        n = b_shape[1]
+        if k == b_shape[0] and m and n and k:
+            out = a._new((m, n))
+            a_strides, b_strides = a.strides, b.strides
+            a.device.matmul(a.handle, b.handle, out.handle, 1, m, k, n,
+                            a.offset, 0, a_strides[0], a_strides[1],
+                            b.offset, 0, b_strides[0], b_strides[1])
+            return out
     if a.ndim < 2 or b.ndim < 2:
         raise ValueError(f"matmul needs operands of rank >= 2, got shapes {a.shape} and {b.shape}")
     if a.shape[-1] != b.shape[-2]:
@@ -417,13 +524,6 @@ def matmul(a, b):
     if a.device != b.device:
         raise ValueError(f"matmul across devices {a.device} and {b.device}")
     m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
-    if a.ndim == 2 and b.ndim == 2 and m and n and k:
-        # The common case (every Linear layer): no batch axes to resolve.
-        out = NDArray.make((m, n), device=a.device, dtype=a.dtype)
-        a.device.matmul(a.handle, b.handle, out.handle, 1, m, k, n,
-                        a.offset, 0, a.strides[0], a.strides[1],
-                        b.offset, 0, b.strides[0], b.strides[1])
-        return out
     batch_shape = tuple(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]))
     batch = prod(batch_shape)
     out = NDArray.make(batch_shape + (m, n), device=a.device, dtype=a.dtype)

@@ -2,7 +2,7 @@
 Probes find it through `probe_weight`, the attribute naming the weight they measure.
 """
 
-from .. import init
+from .. import init, ops
 from .module import Module, Parameter
 
 
@@ -55,17 +55,20 @@ class Linear(Module):
             self.bias.data = self._draw_bias()
 
     def forward(self, X):
-        if X.shape[-1] != self.in_features:
+        shape = X.shape
+        if shape[-1] != self.in_features:
             raise ValueError(f"Linear expects input width {self.in_features}, got input of shape "
-                             f"{tuple(X.shape)}")
-        if len(X.shape) == 2:
-            out = X @ self.weight
+                             f"{tuple(shape)}")
+        if len(shape) == 2:
+            out = ops.matmul(X, self.weight)
         else:
-            lead = tuple(X.shape[:-1])
-            out = (X.reshape((-1, self.in_features)) @ self.weight).reshape(
+            lead = tuple(shape[:-1])
+            out = ops.matmul(X.reshape((-1, self.in_features)), self.weight).reshape(
                 lead + (self.out_features,))
-        if self.bias is not None:
-            out = out + self.bias.broadcast_to(out.shape)
+        bias = self.bias
+        if bias is not None:
+            # The ops called directly: what `out + bias.broadcast_to(...)` ends up calling.
+            out = ops.add(out, ops.broadcast_to(bias, out.shape))
         return out
 
     def extra_repr(self):

@@ -29,8 +29,10 @@ class EWiseMul(TensorOp):
         return a * b
 
     def gradient(self, out_grad, node):
+        # No gradient for an input that needs none (a mask, a one-hot): the sweep would drop it.
         lhs, rhs = node.inputs
-        return out_grad * rhs, out_grad * lhs
+        return (multiply(out_grad, rhs) if lhs.requires_grad else None,
+                multiply(out_grad, lhs) if rhs.requires_grad else None)
 
 
 class MulScalar(TensorOp):
@@ -50,7 +52,8 @@ class EWiseDiv(TensorOp):
 
     def gradient(self, out_grad, node):
         lhs, rhs = node.inputs
-        return out_grad / rhs, negate(out_grad * lhs / (rhs * rhs))
+        return (out_grad / rhs if lhs.requires_grad else None,
+                negate(out_grad * lhs / (rhs * rhs)) if rhs.requires_grad else None)
 
 
 class DivScalar(TensorOp):
@@ -136,7 +139,7 @@ class ReLU(TensorOp):
     def gradient(self, out_grad, node):
         # The mask is piecewise constant, so it carries no gradient of its own.
         mask = Tensor.make_const(node.inputs[0].realize_cached_data() > 0)
-        return out_grad * mask
+        return multiply(out_grad, mask)
 
 
 class Tanh(TensorOp):
@@ -155,61 +158,69 @@ class Sigmoid(TensorOp):
         return out_grad * node * add_scalar(negate(node), 1.0)
 
 
+# Stateless ops are shared instances, and the functions below call make_from_op directly: one
+# object and one Python call fewer per op.
+_make = Tensor.make_from_op
+_ADD, _MULTIPLY, _DIVIDE = EWiseAdd(), EWiseMul(), EWiseDiv()
+_POWER, _NEGATE, _LOG, _EXP = EWisePow(), Negate(), Log(), Exp()
+_RELU, _TANH, _SIGMOID = ReLU(), Tanh(), Sigmoid()
+
+
 def add(a, b):
-    return EWiseAdd()(a, b)
+    return _make(_ADD, (a, b))
 
 
 def add_scalar(a, scalar):
-    return AddScalar(scalar)(a)
+    return _make(AddScalar(scalar), (a,))
 
 
 def multiply(a, b):
-    return EWiseMul()(a, b)
+    return _make(_MULTIPLY, (a, b))
 
 
 def mul_scalar(a, scalar):
-    return MulScalar(scalar)(a)
+    return _make(MulScalar(scalar), (a,))
 
 
 def divide(a, b):
-    return EWiseDiv()(a, b)
+    return _make(_DIVIDE, (a, b))
 
 
 def divide_scalar(a, scalar):
-    return DivScalar(scalar)(a)
+    return _make(DivScalar(scalar), (a,))
 
 
 def rdivide_scalar(a, scalar):
-    return RDivScalar(scalar)(a)
+    return _make(RDivScalar(scalar), (a,))
 
 
 def power_scalar(a, scalar):
-    return PowerScalar(scalar)(a)
+    return _make(PowerScalar(scalar), (a,))
 
 
 def power(a, b):
-    return EWisePow()(a, b)
+    return _make(_POWER, (a, b))
 
 
 def negate(a):
-    return Negate()(a)
+    return _make(_NEGATE, (a,))
 
 
 def log(a):
-    return Log()(a)
+    return _make(_LOG, (a,))
 
 
 def exp(a):
-    return Exp()(a)
+    return _make(_EXP, (a,))
 
 
 def relu(a):
-    return ReLU()(a)
+    return _make(_RELU, (a,))
 
 
 def tanh(a):
-    return Tanh()(a)
+    return _make(_TANH, (a,))
 
 
 def sigmoid(a):
-    return Sigmoid()(a)
+    return _make(_SIGMOID, (a,))

@@ -2,7 +2,7 @@
 Engine ops layer; transposed operands reach the kernel as strides, never as copies.
 """
 
-from ..autograd import TensorOp
+from ..autograd import Tensor, TensorOp
 from ..backend import matmul as nd_matmul
 from .shape import reshape, transpose
 
@@ -17,18 +17,55 @@ def _reduce_to_shape(grad, shape):
     return reshape(grad.sum(axes), shape)
 
 
+_SWAP = (1, 0)
+
+
 class MatMul(TensorOp):
+    """a @ b. With `transpose_a` / `transpose_b` (rank-2 operands only) it is a.T @ b, a @ b.T or
+    a.T @ b.T, the transposed operand read through its strides: the gradient of a rank-2 matmul
+    is two such matmuls, with no transpose op (and no graph node) in between."""
+
+    def __init__(self, transpose_a=False, transpose_b=False):
+        self.transpose_a = transpose_a
+        self.transpose_b = transpose_b
+
     def compute(self, a, b):
+        if self.transpose_a:
+            a = a.permute(_SWAP)
+        if self.transpose_b:
+            b = b.permute(_SWAP)
         return nd_matmul(a, b)
 
     def gradient(self, out_grad, node):
         a, b = node.inputs
-        grad_a = matmul(out_grad, transpose(b))
-        grad_b = matmul(transpose(a), out_grad)
-        return _reduce_to_shape(grad_a, a.shape), _reduce_to_shape(grad_b, b.shape)
+        # An input that needs no gradient (a network's input batch) gets none: its matmul would be
+        # thrown away by the backward sweep.
+        need_a, need_b = a.requires_grad, b.requires_grad
+        ta, tb = self.transpose_a, self.transpose_b
+        if ta or tb or (len(a.shape) == 2 and len(b.shape) == 2):
+            # C = op_a(A) @ op_b(B): dop_a(A) = dC @ op_b(B).T, dop_b(B) = op_a(A).T @ dC,
+            # transposed back where the op transposed its operand.
+            grad_a = grad_b = None
+            if need_a:
+                grad_a = _matmul(b, out_grad, tb, True) if ta else \
+                    _matmul(out_grad, b, False, not tb)
+            if need_b:
+                grad_b = _matmul(out_grad, a, True, ta) if tb else \
+                    _matmul(a, out_grad, not ta, False)
+            return grad_a, grad_b
+        grad_a = _reduce_to_shape(matmul(out_grad, transpose(b)), a.shape) if need_a else None
+        grad_b = _reduce_to_shape(matmul(transpose(a), out_grad), b.shape) if need_b else None
+        return grad_a, grad_b
+
+
+_MATMULS = {(ta, tb): MatMul(ta, tb) for ta in (False, True) for tb in (False, True)}
+
+
+def _matmul(a, b, transpose_a, transpose_b):
+    return Tensor.make_from_op(_MATMULS[transpose_a, transpose_b], (a, b))
 
 
 def matmul(a, b):
     if len(a.shape) < 2 or len(b.shape) < 2:
         raise ValueError(f"matmul needs operands of rank >= 2, got shapes {a.shape} and {b.shape}")
-    return MatMul()(a, b)
+    return Tensor.make_from_op(_MATMULS[False, False], (a, b))

@@ -24,7 +24,9 @@ class Summation(TensorOp):
     def gradient(self, out_grad, node):
         shape = node.inputs[0].shape
         axes = _normalize_axes(self.axes, len(shape), "summation")
-        return broadcast_to(reshape(out_grad, _kept_shape(shape, axes)), shape)
+        kept = _kept_shape(shape, axes)
+        grad = out_grad if out_grad.shape == kept else reshape(out_grad, kept)
+        return broadcast_to(grad, shape)
 
 
 class Max(TensorOp):
@@ -88,7 +90,7 @@ class LogSoftmax(TensorOp):
 
 
 def summation(a, axes=None, keepdims=False):
-    return Summation(axes, keepdims)(a)
+    return Tensor.make_from_op(Summation(axes, keepdims), (a,))
 
 
 def max(a, axes=None, keepdims=False):  # noqa: A001 - needle's name

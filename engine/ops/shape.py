@@ -5,8 +5,27 @@ gradients. Engine ops layer; every forward is a view or one compact copy on the 
 from ..autograd import Tensor, TensorOp, TensorTuple, TensorTupleOp
 from ..backend import NDArray
 
+_NORMALIZED_AXES = {}
+_AXES_CACHE_LIMIT = 4096
+
 
 def _normalize_axes(axes, ndim, what):
+    """`axes` (None, an int or a sequence) as a sorted tuple of non-negative axes of a rank-`ndim`
+    tensor; memoized, since every reduction asks (and usually with the same arguments)."""
+    key = (axes, ndim, what)
+    try:
+        return _NORMALIZED_AXES[key]
+    except KeyError:
+        normalized = _compute_normalized_axes(axes, ndim, what)
+    except TypeError:  # unhashable axes (a list)
+        return _compute_normalized_axes(axes, ndim, what)
+    if len(_NORMALIZED_AXES) >= _AXES_CACHE_LIMIT:
+        _NORMALIZED_AXES.clear()
+    _NORMALIZED_AXES[key] = normalized
+    return normalized
+
+
+def _compute_normalized_axes(axes, ndim, what):
     if axes is None:
         return tuple(range(ndim))
     if isinstance(axes, int):
@@ -33,6 +52,9 @@ class BroadcastTo(TensorOp):
         lead = len(self.shape) - len(in_shape)
         axes = tuple(range(lead)) + tuple(
             lead + i for i, n in enumerate(in_shape) if n == 1 and self.shape[lead + i] != 1)
+        if not lead and axes:
+            # Same rank (a bias row broadcast over the batch): keepdims gives in_shape already.
+            return out_grad.sum(axes, keepdims=True)
         grad = out_grad.sum(axes) if axes else out_grad
         return reshape(grad, in_shape)
 
@@ -170,23 +192,26 @@ class TupleGetItem(TensorOp):
         return make_tuple(*parts)
 
 
+_make = Tensor.make_from_op
+
+
 def broadcast_to(a, shape):
     shape = tuple(shape)
     if a.shape == shape:
         return a
-    return BroadcastTo(shape)(a)
+    return _make(BroadcastTo(shape), (a,))
 
 
 def reshape(a, shape):
-    return Reshape(shape)(a)
+    return _make(Reshape(shape), (a,))
 
 
 def permute(a, axes):
-    return Permute(axes)(a)
+    return _make(Permute(axes), (a,))
 
 
 def transpose(a, axes=None):
-    return Transpose(axes, len(a.shape))(a)
+    return _make(Transpose(axes, len(a.shape)), (a,))
 
 
 def get_item(a, idxs):

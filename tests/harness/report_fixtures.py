@@ -167,6 +167,7 @@ def quadratic_sweep(directory: Path) -> Path:
             "train_loss"]}, quadratic={"A": matrix.tolist(), "b": [0.0, 0.0],
                                        "minimizer": [0.0, 0.0], "minimum_value": 0.0})
         run["config"]["model"] = {"name": "quadratic"}
+        run["config"]["optimizer"] = {"name": name, "lr": 1.0 if name == "newton" else 0.05}
         runs.append(run)
     plan = {"overrides": ["+experiment=optimizers", "optimizer=sgd,newton"], "command": "",
             "runs": [r["run_id"] for r in runs]}
