@@ -11,6 +11,8 @@ import numbers
 import numpy as np
 
 from .device import BackendDevice, default_device
+from .matmul import matmul, ones_row
+from .reduce_plan import reduce_plan
 
 prod = math.prod
 _new_object = object.__new__
@@ -410,17 +412,7 @@ class NDArray:
     # reductions
     def _reduce(self, fn, axis, keepdims, sum_by_matmul=False):
         shape = self.shape
-        key = (shape, axis, keepdims)
-        try:
-            plan = _REDUCE_PLANS[key]
-        except KeyError:
-            plan = _reduce_plan(shape, axis, keepdims)
-            if len(_REDUCE_PLANS) >= _PLAN_CACHE_LIMIT:
-                _REDUCE_PLANS.clear()
-            _REDUCE_PLANS[key] = plan
-        except TypeError:  # an unhashable `axis` (a list): plan it, don't cache it
-            plan = _reduce_plan(shape, axis, keepdims)
-        order, reduce_size, out_shape, leading = plan
+        order, reduce_size, out_shape, leading = reduce_plan(shape, axis, keepdims)
         device = self.device
         if reduce_size == 0 and fn is device.reduce_max:
             raise ValueError(f"max over an empty axis of shape {shape}")
@@ -430,7 +422,7 @@ class NDArray:
                 and self.strides == compact_strides(shape)):
             # A sum over the leading axes of dense data (the bias gradient of a Linear layer) is
             # ones(1, R) @ data(R, K): one kernel call instead of a transposed copy plus a reduce.
-            ones = _ones_row(device, self.dtype, reduce_size)
+            ones = ones_row(device, self.dtype, reduce_size)
             device.matmul(ones.handle, self.handle, out.handle, 1, 1, reduce_size, kept_size,
                           0, 0, reduce_size, 1, 0, 0, kept_size, 1)
             return out
@@ -452,109 +444,6 @@ class NDArray:
     # matmul
     def __matmul__(self, other):
         return matmul(self, other)
-
-
-_REDUCE_PLANS = {}
-_PLAN_CACHE_LIMIT = 4096
-_ONES_ROWS = {}
-_ONES_CACHE_LIMIT = 64
-
-
-def _reduce_plan(shape, axis, keepdims):
-    """How to reduce an array of `shape` over `axis`, worked out once per (shape, axis, keepdims):
-    (order, reduce_size, out_shape, leading). `order` moves the reduced axes last (None when they
-    already are), `leading` says they are the leading axes with at least one axis kept."""
-    ndim = len(shape)
-    if axis is None:
-        axes = tuple(range(ndim))
-    else:
-        axes = (axis,) if isinstance(axis, numbers.Integral) else tuple(axis)
-        for a in axes:
-            if not -ndim <= a < max(ndim, 1):
-                raise ValueError(f"axis {a} is out of range for shape {shape}")
-        axes = tuple(sorted(set(a % ndim for a in axes))) if ndim else ()
-    kept = tuple(a for a in range(ndim) if a not in axes)
-    order = None if axes == tuple(range(ndim - len(axes), ndim)) else kept + axes
-    reduce_size = prod(shape[a] for a in axes)
-    if keepdims:
-        out_shape = tuple(1 if a in axes else n for a, n in enumerate(shape))
-    else:
-        out_shape = tuple(shape[a] for a in kept)
-    leading = bool(kept) and axes == tuple(range(len(axes)))
-    return order, reduce_size, out_shape, leading
-
-
-def _ones_row(device, dtype, n):
-    """A cached, never written (1, n) array of ones."""
-    key = (device.name, dtype, n)
-    row = _ONES_ROWS.get(key)
-    if row is None:
-        if len(_ONES_ROWS) >= _ONES_CACHE_LIMIT:
-            _ONES_ROWS.clear()
-        row = _ONES_ROWS[key] = NDArray.make((1, n), device=device, dtype=dtype)
-        row.fill(1.0)
-    return row
-
-
-def _matrix_strides(array):
-    """(batch stride, row stride, col stride, offset) of a rank-3 view, collapsing nothing."""
-    return array.strides[0], array.strides[1], array.strides[2], array.offset
-
-
-def matmul(a, b):
-    """Batched matmul with broadcast batch dimensions; transposed and broadcast operands are
-    passed to the kernel as strides, never copied."""
-    a_shape, b_shape = a.shape, b.shape
-    if len(a_shape) == 2 and len(b_shape) == 2 and a.device is b.device:
-        # The common case (every Linear layer): no batch axes to resolve.
-        m, k = a_shape
-        n = b_shape[1]
-        if k == b_shape[0] and m and n and k:
-            out = a._new((m, n))
-            a_strides, b_strides = a.strides, b.strides
-            a.device.matmul(a.handle, b.handle, out.handle, 1, m, k, n,
-                            a.offset, 0, a_strides[0], a_strides[1],
-                            b.offset, 0, b_strides[0], b_strides[1])
-            return out
-    if a.ndim < 2 or b.ndim < 2:
-        raise ValueError(f"matmul needs operands of rank >= 2, got shapes {a.shape} and {b.shape}")
-    if a.shape[-1] != b.shape[-2]:
-        raise ValueError(f"matmul shape mismatch: {a.shape} @ {b.shape} "
-                         f"({a.shape[-1]} != {b.shape[-2]})")
-    if a.device != b.device:
-        raise ValueError(f"matmul across devices {a.device} and {b.device}")
-    m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
-    batch_shape = tuple(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]))
-    batch = prod(batch_shape)
-    out = NDArray.make(batch_shape + (m, n), device=a.device, dtype=a.dtype)
-    if batch == 0 or m == 0 or n == 0:
-        return out
-    if k == 0:
-        out.fill(0.0)
-        return out
-    a3 = _as_batch3(a.broadcast_to(batch_shape + (m, k)), batch)
-    b3 = _as_batch3(b.broadcast_to(batch_shape + (k, n)), batch)
-    a.device.matmul(a3.handle, b3.handle, out.handle, batch, m, k, n,
-                    a3.offset, *a3.strides, b3.offset, *b3.strides)
-    return out
-
-
-def _as_batch3(array, batch):
-    """A rank-3 (batch, rows, cols) view of `array`; compacts only when its batch axes cannot be
-    expressed with one stride."""
-    lead_shape, lead_strides = array.shape[:-2], array.strides[:-2]
-    dims = [(n, s) for n, s in zip(lead_shape, lead_strides) if n != 1]
-    if not dims:
-        batch_stride = 0
-    elif all(s == 0 for _, s in dims):
-        batch_stride = 0
-    elif all(dims[i][1] == dims[i + 1][1] * dims[i + 1][0] for i in range(len(dims) - 1)):
-        batch_stride = dims[-1][1]
-    else:
-        array = array.compact()
-        batch_stride = array.shape[-2] * array.shape[-1]
-    return array._like((batch,) + array.shape[-2:], (batch_stride,) + array.strides[-2:],
-                       array.offset)
 
 
 def array(a, dtype="float32", device=None):
