@@ -29,14 +29,6 @@ CASES = [
 ]
 
 
-@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
-def threads(request):
-    before = cpu.get_num_threads()
-    cpu.set_num_threads(request.param)
-    yield request.param
-    cpu.set_num_threads(before)
-
-
 def sizes_of(case):
     n, h, w, c, k, (kh, kw), (sh, sw), (ph, pw), (dh, dw), groups = case
     oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1

@@ -14,14 +14,6 @@ from kernels_c import KernelError
 SIZES = (1, 2, 3, 5, 7)
 
 
-@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
-def threads(request):
-    before = cpu.get_num_threads()
-    cpu.set_num_threads(request.param)
-    yield request.param
-    cpu.set_num_threads(before)
-
-
 def buffer(rng, size):
     handle = cpu.alloc(size)
     cpu.from_numpy(rng.standard_normal(size).astype(np.float32), handle)

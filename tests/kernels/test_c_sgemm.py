@@ -13,14 +13,6 @@ from kernels_c import KernelError, load
 LIB = load()
 
 
-@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
-def threads(request):
-    before = cpu.get_num_threads()
-    cpu.set_num_threads(request.param)
-    yield request.param
-    cpu.set_num_threads(before)
-
-
 def strided_operand(rng, rows, cols, layout):
     """(buffer, row stride, col stride, offset) of a rows x cols view laid out as `layout`."""
     if layout == "row":

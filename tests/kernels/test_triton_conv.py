@@ -3,34 +3,12 @@ gradient and weight gradient over a grid of shapes, strides, paddings, dilations
 a float64 numpy reference defined here (checked itself by the adjoint identity), and bad sizes.
 """
 
-import os
-
 import numpy as np
 import pytest
 
+from tests.kernels.triton_support import triton_marks
 
-def _triton_available():
-    if os.environ.get("TRITON_INTERPRET") == "1":
-        return True
-    try:
-        import torch
-    except ImportError:
-        return False
-    return torch.cuda.is_available()
-
-
-pytestmark = [pytest.mark.triton_interpret,
-              pytest.mark.skipif(not _triton_available(),
-                                 reason="needs TRITON_INTERPRET=1 or a CUDA GPU"),
-              # Triton's interpreter turns 1-element loop bounds into ints the deprecated way.
-              pytest.mark.filterwarnings("ignore:Conversion of an array:DeprecationWarning")]
-
-
-@pytest.fixture(scope="module")
-def cuda():
-    from engine.backend import cuda_device
-
-    return cuda_device
+pytestmark = triton_marks()
 
 
 RNG = np.random.default_rng(3)

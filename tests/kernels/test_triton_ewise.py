@@ -3,37 +3,13 @@ numpy device: every binary, scalar and unary op of the protocol, sizes 1, primes
 special values (NaN, inf, zeros, negative bases), and row reductions of any length.
 """
 
-import os
-
 import numpy as np
 import pytest
 
 from engine.backend import numpy_device, protocol
+from tests.kernels.triton_support import triton_marks
 
-
-def _triton_available():
-    if os.environ.get("TRITON_INTERPRET") == "1":
-        return True
-    try:
-        import torch
-    except ImportError:
-        return False
-    return torch.cuda.is_available()
-
-
-pytestmark = [pytest.mark.triton_interpret,
-              pytest.mark.skipif(not _triton_available(),
-                                 reason="needs TRITON_INTERPRET=1 or a CUDA GPU"),
-              # Triton's interpreter turns 1-element loop bounds into ints the deprecated way.
-              pytest.mark.filterwarnings("ignore:Conversion of an array:DeprecationWarning"),
-              pytest.mark.filterwarnings("ignore::RuntimeWarning")]
-
-
-@pytest.fixture(scope="module")
-def cuda():
-    from engine.backend import cuda_device
-
-    return cuda_device
+pytestmark = triton_marks(pytest.mark.filterwarnings("ignore::RuntimeWarning"))
 
 
 RNG = np.random.default_rng(1)

@@ -3,27 +3,12 @@ prime shapes, batches, transposed, broadcast (batch stride 0), negative-stride a
 the precision switch, and bad sizes.
 """
 
-import os
-
 import numpy as np
 import pytest
 
+from tests.kernels.triton_support import triton_marks
 
-def _triton_available():
-    if os.environ.get("TRITON_INTERPRET") == "1":
-        return True
-    try:
-        import torch
-    except ImportError:
-        return False
-    return torch.cuda.is_available()
-
-
-pytestmark = [pytest.mark.triton_interpret,
-              pytest.mark.skipif(not _triton_available(),
-                                 reason="needs TRITON_INTERPRET=1 or a CUDA GPU"),
-              # Triton's interpreter turns 1-element loop bounds into ints the deprecated way.
-              pytest.mark.filterwarnings("ignore:Conversion of an array:DeprecationWarning")]
+pytestmark = triton_marks()
 
 
 @pytest.fixture(scope="module")
