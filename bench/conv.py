@@ -5,11 +5,11 @@ Bench layer; torch is the baseline here only, never used by the engine.
 Run from the repository root:  .venv/bin/python bench/conv.py
 """
 
-import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from timing import seconds_per_call
 
 from engine.backend import cpu_device as cpu
 
@@ -19,19 +19,6 @@ LAYERS = [("resnet 64->64 16x16 3x3", 32, 16, 16, 64, 64, 3, 1, 1),
 PASSES = ("forward", "grad input", "grad weight")
 
 
-def seconds_per_call(fn, budget=0.6, rounds=3):
-    fn()
-    best = float("inf")
-    for _ in range(rounds):
-        calls, start = 0, time.perf_counter()
-        while True:
-            fn()
-            calls += 1
-            elapsed = time.perf_counter() - start
-            if elapsed > budget / rounds:
-                break
-        best = min(best, elapsed / calls)
-    return best
 
 
 def ours(n, h, w, c, k, ks, stride, pad):
@@ -68,8 +55,8 @@ def main():
             flops = 2.0 * n * oh * ow * k * ks * ks * c
             with torch.no_grad():
                 for label, our_fn, torch_fn in zip(PASSES, our_fns, torch_fns, strict=True):
-                    mine = flops / seconds_per_call(our_fn) / 1e9
-                    base = flops / seconds_per_call(torch_fn) / 1e9
+                    mine = flops / seconds_per_call(our_fn, budget=0.6) / 1e9
+                    base = flops / seconds_per_call(torch_fn, budget=0.6) / 1e9
                     print(f"{name:>26} {threads:>3} {label:>12} {mine:7.1f} {base:7.1f} "
                           f"{mine / base:6.2f}")
 

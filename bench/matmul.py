@@ -11,10 +11,10 @@ passes A as a transposed view (A^T @ G of the weight gradient), "NT" passes B tr
 
 import argparse
 import os
-import time
 
 import numpy as np
 from threadpoolctl import threadpool_limits
+from timing import seconds_per_call
 
 from engine.backend import array, cpu
 from kernels_c import load
@@ -26,20 +26,6 @@ EXPERIMENT_SHAPES = ((100, 100, 100), (100, 784, 100), (100, 100, 10), (100, 10,
 LAYOUTS = ("NN", "TN", "NT")
 
 
-def seconds_per_call(fn, budget=0.3, rounds=3):
-    """The best of `rounds` mean times over `budget` seconds each (after one warm-up call)."""
-    fn()
-    best = float("inf")
-    for _ in range(rounds):
-        calls, start = 0, time.perf_counter()
-        while True:
-            fn()
-            calls += 1
-            elapsed = time.perf_counter() - start
-            if elapsed > budget / rounds:
-                break
-        best = min(best, elapsed / calls)
-    return best
 
 
 def tensor_matmul(a, b):
