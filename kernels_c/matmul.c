@@ -60,6 +60,14 @@ int nd_matmul_f32(const float *a, const float *b, float *out, int64_t a_len, int
     return ND_OK;
 }
 
+int nd_matmul_sizes_f32(const float *a, const float *b, float *out, const int64_t *sizes)
+{
+    if (!sizes) return ND_ERR_NULL;
+    return nd_matmul_f32(a, b, out, sizes[0], sizes[1], sizes[2], sizes[3], sizes[4], sizes[5],
+                         sizes[6], sizes[7], sizes[8], sizes[9], sizes[10], sizes[11], sizes[12],
+                         sizes[13], sizes[14]);
+}
+
 int nd_matmul_naive_f32(const float *a, const float *b, float *out, int64_t a_len, int64_t b_len,
                         int64_t out_len, int64_t batch, int64_t m, int64_t k, int64_t n,
                         int64_t a_offset, int64_t a_bs, int64_t a_rs, int64_t a_cs,

@@ -251,9 +251,11 @@ def matmul(a, b, out, batch, m, k, n,
         pa, pb, pout = a.address, b.address, out.address
     except AttributeError:
         pa, pb, pout = _ptr(a), _ptr(b), _ptr(out)
-    status = _lib.nd_matmul_f32(pa, pb, pout, a.size, b.size, out.size, batch, m,
-                                k, n, a_offset, a_batch_stride, a_row_stride, a_col_stride,
-                                b_offset, b_batch_stride, b_row_stride, b_col_stride)
+    # One cached int64 array for the 15 sizes: a layer's matmuls repeat them every step.
+    sizes = _i64((a.size, b.size, out.size, batch, m, k, n, a_offset, a_batch_stride,
+                  a_row_stride, a_col_stride, b_offset, b_batch_stride, b_row_stride,
+                  b_col_stride))
+    status = _lib.nd_matmul_sizes_f32(pa, pb, pout, sizes)
     if status:
         raise _fail("matmul", status, batch=batch, m=m, k=k, n=n,
                     a=(a_offset, a_batch_stride, a_row_stride, a_col_stride, a.size),

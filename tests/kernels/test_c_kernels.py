@@ -223,6 +223,10 @@ def test_bad_input_raises():
         cpu.fill([0.0] * 4, 1.0, 4)
     with pytest.raises(KernelError, match="negative or inconsistent"):
         cpu.reduce_max(a, cpu.alloc(1), 0, 1)
+    with pytest.raises(KernelError, match=r"outside its buffer \(batch=1, m=5, k=5, n=5"):
+        cpu.matmul(a, a, cpu.alloc(25), 1, 5, 5, 5, 0, 0, 5, 1, 0, 0, 5, 1)
+    with pytest.raises(KernelError, match="outside its buffer"):
+        cpu.matmul(cpu.alloc(25), cpu.alloc(25), a, 1, 5, 5, 5, 0, 0, 5, 1, 0, 0, 5, 1)
 
 
 def test_foreign_numpy_handles_are_accepted():
