@@ -151,7 +151,10 @@ def train_and_evaluate(config, record):
             window_wrong += int(np.sum(logits.numpy().argmax(axis=1) != y.numpy()))
             window_count += x.shape[0]
             last = step == total_steps
-            if step % schedule["log_every"] == 0 or step % schedule["eval_every"] == 0 or last:
+            # Step 1 is always logged: the curves start at the initial loss, and a run that
+            # diverges before the first log_every step still has a point to mark.
+            if (step == 1 or step % schedule["log_every"] == 0
+                    or step % schedule["eval_every"] == 0 or last):
                 test = evaluate(model, test_set, loss_fn, device) \
                     if step % schedule["eval_every"] == 0 or last else (None, None)
                 record["metrics"].append(_entry(step, epoch, window_loss / window_count,

@@ -95,10 +95,14 @@ def steps_to_loss(run: dict[str, Any], target: float) -> int | None:
 
 
 def default_target_loss(sweep: Sweep) -> float | None:
-    """Half the median initial training loss: 'steps to halve the loss' compares any sweep."""
+    """Half the median initial training loss: 'steps to halve the loss' compares any sweep of
+    positive losses (cross-entropy). None when some loss starts at or below zero (the quadratic,
+    whose minimum is negative), where halving means nothing."""
     starts = [initial_train_loss(run) for run in sweep.runs]
     starts = [s for s in starts if finite(s)]
-    return statistics.median(starts) / 2 if starts else None
+    if not starts or min(starts) <= 0:
+        return None
+    return statistics.median(starts) / 2
 
 
 def status_text(runs: list[dict[str, Any]]) -> str:
@@ -143,7 +147,7 @@ def summary_table(sweep: Sweep, target_loss: float | None) -> tuple[list[str], l
         if target_loss:
             reached = [steps_to_loss(run, target_loss) for run in group.runs]
             hits = [float(s) for s in reached if s is not None]
-            text = format_mean_std(hits, 5) if hits else "never"
+            text = format_mean_std(hits, 3) if hits else "never"
             if hits and len(hits) < len(reached):
                 text += f" ({len(hits)}/{len(reached)} seeds)"
             cells.append(text)
