@@ -20,7 +20,7 @@ RUNS = 8
 CPUS = 2
 # About 10 s per run on one core of the reference machine (AVX-512, 2 cores).
 CONFIG = ["init=kaiming", "model.depth=20", "model.width=100", "model.bias=false",
-          "train.steps=900", "train.eval_every=300", "train.probe_every=300",
+          "train.steps=3000", "train.eval_every=1000", "train.probe_every=1000",
           f"seed=range(0,{RUNS})"]
 
 
