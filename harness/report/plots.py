@@ -43,19 +43,35 @@ def palette(count: int) -> list:
     return [cmap(i / max(count - 1, 1)) for i in range(count)]
 
 
-def color_groups(sweep: Sweep, groups: list[ConfigGroup]) -> tuple[list, list[tuple[str, Any]]]:
-    """A colour per configuration; past MAX_LEGEND_LINES, a colour per value of the first key.
+LINE_STYLES = ("-", "--", ":", "-.")
 
-    Returns the colour of each group and the (legend label, colour) entries to show.
+
+def style_groups(sweep: Sweep, groups: list[ConfigGroup]) -> tuple[list[dict], list[tuple]]:
+    """A line style per configuration: its own colour while the legend stays readable; past
+    MAX_LEGEND_LINES, a colour per value of the first swept key and a dash pattern per value of
+    the second, so that no two configurations of a two-key grid look alike.
+
+    Returns each group's matplotlib style (color, linestyle) and the (legend label, style)
+    entries to show.
     """
-    if len(groups) <= MAX_LEGEND_LINES or not sweep.config_keys:
-        colors = palette(len(groups))
-        return colors, [(g.label, c) for g, c in zip(groups, colors, strict=False)]
-    first = sweep.config_keys[0]
+    keys = sweep.config_keys
+    if len(groups) <= MAX_LEGEND_LINES or not keys:
+        styles = [{"color": c, "linestyle": "-"} for c in palette(len(groups))]
+        return styles, [(g.label, s) for g, s in zip(groups, styles, strict=False)]
+    first = keys[0]
     values = list(dict.fromkeys(format_value(g.values[first]) for g in groups))
     by_value = dict(zip(values, palette(len(values)), strict=False))
-    colors = [by_value[format_value(g.values[first])] for g in groups]
-    return colors, [(f"{first}={v}", c) for v, c in by_value.items()]
+    legend = [(f"{first}={v}", {"color": c, "linestyle": "-"}) for v, c in by_value.items()]
+    dashes = {}
+    if len(keys) > 1:
+        second = keys[1]
+        seconds = list(dict.fromkeys(format_value(g.values[second]) for g in groups))
+        dashes = {v: LINE_STYLES[i % len(LINE_STYLES)] for i, v in enumerate(seconds)}
+        legend += [(f"{second}={v}", {"color": "grey", "linestyle": d}) for v, d in dashes.items()]
+    styles = [{"color": by_value[format_value(g.values[first])],
+               "linestyle": dashes.get(format_value(g.values[keys[1]]), "-")
+               if len(keys) > 1 else "-"} for g in groups]
+    return styles, legend
 
 
 def _series(run: dict[str, Any], metric: str) -> tuple[list[float], list[float]]:
@@ -83,27 +99,27 @@ def training_curves(sweep: Sweep, out_dir: Path) -> list[str]:
     groups = [g for g in group_runs(sweep) if any(r.get("metrics") for r in g.runs)]
     if not groups:
         return []
-    colors, legend = color_groups(sweep, groups)
+    styles, legend = style_groups(sweep, groups)
     figure, axes = new_figure(2, 2)
     for axis, (metric, title) in zip(axes.flat, CURVE_PANELS, strict=False):
-        for group, color in zip(groups, colors, strict=False):
+        for group, style in zip(groups, styles, strict=False):
             for run in group.runs:
                 steps, values = _series(run, metric)
                 if not steps:
                     continue
                 sparse = metric.startswith("test") and len(steps) < 30
                 shown = [v if math.isfinite(v) else np.nan for v in values]
-                axis.plot(steps, shown, color=color, linewidth=1.2, alpha=0.85,
-                          marker="o" if sparse else None, markersize=3)
+                axis.plot(steps, shown, linewidth=1.2, alpha=0.85,
+                          marker="o" if sparse else None, markersize=3, **style)
                 if run.get("status") == "diverged":
-                    _mark_divergence(axis, run, steps, values, color)
+                    _mark_divergence(axis, run, steps, values, style["color"])
         axis.set_title(title)
         axis.set_xlabel("step")
         if metric.endswith("loss"):
             axis.set_yscale("log")
         axis.grid(alpha=0.3)
-    for label, color in legend:
-        axes[0][0].plot([], [], color=color, label=label)
+    for label, style in legend:
+        axes[0][0].plot([], [], label=label, **style)
     axes[0][0].legend(fontsize=7, loc="best")
     figure.suptitle("Training curves (X marks where a run diverged)")
     return [save(figure, out_dir, "curves.png")]

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from harness.report.load import Sweep, finite, value_of
-from harness.report.plots import color_groups, new_figure, save
+from harness.report.plots import new_figure, save, style_groups
 from harness.report.tables import ConfigGroup, group_runs
 
 NO_NORM = (None, "none", "None", "identity", False)
@@ -65,9 +65,9 @@ def relu_theory(probe: dict[str, Any]) -> tuple[list[int], list[float]]:
     return xs, ys
 
 
-def _panel(axis, groups, colors, field, which, theory=False):
+def _panel(axis, groups, styles, field, which, theory=False):
     drawn = False
-    for group, color in zip(groups, colors, strict=False):
+    for group, style in zip(groups, styles, strict=False):
         run = probe_run(group)
         if run is None:
             continue
@@ -77,11 +77,12 @@ def _panel(axis, groups, colors, field, which, theory=False):
             continue
         xs, ys = layer_series(probe, field)
         if xs:
-            axis.plot(xs, ys, color=color, linewidth=1.4, marker=".", markersize=4)
+            axis.plot(xs, ys, linewidth=1.4, marker=".", markersize=4, **style)
             drawn = True
         if theory and which == "init" and theory_applies(run):
             txs, tys = relu_theory(probe)
-            axis.plot(txs, tys, color=color, linestyle="--", linewidth=1.0, alpha=0.8)
+            # The theory is drawn thin and faint: dash patterns may already encode a swept key.
+            axis.plot(txs, tys, color=style["color"], linestyle="--", linewidth=0.8, alpha=0.5)
     axis.set_xlabel("layer")
     axis.set_yscale("log")
     axis.grid(alpha=0.3, which="both")
@@ -91,8 +92,8 @@ def _panel(axis, groups, colors, field, which, theory=False):
 
 
 def _legend(axis, legend, extra=None):
-    for label, color in legend:
-        axis.plot([], [], color=color, label=label)
+    for label, style in legend:
+        axis.plot([], [], label=label, **style)
     if extra:
         axis.plot([], [], color="grey", linestyle="--", label=extra)
     axis.legend(fontsize=7, loc="best")
@@ -109,26 +110,26 @@ def probe_panels(sweep: Sweep, out_dir: Path) -> list[str]:
     groups = [g for g in group_runs(sweep) if probe_run(g) is not None]
     if not groups:
         return []
-    colors, legend = color_groups(sweep, groups)
+    styles, legend = style_groups(sweep, groups)
     written = []
     for name, field, title, theory in PANELS:
         figure, axes = new_figure(1, 2)
         for axis, which in zip(axes[0], ("init", "final"), strict=False):
-            _panel(axis, groups, colors, field, which, theory)
+            _panel(axis, groups, styles, field, which, theory)
             when = "at initialization" if which == "init" else "after training"
             axis.set_title(f"{title}: {when}", fontsize=10)
         _legend(axes[0][0], legend, "ReLU theory ×sqrt(c/2) per layer" if theory else None)
         written.append(save(figure, out_dir, name))
 
     figure, axes = new_figure(1, 1, 6.0, 3.8)
-    _panel(axes[0][0], groups, colors, "weight_rel_change", "final")
+    _panel(axes[0][0], groups, styles, "weight_rel_change", "final")
     axes[0][0].set_title("relative weight change ‖W_T − W_0‖ / ‖W_0‖ per layer", fontsize=10)
     _legend(axes[0][0], legend)
     written.append(save(figure, out_dir, "weight_change.png"))
 
     figure, axes = new_figure(1, 2)
     for axis, which in zip(axes[0], ("init", "final"), strict=False):
-        _panel(axis, groups, colors, "fan_in_var", which)
+        _panel(axis, groups, styles, "fan_in_var", which)
         axis.set_title(f"fan_in·Var(W): {'before' if which == 'init' else 'after'} training",
                        fontsize=10)
     _legend(axes[0][0], legend)
