@@ -19,6 +19,15 @@ class Connection:
     owned: bool         # ray.init was called here (ray.shutdown at the end)
 
 
+def thread_environment(harness):
+    """The BLAS/OpenMP thread counts every Ray worker starts with: their pools size themselves
+    at import, before a trial could pin them, and idle pools spin on the cores other runs need."""
+    from harness.trial import THREAD_VARIABLES
+
+    threads = str(max(1, int(float(harness["cpus_per_run"]))))
+    return {name: threads for name in THREAD_VARIABLES}
+
+
 def resolve_address(harness):
     return harness.get("ray_address") or os.environ.get("RAY_ADDRESS") or "local"
 
@@ -38,6 +47,8 @@ def connect(harness):
         return Connection(address=context.gcs_address, dashboard_url=_dashboard_url(ray),
                           started_here=False, owned=False)
     if address == "local":
+        # The local instance's workers (prestarted with it) inherit the driver's environment.
+        os.environ.update(thread_environment(harness))
         kwargs = {"num_cpus": harness.get("num_cpus") or os.cpu_count(),
                   "include_dashboard": bool(harness.get("dashboard", True)),
                   "dashboard_host": "127.0.0.1"}
@@ -46,7 +57,9 @@ def connect(harness):
         context = ray.init(address="local", log_to_driver=True, **kwargs)
         return Connection(address=context.address_info["gcs_address"],
                           dashboard_url=_url(context.dashboard_url), started_here=True, owned=True)
-    runtime_env = {"py_modules": _project_modules()} if harness.get("ship_code") else None
+    runtime_env = {"env_vars": thread_environment(harness)}
+    if harness.get("ship_code"):
+        runtime_env["py_modules"] = _project_modules()
     context = ray.init(address=address, runtime_env=runtime_env)
     return Connection(address=address, dashboard_url=_url(context.dashboard_url),
                       started_here=False, owned=True)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from harness.cluster import capacity, connect, disconnect, fit_requests
 from harness.record import check, failed_record
-from harness.trial import THREAD_VARIABLES, run_one
+from harness.trial import run_one
 
 
 class SweepInterrupted(Exception):
@@ -86,16 +86,10 @@ def _fan_out(todo, harness, store, trial_fn, outcome, out):
 
     def submit(spec):
         request = requests[spec.run_id]
-        threads = max(1, int(request.num_cpus))
-        # Thread counts in the worker's environment from its start: OpenBLAS and OpenMP size
-        # their pools at import, before the trial can pin them, and idle pools spin on the cores
-        # the other runs need.
-        thread_env = {name: str(threads) for name in THREAD_VARIABLES}
         ref = task.options(name=spec.task_name, num_cpus=request.num_cpus,
                            num_gpus=request.num_gpus, max_retries=int(harness["max_retries"]),
-                           retry_exceptions=False,
-                           runtime_env={"env_vars": thread_env}).remote(
-            spec, threads, request.device, trial_fn)
+                           retry_exceptions=False).remote(
+            spec, max(1, int(request.num_cpus)), request.device, trial_fn)
         in_flight[ref] = spec
 
     try:
