@@ -1,5 +1,6 @@
 """Benchmark: GFLOP/s of our cpu-device conv2d (forward, input gradient, weight gradient; C
-im2col + sgemm) next to PyTorch CPU (oneDNN) measured in the same run, on 1 and 2 threads.
+im2col + sgemm, or the direct path for c*kh*kw <= 32) next to PyTorch CPU (oneDNN) measured in the
+same run, on 1 and 2 threads.
 Bench layer; torch is the baseline here only, never used by the engine.
 
 Run from the repository root:  .venv/bin/python bench/conv.py
@@ -15,10 +16,9 @@ from engine.backend import cpu_device as cpu
 
 # name, n, h, w, c, k, kernel, stride, padding
 LAYERS = [("resnet 64->64 16x16 3x3", 32, 16, 16, 64, 64, 3, 1, 1),
-          ("mnist 1->16 28x28 3x3", 128, 28, 28, 1, 16, 3, 1, 1)]
+          ("mnist 1->16 28x28 3x3", 128, 28, 28, 1, 16, 3, 1, 1),
+          ("cifar 3->32 32x32 3x3", 64, 32, 32, 3, 32, 3, 1, 1)]
 PASSES = ("forward", "grad input", "grad weight")
-
-
 
 
 def ours(n, h, w, c, k, ks, stride, pad):

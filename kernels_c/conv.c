@@ -2,13 +2,15 @@
  * each as im2col (col2im for the input gradient) feeding nd_sgemm_f32, plus naive twins.
  * Kernel layer (kernels_c); ABI and index formula in nd_kernels.h. Output pixels are processed in
  * chunks whose column matrix fits in about 1 MiB, so the im2col buffer stays in L2; threads split
- * the chunks (one single-threaded sgemm each) or, with fewer chunks than threads, the sgemm. */
+ * the chunks (one single-threaded sgemm each) or, with fewer chunks than threads, the sgemm.
+ * Forward and weight gradient with c*kh*kw <= ND_DIRECT_MAX_TAPS, groups == 1: conv_direct.c. */
 #include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
+#include "conv_direct.h"
 #include "nd_kernels.h"
 
 #define ND_COL_BUDGET (1 << 18) /* floats in one thread's column chunk (1 MiB) */
@@ -18,6 +20,7 @@ typedef struct {
     int64_t n, h, w, c, k, kh, kw, oh, ow, sh, sw, ph, pw, dh, dw, groups;
     int64_t cg, kg, kkc, pixels, chunk_rows, chunks_per_image;
     int direct; /* 1x1, stride 1, no padding: the column matrix is x itself */
+    conv_shape_t shape;
 } geom_t;
 
 static int make_geom(geom_t *g, int64_t n, int64_t h, int64_t w, int64_t c, int64_t k, int64_t kh,
@@ -30,7 +33,8 @@ static int make_geom(geom_t *g, int64_t n, int64_t h, int64_t w, int64_t c, int6
     const int64_t span_h = h + 2 * ph - dh * (kh - 1) - 1, span_w = w + 2 * pw - dw * (kw - 1) - 1;
     if (span_h < 0 || span_w < 0) return ND_ERR_SIZE; /* kernel larger than the padded input */
     if (oh != span_h / sh + 1 || ow != span_w / sw + 1) return ND_ERR_SIZE;
-    *g = (geom_t){n, h, w, c, k, kh, kw, oh, ow, sh, sw, ph, pw, dh, dw, groups, 0, 0, 0, 0, 0, 0, 0};
+    *g = (geom_t){n, h, w, c, k, kh, kw, oh, ow, sh, sw, ph, pw, dh, dw, groups, 0, 0, 0, 0, 0, 0,
+                  0, (conv_shape_t){n, h, w, c, k, kh, kw, oh, ow, sh, sw, ph, pw, dh, dw}};
     g->cg = c / groups;
     g->kg = k / groups;
     g->kkc = kh * kw * g->cg;
@@ -100,6 +104,9 @@ int nd_conv2d_forward_f32(const float *x, const float *w, float *y, int64_t n, i
                            dil_h, dil_w, groups);
     if (status != ND_OK || n == 0) return status;
     if (!x || !w || !y) return ND_ERR_NULL;
+    /* 1x1, stride 1, unpadded needs no im2col: sgemm on x itself is as fast or faster there. */
+    if (!g.direct && nd_conv_direct_applies(c, kh, kw, groups))
+        return nd_conv_direct_forward(&g.shape, x, w, y);
     const int64_t units = n * g.chunks_per_image;
     const int threads = nd_get_num_threads();
     const int outer = threads > 1 && units >= threads;
@@ -202,6 +209,8 @@ int nd_conv2d_backward_weight_f32(const float *x, const float *gy, float *gw, in
     memset(gw, 0, (size_t)gw_size * sizeof(float));
     if (n == 0) return ND_OK;
     if (!x || !gy) return ND_ERR_NULL;
+    if (!g.direct && nd_conv_direct_applies(c, kh, kw, groups))
+        return nd_conv_direct_backward_weight(&g.shape, x, gy, gw);
     const int64_t units = n * g.chunks_per_image;
     const int max_threads = nd_get_num_threads();
     const int outer = max_threads > 1 && units >= max_threads;

@@ -16,7 +16,9 @@
  *   aligned_alloc/free per call, and the direct small-matrix path (m*n*k <= 2^26, AVX-512 builds)
  *   allocates nothing when B's columns are unit-stride. The nd_conv2d_*_f32 kernels allocate
  *   im2col chunk buffers of about 1 MB per thread plus one weight-gradient accumulator per thread,
- *   freed before returning. Allocation failure gives ND_ERR_NOMEM.
+ *   freed before returning; their direct path (c*kh*kw <= 32, groups == 1, conv_direct.c) instead
+ *   allocates a k-padded weight copy plus, per thread, a zero-padded image and, for the weight
+ *   gradient, a (c*kh*kw, k rounded up to 16) accumulator. Allocation failure gives ND_ERR_NOMEM.
  * - The only global mutable state is the thread count (nd_set_num_threads) and sgemm's
  *   per-thread scratch; every OpenMP region
  *   passes it in a num_threads clause, so no kernel uses more threads than asked.

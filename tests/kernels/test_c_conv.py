@@ -1,6 +1,7 @@
 """The C convolution kernels (im2col/col2im + sgemm) against their naive twins and the float64
 numpy reference (engine/backend/numpy_conv.py). Kernel layer tests over strides, paddings,
-dilations, groups, 1x1 and even kernels, batch 1, non-square images, 1 and 2 threads.
+dilations, groups, 1x1 and even kernels, batch 1, non-square images, 1 and 2 threads, for both the
+im2col path and the direct path for few input channels.
 """
 
 import numpy as np
@@ -27,6 +28,26 @@ CASES = [
     (3, 11, 13, 5, 7, (4, 3), (3, 2), (2, 0), (1, 2), 1),
     (2, 20, 20, 64, 8, (5, 5), (1, 1), (2, 2), (1, 1), 1),
 ]
+# Few input values per output pixel (c*kh*kw <= 32, groups 1): the direct path of conv_direct.c.
+# k runs below, at and above multiples of 16 (the vector width) and 32 (two vectors), rows wider
+# than its 128-pixel spans; 1x1 stride-1 unpadded (sgemm on x itself) and c*kh*kw = 33 stay on
+# the im2col path.
+DIRECT_CASES = [
+    (2, 28, 28, 1, 16, (3, 3), (1, 1), (1, 1), (1, 1), 1),
+    (1, 9, 7, 1, 5, (1, 1), (1, 1), (1, 0), (1, 1), 1),
+    (3, 8, 10, 2, 17, (3, 3), (2, 2), (0, 0), (1, 1), 1),
+    (2, 11, 9, 1, 33, (5, 5), (1, 1), (2, 2), (1, 1), 1),
+    (1, 12, 13, 3, 7, (3, 3), (2, 1), (1, 2), (2, 2), 1),
+    (2, 6, 9, 2, 16, (2, 4), (1, 2), (1, 0), (1, 1), 1),
+    (1, 5, 5, 1, 1, (5, 5), (1, 1), (0, 0), (1, 1), 1),
+    (4, 7, 6, 3, 12, (1, 1), (2, 2), (1, 1), (1, 1), 1),
+    (1, 3, 140, 2, 20, (3, 3), (1, 1), (1, 1), (1, 1), 1),
+    (2, 9, 9, 1, 48, (3, 3), (1, 1), (2, 2), (2, 2), 1),
+    (2, 8, 8, 32, 16, (1, 1), (1, 1), (0, 0), (1, 1), 1),
+    (1, 7, 7, 3, 8, (4, 4), (2, 2), (1, 1), (1, 1), 1),
+    (2, 10, 10, 1, 64, (3, 2), (3, 3), (2, 1), (1, 3), 1),
+    (2, 6, 6, 11, 4, (1, 3), (1, 1), (0, 1), (1, 1), 1),
+]
 
 
 def sizes_of(case):
@@ -50,7 +71,9 @@ def inputs_of(name):
             "conv2d_backward_weight": ("x", "gy")}[name]
 
 
-@pytest.mark.parametrize("case", CASES, ids=[f"case{i}" for i in range(len(CASES))])
+@pytest.mark.parametrize("case", CASES + DIRECT_CASES,
+                         ids=[f"case{i}" for i in range(len(CASES))]
+                         + [f"direct{i}" for i in range(len(DIRECT_CASES))])
 @pytest.mark.parametrize("name", PASSES)
 def test_conv_matches_reference_and_naive(name, case, threads):
     sizes = sizes_of(case)
@@ -116,3 +139,20 @@ def test_conv_bad_input_raises():
     with pytest.raises(ValueError, match="larger than the padded input"):
         numpy_conv.conv2d_forward(np.zeros(200), np.zeros(7 * 7 * 24), np.zeros(300), 2, 5, 5, 4,
                                   6, 7, 7, 1, 1, 1, 1, 0, 0, 1, 1, 1)
+
+
+@pytest.mark.parametrize("case", [DIRECT_CASES[0], DIRECT_CASES[8], CASES[0]],
+                         ids=["direct-mnist", "direct-wide", "im2col"])
+def test_conv_weight_gradient_is_repeatable(case, threads):
+    """Per-thread partial sums are added in a fixed order: same inputs, same bits, every call."""
+    sizes = sizes_of(case)
+    data, (_, _, gw_size) = operands(case, 1)
+    x, gy = (np.ascontiguousarray(data[key], np.float32) for key in ("x", "gy"))
+    results = []
+    for _ in range(3):
+        gw = cpu.alloc(gw_size)
+        cpu.conv2d_backward_weight(x, gy, gw, *sizes)
+        results.append(np.asarray(gw)[:gw_size].copy())
+    assert np.isfinite(results[0]).all()
+    for other in results[1:]:
+        np.testing.assert_array_equal(other, results[0])
