@@ -49,13 +49,13 @@ class Op:
     """An operator: `compute` on NDArrays, `gradient` on Tensors (itself differentiable)."""
 
     def __call__(self, *args):
-        raise NotImplementedError
+        raise TypeError(f"{type(self).__name__}: derive from TensorOp or TensorTupleOp")
 
     def compute(self, *args):
-        raise NotImplementedError
+        raise TypeError(f"{type(self).__name__} does not define compute (an abstract Op)")
 
     def gradient(self, out_grad, node):
-        raise NotImplementedError
+        raise TypeError(f"{type(self).__name__} does not define gradient (an abstract Op)")
 
     def gradient_as_tuple(self, out_grad, node):
         grads = self.gradient(out_grad, node)

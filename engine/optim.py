@@ -56,7 +56,7 @@ class Optimizer:
             yield i, param, weight, grad
 
     def step(self):
-        raise NotImplementedError
+        raise TypeError(f"{type(self).__name__} does not define step (an Optimizer subclass must)")
 
     def zero_grad(self):
         for param in self.params:

@@ -15,10 +15,11 @@ class Dataset:
         self.transforms = list(transforms) if transforms else []
 
     def __getitem__(self, index):
-        raise NotImplementedError
+        raise TypeError(f"{type(self).__name__} does not define __getitem__ (a Dataset subclass "
+                        "must)")
 
     def __len__(self):
-        raise NotImplementedError
+        raise TypeError(f"{type(self).__name__} does not define __len__ (a Dataset subclass must)")
 
     def apply_transforms(self, x):
         for transform in self.transforms:

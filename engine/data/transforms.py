@@ -8,8 +8,10 @@ from .. import random as _random
 
 
 class Transform:
+    """Base of the data transforms: a callable from one example's array to another."""
+
     def __call__(self, x):
-        raise NotImplementedError
+        raise TypeError(f"{type(self).__name__} does not define __call__ (a Transform must)")
 
 
 class RandomFlipHorizontal(Transform):
