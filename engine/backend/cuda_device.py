@@ -9,6 +9,8 @@ import os
 
 import numpy as np
 
+from .ndarray import compact_strides
+
 try:
     import torch
 
@@ -79,20 +81,12 @@ def to_numpy(a, shape, strides, offset):
     shape, strides = tuple(shape), tuple(strides)
     size = math.prod(shape)
     dense = a
-    if not (offset == 0 and strides == _compact_strides(shape)):
+    if not (offset == 0 and strides == compact_strides(tuple(shape))):
         dense = alloc(size)
         _memory.compact(a, dense, shape, strides, offset)
     host = dense[:size].cpu().numpy()
     # On the interpreter the handle is already host memory: copy so the result owns its data.
     return (host.copy() if dense.device.type == "cpu" else host).reshape(shape)
-
-
-def _compact_strides(shape):
-    strides, stride = [], 1
-    for n in reversed(shape):
-        strides.append(stride)
-        stride *= n
-    return tuple(reversed(strides))
 
 
 def fill(out, value, size):
