@@ -55,7 +55,7 @@ stage env 60 "$PY" bench/gpu_env.py
 if "$PY" -c "import kernels_c.build" 2>/dev/null; then
   stage build_c 60 "$PY" -m kernels_c.build
 fi
-stage tests 150 "$PY" -m pytest -q -p no:cacheprovider -m "not slow" \
+stage tests 200 "$PY" -m pytest -q -p no:cacheprovider -m "not slow" \
   --junitxml="$OUT/tests.xml" "${test_paths[@]}"
 stage matmul 150 "$PY" bench/gpu_matmul.py "${SMOKE[@]}"
 stage conv 100 "$PY" bench/gpu_conv.py "${SMOKE[@]}"

@@ -30,7 +30,7 @@ def _signature(fn, constexprs, floats=("value",)):
 
 
 def variants(quick):
-    from kernels_triton import conv, ewise, matmul, memory, reduce
+    from kernels_triton import conv, ewise, matmul, memory, reduce, transpose
 
     for rank in range(memory.MAX_RANK + 1):
         for mode in ("gather", "scatter", "fill"):
@@ -50,6 +50,7 @@ def variants(quick):
             yield reduce._reduce_kernel, {"IS_MAX": is_max, "BLOCK_ROWS": rows,
                                           "BLOCK_COLS": cols}
     yield conv._sum_splits_kernel, {"BLOCK": 1024}
+    yield transpose._transpose_kernel, {"BLOCK_R": 64, "BLOCK_C": 64, "_warps": 4}
     for precision in matmul.PRECISIONS:
         configs = matmul.matmul_configs(precision) + [matmul.small_config()]
         for config in configs[:1] if quick else configs:

@@ -1,6 +1,8 @@
-"""GPU matmul benchmark (bench layer): our Triton kernel against torch.matmul (cuBLAS) at 1024, 4096
-and 8192, IEEE fp32 against allow_tf32=False and TF32 against TF32 (plus our 3xTF32 against cuBLAS
-IEEE, for information). Prints a table of TFLOP/s and ratios; writes $OUT/matmul.json.
+"""GPU matmul benchmark (bench layer): the cuda device's matmul (Triton) against torch.matmul
+(cuBLAS) at 1024, 4096 and 8192, IEEE fp32 against allow_tf32=False and TF32 against TF32 (plus
+our 3xTF32 against cuBLAS IEEE, for information). TF32 modes run twice: with the device's default
+operand staging (a K-major copy of B, timed as part of ours) and with staging off. Prints a table
+of TFLOP/s and ratios; writes $OUT/matmul.json.
 Usage: python bench/gpu_matmul.py [--sizes 1024 4096 8192] [--smoke]
 (--smoke: tiny sizes on the CPU interpreter, to check the script itself)
 """
@@ -9,15 +11,20 @@ import argparse
 
 import torch
 
-from bench.gpu_common import Stopwatch, device_name, save, time_ms
+from bench.gpu_common import Stopwatch, device_name, save, time_ms, warm_up_gpu
+from engine.backend import cuda_device
 from kernels_triton import matmul as triton_matmul
 
 DEVICE = "cuda"
-MODES = (("ieee", False), ("tf32", True), ("tf32x3", False))  # (ours, torch allow_tf32)
+# (ours, torch allow_tf32, our operand staging)
+MODES = (("ieee", False, "auto"), ("tf32", True, "auto"), ("tf32", True, "never"),
+         ("tf32x3", False, "auto"), ("tf32x3", False, "never"))
 
 
-def measure(size, precision, allow_tf32):
+def measure(size, precision, allow_tf32, staging):
     torch.backends.cuda.matmul.allow_tf32 = allow_tf32
+    cuda_device.set_matmul_precision(precision)
+    cuda_device.set_operand_staging(staging)
     gen = torch.Generator(device=DEVICE).manual_seed(size)
     a = torch.randn(size * size, device=DEVICE, generator=gen)
     b = torch.randn(size * size, device=DEVICE, generator=gen)
@@ -25,8 +32,7 @@ def measure(size, precision, allow_tf32):
     a2, b2 = a.view(size, size), b.view(size, size)
 
     def ours():
-        triton_matmul.matmul(a, b, out, 1, size, size, size, 0, 0, size, 1, 0, 0, size, 1,
-                             precision=precision)
+        cuda_device.matmul(a, b, out, 1, size, size, size, 0, 0, size, 1, 0, 0, size, 1)
 
     def theirs():
         return torch.matmul(a2, b2)
@@ -38,10 +44,12 @@ def measure(size, precision, allow_tf32):
     scale = reference.abs().max().item()
     ours_err = (out.view(size, size).double() - reference).abs().max().item() / scale
     theirs_err = (theirs().double() - reference).abs().max().item() / scale
+    warm_up_gpu()
     ours_ms, theirs_ms = time_ms(ours), time_ms(theirs)
     flops = 2 * size ** 3
     config = getattr(triton_matmul._AUTOTUNED[precision], "best_config", None)
-    return {"size": size, "precision": precision, "torch_allow_tf32": allow_tf32,
+    return {"size": size, "precision": precision, "staging": staging,
+            "torch_allow_tf32": allow_tf32,
             "ours_ms": ours_ms, "torch_ms": theirs_ms,
             "ours_tflops": flops / ours_ms / 1e9, "torch_tflops": flops / theirs_ms / 1e9,
             "ratio": theirs_ms / ours_ms, "ours_rel_err": ours_err, "torch_rel_err": theirs_err,
@@ -58,22 +66,25 @@ def main():
         global DEVICE
         DEVICE, args.sizes = "cpu", [16, 40]
     results = {"device": device_name(), "rows": []}
-    print(f"{'size':>6} {'mode':>7} {'ours TF/s':>10} {'torch TF/s':>11} {'ours/torch':>10} "
-          f"{'ours err':>9} {'torch err':>9}")
-    for precision, allow_tf32 in MODES:
+    print(f"{'size':>6} {'mode':>7} {'staging':>7} {'ours TF/s':>10} {'torch TF/s':>11} "
+          f"{'ours/torch':>10} {'ours err':>9} {'torch err':>9}")
+    for precision, allow_tf32, staging in MODES:
         for size in args.sizes:
             try:
-                row = measure(size, precision, allow_tf32)
+                row = measure(size, precision, allow_tf32, staging)
             except Exception as error:  # keep measuring the other points
-                row = {"size": size, "precision": precision, "error": repr(error)}
-                print(f"{size:>6} {precision:>7} ERROR {error!r}")
+                row = {"size": size, "precision": precision, "staging": staging,
+                       "error": repr(error)}
+                print(f"{size:>6} {precision:>7} {staging:>7} ERROR {error!r}")
             else:
-                print(f"{size:>6} {precision:>7} {row['ours_tflops']:>10.1f} "
+                print(f"{size:>6} {precision:>7} {staging:>7} {row['ours_tflops']:>10.1f} "
                       f"{row['torch_tflops']:>11.1f} {row['ratio']:>10.2f} "
                       f"{row['ours_rel_err']:>9.1e} {row['torch_rel_err']:>9.1e}", flush=True)
             results["rows"].append(row)
             save("matmul", results)
     torch.backends.cuda.matmul.allow_tf32 = False
+    cuda_device.set_matmul_precision("ieee")
+    cuda_device.set_operand_staging("auto")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """2-D convolution as implicit GEMM (kernel layer): forward, input gradient and weight gradient over
 NHWC activations and (KH, KW, C/groups, K) weights, with stride, zero padding, dilation and groups.
 No im2col buffer: every tile of the virtual patch matrix is gathered straight from the activations
-with masks for the padding. Autotune configurations come from `conv_configs`.
+with masks for the padding. Autotune configurations come from `conv_configs`. For TF32 tensor cores
+the caller may pass K-major copies instead: weights as (K, KH, KW, C/groups) to the forward, and
+channel-major (C, N, H, W) / (K, N, OH, OW) activations to the weight gradient.
 """
 
 import triton
@@ -48,11 +50,13 @@ def _grouped_tile(pid, rows, cols, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
 
 @triton.jit
 def _forward_kernel(x, w, out, batch, h, wd, c, k, kh, kw, oh, ow, stride_h, stride_w,
-                    pad_h, pad_w, dil_h, dil_w, c_per_group, k_per_group,
-                    PRECISION: tl.constexpr, VEC: tl.constexpr, BLOCK_M: tl.constexpr,
-                    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr):
+                    pad_h, pad_w, dil_h, dil_w, c_per_group, k_per_group, w_tap_stride,
+                    w_out_stride, PRECISION: tl.constexpr, VEC: tl.constexpr,
+                    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+                    GROUP_M: tl.constexpr):
     # GEMM per group: rows = output pixels (n, oh, ow), cols = output channels of the group,
     # reduction = (r, s, input channel of the group), walked as one flat loop so it pipelines.
+    # Weight (r, s, c, k) sits at ((r*kw + s)*c_per_group + c)*w_tap_stride + k*w_out_stride.
     group = tl.program_id(1)
     pixels = batch * oh * ow
     pid_m, pid_n = _grouped_tile(tl.program_id(0), pixels, k_per_group, BLOCK_M, BLOCK_N, GROUP_M)
@@ -78,7 +82,8 @@ def _forward_kernel(x, w, out, batch, h, wd, c, k, kh, kw, oh, ow, stride_h, str
         pixel = tl.multiple_of(((n_i * h + ih) * wd + iw) * c + group * c_per_group, VEC)
         x_tile = tl.load(x + pixel[:, None] + cc[None, :], mask=inside[:, None] & c_ok[None, :],
                          other=0.0)
-        w_tile = tl.load(w + (rs * c_per_group + cc)[:, None] * k + out_channel[None, :],
+        w_tile = tl.load(w + (rs * c_per_group + cc)[:, None] * w_tap_stride
+                         + out_channel[None, :] * w_out_stride,
                          mask=c_ok[:, None] & n_ok[None, :], other=0.0)
         acc = tl.dot(x_tile, w_tile, acc, input_precision=PRECISION)
     tl.store(out + rm[:, None] * k + out_channel[None, :], acc,
@@ -133,11 +138,13 @@ def _input_grad_kernel(gy, w, gx, batch, h, wd, c, k, kh, kw, oh, ow, stride_h, 
 @triton.jit
 def _weight_grad_kernel(x, gy, partial, batch, h, wd, c, k, kh, kw, oh, ow, stride_h, stride_w,
                         pad_h, pad_w, dil_h, dil_w, c_per_group, k_per_group, splits,
+                        x_pixel_stride, x_channel_stride, gy_pixel_stride, gy_channel_stride,
                         PRECISION: tl.constexpr, VEC: tl.constexpr, BLOCK_M: tl.constexpr,
                         BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr):
     # One program: one kernel tap (r, s), a tile of input channels x output channels of a group,
     # and one of `splits` slices of the output pixels (the reduction); partial sums of slice j go
     # to partial[j * kh*kw*c_per_group*k:] (the launcher adds the slices when splits > 1).
+    # Pixel p, channel j of x sit at p*x_pixel_stride + j*x_channel_stride (gy alike).
     group = tl.program_id(1)
     split = tl.program_id(2)
     tiles_c = tl.cdiv(c_per_group, BLOCK_M)
@@ -167,10 +174,12 @@ def _weight_grad_kernel(x, gy, partial, batch, h, wd, c, k, kh, kw, oh, ow, stri
         ih = oh_i * stride_h - pad_h + r * dil_h
         iw = ow_i * stride_w - pad_w + s * dil_w
         inside = p_ok & (ih >= 0) & (ih < h) & (iw >= 0) & (iw < wd)
-        pixel = tl.multiple_of(((n_i * h + ih) * wd + iw) * c + group * c_per_group, VEC)
-        x_tile = tl.load(x + pixel[None, :] + rc[:, None], mask=c_ok[:, None] & inside[None, :],
-                         other=0.0)
-        gy_tile = tl.load(gy + p[:, None] * k + (group * k_per_group + rn)[None, :],
+        pixel = tl.multiple_of(((n_i * h + ih) * wd + iw) * x_pixel_stride
+                               + group * c_per_group * x_channel_stride, VEC)
+        x_tile = tl.load(x + pixel[None, :] + rc[:, None] * x_channel_stride,
+                         mask=c_ok[:, None] & inside[None, :], other=0.0)
+        gy_tile = tl.load(gy + p[:, None] * gy_pixel_stride
+                          + (group * k_per_group + rn)[None, :] * gy_channel_stride,
                           mask=p_ok[:, None] & n_ok[None, :], other=0.0)
         acc = tl.dot(x_tile, gy_tile, acc, input_precision=PRECISION)
     gw_size = kh * kw * c_per_group * k
@@ -190,7 +199,8 @@ def _sum_splits_kernel(partial, out, size, splits, BLOCK: tl.constexpr):
 
 
 _SIZE_KEYS = ["batch", "h", "wd", "c", "k", "kh", "kw", "oh", "ow", "stride_h", "stride_w",
-              "pad_h", "pad_w", "dil_h", "dil_w", "c_per_group", "k_per_group", "splits"]
+              "pad_h", "pad_w", "dil_h", "dil_w", "c_per_group", "k_per_group", "splits",
+              "w_out_stride", "x_channel_stride"]
 _KERNELS = {"forward": _forward_kernel, "input": _input_grad_kernel,
             "weight": _weight_grad_kernel}
 
@@ -206,8 +216,9 @@ _VECTORIZED = {
                                                                     args["c_per_group"])}),
     "input": triton.heuristics({"VEC": lambda args: _vector_width(args["k"],
                                                                   args["k_per_group"])}),
-    "weight": triton.heuristics({"VEC": lambda args: _vector_width(args["c"],
-                                                                   args["c_per_group"])}),
+    # Channel-major x has unit pixel stride: no alignment to promise.
+    "weight": triton.heuristics({"VEC": lambda args: _vector_width(args["c"], args["c_per_group"])
+                                 if args["x_channel_stride"] == 1 else 1}),
 }
 _LAUNCHABLE = {kind: _VECTORIZED[kind](kernel) for kind, kernel in _KERNELS.items()}
 _AUTOTUNED = {(kind, p): triton.autotune(configs=conv_configs(kind, p), key=_SIZE_KEYS)(kernel)
@@ -258,8 +269,9 @@ def _launch(kind, args, grid, work, precision):
 
 
 def conv2d_forward(x, w, out, n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w,
-                   dil_h, dil_w, groups, precision="ieee"):
-    """out (n, oh, ow, k) = conv of x (n, h, w_, c) with w (kh, kw, c/groups, k)."""
+                   dil_h, dil_w, groups, precision="ieee", w_transposed=False):
+    """out (n, oh, ow, k) = conv of x (n, h, w_, c) with w (kh, kw, c/groups, k), or with w
+    (k, kh, kw, c/groups) when w_transposed."""
     check_conv_sizes(n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w, dil_h,
                      dil_w, groups)
     cg, kg = c // groups, k // groups
@@ -269,8 +281,9 @@ def conv2d_forward(x, w, out, n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w
     if n == 0:
         return
     grid = lambda meta: (cdiv(n * oh * ow, meta["BLOCK_M"]) * cdiv(kg, meta["BLOCK_N"]), groups)
+    w_strides = (1, kh * kw * cg) if w_transposed else (k, 1)
     args = (x, w, out, n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w, dil_h,
-            dil_w, cg, kg)
+            dil_w, cg, kg, *w_strides)
     _launch("forward", args, grid, n * oh * ow * k * kh * kw * cg, precision)
 
 
@@ -293,10 +306,11 @@ def conv2d_backward_input(gy, w, gx, n, h, w_, c, k, kh, kw, oh, ow, stride_h, s
 
 def conv2d_backward_weight(x, gy, gw, n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w,
                            pad_h, pad_w, dil_h, dil_w, groups, precision="ieee", splits=1,
-                           workspace=None):
+                           workspace=None, channel_major=False):
     """gw (kh, kw, c/groups, k) = gradient of the forward with respect to w. With splits > 1 the
     pixel reduction is cut into slices whose partial sums go to `workspace` (splits * gw size
-    elements, caller-allocated) and are then added in a fixed order (deterministic)."""
+    elements, caller-allocated) and are then added in a fixed order (deterministic). With
+    channel_major, x is laid out (c, n, h, w_) and gy (k, n, oh, ow)."""
     check_conv_sizes(n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w, dil_h,
                      dil_w, groups)
     cg, kg = c // groups, k // groups
@@ -313,8 +327,9 @@ def conv2d_backward_weight(x, gy, gw, n, h, w_, c, k, kh, kw, oh, ow, stride_h, 
     partial = gw if splits == 1 else workspace
     grid = lambda meta: (kh * kw * cdiv(cg, meta["BLOCK_M"]) * cdiv(kg, meta["BLOCK_N"]), groups,
                          splits)
+    layout = (1, n * h * w_, 1, n * oh * ow) if channel_major else (c, 1, k, 1)
     args = (x, gy, partial, n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w,
-            dil_h, dil_w, cg, kg, splits)
+            dil_h, dil_w, cg, kg, splits, *layout)
     _launch("weight", args, grid, n * oh * ow * k * kh * kw * cg, precision)
     if splits > 1:
         block = 1024

@@ -88,7 +88,9 @@ def _matmul_kernel(a, b, out, m, n, k, a_offset, stride_ab, stride_am, stride_ak
 
 _matmul_even_k = triton.heuristics(
     {"EVEN_K": lambda args: args["k"] % args["BLOCK_K"] == 0})(_matmul_kernel)
-_AUTOTUNED = {p: triton.autotune(configs=matmul_configs(p), key=["m", "n", "k"])(_matmul_even_k)
+# Unit strides are part of the key: an operand's layout changes which tile shape wins.
+_AUTOTUNED = {p: triton.autotune(configs=matmul_configs(p),
+                                 key=["m", "n", "k", "stride_ak", "stride_bk"])(_matmul_even_k)
               for p in PRECISIONS}
 
 

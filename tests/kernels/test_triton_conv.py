@@ -142,6 +142,30 @@ def test_weight_grad_split_reduction(cuda, splits):
         conv.conv2d_backward_weight(_upload(cuda, x), _upload(cuda, gy), gw, *sizes, splits=2)
 
 
+@pytest.mark.parametrize("case", [CASES[1], CASES[5], CASES[7]], ids=["groups", "odd", "c17"])
+def test_staged_tensor_core_operands(cuda, case):
+    """TF32 with staging forced: K-major weights in the forward, channel-major activations in the
+    weight gradient; same results as the reference within TF32 rounding."""
+    x, w, gy, sizes = _problem(case)
+    n, h, w_, c, k, kh, kw, oh, ow, *_ = sizes
+    _, _, _, _, _, _, stride, pad, dil, groups = case
+    _, gw_expected = reference_grads(x, w, gy, stride, pad, dil, groups)
+    hx, hw, hgy = _upload(cuda, x), _upload(cuda, w), _upload(cuda, gy)
+    out, gw = cuda.alloc(n * oh * ow * k), cuda.alloc(w.size)
+    cuda.set_matmul_precision("tf32")
+    cuda.set_operand_staging("always")
+    try:
+        cuda.conv2d_forward(hx, hw, out, *sizes)
+        cuda.conv2d_backward_weight(hx, hgy, gw, *sizes)
+    finally:
+        cuda.set_operand_staging("auto")
+        cuda.set_matmul_precision("ieee")
+    np.testing.assert_allclose(_download(cuda, out, (n, oh, ow, k)),
+                               reference_conv(x, w, stride, pad, dil, groups), rtol=1e-2,
+                               atol=2e-2)
+    np.testing.assert_allclose(_download(cuda, gw, w.shape), gw_expected, rtol=1e-2, atol=2e-2)
+
+
 def test_bad_sizes_raise(cuda):
     x, w, out = cuda.alloc(100), cuda.alloc(100), cuda.alloc(100)
     with pytest.raises(ValueError, match="groups=2 must divide input channels 3"):

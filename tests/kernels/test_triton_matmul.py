@@ -1,6 +1,6 @@
 """Triton matmul kernel (kernel layer) through the cuda device, against a float64 reference: odd and
 prime shapes, batches, transposed, broadcast (batch stride 0), negative-stride and offset operands,
-the precision switch, and bad sizes.
+the precision switch, K-major operand staging for the tensor cores, and bad sizes.
 """
 
 import numpy as np
@@ -17,6 +17,7 @@ def cuda():
 
     yield cuda_device
     cuda_device.set_matmul_precision("ieee")
+    cuda_device.set_operand_staging("auto")
 
 
 RNG = np.random.default_rng(2)
@@ -88,6 +89,30 @@ def test_precision_modes(cuda, precision):
     _check(got, expected, 24, rtol=5e-3 if precision == "tf32" else 1e-5)
 
 
+@pytest.mark.parametrize("precision", ["tf32", "tf32x3"])
+@pytest.mark.parametrize("case", ["transposed", "broadcast_batch", "negative", "offset_gapped"])
+def test_staged_operands(cuda, precision, case):
+    """Staging copies N-major operands K-major before the product; results must not change."""
+    batch, m, k, n = 3, 13, 19, 11
+    a = RNG.standard_normal(2000).astype(np.float32)
+    b = RNG.standard_normal(2000).astype(np.float32)
+    layouts = {"transposed": ((0, (m * k, 1, m)), (0, (k * n, n, 1))),
+               "broadcast_batch": ((0, (0, 1, m)), (5, (0, n, 1))),
+               "negative": ((m * k * batch - 1, (-m * k, -1, -m)), (n - 1, (k * n, n, -1))),
+               "offset_gapped": ((7, (m * 40, 2, 40)), (3, (k * 30, 30, 1)))}[case]
+    cuda.set_matmul_precision(precision)
+    try:
+        cuda.set_operand_staging("always")
+        staged, expected = _matmul(cuda, a, b, batch, m, k, n, *layouts)
+        cuda.set_operand_staging("never")
+        direct, _ = _matmul(cuda, a, b, batch, m, k, n, *layouts)
+    finally:
+        cuda.set_operand_staging("auto")
+    rtol = 5e-3 if precision == "tf32" else 1e-5
+    _check(staged, expected, k, rtol=rtol)
+    _check(staged, direct, k, rtol=rtol)
+
+
 def test_bad_input_raises(cuda):
     a, b, out = cuda.alloc(12), cuda.alloc(12), cuda.alloc(9)
     with pytest.raises(ValueError, match="matmul b"):
@@ -96,3 +121,5 @@ def test_bad_input_raises(cuda):
         cuda.matmul(a, b, out, 1, 3, 4, 4, 0, 0, 4, 1, 0, 0, 1, 0)
     with pytest.raises(ValueError, match="precision"):
         cuda.set_matmul_precision("bf16")
+    with pytest.raises(ValueError, match="operand staging"):
+        cuda.set_operand_staging("sometimes")

@@ -1,0 +1,143 @@
+"""What the GPU would compile, seen from a machine without one (bench layer): runs our launchers on
+CPU tensors with Triton's launch replaced by a compile for an H100 (sm_90) using the runtime's own
+argument specialization, and reports per kernel how tl.dot was lowered and how its loads are fed.
+Usage: python bench/gpu_ir_probe.py   (TRITON_INTERPRET must be unset)
+"""
+
+import contextlib
+import os
+import re
+import sys
+
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource, make_backend
+from triton.runtime.autotuner import Autotuner
+from triton.runtime.jit import JITFunction, create_function_from_signature
+
+TARGET = GPUTarget("cuda", 90, 32)
+
+
+def _async_copies(ptx, size):
+    return len(re.findall(r"cp\.async\.\w+\.shared\.global \[[^]]*\], \[[^]]*\], " + size + ",",
+                          ptx))
+
+
+def summarize(compiled):
+    """Counts that decide tensor-core speed: the MMA flavour, whether operand tiles arrive by
+    pipelined async copies straight into shared memory or through registers (local_store), and
+    how wide those copies and the plain global loads are (16-byte vectors or single floats)."""
+    ttgir, ptx = compiled.asm["ttgir"], compiled.asm["ptx"]
+    return {
+        "mma": ("wgmma" if "wgmma.mma_async" in ptx else "mma.sync" if "mma.sync" in ptx
+                else "fma"),
+        "async_copies": ttgir.count("ttg.async_copy_global_to_local"),
+        "register_staged": ttgir.count("ttg.local_store"),
+        "copies_16B": _async_copies(ptx, "0x10"),
+        "copies_4B": _async_copies(ptx, "0x4"),
+        "loads_v4": len(re.findall(r"ld\.global(?:\.\w+)*\.v4", ptx)),
+        "shared_bytes": compiled.metadata.shared,
+    }
+
+
+@contextlib.contextmanager
+def capture_launches(records, all_configs=True):
+    """Within the block, every kernel launch (each autotune configuration once, or only the first
+    one) compiles for sm_90 and appends (kernel name, meta-parameters, summary) to `records`
+    instead of running."""
+    backend = make_backend(TARGET)
+    binders = {}
+
+    def compile_instead(self, *args, grid, warmup, **kwargs):
+        if self not in binders:
+            binders[self] = create_function_from_signature(self.signature, self.params, backend)
+        bound, specialization, options = binders[self](*args, **kwargs)
+        options, signature, constexprs, attrs = self._pack_args(backend, kwargs, bound,
+                                                                specialization, options)
+        source = ASTSource(self, signature, constexprs=constexprs, attrs=attrs)
+        compiled = triton.compile(source, target=TARGET, options=options.__dict__)
+        meta = {k: v for k, v in kwargs.items() if k.isupper() or k.startswith("num_")}
+        records.append((self.fn.__name__, meta, summarize(compiled)))
+
+    def every_config(self, *args, **kwargs):
+        for config in self.configs if all_configs else self.configs[:1]:
+            self.fn.run(*args, **kwargs, **config.all_kwargs())
+
+    saved = JITFunction.run, Autotuner.run
+    JITFunction.run, Autotuner.run = compile_instead, every_config
+    try:
+        yield records
+    finally:
+        JITFunction.run, Autotuner.run = saved
+
+
+@contextlib.contextmanager
+def _device_modes(precision, staging):
+    """The cuda device set to `precision` and `staging`, with CPU tensors standing in for device
+    memory and an H100's 132 multiprocessors for the split heuristics; all restored afterwards."""
+    import torch
+
+    from engine.backend import cuda_device
+
+    saved = cuda_device._torch_device, cuda_device._sm_count
+    cuda_device._torch_device = lambda: torch.device("cpu")
+    cuda_device._sm_count = lambda: 132
+    cuda_device.set_matmul_precision(precision)
+    cuda_device.set_operand_staging(staging)
+    try:
+        yield cuda_device
+    finally:
+        cuda_device.set_matmul_precision("ieee")
+        cuda_device.set_operand_staging("auto")
+        cuda_device._torch_device, cuda_device._sm_count = saved
+
+
+def probe_matmul(layout, precision, staging, size=1024):
+    """One size^3 product; layout "nn", "tn" or "nt" says which operands are stored transposed."""
+    import torch
+
+    a, b, out = (torch.zeros(size * size) for _ in range(3))
+    a_strides = (0, size, 1) if layout[0] == "n" else (0, 1, size)
+    b_strides = (0, size, 1) if layout[1] == "n" else (0, 1, size)
+    with _device_modes(precision, staging) as device:
+        device.matmul(a, b, out, 1, size, size, size, 0, *a_strides, 0, *b_strides)
+
+
+def probe_conv(precision, staging, n=32, hw=16, c=64, k=64):
+    """The three passes of a 3x3, padding 1 convolution (the GPU benchmark's layer)."""
+    import torch
+
+    x, gy = torch.zeros(n * hw * hw * c), torch.zeros(n * hw * hw * k)
+    w, gw = torch.zeros(9 * c * k), torch.zeros(9 * c * k)
+    out, gx = torch.zeros_like(gy), torch.zeros_like(x)
+    sizes = (n, hw, hw, c, k, 3, 3, hw, hw, 1, 1, 1, 1, 1, 1, 1)
+    with _device_modes(precision, staging) as device:
+        device.conv2d_forward(x, w, out, *sizes)
+        device.conv2d_backward_input(gy, w, gx, *sizes)
+        device.conv2d_backward_weight(x, gy, gw, *sizes)
+
+
+def main():
+    if os.environ.get("TRITON_INTERPRET") == "1":
+        sys.exit("unset TRITON_INTERPRET: this compiles the GPU variants")
+    modes = [("ieee", "never"), ("tf32", "never"), ("tf32", "auto")]
+    cases = [(f"matmul {layout} {precision} staging={staging}", probe_matmul,
+              (layout, precision, staging)) for precision, staging in modes
+             for layout in ("nn", "tn", "nt")]
+    cases += [(f"conv {precision} staging={staging}", probe_conv, (precision, staging))
+              for precision, staging in modes]
+    for label, probe, args in cases:
+        records = []
+        with capture_launches(records):
+            probe(*args)
+        seen = set()
+        for name, meta, summary in records:
+            line = f"{name} {summary}"
+            if line not in seen:
+                seen.add(line)
+                blocks = {k: v for k, v in meta.items() if k.startswith("BLOCK")}
+                print(f"{label} | {name} {blocks} {summary}")
+
+
+if __name__ == "__main__":
+    main()
