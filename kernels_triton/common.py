@@ -4,10 +4,14 @@ argument checks that turn bad sizes into Python exceptions instead of out-of-bou
 
 import os
 
+# Triton reads the switch when a kernel is decorated, so reading it once at import agrees with
+# how our kernels were built (and keeps an environment lookup off every launch).
+_INTERPRETING = os.environ.get("TRITON_INTERPRET") == "1"
+
 
 def interpreting():
-    """True when Triton runs kernels in its CPU interpreter (TRITON_INTERPRET=1)."""
-    return os.environ.get("TRITON_INTERPRET") == "1"
+    """True when Triton runs kernels in its CPU interpreter (TRITON_INTERPRET=1 at import)."""
+    return _INTERPRETING
 
 
 def check_buffer(name, handle, size):
@@ -31,12 +35,19 @@ def check_strided(name, handle, shape, strides, offset):
     if len(shape) != len(strides):
         raise ValueError(f"{name}: shape {tuple(shape)} and strides {tuple(strides)} "
                          "differ in rank")
-    if any(n < 0 for n in shape):
-        raise ValueError(f"{name}: negative extent in shape {tuple(shape)}")
-    if any(n == 0 for n in shape):
+    low = high = offset
+    empty = False
+    for n, s in zip(shape, strides):  # one plain loop: this runs on every launch
+        if n < 0:
+            raise ValueError(f"{name}: negative extent in shape {tuple(shape)}")
+        if n == 0:
+            empty = True
+        elif s > 0:
+            high += (n - 1) * s
+        else:
+            low += (n - 1) * s
+    if empty:
         return
-    low = offset + sum((n - 1) * s for n, s in zip(shape, strides, strict=True) if s < 0)
-    high = offset + sum((n - 1) * s for n, s in zip(shape, strides, strict=True) if s > 0)
     if low < 0 or high >= handle.numel():
         raise ValueError(f"{name}: view shape {tuple(shape)} strides {tuple(strides)} offset "
                          f"{offset} reaches elements [{low}, {high}] outside a buffer of "
