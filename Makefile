@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 MNIST_DIR ?= $(wildcard $(abspath ../shared/data/mnist))
 export MNIST_DIR
 
-.PHONY: setup sweep test test-fast bench lint browser
+.PHONY: setup sweep test test-fast bench lint browser gpu-wheels
 
 $(STAMP): pyproject.toml $(wildcard */__init__.py)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -42,6 +42,16 @@ test: setup lint browser
 # The quick loop while developing: the default run only.
 test-fast: setup
 	$(BIN)/python -m pytest -q
+
+# Pure-Python wheels of the harness's config stack (plus PyYAML for CPython 3.12) for the lent GPU
+# machine, which reaches no package index: carry .gpu_wheels with the working tree and
+# bench/gpu_check.sh installs what that machine lacks.
+gpu-wheels: setup
+	rm -rf .gpu_wheels && mkdir -p .gpu_wheels
+	$(BIN)/pip wheel -q --no-deps -w .gpu_wheels hydra-core==1.3.8 omegaconf==2.3.1 \
+		antlr4-python3-runtime==4.9.3 packaging
+	$(BIN)/pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+		--platform manylinux2014_x86_64 -d .gpu_wheels PyYAML==6.0.4
 
 # OPENBLAS_* tuning variables set on some machines slow numpy's baseline; unset them here only.
 bench: setup

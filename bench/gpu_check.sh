@@ -2,9 +2,10 @@
 # GPU check of the cuda device (bench layer): the test suite on cuda, matmul and conv benchmarks
 # against cuBLAS/cuDNN, a short training run cuda vs cpu. Every stage runs under a timeout inside
 # one overall budget. Results: $OUT/gpu_results.json; logs: $OUT/<stage>.log.
-# Usage, from anywhere:  OUT=/some/dir bash bench/gpu_check.sh   (OUT defaults to ./gpu_out)
+# Usage, from anywhere:  OUT=/some/dir bash bench/gpu_check.sh   (OUT defaults to ./gpu_out);
+# on the lent machine carry .gpu_wheels (`make gpu-wheels`) so the training stage runs the harness.
 # Knobs: PY (python), GPU_CHECK_BUDGET (s, default 420), GPU_CHECK_STAGES (default all:
-# "env build_c tests matmul conv train"), GPU_TRAIN_ARGS (extra harness overrides),
+# "env pylib build_c tests matmul conv train"), GPU_TRAIN_ARGS (extra harness overrides),
 # GPU_CHECK_SMOKE=1 (no GPU: the same stages on tiny sizes in Triton's interpreter, to test this
 # script itself).
 set -u
@@ -17,11 +18,12 @@ SMOKE=()
 if [[ "${GPU_CHECK_SMOKE:-0}" == 1 ]]; then
   export TRITON_INTERPRET=1
   SMOKE=(--smoke)
+  export GPU_TRAIN_ARGS="${GPU_TRAIN_ARGS:-data=synthetic train.steps=2}"
 else
   unset TRITON_INTERPRET
 fi
 BUDGET="${GPU_CHECK_BUDGET:-420}"
-STAGES=" ${GPU_CHECK_STAGES:-env build_c tests matmul conv train} "
+STAGES=" ${GPU_CHECK_STAGES:-env pylib build_c tests matmul conv train} "
 : > "$OUT/stages.jsonl"
 
 stage() {  # stage NAME LIMIT_S CMD...: run CMD with a timeout (capped by the budget left)
@@ -52,6 +54,19 @@ for path in tests/backend tests/kernels; do
 done
 
 stage env 60 "$PY" bench/gpu_env.py
+# The harness's config stack (hydra, omegaconf) is not on the GPU machine and no index is reachable
+# there: install what is missing from the wheels `make gpu-wheels` put in .gpu_wheels (carried with
+# the working tree), into a folder of its own so nothing installed shadows the machine's packages.
+missing=()
+for pair in hydra:hydra-core omegaconf:omegaconf antlr4:antlr4-python3-runtime yaml:PyYAML \
+    packaging:packaging; do
+  "$PY" -c "import ${pair%%:*}" 2>/dev/null || missing+=("${pair#*:}")
+done
+if ((${#missing[@]})) && [[ -d .gpu_wheels ]]; then
+  stage pylib 60 "$PY" -m pip install -q --no-index --no-deps --find-links .gpu_wheels \
+    --target /tmp/gpu_pylib "${missing[@]}"
+  export PYTHONPATH="$PYTHONPATH:/tmp/gpu_pylib"
+fi
 if "$PY" -c "import kernels_c.build" 2>/dev/null; then
   stage build_c 60 "$PY" -m kernels_c.build
 fi
@@ -59,6 +74,6 @@ stage tests 200 "$PY" -m pytest -q -p no:cacheprovider -m "not slow" \
   --junitxml="$OUT/tests.xml" "${test_paths[@]}"
 stage matmul 150 "$PY" bench/gpu_matmul.py "${SMOKE[@]}"
 stage conv 100 "$PY" bench/gpu_conv.py "${SMOKE[@]}"
-stage train 90 "$PY" bench/gpu_train.py
+stage train 130 "$PY" bench/gpu_train.py
 "$PY" bench/gpu_report.py | tee "$OUT/report.txt"
 echo "total ${SECONDS}s"

@@ -1,8 +1,8 @@
 """GPU convolution benchmark (bench layer): our implicit-GEMM Triton kernels (forward, input
 gradient, weight gradient, through the cuda device) against torch's cuDNN conv2d and the
-convolution_backward its autograd uses, for the ResNet-style layer N=32, C=K=64, 16x16, 3x3,
-padding 1; IEEE fp32 against cudnn.allow_tf32=False, TF32 against TF32 (with the device's default
-operand staging, copies timed as part of ours, and with staging off). Eager times (with launch
+convolution_backward its autograd uses, for the ResNet-style layer N=32, C=K=64, 16x16, 3x3, padding
+1; IEEE fp32 against cudnn.allow_tf32=False, TF32 against TF32, each with the device's default
+operand staging (copies timed as part of ours) and with staging off. Eager times (with launch
 overhead; best of two interleaved series after a GPU warm-up) and CUDA-graph times (kernel only).
 Writes $OUT/conv.json.
 Usage: python bench/gpu_conv.py [--smoke]   (--smoke: tiny layer on the CPU interpreter)
@@ -80,8 +80,8 @@ def main():
     flops = 2 * N * H * W * K * C * R * S
     print(f"{'pass':>12} {'mode':>5} {'staging':>7} {'ours GF/s':>10} {'cuDNN GF/s':>11} "
           f"{'ratio':>6} {'graph ratio':>11} {'rel err':>8}")
-    for precision, allow_tf32, staging in (("ieee", False, "auto"), ("tf32", True, "auto"),
-                                           ("tf32", True, "never")):
+    for precision, allow_tf32, staging in (("ieee", False, "auto"), ("ieee", False, "never"),
+                                           ("tf32", True, "auto"), ("tf32", True, "never")):
         torch.backends.cudnn.allow_tf32 = allow_tf32
         cuda_device.set_matmul_precision(precision)
         cuda_device.set_operand_staging(staging)

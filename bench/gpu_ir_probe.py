@@ -24,9 +24,10 @@ def _async_copies(ptx, size):
 
 
 def summarize(compiled):
-    """Counts that decide tensor-core speed: the MMA flavour, whether operand tiles arrive by
-    pipelined async copies straight into shared memory or through registers (local_store), and
-    how wide those copies and the plain global loads are (16-byte vectors or single floats)."""
+    """Counts that decide a product's speed: the MMA flavour, whether operand tiles arrive by
+    pipelined async copies straight into shared memory or through registers (local_store), how
+    wide those copies and the plain global loads are (16-byte vectors or single floats), and, for
+    FMA, how wide the shared-memory reads feeding it are."""
     ttgir, ptx = compiled.asm["ttgir"], compiled.asm["ptx"]
     return {
         "mma": ("wgmma" if "wgmma.mma_async" in ptx else "mma.sync" if "mma.sync" in ptx
@@ -36,6 +37,8 @@ def summarize(compiled):
         "copies_16B": _async_copies(ptx, "0x10"),
         "copies_4B": _async_copies(ptx, "0x4"),
         "loads_v4": len(re.findall(r"ld\.global(?:\.\w+)*\.v4", ptx)),
+        "smem_loads_v4": len(re.findall(r"ld\.shared\.v4", ptx)),
+        "smem_loads_narrow": len(re.findall(r"ld\.shared\.(?:v2\.)?(?:f32|b32|u32)", ptx)),
         "shared_bytes": compiled.metadata.shared,
     }
 

@@ -3,7 +3,8 @@ NHWC activations and (KH, KW, C/groups, K) weights, with stride, zero padding, d
 No im2col buffer: every tile of the virtual patch matrix is gathered straight from the activations
 with masks for the padding. Autotune configurations come from `conv_configs`. For TF32 tensor cores
 the caller may pass K-major copies instead: weights as (K, KH, KW, C/groups) to the forward, and
-channel-major (C, N, H, W) / (K, N, OH, OW) activations to the weight gradient.
+channel-major (C, N, H, W) / (K, N, OH, OW) activations to the weight gradient; for FMA (IEEE) the
+input gradient may take weights as (KH, KW, K, C/groups), N-major for its product.
 """
 
 import triton
@@ -50,13 +51,13 @@ def _grouped_tile(pid, rows, cols, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
 
 @triton.jit
 def _forward_kernel(x, w, out, batch, h, wd, c, k, kh, kw, oh, ow, stride_h, stride_w,
-                    pad_h, pad_w, dil_h, dil_w, c_per_group, k_per_group, w_tap_stride,
+                    pad_h, pad_w, dil_h, dil_w, c_per_group, k_per_group, w_rsc_stride,
                     w_out_stride, PRECISION: tl.constexpr, VEC: tl.constexpr,
                     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
                     GROUP_M: tl.constexpr):
     # GEMM per group: rows = output pixels (n, oh, ow), cols = output channels of the group,
     # reduction = (r, s, input channel of the group), walked as one flat loop so it pipelines.
-    # Weight (r, s, c, k) sits at ((r*kw + s)*c_per_group + c)*w_tap_stride + k*w_out_stride.
+    # Weight (r, s, c, k) sits at ((r*kw + s)*c_per_group + c)*w_rsc_stride + k*w_out_stride.
     group = tl.program_id(1)
     pixels = batch * oh * ow
     pid_m, pid_n = _grouped_tile(tl.program_id(0), pixels, k_per_group, BLOCK_M, BLOCK_N, GROUP_M)
@@ -82,7 +83,7 @@ def _forward_kernel(x, w, out, batch, h, wd, c, k, kh, kw, oh, ow, stride_h, str
         pixel = tl.multiple_of(((n_i * h + ih) * wd + iw) * c + group * c_per_group, VEC)
         x_tile = tl.load(x + pixel[:, None] + cc[None, :], mask=inside[:, None] & c_ok[None, :],
                          other=0.0)
-        w_tile = tl.load(w + (rs * c_per_group + cc)[:, None] * w_tap_stride
+        w_tile = tl.load(w + (rs * c_per_group + cc)[:, None] * w_rsc_stride
                          + out_channel[None, :] * w_out_stride,
                          mask=c_ok[:, None] & n_ok[None, :], other=0.0)
         acc = tl.dot(x_tile, w_tile, acc, input_precision=PRECISION)
@@ -92,12 +93,14 @@ def _forward_kernel(x, w, out, batch, h, wd, c, k, kh, kw, oh, ow, stride_h, str
 
 @triton.jit
 def _input_grad_kernel(gy, w, gx, batch, h, wd, c, k, kh, kw, oh, ow, stride_h, stride_w,
-                       pad_h, pad_w, dil_h, dil_w, c_per_group, k_per_group,
-                       PRECISION: tl.constexpr, VEC: tl.constexpr, BLOCK_M: tl.constexpr,
-                       BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr):
+                       pad_h, pad_w, dil_h, dil_w, c_per_group, k_per_group, w_tap_stride,
+                       w_in_stride, w_out_stride, PRECISION: tl.constexpr, VEC: tl.constexpr,
+                       BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+                       GROUP_M: tl.constexpr):
     # GEMM per group: rows = input pixels (n, ih, iw), cols = input channels of the group,
     # reduction = (r, s, output channel of the group). Output pixel oh = (ih + pad - r*dil) / stride
-    # contributes only when that division is exact and in range.
+    # contributes only when that division is exact and in range. Weight (r, s, c, k) sits at
+    # (r*kw + s)*w_tap_stride + c*w_in_stride + k*w_out_stride.
     group = tl.program_id(1)
     pixels = batch * h * wd
     pid_m, pid_n = _grouped_tile(tl.program_id(0), pixels, c_per_group, BLOCK_M, BLOCK_N, GROUP_M)
@@ -128,8 +131,9 @@ def _input_grad_kernel(gy, w, gx, batch, h, wd, c, k, kh, kw, oh, ow, stride_h, 
         pixel = tl.multiple_of(((n_i * oh + oh_i) * ow + ow_i) * k + group * k_per_group, VEC)
         gy_tile = tl.load(gy + pixel[:, None] + kk[None, :], mask=hit[:, None] & k_ok[None, :],
                           other=0.0)
-        w_tile = tl.load(w + (rs * c_per_group + in_channel)[None, :] * k
-                         + (group * k_per_group + kk)[:, None], mask=k_ok[:, None], other=0.0)
+        w_tile = tl.load(w + rs * w_tap_stride + in_channel[None, :] * w_in_stride
+                         + (group * k_per_group + kk)[:, None] * w_out_stride,
+                         mask=k_ok[:, None], other=0.0)
         acc = tl.dot(gy_tile, w_tile, acc, input_precision=PRECISION)
     tl.store(gx + rm[:, None] * c + (group * c_per_group + rn)[None, :], acc,
              mask=(rm[:, None] < pixels) & (rn[None, :] < c_per_group))
@@ -200,7 +204,7 @@ def _sum_splits_kernel(partial, out, size, splits, BLOCK: tl.constexpr):
 
 _SIZE_KEYS = ["batch", "h", "wd", "c", "k", "kh", "kw", "oh", "ow", "stride_h", "stride_w",
               "pad_h", "pad_w", "dil_h", "dil_w", "c_per_group", "k_per_group", "splits",
-              "w_out_stride", "x_channel_stride"]
+              "w_out_stride", "w_in_stride", "x_channel_stride"]
 _KERNELS = {"forward": _forward_kernel, "input": _input_grad_kernel,
             "weight": _weight_grad_kernel}
 
@@ -251,10 +255,11 @@ def check_conv_sizes(n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w, pad_h, 
 
 
 def weight_grad_splits(n, oh, ow, c, k, kh, kw, groups, sm_count):
-    """How many slices of the pixel reduction the weight gradient should use so that about two
-    programs run per multiprocessor (its tile grid alone is small: kh*kw*C*K/groups/64^2)."""
+    """How many slices of the pixel reduction the weight gradient should use so that at most two
+    programs run per multiprocessor (its tile grid alone is small: kh*kw*C*K/groups/64^2). Rounded
+    down: a few programs over two per multiprocessor would run as a second, nearly empty wave."""
     programs = kh * kw * cdiv(c // groups, 64) * cdiv(k // groups, 64) * groups
-    return max(1, min(cdiv(2 * sm_count, programs), cdiv(n * oh * ow, 256)))
+    return max(1, min((2 * sm_count) // programs, cdiv(n * oh * ow, 256)))
 
 
 def _launch(kind, args, grid, work, precision):
@@ -288,8 +293,9 @@ def conv2d_forward(x, w, out, n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w
 
 
 def conv2d_backward_input(gy, w, gx, n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w,
-                          pad_h, pad_w, dil_h, dil_w, groups, precision="ieee"):
-    """gx (n, h, w_, c) = gradient of the forward with respect to x, given gy (n, oh, ow, k)."""
+                          pad_h, pad_w, dil_h, dil_w, groups, precision="ieee", w_tap_major=False):
+    """gx (n, h, w_, c) = gradient of the forward with respect to x, given gy (n, oh, ow, k).
+    With w_tap_major the weights are laid out (kh, kw, k, c/groups)."""
     check_conv_sizes(n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w, dil_h,
                      dil_w, groups)
     cg, kg = c // groups, k // groups
@@ -299,8 +305,9 @@ def conv2d_backward_input(gy, w, gx, n, h, w_, c, k, kh, kw, oh, ow, stride_h, s
     if n == 0:
         return
     grid = lambda meta: (cdiv(n * h * w_, meta["BLOCK_M"]) * cdiv(cg, meta["BLOCK_N"]), groups)
+    w_strides = (k * cg, 1, cg) if w_tap_major else (cg * k, k, 1)
     args = (gy, w, gx, n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w, dil_h,
-            dil_w, cg, kg)
+            dil_w, cg, kg, *w_strides)
     _launch("input", args, grid, n * h * w_ * c * kh * kw * kg, precision)
 
 

@@ -19,21 +19,13 @@ try:
     from kernels_triton import matmul as _matmul
     from kernels_triton import memory as _memory
     from kernels_triton import reduce as _reduce
-    from kernels_triton import transpose as _transpose
+
+    from . import cuda_staging as _staging
 except ImportError:  # no torch/triton: the module imports, enabled() is False
     torch = None
 
 DTYPES = ("float32",)
 _precision = "ieee"
-STAGING_POLICIES = ("auto", "always", "never")
-_staging = "auto"
-# "auto" stages an operand for the tensor cores when the product is big enough to amortize one
-# more launch and a copy of that operand: this much work, and each staged element reused by at
-# least this many rows (or columns) of the output.
-STAGING_MIN_WORK = 1 << 24
-STAGING_MIN_REUSE = 256
-
-
 def _interpreting():
     return os.environ.get("TRITON_INTERPRET") == "1"
 
@@ -60,32 +52,14 @@ def get_matmul_precision():
 
 
 def set_operand_staging(policy):
-    """How tf32/tf32x3 products get K-major operands: "auto" (default: a transposed copy of an
-    N-major operand when the product is large, see STAGING_MIN_*), "always" or "never" (the
-    kernels read every operand in place). IEEE products never stage: their FMA path reads either
-    layout at full width."""
-    global _staging
-    if policy not in STAGING_POLICIES:
-        raise ValueError(f"unknown operand staging {policy!r}; choose one of {STAGING_POLICIES}")
-    _staging = policy
+    """Whether products first copy an operand into the layout their multiply unit reads fastest
+    (see cuda_staging.py): "auto" (default: when the product is large enough to pay for the copy),
+    "always" or "never" (every operand read in place)."""
+    _staging.set_policy(policy)
 
 
-def _may_stage():
-    return _precision != "ieee" and _staging != "never"
-
-
-def _stages(work, reuse):
-    return _may_stage() and (_staging == "always" or (work >= STAGING_MIN_WORK
-                                                      and reuse >= STAGING_MIN_REUSE))
-
-
-def _k_major_copy(src, batch, rows, cols, offset, strides):
-    """A compact (batch, cols, rows) copy of the strided (batch, rows, cols) view; a batch of
-    stride 0 (one matrix broadcast) is copied once."""
-    batch = 1 if strides[0] == 0 else batch
-    dst = alloc(batch * rows * cols)
-    _transpose.transpose(src, dst, batch, rows, cols, offset, *strides)
-    return dst
+def _tensor_cores():
+    return _precision != "ieee"
 
 
 @functools.lru_cache(maxsize=1)
@@ -195,15 +169,11 @@ def reduce_max(a, out, reduce_size, out_size):
 def matmul(a, b, out, batch, m, k, n,
            a_offset, a_batch_stride, a_row_stride, a_col_stride,
            b_offset, b_batch_stride, b_row_stride, b_col_stride):
-    work = batch * m * n * k
-    if k > 1 and a_col_stride != 1 and _stages(work, n):
-        a = _k_major_copy(a, batch, k, m, a_offset, (a_batch_stride, a_col_stride, a_row_stride))
-        a_offset, a_row_stride, a_col_stride = 0, k, 1
-        a_batch_stride = 0 if a_batch_stride == 0 else m * k
-    if k > 1 and b_row_stride != 1 and _stages(work, m):
-        b = _k_major_copy(b, batch, k, n, b_offset, (b_batch_stride, b_row_stride, b_col_stride))
-        b_offset, b_row_stride, b_col_stride = 0, 1, k
-        b_batch_stride = 0 if b_batch_stride == 0 else n * k
+    a, a_offset, (a_batch_stride, a_row_stride, a_col_stride), \
+        b, b_offset, (b_batch_stride, b_row_stride, b_col_stride) = _staging.matmul_operands(
+            alloc, _tensor_cores(), a, b, batch, m, k, n,
+            a_offset, (a_batch_stride, a_row_stride, a_col_stride),
+            b_offset, (b_batch_stride, b_row_stride, b_col_stride))
     _matmul.matmul(a, b, out, batch, m, k, n,
                    a_offset, a_batch_stride, a_row_stride, a_col_stride,
                    b_offset, b_batch_stride, b_row_stride, b_col_stride, precision=_precision)
@@ -212,13 +182,13 @@ def matmul(a, b, out, batch, m, k, n,
 def conv2d_forward(x, w, out, n, h, w_, c, k, kh, kw, oh, ow,
                    stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups):
     staged = False
-    if _may_stage():
+    if _tensor_cores() and _staging.enabled():
         _conv.check_conv_sizes(n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w,
                                dil_h, dil_w, groups)
         taps = kh * kw * (c // groups)
-        staged = _stages(n * oh * ow * k * taps, n * oh * ow)
+        staged = _staging.worth_it(n * oh * ow * k * taps, n * oh * ow)
         if staged:  # weights as (k, kh, kw, c/groups): K-major for the tensor cores
-            w = _k_major_copy(w, 1, taps, k, 0, (0, k, 1))
+            w, _, _ = _staging.relayout(alloc, w, 1, taps, k, 0, (0, k, 1), cols_contiguous=False)
     _conv.conv2d_forward(x, w, out, n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w,
                          pad_h, pad_w, dil_h, dil_w, groups, precision=_precision,
                          w_transposed=staged)
@@ -226,8 +196,18 @@ def conv2d_forward(x, w, out, n, h, w_, c, k, kh, kw, oh, ow,
 
 def conv2d_backward_input(gy, w, gx, n, h, w_, c, k, kh, kw, oh, ow,
                           stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups):
+    staged = False
+    if not _tensor_cores() and _staging.enabled():
+        _conv.check_conv_sizes(n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w,
+                               dil_h, dil_w, groups)
+        cg = c // groups
+        staged = _staging.worth_it(n * h * w_ * c * kh * kw * (k // groups), n * h * w_)
+        if staged:  # weights as (kh, kw, k, c/groups): input channels contiguous for FMA
+            w, _, _ = _staging.relayout(alloc, w, kh * kw, cg, k, 0, (cg * k, k, 1),
+                                        cols_contiguous=False)
     _conv.conv2d_backward_input(gy, w, gx, n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w,
-                                pad_h, pad_w, dil_h, dil_w, groups, precision=_precision)
+                                pad_h, pad_w, dil_h, dil_w, groups, precision=_precision,
+                                w_tap_major=staged)
 
 
 def conv2d_backward_weight(x, gy, gw, n, h, w_, c, k, kh, kw, oh, ow,
@@ -239,11 +219,13 @@ def conv2d_backward_weight(x, gy, gw, n, h, w_, c, k, kh, kw, oh, ow,
     workspace = alloc(splits * kh * kw * (c // groups) * k) if splits > 1 else None
     # The reduction runs over pixels, the outer dimension of both NHWC operands: channel-major
     # copies make both K-major for the tensor cores.
-    staged = _stages(n * oh * ow * k * kh * kw * (c // groups),
-                     kh * kw * min(c // groups, k // groups))
+    staged = _tensor_cores() and _staging.worth_it(n * oh * ow * k * kh * kw * (c // groups),
+                                                   kh * kw * min(c // groups, k // groups))
     if staged:
-        x = _k_major_copy(x, 1, n * h * w_, c, 0, (0, c, 1))
-        gy = _k_major_copy(gy, 1, n * oh * ow, k, 0, (0, k, 1))
+        x, _, _ = _staging.relayout(alloc, x, 1, n * h * w_, c, 0, (0, c, 1),
+                                    cols_contiguous=False)
+        gy, _, _ = _staging.relayout(alloc, gy, 1, n * oh * ow, k, 0, (0, k, 1),
+                                     cols_contiguous=False)
     _conv.conv2d_backward_weight(x, gy, gw, n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w,
                                  pad_h, pad_w, dil_h, dil_w, groups, precision=_precision,
                                  splits=splits, workspace=workspace, channel_major=staged)

@@ -1,7 +1,8 @@
 """What our Triton kernels compile to on an H100 (sm_90), checked on a machine without a GPU
-(kernel layer, slow): every kernel variant compiles, and TF32 products reach the tensor cores fed
-by 16-byte async copies once the device stages operands K-major (4-byte copies without staging:
-the reason staging exists). Uses the launch-time specialization, as a real launch would.
+(kernel layer, slow): every kernel variant compiles; TF32 products reach the tensor cores fed by
+16-byte async copies once the device stages operands K-major (4-byte copies without staging: the
+reason staging exists), and IEEE products read MN-major staged tiles with vector shared-memory
+loads. Uses the launch-time specialization, as a real launch would.
 """
 
 import os
@@ -57,9 +58,18 @@ def test_tf32_conv_forward_staging_feeds_wgmma_with_16_byte_copies():
     assert _records(probe_conv, "tf32", "never")["_forward_kernel"]["copies_4B"] > 0
 
 
-def test_ieee_products_never_stage():
-    from bench.gpu_ir_probe import probe_matmul
+def test_ieee_staging_feeds_fma_with_vector_shared_loads():
+    """FMA reads MN-major tiles 16 bytes at a time: staging A of X @ W (K-major as stored) and the
+    input gradient's weights leaves no narrow shared-memory reads in the matmul kernel and far
+    fewer in the input gradient."""
+    from bench.gpu_ir_probe import probe_conv, probe_matmul
 
-    records = _records(probe_matmul, "nn", "ieee", "auto")
-    assert "_transpose_kernel" not in records
-    assert records["_matmul_kernel"]["mma"] == "fma"
+    staged = _records(probe_matmul, "nn", "ieee", "auto")
+    assert "_transpose_kernel" in staged
+    assert staged["_matmul_kernel"]["mma"] == "fma"
+    assert staged["_matmul_kernel"]["smem_loads_narrow"] == 0
+    assert _records(probe_matmul, "nn", "ieee", "never")["_matmul_kernel"]["smem_loads_narrow"] > 0
+    conv_staged = _records(probe_conv, "ieee", "auto")["_input_grad_kernel"]
+    conv_direct = _records(probe_conv, "ieee", "never")["_input_grad_kernel"]
+    assert conv_staged["smem_loads_narrow"] < conv_direct["smem_loads_narrow"]
+    assert conv_staged["smem_loads_v4"] > conv_direct["smem_loads_v4"]

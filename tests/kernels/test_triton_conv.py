@@ -166,6 +166,32 @@ def test_staged_tensor_core_operands(cuda, case):
     np.testing.assert_allclose(_download(cuda, gw, w.shape), gw_expected, rtol=1e-2, atol=2e-2)
 
 
+@pytest.mark.parametrize("case", [CASES[1], CASES[5], CASES[7]], ids=["groups", "odd", "c17"])
+def test_staged_fma_input_grad(cuda, case):
+    """IEEE with staging forced: the input gradient reads weights as (kh, kw, k, c/groups)."""
+    x, w, gy, sizes = _problem(case)
+    _, _, _, _, _, _, stride, pad, dil, groups = case
+    gx_expected, _ = reference_grads(x, w, gy, stride, pad, dil, groups)
+    gx = cuda.alloc(x.size)
+    cuda.set_operand_staging("always")
+    try:
+        cuda.conv2d_backward_input(_upload(cuda, gy), _upload(cuda, w), gx, *sizes)
+    finally:
+        cuda.set_operand_staging("auto")
+    np.testing.assert_allclose(_download(cuda, gx, x.shape), gx_expected, rtol=1e-4, atol=1e-4)
+
+
+def test_weight_grad_splits_fill_one_wave():
+    from kernels_triton import conv
+
+    # The benchmark layer on an H100: 9 tap tiles, at most two programs per multiprocessor.
+    splits = conv.weight_grad_splits(32, 16, 16, 64, 64, 3, 3, 1, 132)
+    assert 9 * splits <= 2 * 132 < 9 * (splits + 1)
+    # Few pixels: slices of at least 256 pixels each; huge tile grids: one slice.
+    assert conv.weight_grad_splits(1, 4, 4, 64, 64, 3, 3, 1, 132) == 1
+    assert conv.weight_grad_splits(8, 32, 32, 512, 512, 3, 3, 1, 132) == 1
+
+
 def test_bad_sizes_raise(cuda):
     x, w, out = cuda.alloc(100), cuda.alloc(100), cuda.alloc(100)
     with pytest.raises(ValueError, match="groups=2 must divide input channels 3"):

@@ -89,14 +89,17 @@ def test_precision_modes(cuda, precision):
     _check(got, expected, 24, rtol=5e-3 if precision == "tf32" else 1e-5)
 
 
-@pytest.mark.parametrize("precision", ["tf32", "tf32x3"])
-@pytest.mark.parametrize("case", ["transposed", "broadcast_batch", "negative", "offset_gapped"])
+@pytest.mark.parametrize("precision", ["ieee", "tf32", "tf32x3"])
+@pytest.mark.parametrize("case", ["compact", "transposed", "broadcast_batch", "negative",
+                                  "offset_gapped"])
 def test_staged_operands(cuda, precision, case):
-    """Staging copies N-major operands K-major before the product; results must not change."""
+    """Staging relays operands out (K-major for tf32*, MN-major for IEEE) before the product;
+    results must not change."""
     batch, m, k, n = 3, 13, 19, 11
     a = RNG.standard_normal(2000).astype(np.float32)
     b = RNG.standard_normal(2000).astype(np.float32)
-    layouts = {"transposed": ((0, (m * k, 1, m)), (0, (k * n, n, 1))),
+    layouts = {"compact": ((0, (m * k, k, 1)), (0, (k * n, n, 1))),
+               "transposed": ((0, (m * k, 1, m)), (0, (k * n, 1, k))),
                "broadcast_batch": ((0, (0, 1, m)), (5, (0, n, 1))),
                "negative": ((m * k * batch - 1, (-m * k, -1, -m)), (n - 1, (k * n, n, -1))),
                "offset_gapped": ((7, (m * 40, 2, 40)), (3, (k * 30, 30, 1)))}[case]

@@ -1,0 +1,75 @@
+"""Operand staging for the cuda device (backend layer): before a large product, copy an operand
+into the layout its multiply unit reads fastest. TF32 tensor cores (Hopper wgmma) take only K-major
+shared tiles; an N-major tile is gathered 4 bytes at a time into a transposed layout instead of by
+16-byte async copies. FMA (IEEE fp32) reads MN-major tiles (A rows, B columns contiguous) with
+vector shared-memory loads and K-major ones mostly element by element. `bench/gpu_ir_probe.py`
+shows both on the compiled code.
+"""
+
+from kernels_triton import transpose as _transpose
+
+POLICIES = ("auto", "always", "never")
+# "auto" stages when the product can pay for one more launch and a copy of the operand: at least
+# this many multiply-adds, and every copied element reused by this many output rows (or columns).
+MIN_WORK = 1 << 24
+MIN_REUSE = 256
+
+_policy = "auto"
+
+
+def set_policy(policy):
+    global _policy
+    if policy not in POLICIES:
+        raise ValueError(f"unknown operand staging {policy!r}; choose one of {POLICIES}")
+    _policy = policy
+
+
+def get_policy():
+    return _policy
+
+
+def enabled():
+    return _policy != "never"
+
+
+def worth_it(work, reuse):
+    """Whether the policy stages an operand of a product of `work` multiply-adds whose elements
+    each serve `reuse` outputs."""
+    if _policy == "never":
+        return False
+    return _policy == "always" or (work >= MIN_WORK and reuse >= MIN_REUSE)
+
+
+def relayout(alloc, src, batch, rows, cols, offset, strides, cols_contiguous):
+    """Copy the strided (batch, rows, cols) matrices at src[offset + t*strides[0] + i*strides[1] +
+    j*strides[2]] into a new buffer laid out with cols (or rows) contiguous. Returns (buffer,
+    offset, strides) of the copy; a broadcast batch (stride 0) is copied once and stays stride 0."""
+    batch_stride, row_stride, col_stride = strides
+    copies = 1 if batch_stride == 0 else batch
+    dst = alloc(copies * rows * cols)
+    size = 0 if batch_stride == 0 else rows * cols
+    if cols_contiguous:  # the transpose of the (cols, rows) view is the (rows, cols) compact copy
+        _transpose.transpose(src, dst, copies, cols, rows, offset, batch_stride, col_stride,
+                             row_stride)
+        return dst, 0, (size, cols, 1)
+    _transpose.transpose(src, dst, copies, rows, cols, offset, batch_stride, row_stride,
+                         col_stride)
+    return dst, 0, (size, 1, rows)
+
+
+def matmul_operands(alloc, tensor_cores, a, b, batch, m, k, n, a_offset, a_strides, b_offset,
+                    b_strides):
+    """The operands of A (batch, m, k) @ B (batch, k, n), each relaid out when it is not in the
+    layout the multiply unit wants (K-major for tensor cores, MN-major for FMA) and staging pays."""
+    if k > 1 and enabled():
+        work = batch * m * n * k
+        # A wants k contiguous (cols) for tensor cores, m (rows) for FMA; B the other way round.
+        a_unit = a_strides[2] if tensor_cores else a_strides[1]
+        if a_unit != 1 and worth_it(work, n):
+            a, a_offset, a_strides = relayout(alloc, a, batch, m, k, a_offset, a_strides,
+                                              cols_contiguous=tensor_cores)
+        b_unit = b_strides[1] if tensor_cores else b_strides[2]
+        if b_unit != 1 and worth_it(work, m):
+            b, b_offset, b_strides = relayout(alloc, b, batch, k, n, b_offset, b_strides,
+                                              cols_contiguous=not tensor_cores)
+    return a, a_offset, a_strides, b, b_offset, b_strides
