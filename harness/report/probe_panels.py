@@ -22,22 +22,11 @@ NO_NORM = (None, "none", "None", "identity", False)
 
 
 def probe_run(group: ConfigGroup) -> dict[str, Any] | None:
-    """The run shown for a configuration: the first seed that recorded probes."""
+    """The first seed of a configuration that recorded probes (its theory line is drawn)."""
     for run in group.runs:
         if run.get("probes"):
             return run
     return None
-
-
-def layer_series(probe: dict[str, Any], field: str) -> tuple[list[int], list[float]]:
-    """Layer index and value of one probe field, positive finite values only (log axes)."""
-    xs, ys = [], []
-    for index, layer in enumerate(probe.get("layers") or []):
-        value = layer.get(field)
-        if finite(value) and value > 0:
-            xs.append(index)
-            ys.append(float(value))
-    return xs, ys
 
 
 def theory_applies(run: dict[str, Any]) -> bool:
@@ -65,20 +54,41 @@ def relu_theory(probe: dict[str, Any]) -> tuple[list[int], list[float]]:
     return xs, ys
 
 
+def seed_band(group: ConfigGroup, field: str, which: str):
+    """Per layer over the configuration's seeds: layer indices, geometric mean, min and max of a
+    probe field (positive finite values only: the panels are log scaled). "final" uses runs that
+    probed after training as well as at initialization."""
+    needed = 2 if which == "final" else 1
+    rows = [layer_statistic(run, field, which) for run in group.runs
+            if len(run.get("probes") or []) >= needed]
+    if not rows or not max(len(row) for row in rows):
+        return [], [], [], []
+    table = np.full((len(rows), max(len(row) for row in rows)), np.nan)
+    for index, row in enumerate(rows):
+        table[index, :len(row)] = row
+    table[~np.isfinite(table) | (table <= 0)] = np.nan
+    layers = np.flatnonzero(np.isfinite(table).any(axis=0))
+    if not len(layers):
+        return [], [], [], []
+    kept = table[:, layers]
+    mean = np.exp(np.nanmean(np.log(kept), axis=0))
+    return (layers.tolist(), mean.tolist(), np.nanmin(kept, axis=0).tolist(),
+            np.nanmax(kept, axis=0).tolist())
+
+
 def _panel(axis, groups, styles, field, which, theory=False):
     drawn = False
     for group, style in zip(groups, styles, strict=False):
         run = probe_run(group)
         if run is None:
             continue
-        probes = run["probes"]
-        probe = probes[0] if which == "init" else probes[-1]
-        if which == "final" and len(probes) < 2:
-            continue
-        xs, ys = layer_series(probe, field)
+        xs, ys, low, high = seed_band(group, field, which)
         if xs:
             axis.plot(xs, ys, linewidth=1.4, marker=".", markersize=4, **style)
+            if low != high:  # seeds disagree somewhere: show their spread
+                axis.fill_between(xs, low, high, color=style["color"], alpha=0.15, linewidth=0)
             drawn = True
+        probe = run["probes"][0]
         if theory and which == "init" and theory_applies(run):
             txs, tys = relu_theory(probe)
             # The theory is drawn thin and faint: dash patterns may already encode a swept key.
@@ -91,11 +101,14 @@ def _panel(axis, groups, styles, field, which, theory=False):
     return drawn
 
 
-def _legend(axis, legend, extra=None):
+def _legend(axis, legend, extra=None, seeds=False):
     for label, style in legend:
         axis.plot([], [], label=label, **style)
     if extra:
         axis.plot([], [], color="grey", linestyle="--", label=extra)
+    if seeds:
+        axis.fill_between([], [], [], color="grey", alpha=0.15,
+                          label="line: geometric mean over seeds; band: min to max")
     axis.legend(fontsize=7, loc="best")
 
 
@@ -106,11 +119,13 @@ PANELS = (
 
 
 def probe_panels(sweep: Sweep, out_dir: Path) -> list[str]:
-    """Per-layer panels at initialization and after training, one line per configuration."""
+    """Per-layer panels at initialization and after training, one line per configuration: the
+    geometric mean over its seeds, with the band from the smallest to the largest seed."""
     groups = [g for g in group_runs(sweep) if probe_run(g) is not None]
     if not groups:
         return []
     styles, legend = style_groups(sweep, groups)
+    seeds = any(len(group.runs) > 1 for group in groups)
     written = []
     for name, field, title, theory in PANELS:
         figure, axes = new_figure(1, 2)
@@ -118,13 +133,14 @@ def probe_panels(sweep: Sweep, out_dir: Path) -> list[str]:
             _panel(axis, groups, styles, field, which, theory)
             when = "at initialization" if which == "init" else "after training"
             axis.set_title(f"{title}: {when}", fontsize=10)
-        _legend(axes[0][0], legend, "ReLU theory ×sqrt(c/2) per layer" if theory else None)
+        _legend(axes[0][0], legend, "ReLU theory ×sqrt(c/2) per layer" if theory else None,
+                seeds)
         written.append(save(figure, out_dir, name))
 
     figure, axes = new_figure(1, 1, 6.0, 3.8)
     _panel(axes[0][0], groups, styles, "weight_rel_change", "final")
     axes[0][0].set_title("relative weight change ‖W_T − W_0‖ / ‖W_0‖ per layer", fontsize=10)
-    _legend(axes[0][0], legend)
+    _legend(axes[0][0], legend, seeds=seeds)
     written.append(save(figure, out_dir, "weight_change.png"))
 
     figure, axes = new_figure(1, 2)
@@ -132,7 +148,7 @@ def probe_panels(sweep: Sweep, out_dir: Path) -> list[str]:
         _panel(axis, groups, styles, "fan_in_var", which)
         axis.set_title(f"fan_in·Var(W): {'before' if which == 'init' else 'after'} training",
                        fontsize=10)
-    _legend(axes[0][0], legend)
+    _legend(axes[0][0], legend, seeds=seeds)
     written.append(save(figure, out_dir, "fan_in_var.png"))
     return written
 

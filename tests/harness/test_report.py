@@ -136,3 +136,28 @@ def test_report_never_writes_outside_its_folder(tmp_path):
     assert {p: p.read_bytes() for p in Path(sweep).rglob("*.json")} == before
     assert not (sweep / "report").exists()
     assert json.loads((sweep / "sweep.json").read_text())["overrides"] == ["init.c=1,2,3"]
+
+
+def _probed(*layers_per_probe):
+    return {"probes": [{"layers": [{"post_act_norm": v} for v in layers]}
+                       for layers in layers_per_probe]}
+
+
+def test_probe_panels_aggregate_every_seed():
+    from harness.report.probe_panels import seed_band
+    from harness.report.tables import ConfigGroup
+
+    group = ConfigGroup({}, [_probed([1.0, 4.0, 2.0], [2.0, 2.0, 2.0]),
+                             _probed([4.0, 1.0, float("nan")], [8.0, 0.0, 2.0]),
+                             _probed([16.0, 16.0, 16.0])])  # probed at init only
+    layers, mean, low, high = seed_band(group, "post_act_norm", "init")
+    assert layers == [0, 1, 2]
+    assert mean == pytest.approx([4.0, 4.0, 32 ** 0.5])  # geometric means, NaN left out
+    assert low == [1.0, 1.0, 2.0] and high == [16.0, 16.0, 16.0]
+    # After training: only the seeds that probed twice; the zero (log axis) is left out.
+    layers, mean, low, high = seed_band(group, "post_act_norm", "final")
+    assert layers == [0, 1, 2]
+    assert mean == pytest.approx([4.0, 2.0, 2.0])
+    assert low == [2.0, 2.0, 2.0] and high == [8.0, 2.0, 2.0]
+    assert seed_band(ConfigGroup({}, [{"probes": []}]), "post_act_norm", "init") == ([], [], [],
+                                                                                      [])
