@@ -3,8 +3,8 @@ gradient, weight gradient, through the cuda device) against torch's cuDNN conv2d
 convolution_backward its autograd uses, for the ResNet-style layer N=32, C=K=64, 16x16, 3x3, padding
 1; IEEE fp32 against cudnn.allow_tf32=False, TF32 against TF32, each with the device's default
 operand staging (copies timed as part of ours) and with staging off. Eager times (with launch
-overhead; best of two interleaved series after a GPU warm-up) and CUDA-graph times (kernel only).
-Writes $OUT/conv.json.
+overhead; best of two interleaved series after a GPU warm-up) and CUDA-graph times (kernel only),
+then the weight gradient against its number of reduction slices. Writes $OUT/conv.json.
 Usage: python bench/gpu_conv.py [--smoke]   (--smoke: tiny layer on the CPU interpreter)
 """
 
@@ -58,6 +58,38 @@ def _errors(ours_tensors, torch_fns, torch_inputs):
         ours = ours_tensors[name].double().cpu().view(ref.shape)
         errors[name] = ((ours - ref).abs().max() / ref.abs().max()).item()
     return errors
+
+
+def _splits_sweep(x, gy, gw, precision):
+    """Weight-gradient time against the number of pixel-reduction slices (the device picks one by
+    a heuristic, marked "chosen"), in the layout the device uses for `precision`."""
+    from engine.backend import cuda_staging
+    from kernels_triton import conv as triton_conv
+
+    staged = precision != "ieee"
+    if staged:
+        x, _, _ = cuda_staging.relayout(cuda_device.alloc, x, 1, N * H * W, C, 0, (0, C, 1),
+                                        cols_contiguous=False)
+        gy, _, _ = cuda_staging.relayout(cuda_device.alloc, gy, 1, N * H * W, K, 0, (0, K, 1),
+                                         cols_contiguous=False)
+    sizes = (N, H, W, C, K, R, S, H, W, 1, 1, PAD, PAD, 1, 1, 1)
+    chosen = triton_conv.weight_grad_splits(N, H, W, C, K, R, S, 1, cuda_device._sm_count())
+    rows = []
+    for splits in sorted({1, 4, 9, 14, 29, 58, chosen}):
+        workspace = cuda_device.alloc(splits * R * S * C * K) if splits > 1 else None
+
+        def fn(splits=splits, workspace=workspace):
+            triton_conv.conv2d_backward_weight(x, gy, gw, *sizes, precision=precision,
+                                               splits=splits, workspace=workspace,
+                                               channel_major=staged)
+
+        fn()  # autotunes this split count
+        rows.append({"precision": precision, "splits": splits, "chosen": splits == chosen,
+                     "ms": time_ms(fn), "graph_ms": time_ms(fn, graph=True)})
+        graph = f"{rows[-1]['graph_ms']:.4f}" if rows[-1]["graph_ms"] else "n/a"
+        print(f"weight_grad {precision:>5} splits={splits:<3} {rows[-1]['ms']:.4f} ms, graph "
+              f"{graph} ms{'  (chosen)' if splits == chosen else ''}", flush=True)
+    return rows
 
 
 def _best(a, b):
@@ -116,6 +148,11 @@ def main():
                   f"{row['torch_gflops']:>11.0f} {row['ratio']:>6.2f} {graph:>11} "
                   f"{row['rel_err']:>8.1e}", flush=True)
             save("conv", results)
+    results["weight_grad_splits"] = []
+    for precision in ("ieee", "tf32"):
+        cuda_device.set_matmul_precision(precision)
+        results["weight_grad_splits"] += _splits_sweep(x, gy, gw, precision)
+        save("conv", results)
     cuda_device.set_matmul_precision("ieee")
     cuda_device.set_operand_staging("auto")
     torch.backends.cudnn.allow_tf32 = True

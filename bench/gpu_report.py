@@ -80,6 +80,13 @@ def main():
               f"{row['torch_gflops']:>7.0f} {row['ratio']:>6.2f} "
               f"{(f'{graph:.2f}' if graph else 'n/a'):>6} "
               f"{target:>6} {row['rel_err']:>8.1e}")
+    sweep = (results["conv"] or {}).get("weight_grad_splits") or []
+    if sweep:
+        print("\nconv weight gradient against reduction slices (ms; graph ms)")
+        for row in sweep:
+            graph = f"{row['graph_ms']:.4f}" if row.get("graph_ms") else "n/a"
+            print(f"  {row['precision']:>5} splits={row['splits']:<3} {row['ms']:.4f}  {graph}"
+                  f"{'  (chosen)' if row['chosen'] else ''}")
     train = results["train"]
     if train:
         print(f"\ntraining ({train['mode']}):")
