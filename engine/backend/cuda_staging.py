@@ -10,8 +10,10 @@ from kernels_triton import transpose as _transpose
 
 POLICIES = ("auto", "always", "never")
 # "auto" stages when the product can pay for one more launch and a copy of the operand: at least
-# this many multiply-adds, and every copied element reused by this many output rows (or columns).
-MIN_WORK = 1 << 24
+# this many multiply-adds (tens of microseconds of kernel time, so the extra launch of a training
+# step's small products never doubles their cost), and every copied element reused by this many
+# output rows (or columns).
+MIN_WORK = 1 << 27
 MIN_REUSE = 256
 
 _policy = "auto"
