@@ -62,33 +62,41 @@ def _errors(ours_tensors, torch_fns, torch_inputs):
 
 def _splits_sweep(x, gy, gw, precision):
     """Weight-gradient time against the number of pixel-reduction slices (the device picks one by
-    a heuristic, marked "chosen"), in the layout the device uses for `precision`."""
+    a heuristic, marked "chosen") in the layout the device uses for `precision`; for TF32 also the
+    other staging choices (x, gy channel-major or not) at the chosen slice count."""
     from engine.backend import cuda_staging
     from kernels_triton import conv as triton_conv
 
-    staged = precision != "ieee"
-    if staged:
-        x, _, _ = cuda_staging.relayout(cuda_device.alloc, x, 1, N * H * W, C, 0, (0, C, 1),
-                                        cols_contiguous=False)
-        gy, _, _ = cuda_staging.relayout(cuda_device.alloc, gy, 1, N * H * W, K, 0, (0, K, 1),
-                                         cols_contiguous=False)
+    staged_x, _, _ = cuda_staging.relayout(cuda_device.alloc, x, 1, N * H * W, C, 0, (0, C, 1),
+                                           cols_contiguous=False)
+    staged_gy, _, _ = cuda_staging.relayout(cuda_device.alloc, gy, 1, N * H * W, K, 0,
+                                            (0, K, 1), cols_contiguous=False)
     sizes = (N, H, W, C, K, R, S, H, W, 1, 1, PAD, PAD, 1, 1, 1)
     chosen = triton_conv.weight_grad_splits(N, H, W, C, K, R, S, 1, cuda_device._sm_count())
+    device_layout = (precision != "ieee",) * 2
+    # Around the 264 program slots of an H100 (two per multiprocessor) over the 9 tap tiles.
+    cases = [(splits, device_layout) for splits in sorted({1, 4, 9, 14, 29, 58, chosen})]
+    if precision != "ieee":
+        cases += [(chosen, (False, True)), (chosen, (False, False))]
     rows = []
-    for splits in sorted({1, 4, 9, 14, 29, 58, chosen}):
+    for splits, (x_major, gy_major) in cases:
         workspace = cuda_device.alloc(splits * R * S * C * K) if splits > 1 else None
 
-        def fn(splits=splits, workspace=workspace):
-            triton_conv.conv2d_backward_weight(x, gy, gw, *sizes, precision=precision,
-                                               splits=splits, workspace=workspace,
-                                               channel_major=staged)
+        def fn(splits=splits, workspace=workspace, x_major=x_major, gy_major=gy_major):
+            triton_conv.conv2d_backward_weight(
+                staged_x if x_major else x, staged_gy if gy_major else gy, gw, *sizes,
+                precision=precision, splits=splits, workspace=workspace,
+                x_channel_major=x_major, gy_channel_major=gy_major)
 
-        fn()  # autotunes this split count
-        rows.append({"precision": precision, "splits": splits, "chosen": splits == chosen,
-                     "ms": time_ms(fn), "graph_ms": time_ms(fn, graph=True)})
-        graph = f"{rows[-1]['graph_ms']:.4f}" if rows[-1]["graph_ms"] else "n/a"
-        print(f"weight_grad {precision:>5} splits={splits:<3} {rows[-1]['ms']:.4f} ms, graph "
-              f"{graph} ms{'  (chosen)' if splits == chosen else ''}", flush=True)
+        fn()  # autotunes this case
+        row = {"precision": precision, "splits": splits, "chosen": splits == chosen,
+               "x_channel_major": x_major, "gy_channel_major": gy_major,
+               "ms": time_ms(fn), "graph_ms": time_ms(fn, graph=True)}
+        rows.append(row)
+        graph = f"{row['graph_ms']:.4f}" if row["graph_ms"] else "n/a"
+        print(f"weight_grad {precision:>5} splits={splits:<3} x/gy channel-major "
+              f"{x_major:d}/{gy_major:d}: {row['ms']:.4f} ms, graph {graph} ms"
+              f"{'  (chosen)' if splits == chosen else ''}", flush=True)
     return rows
 
 

@@ -85,8 +85,10 @@ def main():
         print("\nconv weight gradient against reduction slices (ms; graph ms)")
         for row in sweep:
             graph = f"{row['graph_ms']:.4f}" if row.get("graph_ms") else "n/a"
-            print(f"  {row['precision']:>5} splits={row['splits']:<3} {row['ms']:.4f}  {graph}"
-                  f"{'  (chosen)' if row['chosen'] else ''}")
+            layout = (f"x/gy channel-major {row.get('x_channel_major', 0):d}/"
+                      f"{row.get('gy_channel_major', 0):d}")
+            print(f"  {row['precision']:>5} splits={row['splits']:<3} {layout} {row['ms']:.4f}  "
+                  f"{graph}{'  (chosen)' if row['chosen'] else ''}")
     train = results["train"]
     if train:
         print(f"\ntraining ({train['mode']}):")

@@ -17,7 +17,7 @@ import numpy as np
 
 from bench.gpu_common import save
 
-RUN_LIMIT_S = int(os.environ.get("GPU_TRAIN_RUN_LIMIT", "60"))
+RUN_LIMIT_S = int(os.environ.get("GPU_TRAIN_RUN_LIMIT", "50"))
 
 
 def harness_available():

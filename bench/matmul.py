@@ -26,8 +26,6 @@ EXPERIMENT_SHAPES = ((100, 100, 100), (100, 784, 100), (100, 100, 10), (100, 10,
 LAYOUTS = ("NN", "TN", "NT")
 
 
-
-
 def tensor_matmul(a, b):
     """Our matmul through the Tensor API, or None until `engine.Tensor` exists."""
     try:

@@ -9,6 +9,9 @@ import os
 _INTERPRETING = os.environ.get("TRITON_INTERPRET") == "1"
 
 
+MAX_GRID_BATCH = 65535  # CUDA's limit on grid axis 1, where batched launchers put the batch
+
+
 def interpreting():
     """True when Triton runs kernels in its CPU interpreter (TRITON_INTERPRET=1 at import)."""
     return _INTERPRETING

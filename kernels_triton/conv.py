@@ -178,12 +178,13 @@ def _weight_grad_kernel(x, gy, partial, batch, h, wd, c, k, kh, kw, oh, ow, stri
         ih = oh_i * stride_h - pad_h + r * dil_h
         iw = ow_i * stride_w - pad_w + s * dil_w
         inside = p_ok & (ih >= 0) & (ih < h) & (iw >= 0) & (iw < wd)
+        # 64-bit channel offsets: channel-major strides are whole images (n*h*w elements).
         pixel = tl.multiple_of(((n_i * h + ih) * wd + iw) * x_pixel_stride
-                               + group * c_per_group * x_channel_stride, VEC)
-        x_tile = tl.load(x + pixel[None, :] + rc[:, None] * x_channel_stride,
+                               + group.to(tl.int64) * c_per_group * x_channel_stride, VEC)
+        x_tile = tl.load(x + pixel[None, :] + rc[:, None].to(tl.int64) * x_channel_stride,
                          mask=c_ok[:, None] & inside[None, :], other=0.0)
         gy_tile = tl.load(gy + p[:, None] * gy_pixel_stride
-                          + (group * k_per_group + rn)[None, :] * gy_channel_stride,
+                          + (group * k_per_group + rn)[None, :].to(tl.int64) * gy_channel_stride,
                           mask=p_ok[:, None] & n_ok[None, :], other=0.0)
         acc = tl.dot(x_tile, gy_tile, acc, input_precision=PRECISION)
     gw_size = kh * kw * c_per_group * k
@@ -254,6 +255,26 @@ def check_conv_sizes(n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w, pad_h, 
                          f"{expected[0]}x{expected[1]}")
 
 
+_OPERANDS = {"forward": ("conv2d_forward", "x", "w", "out"),
+             "input": ("conv2d_backward_input", "gy", "w", "gx"),
+             "weight": ("conv2d_backward_weight", "x", "gy", "gw")}
+
+
+def check_pass(kind, first, second, result, n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w,
+               pad_h, pad_w, dil_h, dil_w, groups):
+    """Raise naming the problem unless the sizes are valid and the three buffers of pass `kind`
+    (CONV_KINDS; operands in the launcher's order) hold them. The cuda device calls it before it
+    copies an operand, so bad input is reported by the pass the caller used."""
+    check_conv_sizes(n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w, dil_h,
+                     dil_w, groups)
+    sizes = {"x": n * h * w_ * c, "gx": n * h * w_ * c, "out": n * oh * ow * k,
+             "gy": n * oh * ow * k, "w": kh * kw * (c // groups) * k,
+             "gw": kh * kw * (c // groups) * k}
+    label, *names = _OPERANDS[kind]
+    for name, handle in zip(names, (first, second, result), strict=True):
+        check_buffer(f"{label} {name}", handle, sizes[name])
+
+
 def weight_grad_splits(n, oh, ow, c, k, kh, kw, groups, sm_count):
     """How many slices of the pixel reduction the weight gradient should use so that at most two
     programs run per multiprocessor (its tile grid alone is small: kh*kw*C*K/groups/64^2). Rounded
@@ -277,12 +298,9 @@ def conv2d_forward(x, w, out, n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w
                    dil_h, dil_w, groups, precision="ieee", w_transposed=False):
     """out (n, oh, ow, k) = conv of x (n, h, w_, c) with w (kh, kw, c/groups, k), or with w
     (k, kh, kw, c/groups) when w_transposed."""
-    check_conv_sizes(n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w, dil_h,
-                     dil_w, groups)
+    check_pass("forward", x, w, out, n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w, pad_h,
+               pad_w, dil_h, dil_w, groups)
     cg, kg = c // groups, k // groups
-    check_buffer("conv2d_forward x", x, n * h * w_ * c)
-    check_buffer("conv2d_forward w", w, kh * kw * cg * k)
-    check_buffer("conv2d_forward out", out, n * oh * ow * k)
     if n == 0:
         return
     grid = lambda meta: (cdiv(n * oh * ow, meta["BLOCK_M"]) * cdiv(kg, meta["BLOCK_N"]), groups)
@@ -296,12 +314,9 @@ def conv2d_backward_input(gy, w, gx, n, h, w_, c, k, kh, kw, oh, ow, stride_h, s
                           pad_h, pad_w, dil_h, dil_w, groups, precision="ieee", w_tap_major=False):
     """gx (n, h, w_, c) = gradient of the forward with respect to x, given gy (n, oh, ow, k).
     With w_tap_major the weights are laid out (kh, kw, k, c/groups)."""
-    check_conv_sizes(n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w, dil_h,
-                     dil_w, groups)
+    check_pass("input", gy, w, gx, n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w, pad_h,
+               pad_w, dil_h, dil_w, groups)
     cg, kg = c // groups, k // groups
-    check_buffer("conv2d_backward_input gy", gy, n * oh * ow * k)
-    check_buffer("conv2d_backward_input w", w, kh * kw * cg * k)
-    check_buffer("conv2d_backward_input gx", gx, n * h * w_ * c)
     if n == 0:
         return
     grid = lambda meta: (cdiv(n * h * w_, meta["BLOCK_M"]) * cdiv(cg, meta["BLOCK_N"]), groups)
@@ -313,18 +328,15 @@ def conv2d_backward_input(gy, w, gx, n, h, w_, c, k, kh, kw, oh, ow, stride_h, s
 
 def conv2d_backward_weight(x, gy, gw, n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w,
                            pad_h, pad_w, dil_h, dil_w, groups, precision="ieee", splits=1,
-                           workspace=None, channel_major=False):
+                           workspace=None, x_channel_major=False, gy_channel_major=False):
     """gw (kh, kw, c/groups, k) = gradient of the forward with respect to w. With splits > 1 the
     pixel reduction is cut into slices whose partial sums go to `workspace` (splits * gw size
     elements, caller-allocated) and are then added in a fixed order (deterministic). With
-    channel_major, x is laid out (c, n, h, w_) and gy (k, n, oh, ow)."""
-    check_conv_sizes(n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w, dil_h,
-                     dil_w, groups)
+    x_channel_major x is laid out (c, n, h, w_), with gy_channel_major gy is (k, n, oh, ow)."""
+    check_pass("weight", x, gy, gw, n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w, pad_h,
+               pad_w, dil_h, dil_w, groups)
     cg, kg = c // groups, k // groups
     gw_size = kh * kw * cg * k
-    check_buffer("conv2d_backward_weight x", x, n * h * w_ * c)
-    check_buffer("conv2d_backward_weight gy", gy, n * oh * ow * k)
-    check_buffer("conv2d_backward_weight gw", gw, gw_size)
     if not isinstance(splits, int) or splits < 1:
         raise ValueError(f"conv2d_backward_weight: splits must be an int >= 1, got {splits!r}")
     if splits > 1:
@@ -334,7 +346,8 @@ def conv2d_backward_weight(x, gy, gw, n, h, w_, c, k, kh, kw, oh, ow, stride_h, 
     partial = gw if splits == 1 else workspace
     grid = lambda meta: (kh * kw * cdiv(cg, meta["BLOCK_M"]) * cdiv(kg, meta["BLOCK_N"]), groups,
                          splits)
-    layout = (1, n * h * w_, 1, n * oh * ow) if channel_major else (c, 1, k, 1)
+    layout = ((1, n * h * w_) if x_channel_major else (c, 1)) + (
+        (1, n * oh * ow) if gy_channel_major else (k, 1))
     args = (x, gy, partial, n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w,
             dil_h, dil_w, cg, kg, splits, *layout)
     _launch("weight", args, grid, n * oh * ow * k * kh * kw * cg, precision)

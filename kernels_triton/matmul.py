@@ -7,13 +7,12 @@ compile-time choice; autotune configurations come from `matmul_configs`.
 import triton
 import triton.language as tl
 
-from .common import cdiv, check_buffer, check_strided, interpreting
+from .common import MAX_GRID_BATCH, cdiv, check_buffer, check_strided, interpreting
 
 PRECISIONS = ("ieee", "tf32", "tf32x3")
 # Problems below this many multiply-adds take one fixed configuration: autotuning every small
 # shape of a training run would cost more than it saves.
 AUTOTUNE_MIN_WORK = 1 << 24
-MAX_GRID_BATCH = 65535  # CUDA's limit on grid axis 1
 
 
 def _config(bm, bn, bk, group, warps, stages):
@@ -99,6 +98,16 @@ def _tile_grid(m, n, batch):
     return lambda meta: (cdiv(m, meta["BLOCK_M"]) * cdiv(n, meta["BLOCK_N"]), batch)
 
 
+def check_args(a, b, out, batch, m, k, n, a_offset, a_strides, b_offset, b_strides):
+    """Raise naming the problem unless the sizes are valid and both views and `out` fit their
+    buffers (also called by the cuda device before it copies an operand)."""
+    if min(batch, m, k, n) < 0:
+        raise ValueError(f"matmul: negative size in batch={batch}, m={m}, k={k}, n={n}")
+    check_strided("matmul a", a, (batch, m, k), a_strides, a_offset)
+    check_strided("matmul b", b, (batch, k, n), b_strides, b_offset)
+    check_buffer("matmul out", out, batch * m * n)
+
+
 def matmul(a, b, out, batch, m, k, n,
            a_offset, a_batch_stride, a_row_stride, a_col_stride,
            b_offset, b_batch_stride, b_row_stride, b_col_stride, precision="ieee"):
@@ -106,13 +115,8 @@ def matmul(a, b, out, batch, m, k, n,
     i*a_row_stride + l*a_col_stride] and B alike; see engine/backend/protocol.py."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown matmul precision {precision!r}; choose one of {PRECISIONS}")
-    if min(batch, m, k, n) < 0:
-        raise ValueError(f"matmul: negative size in batch={batch}, m={m}, k={k}, n={n}")
-    check_strided("matmul a", a, (batch, m, k), (a_batch_stride, a_row_stride, a_col_stride),
-                  a_offset)
-    check_strided("matmul b", b, (batch, k, n), (b_batch_stride, b_row_stride, b_col_stride),
-                  b_offset)
-    check_buffer("matmul out", out, batch * m * n)
+    check_args(a, b, out, batch, m, k, n, a_offset, (a_batch_stride, a_row_stride, a_col_stride),
+               b_offset, (b_batch_stride, b_row_stride, b_col_stride))
     if batch * m * n == 0:
         return
     for first in range(0, batch, MAX_GRID_BATCH):

@@ -7,9 +7,7 @@ time into a transposed layout, far below the copy bandwidth the MMA needs.
 import triton
 import triton.language as tl
 
-from .common import cdiv, check_buffer, check_strided, interpreting
-
-MAX_GRID_BATCH = 65535  # CUDA's limit on grid axis 1
+from .common import MAX_GRID_BATCH, cdiv, check_buffer, check_strided, interpreting
 
 
 def tile_config():

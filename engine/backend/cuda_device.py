@@ -5,7 +5,6 @@ moves bytes. With TRITON_INTERPRET=1 the handles are CPU tensors run by Triton's
 
 import functools
 import math
-import os
 
 import numpy as np
 
@@ -19,6 +18,7 @@ try:
     from kernels_triton import matmul as _matmul
     from kernels_triton import memory as _memory
     from kernels_triton import reduce as _reduce
+    from kernels_triton.common import interpreting as _interpreting
 
     from . import cuda_staging as _staging
 except ImportError:  # no torch/triton: the module imports, enabled() is False
@@ -26,8 +26,6 @@ except ImportError:  # no torch/triton: the module imports, enabled() is False
 
 DTYPES = ("float32",)
 _precision = "ieee"
-def _interpreting():
-    return os.environ.get("TRITON_INTERPRET") == "1"
 
 
 def enabled():
@@ -169,11 +167,13 @@ def reduce_max(a, out, reduce_size, out_size):
 def matmul(a, b, out, batch, m, k, n,
            a_offset, a_batch_stride, a_row_stride, a_col_stride,
            b_offset, b_batch_stride, b_row_stride, b_col_stride):
+    a_strides = (a_batch_stride, a_row_stride, a_col_stride)
+    b_strides = (b_batch_stride, b_row_stride, b_col_stride)
     a, a_offset, (a_batch_stride, a_row_stride, a_col_stride), \
         b, b_offset, (b_batch_stride, b_row_stride, b_col_stride) = _staging.matmul_operands(
-            alloc, _tensor_cores(), a, b, batch, m, k, n,
-            a_offset, (a_batch_stride, a_row_stride, a_col_stride),
-            b_offset, (b_batch_stride, b_row_stride, b_col_stride))
+            alloc, lambda: _matmul.check_args(a, b, out, batch, m, k, n, a_offset, a_strides,
+                                              b_offset, b_strides),
+            _tensor_cores(), a, b, batch, m, k, n, a_offset, a_strides, b_offset, b_strides)
     _matmul.matmul(a, b, out, batch, m, k, n,
                    a_offset, a_batch_stride, a_row_stride, a_col_stride,
                    b_offset, b_batch_stride, b_row_stride, b_col_stride, precision=_precision)
@@ -183,8 +183,8 @@ def conv2d_forward(x, w, out, n, h, w_, c, k, kh, kw, oh, ow,
                    stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups):
     staged = False
     if _tensor_cores() and _staging.enabled():
-        _conv.check_conv_sizes(n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w,
-                               dil_h, dil_w, groups)
+        _conv.check_pass("forward", x, w, out, n, h, w_, c, k, kh, kw, oh, ow, stride_h,
+                         stride_w, pad_h, pad_w, dil_h, dil_w, groups)
         taps = kh * kw * (c // groups)
         staged = _staging.worth_it(n * oh * ow * k * taps, n * oh * ow)
         if staged:  # weights as (k, kh, kw, c/groups): K-major for the tensor cores
@@ -198,8 +198,8 @@ def conv2d_backward_input(gy, w, gx, n, h, w_, c, k, kh, kw, oh, ow,
                           stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups):
     staged = False
     if not _tensor_cores() and _staging.enabled():
-        _conv.check_conv_sizes(n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w,
-                               dil_h, dil_w, groups)
+        _conv.check_pass("input", gy, w, gx, n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w,
+                         pad_h, pad_w, dil_h, dil_w, groups)
         cg = c // groups
         staged = _staging.worth_it(n * h * w_ * c * kh * kw * (k // groups), n * h * w_)
         if staged:  # weights as (kh, kw, k, c/groups): input channels contiguous for FMA
@@ -212,8 +212,8 @@ def conv2d_backward_input(gy, w, gx, n, h, w_, c, k, kh, kw, oh, ow,
 
 def conv2d_backward_weight(x, gy, gw, n, h, w_, c, k, kh, kw, oh, ow,
                            stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups):
-    _conv.check_conv_sizes(n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w,
-                           dil_h, dil_w, groups)
+    _conv.check_pass("weight", x, gy, gw, n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w,
+                     pad_h, pad_w, dil_h, dil_w, groups)
     splits = _conv.weight_grad_splits(n, oh, ow, c, k, kh, kw, groups, _sm_count())
     # The slices' partial sums need scratch memory; the device (not the launcher) allocates it.
     workspace = alloc(splits * kh * kw * (c // groups) * k) if splits > 1 else None
@@ -228,7 +228,8 @@ def conv2d_backward_weight(x, gy, gw, n, h, w_, c, k, kh, kw, oh, ow,
                                      cols_contiguous=False)
     _conv.conv2d_backward_weight(x, gy, gw, n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w,
                                  pad_h, pad_w, dil_h, dil_w, groups, precision=_precision,
-                                 splits=splits, workspace=workspace, channel_major=staged)
+                                 splits=splits, workspace=workspace, x_channel_major=staged,
+                                 gy_channel_major=staged)
 
 
 # Threads: a GPU has no host thread count to set.

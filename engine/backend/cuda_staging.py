@@ -26,10 +26,6 @@ def set_policy(policy):
     _policy = policy
 
 
-def get_policy():
-    return _policy
-
-
 def enabled():
     return _policy != "never"
 
@@ -59,19 +55,23 @@ def relayout(alloc, src, batch, rows, cols, offset, strides, cols_contiguous):
     return dst, 0, (size, 1, rows)
 
 
-def matmul_operands(alloc, tensor_cores, a, b, batch, m, k, n, a_offset, a_strides, b_offset,
-                    b_strides):
+def matmul_operands(alloc, validate, tensor_cores, a, b, batch, m, k, n, a_offset, a_strides,
+                    b_offset, b_strides):
     """The operands of A (batch, m, k) @ B (batch, k, n), each relaid out when it is not in the
-    layout the multiply unit wants (K-major for tensor cores, MN-major for FMA) and staging pays."""
-    if k > 1 and enabled():
-        work = batch * m * n * k
-        # A wants k contiguous (cols) for tensor cores, m (rows) for FMA; B the other way round.
-        a_unit = a_strides[2] if tensor_cores else a_strides[1]
-        if a_unit != 1 and worth_it(work, n):
-            a, a_offset, a_strides = relayout(alloc, a, batch, m, k, a_offset, a_strides,
-                                              cols_contiguous=tensor_cores)
-        b_unit = b_strides[1] if tensor_cores else b_strides[2]
-        if b_unit != 1 and worth_it(work, m):
-            b, b_offset, b_strides = relayout(alloc, b, batch, k, n, b_offset, b_strides,
-                                              cols_contiguous=not tensor_cores)
+    layout the multiply unit wants (K-major for tensor cores, MN-major for FMA) and staging pays.
+    `validate()` runs before any copy, so bad input is reported as the product's own error."""
+    work = batch * m * n * k
+    if k < 2 or work == 0 or not enabled():
+        return a, a_offset, a_strides, b, b_offset, b_strides
+    # A wants k contiguous (cols) for tensor cores, m (rows) for FMA; B the other way round.
+    stage_a = (a_strides[2] if tensor_cores else a_strides[1]) != 1 and worth_it(work, n)
+    stage_b = (b_strides[1] if tensor_cores else b_strides[2]) != 1 and worth_it(work, m)
+    if stage_a or stage_b:
+        validate()
+    if stage_a:
+        a, a_offset, a_strides = relayout(alloc, a, batch, m, k, a_offset, a_strides,
+                                          cols_contiguous=tensor_cores)
+    if stage_b:
+        b, b_offset, b_strides = relayout(alloc, b, batch, k, n, b_offset, b_strides,
+                                          cols_contiguous=not tensor_cores)
     return a, a_offset, a_strides, b, b_offset, b_strides

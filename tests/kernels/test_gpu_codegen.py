@@ -49,13 +49,19 @@ def test_tf32_matmul_staging_feeds_wgmma_with_16_byte_copies(layout):
     assert direct["_matmul_kernel"]["copies_4B"] > 0
 
 
-def test_tf32_conv_forward_staging_feeds_wgmma_with_16_byte_copies():
+def test_tf32_conv_staging_feeds_wgmma_with_16_byte_copies():
     from bench.gpu_ir_probe import probe_conv
 
     staged = _records(probe_conv, "tf32", "auto")
+    direct = _records(probe_conv, "tf32", "never")
     assert staged["_forward_kernel"]["mma"] == "wgmma"
     assert staged["_forward_kernel"]["copies_4B"] == 0
-    assert _records(probe_conv, "tf32", "never")["_forward_kernel"]["copies_4B"] > 0
+    assert direct["_forward_kernel"]["copies_4B"] > 0
+    # Weight gradient: channel-major gy arrives in 16-byte copies; x, gathered through each tap's
+    # shifted pixel index, stays 4-byte either way (unit stride cannot be proven there).
+    assert direct["_weight_grad_kernel"]["copies_16B"] == 0
+    assert staged["_weight_grad_kernel"]["copies_16B"] > 0
+    assert staged["_weight_grad_kernel"]["copies_4B"] < direct["_weight_grad_kernel"]["copies_4B"]
 
 
 def test_ieee_staging_feeds_fma_with_vector_shared_loads():

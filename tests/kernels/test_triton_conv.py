@@ -126,8 +126,10 @@ def test_conv_passes(cuda, case):
     np.testing.assert_allclose(_download(cuda, gw, w.shape), gw_expected, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("splits", [2, 3, 7])
-def test_weight_grad_split_reduction(cuda, splits):
+@pytest.mark.parametrize("splits,x_major,gy_major", [(2, False, False), (3, True, False),
+                                                     (7, False, True), (3, True, True)])
+def test_weight_grad_split_reduction(cuda, splits, x_major, gy_major):
+    """Split reductions, with x and gy each NHWC or channel-major (c or k, n, h, w)."""
     from kernels_triton import conv
 
     case = CASES[1]
@@ -135,15 +137,33 @@ def test_weight_grad_split_reduction(cuda, splits):
     _, _, _, _, _, _, stride, pad, dil, groups = case
     _, gw_expected = reference_grads(x, w, gy, stride, pad, dil, groups)
     gw, workspace = cuda.alloc(w.size), cuda.alloc(splits * w.size)
-    conv.conv2d_backward_weight(_upload(cuda, x), _upload(cuda, gy), gw, *sizes, splits=splits,
-                                workspace=workspace)
+    hx = _upload(cuda, np.moveaxis(x, 3, 0).copy() if x_major else x)
+    hgy = _upload(cuda, np.moveaxis(gy, 3, 0).copy() if gy_major else gy)
+    conv.conv2d_backward_weight(hx, hgy, gw, *sizes, splits=splits, workspace=workspace,
+                                x_channel_major=x_major, gy_channel_major=gy_major)
     np.testing.assert_allclose(_download(cuda, gw, w.shape), gw_expected, rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="workspace"):
         conv.conv2d_backward_weight(_upload(cuda, x), _upload(cuda, gy), gw, *sizes, splits=2)
 
 
+@pytest.fixture
+def relayouts(monkeypatch):
+    """Counts the operand copies the cuda device makes (so staged tests know staging ran)."""
+    from engine.backend import cuda_staging
+
+    calls = []
+    real = cuda_staging.relayout
+
+    def counting(*args, **kwargs):
+        calls.append(args[2:5])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cuda_staging, "relayout", counting)
+    return calls
+
+
 @pytest.mark.parametrize("case", [CASES[1], CASES[5], CASES[7]], ids=["groups", "odd", "c17"])
-def test_staged_tensor_core_operands(cuda, case):
+def test_staged_tensor_core_operands(cuda, case, relayouts):
     """TF32 with staging forced: K-major weights in the forward, channel-major activations in the
     weight gradient; same results as the reference within TF32 rounding."""
     x, w, gy, sizes = _problem(case)
@@ -160,6 +180,7 @@ def test_staged_tensor_core_operands(cuda, case):
     finally:
         cuda.set_operand_staging("auto")
         cuda.set_matmul_precision("ieee")
+    assert len(relayouts) == 3  # w for the forward; x and gy for the weight gradient
     np.testing.assert_allclose(_download(cuda, out, (n, oh, ow, k)),
                                reference_conv(x, w, stride, pad, dil, groups), rtol=1e-2,
                                atol=2e-2)
@@ -167,7 +188,7 @@ def test_staged_tensor_core_operands(cuda, case):
 
 
 @pytest.mark.parametrize("case", [CASES[1], CASES[5], CASES[7]], ids=["groups", "odd", "c17"])
-def test_staged_fma_input_grad(cuda, case):
+def test_staged_fma_input_grad(cuda, case, relayouts):
     """IEEE with staging forced: the input gradient reads weights as (kh, kw, k, c/groups)."""
     x, w, gy, sizes = _problem(case)
     _, _, _, _, _, _, stride, pad, dil, groups = case
@@ -178,7 +199,28 @@ def test_staged_fma_input_grad(cuda, case):
         cuda.conv2d_backward_input(_upload(cuda, gy), _upload(cuda, w), gx, *sizes)
     finally:
         cuda.set_operand_staging("auto")
+    assert len(relayouts) == 1
     np.testing.assert_allclose(_download(cuda, gx, x.shape), gx_expected, rtol=1e-4, atol=1e-4)
+
+
+def test_staging_reports_bad_input_as_the_pass(cuda):
+    """Checks run before any operand copy: errors name the pass the caller used."""
+    x, w, out = cuda.alloc(100), cuda.alloc(10), cuda.alloc(100)
+    sizes = (1, 4, 4, 1, 3, 3, 3, 4, 4, 1, 1, 1, 1, 1, 1, 1)
+    cuda.set_operand_staging("always")
+    try:
+        for precision, call, match in (
+                ("tf32", cuda.conv2d_forward, "conv2d_forward w"),
+                ("ieee", cuda.conv2d_backward_input, "conv2d_backward_input w"),
+                ("tf32", cuda.conv2d_backward_weight, "conv2d_backward_weight gy")):
+            cuda.set_matmul_precision(precision)
+            with pytest.raises(ValueError, match=match):
+                call(x, w, out, *sizes)
+            with pytest.raises(ValueError, match="groups=2 must divide"):
+                call(x, w, out, *sizes[:-1], 2)
+    finally:
+        cuda.set_operand_staging("auto")
+        cuda.set_matmul_precision("ieee")
 
 
 def test_weight_grad_splits_fill_one_wave():

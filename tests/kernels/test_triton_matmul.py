@@ -89,31 +89,62 @@ def test_precision_modes(cuda, precision):
     _check(got, expected, 24, rtol=5e-3 if precision == "tf32" else 1e-5)
 
 
+# How many operands each layout stages: (IEEE: A not m-contiguous, B not n-contiguous;
+# tf32*: A not k-contiguous, B not k-contiguous).
+STAGED = {"compact": (1, 1), "transposed": (1, 1), "broadcast_batch": (1, 1), "negative": (2, 2),
+          "offset_gapped": (1, 2)}
+
+
 @pytest.mark.parametrize("precision", ["ieee", "tf32", "tf32x3"])
-@pytest.mark.parametrize("case", ["compact", "transposed", "broadcast_batch", "negative",
-                                  "offset_gapped"])
-def test_staged_operands(cuda, precision, case):
+@pytest.mark.parametrize("case", list(STAGED))
+def test_staged_operands(cuda, precision, case, monkeypatch):
     """Staging relays operands out (K-major for tf32*, MN-major for IEEE) before the product;
     results must not change."""
+    from engine.backend import cuda_staging
+
+    copies = []
+    real = cuda_staging.relayout
+    monkeypatch.setattr(cuda_staging, "relayout", lambda *args, **kw: copies.append(1) or
+                        real(*args, **kw))
     batch, m, k, n = 3, 13, 19, 11
     a = RNG.standard_normal(2000).astype(np.float32)
     b = RNG.standard_normal(2000).astype(np.float32)
     layouts = {"compact": ((0, (m * k, k, 1)), (0, (k * n, n, 1))),
                "transposed": ((0, (m * k, 1, m)), (0, (k * n, 1, k))),
-               "broadcast_batch": ((0, (0, 1, m)), (5, (0, n, 1))),
+               "broadcast_batch": ((0, (0, k, 1)), (5, (0, n, 1))),
                "negative": ((m * k * batch - 1, (-m * k, -1, -m)), (n - 1, (k * n, n, -1))),
                "offset_gapped": ((7, (m * 40, 2, 40)), (3, (k * 30, 30, 1)))}[case]
     cuda.set_matmul_precision(precision)
     try:
         cuda.set_operand_staging("always")
         staged, expected = _matmul(cuda, a, b, batch, m, k, n, *layouts)
+        assert len(copies) == STAGED[case][0 if precision == "ieee" else 1]
         cuda.set_operand_staging("never")
         direct, _ = _matmul(cuda, a, b, batch, m, k, n, *layouts)
+        assert len(copies) == STAGED[case][0 if precision == "ieee" else 1]
     finally:
         cuda.set_operand_staging("auto")
     rtol = 5e-3 if precision == "tf32" else 1e-5
     _check(staged, expected, k, rtol=rtol)
     _check(staged, direct, k, rtol=rtol)
+
+
+@pytest.mark.parametrize("precision", ["ieee", "tf32"])
+def test_staging_checks_first_and_skips_empty_products(cuda, precision):
+    cuda.set_matmul_precision(precision)
+    cuda.set_operand_staging("always")
+    try:
+        # A (4x3, column-major) needs 12 elements and gets 8; an operand gets staged either way.
+        a, b, out = cuda.alloc(8), cuda.alloc(12), cuda.alloc(16)
+        with pytest.raises(ValueError, match="matmul a"):
+            cuda.matmul(a, b, out, 1, 4, 3, 4, 0, 0, 1, 4, 0, 0, 1, 3)
+        with pytest.raises(ValueError, match="negative size"):
+            cuda.matmul(a, b, out, -1, 3, 4, 3, 0, 0, 1, 3, 0, 0, 1, 4)
+        empty = cuda.alloc(0)
+        cuda.matmul(empty, empty, empty, 0, 3, 4, 3, 0, 0, 1, 3, 0, 0, 1, 4)
+    finally:
+        cuda.set_operand_staging("auto")
+        cuda.set_matmul_precision("ieee")
 
 
 def test_bad_input_raises(cuda):
