@@ -33,11 +33,13 @@ browser:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } || \
 		echo "chromium not installed: the browser test will be skipped"
 
-# The whole suite: the default run, the slow tests, and the Triton kernels in the interpreter.
+# The whole suite: the default run, the slow tests, the Triton kernels in the interpreter and the
+# device-parametrized op and engine tests on the cuda device in the interpreter.
 test: setup lint browser
 	$(BIN)/python -m pytest -q
 	$(BIN)/python -m pytest -q -m slow
 	TRITON_INTERPRET=1 $(BIN)/python -m pytest -q -m triton_interpret tests/kernels
+	TRITON_INTERPRET=1 $(BIN)/python -m pytest -q -k cuda tests/backend tests/engine
 
 # The quick loop while developing: the default run only.
 test-fast: setup
