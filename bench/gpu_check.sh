@@ -70,7 +70,12 @@ fi
 if "$PY" -c "import kernels_c.build" 2>/dev/null; then
   stage build_c 60 "$PY" -m kernels_c.build
 fi
-stage tests 200 "$PY" -m pytest -q -p no:cacheprovider -m "not slow" \
+# The GPU machine has 16 cores and pytest-xdist: compiling kernels is most of the tests' time.
+workers=()
+if [[ -z "${TRITON_INTERPRET:-}" ]] && "$PY" -c "import xdist" 2>/dev/null; then
+  workers=(-n 8)
+fi
+stage tests 200 "$PY" -m pytest -q -p no:cacheprovider -m "not slow" "${workers[@]}" \
   --junitxml="$OUT/tests.xml" "${test_paths[@]}"
 stage matmul 150 "$PY" bench/gpu_matmul.py "${SMOKE[@]}"
 stage conv 150 "$PY" bench/gpu_conv.py "${SMOKE[@]}"

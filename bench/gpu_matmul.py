@@ -1,9 +1,10 @@
 """GPU matmul benchmark (bench layer): the cuda device's matmul (Triton) against torch.matmul
-(cuBLAS) at 1024, 4096 and 8192, IEEE fp32 against allow_tf32=False and TF32 against TF32 (plus our
-3xTF32 against cuBLAS IEEE, for information). Each mode runs twice: with the device's default
-operand staging (A or B relaid out for the multiply unit, the copy timed as part of ours) and with
-staging off. Prints a table of TFLOP/s and ratios; writes $OUT/matmul.json.
-Usage: python bench/gpu_matmul.py [--sizes 1024 4096 8192] [--smoke]
+(cuBLAS) at 512 to 8192 (the small sizes show where staging pays), IEEE fp32 against
+allow_tf32=False and TF32 against TF32 (plus our 3xTF32 against cuBLAS IEEE, for information).
+Each mode runs twice: with the device's default operand staging (A or B relaid out for the
+multiply unit, the copy timed as part of ours) and with staging off. Prints a table of TFLOP/s and
+ratios; writes $OUT/matmul.json.
+Usage: python bench/gpu_matmul.py [--sizes 512 1024 2048 4096 8192] [--smoke]
 (--smoke: tiny sizes on the CPU interpreter, to check the script itself)
 """
 
@@ -60,7 +61,7 @@ def measure(size, precision, allow_tf32, staging):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1024, 4096, 8192])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[512, 1024, 2048, 4096, 8192])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, CPU interpreter")
     args = parser.parse_args()
     if args.smoke:
