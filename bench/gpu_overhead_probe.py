@@ -1,0 +1,191 @@
+"""Where the time of a cuda-device product goes (bench layer): for matmul and conv calls with
+operand staging on and off, the host microseconds per call (launch loop without syncs, and
+cProfile's heaviest functions) and the device microseconds of each kernel (torch.profiler), then a
+TF32 tile-configuration sweep at 8192 on pre-staged operands. Writes $OUT/overhead.json.
+Usage: python bench/gpu_overhead_probe.py [--smoke]   (--smoke: tiny sizes, CPU interpreter)
+"""
+
+import argparse
+import cProfile
+import io
+import pstats
+import time
+
+import torch
+
+from bench.gpu_common import device_name, save, time_ms
+from engine.backend import cuda_device, cuda_staging
+from kernels_triton import matmul as triton_matmul
+
+DEVICE = "cuda"
+
+
+def _matmul_case(size, precision, staging):
+    gen = torch.Generator(device=DEVICE).manual_seed(size)
+    a, b = (torch.randn(size * size, device=DEVICE, generator=gen) for _ in range(2))
+    out = torch.empty(size * size, device=DEVICE)
+
+    def fn():
+        cuda_device.set_matmul_precision(precision)
+        cuda_device.set_operand_staging(staging)
+        cuda_device.matmul(a, b, out, 1, size, size, size, 0, 0, size, 1, 0, 0, size, 1)
+    return fn
+
+
+def _conv_case(name, precision, staging, layer):
+    n, h, w, c, k = layer
+    gen = torch.Generator(device=DEVICE).manual_seed(0)
+    x = torch.randn(n * h * w * c, device=DEVICE, generator=gen)
+    wt = torch.randn(9 * c * k, device=DEVICE, generator=gen)
+    gy = torch.randn(n * h * w * k, device=DEVICE, generator=gen)
+    out, gx, gw = (torch.empty_like(t) for t in (gy, x, wt))
+    sizes = (n, h, w, c, k, 3, 3, h, w, 1, 1, 1, 1, 1, 1, 1)
+    call = {"forward": lambda: cuda_device.conv2d_forward(x, wt, out, *sizes),
+            "input_grad": lambda: cuda_device.conv2d_backward_input(gy, wt, gx, *sizes),
+            "weight_grad": lambda: cuda_device.conv2d_backward_weight(x, gy, gw, *sizes)}[name]
+
+    def fn():
+        cuda_device.set_matmul_precision(precision)
+        cuda_device.set_operand_staging(staging)
+        call()
+    return fn
+
+
+def _transpose_case(size):
+    src = torch.randn(size * size, device=DEVICE)
+
+    def fn():
+        cuda_staging.relayout(cuda_device.alloc, src, 1, size, size, 0, (0, size, 1),
+                              cols_contiguous=False)
+    return fn
+
+
+def _sync():
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def host_us(fn, calls=50):
+    """Host time per call: a loop of launches without syncs (the GPU queue absorbs them)."""
+    best = None
+    for _ in range(3):
+        _sync()
+        start = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        elapsed = (time.perf_counter() - start) / calls * 1e6
+        _sync()
+        best = elapsed if best is None else min(best, elapsed)
+    return best
+
+
+def kernel_us(fn, calls=20):
+    """Device microseconds per call of each kernel the call launches."""
+    if not torch.cuda.is_available():
+        return {}
+    from torch.profiler import ProfilerActivity, profile
+
+    _sync()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(calls):
+            fn()
+        _sync()
+    kernels = {}
+    for event in prof.key_averages():
+        total = getattr(event, "device_time_total", None) or getattr(event, "cuda_time_total", 0)
+        if total:
+            kernels[event.key[:60]] = round(total / calls, 2)
+    return kernels
+
+
+def profile_top(fn, calls=100, top=14):
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(calls):
+        fn()
+    profiler.disable()
+    _sync()
+    text = io.StringIO()
+    pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(top)
+    return text.getvalue()
+
+
+def tf32_config_sweep(size):
+    """Our TF32 kernel on a K-major B (as staging leaves it) for several tile configurations,
+    against cuBLAS TF32 in the same run."""
+    torch.backends.cuda.matmul.allow_tf32 = True
+    a = torch.randn(size * size, device=DEVICE)
+    b_kmajor = torch.randn(size * size, device=DEVICE)  # holds B^T row-major: B is K-major
+    out = torch.empty(size * size, device=DEVICE)
+    rows = []
+    cublas_ms = time_ms(lambda: torch.matmul(a.view(size, size), b_kmajor.view(size, size).t()))
+    candidates = [(128, 256, 32, 8, 8, 4), (128, 256, 32, 16, 8, 4), (128, 256, 32, 4, 8, 4),
+                  (128, 256, 64, 8, 8, 2), (256, 128, 64, 8, 8, 2), (128, 128, 32, 8, 4, 5),
+                  (128, 256, 32, 8, 4, 4)]
+    if not torch.cuda.is_available():
+        candidates = [(16, 16, 16, 2, 1, 1)]
+    for bm, bn, bk, group, warps, stages in candidates:
+        grid = (triton_matmul.cdiv(size, bm) * triton_matmul.cdiv(size, bn), 1)
+
+        def fn(bm=bm, bn=bn, bk=bk, group=group, warps=warps, stages=stages, grid=grid):
+            triton_matmul._matmul_kernel[grid](
+                a, b_kmajor, out, size, size, size, 0, 0, size, 1, 0, 0, 1, size,
+                PRECISION="tf32", EVEN_K=size % bk == 0, BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk,
+                GROUP_M=group, num_warps=warps, num_stages=stages)
+        row = {"config": (bm, bn, bk, group, warps, stages)}
+        try:
+            fn()
+            row["ms"] = time_ms(fn)
+            row["ratio"] = cublas_ms / row["ms"]
+        except Exception as error:  # out of shared memory and the like: the others still run
+            row["error"] = repr(error)[:200]
+        rows.append(row)
+        print("tf32 config", row, flush=True)
+    return {"size": size, "cublas_ms": cublas_ms, "rows": rows}
+
+
+def main():
+    global DEVICE
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, CPU interpreter")
+    smoke = parser.parse_args().smoke
+    if smoke:
+        DEVICE = "cpu"
+    small, mid, big = (16, 32, 48) if smoke else (512, 1024, 8192)
+    layer = (2, 5, 5, 4, 6) if smoke else (32, 16, 16, 64, 64)
+    cases = {f"matmul ieee {small} auto": _matmul_case(small, "ieee", "auto"),
+             f"matmul ieee {small} never": _matmul_case(small, "ieee", "never"),
+             f"matmul tf32 {mid} auto": _matmul_case(mid, "tf32", "auto"),
+             f"matmul tf32 {mid} never": _matmul_case(mid, "tf32", "never"),
+             f"matmul tf32 {big} auto": _matmul_case(big, "tf32", "auto"),
+             f"transpose {small}": _transpose_case(small),
+             f"transpose {big}": _transpose_case(big)}
+    # The passes that stage in each mode.
+    for name, precision in (("forward", "tf32"), ("weight_grad", "tf32"), ("input_grad", "ieee")):
+        for staging in ("auto", "never"):
+            cases[f"conv {name} {precision} {staging}"] = _conv_case(name, precision, staging,
+                                                                     layer)
+    results = {"device": device_name(), "cases": {}}
+    for name, fn in cases.items():
+        for _ in range(3):
+            fn()  # autotunes and compiles
+        row = {"host_us": round(host_us(fn, calls=5 if smoke else 50), 1),
+               "eager_ms": time_ms(fn), "graph_ms": time_ms(fn, graph=True),
+               "kernels_us": kernel_us(fn)}
+        results["cases"][name] = row
+        print(name, row, flush=True)
+        save("overhead", results)
+    for name in (f"matmul ieee {small} auto", f"matmul ieee {small} never",
+                 "conv weight_grad tf32 auto"):
+        text = profile_top(cases[name], calls=5 if smoke else 100)
+        results.setdefault("profiles", {})[name] = text
+        print(f"--- cProfile {name}\n{text}", flush=True)
+    save("overhead", results)
+    results["tf32_configs"] = tf32_config_sweep(64 if smoke else big)
+    save("overhead", results)
+    cuda_device.set_matmul_precision("ieee")
+    cuda_device.set_operand_staging("auto")
+
+
+if __name__ == "__main__":
+    main()
