@@ -73,7 +73,7 @@ fi
 # The GPU machine has 16 cores and pytest-xdist: compiling kernels is most of the tests' time.
 workers=()
 if [[ -z "${TRITON_INTERPRET:-}" ]] && "$PY" -c "import xdist" 2>/dev/null; then
-  workers=(-n 8)
+  workers=(-n 12)
 fi
 stage tests 200 "$PY" -m pytest -q -p no:cacheprovider -m "not slow" "${workers[@]}" \
   --junitxml="$OUT/tests.xml" "${test_paths[@]}"

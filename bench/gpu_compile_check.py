@@ -49,7 +49,7 @@ def variants(quick):
         for rows, cols in ((1, 1024), (4, 1024), (64, 64), (1, 1)):
             yield reduce._reduce_kernel, {"IS_MAX": is_max, "BLOCK_ROWS": rows,
                                           "BLOCK_COLS": cols}
-    yield conv._sum_splits_kernel, {"BLOCK": 1024}
+    yield conv._sum_splits_kernel, {"BLOCK": 128, "SPLIT_BLOCK": 32}
     yield transpose._transpose_kernel, {"BLOCK_R": 64, "BLOCK_C": 64, "_warps": 4}
     for precision in matmul.PRECISIONS:
         configs = matmul.matmul_configs(precision) + [matmul.small_config()]

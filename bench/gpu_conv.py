@@ -2,7 +2,7 @@
 gradient, weight gradient, through the cuda device) against torch's cuDNN conv2d and the
 convolution_backward its autograd uses, for the ResNet-style layer N=32, C=K=64, 16x16, 3x3, padding
 1; IEEE fp32 against cudnn.allow_tf32=False, TF32 against TF32, each with the device's default
-operand staging (copies timed as part of ours) and with staging off. Eager times (with launch
+operand staging and with staging forced on (copies timed as part of ours). Eager times (with launch
 overhead; best of two interleaved series after a GPU warm-up) and CUDA-graph times (kernel only),
 then the weight gradient against its number of reduction slices. Writes $OUT/conv.json.
 Usage: python bench/gpu_conv.py [--smoke]   (--smoke: tiny layer on the CPU interpreter)
@@ -62,8 +62,8 @@ def _errors(ours_tensors, torch_fns, torch_inputs):
 
 def _splits_sweep(x, gy, gw, precision):
     """Weight-gradient time against the number of pixel-reduction slices (the device picks one by
-    a heuristic, marked "chosen") in the layout the device uses for `precision`; for TF32 also the
-    other staging choices (x, gy channel-major or not) at the chosen slice count."""
+    a heuristic, marked "chosen"), operands NHWC; for TF32 also channel-major (staged) x and gy,
+    and gy alone at the chosen slice count."""
     from engine.backend import cuda_staging
     from kernels_triton import conv as triton_conv
 
@@ -73,11 +73,12 @@ def _splits_sweep(x, gy, gw, precision):
                                             (0, K, 1), cols_contiguous=False)
     sizes = (N, H, W, C, K, R, S, H, W, 1, 1, PAD, PAD, 1, 1, 1)
     chosen = triton_conv.weight_grad_splits(N, H, W, C, K, R, S, 1, cuda_device._sm_count())
-    device_layout = (precision != "ieee",) * 2
-    # Around the 264 program slots of an H100 (two per multiprocessor) over the 9 tap tiles.
-    cases = [(splits, device_layout) for splits in sorted({1, 4, 9, 14, 29, 58, chosen})]
+    # Around the 264 program slots of an H100 (two per multiprocessor) over the 9 tap tiles; NHWC
+    # operands as the device passes them at this size, and for TF32 also channel-major copies.
+    counts = sorted({1, 4, 9, 14, 29, 58, chosen})
+    cases = [(splits, (False, False)) for splits in counts]
     if precision != "ieee":
-        cases += [(chosen, (False, True)), (chosen, (False, False))]
+        cases += [(splits, (True, True)) for splits in counts] + [(chosen, (False, True))]
     rows = []
     for splits, (x_major, gy_major) in cases:
         workspace = cuda_device.alloc(splits * R * S * C * K) if splits > 1 else None
@@ -120,8 +121,8 @@ def main():
     flops = 2 * N * H * W * K * C * R * S
     print(f"{'pass':>12} {'mode':>5} {'staging':>7} {'ours GF/s':>10} {'cuDNN GF/s':>11} "
           f"{'ratio':>6} {'graph ratio':>11} {'rel err':>8}")
-    for precision, allow_tf32, staging in (("ieee", False, "auto"), ("ieee", False, "never"),
-                                           ("tf32", True, "auto"), ("tf32", True, "never")):
+    for precision, allow_tf32, staging in (("ieee", False, "auto"), ("ieee", False, "always"),
+                                           ("tf32", True, "auto"), ("tf32", True, "always")):
         torch.backends.cudnn.allow_tf32 = allow_tf32
         cuda_device.set_matmul_precision(precision)
         cuda_device.set_operand_staging(staging)

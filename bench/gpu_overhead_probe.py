@@ -131,7 +131,7 @@ def tf32_config_sweep(size):
             triton_matmul._matmul_kernel[grid](
                 a, b_kmajor, out, size, size, size, 0, 0, size, 1, 0, 0, 1, size,
                 PRECISION="tf32", EVEN_K=size % bk == 0, BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk,
-                GROUP_M=group, num_warps=warps, num_stages=stages)
+                GROUP_M=group, PERSISTENT=False, num_warps=warps, num_stages=stages)
         row = {"config": (bm, bn, bk, group, warps, stages)}
         try:
             fn()

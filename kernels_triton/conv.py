@@ -194,12 +194,19 @@ def _weight_grad_kernel(x, gy, partial, batch, h, wd, c, k, kh, kw, oh, ow, stri
 
 
 @triton.jit
-def _sum_splits_kernel(partial, out, size, splits, BLOCK: tl.constexpr):
+def _sum_splits_kernel(partial, out, size, splits, BLOCK: tl.constexpr,
+                       SPLIT_BLOCK: tl.constexpr):
+    # out[i] = sum_j partial[j * size + i]. A (SPLIT_BLOCK, BLOCK) tile per step puts the loads of
+    # many slices in flight at once: one slice per step waits out a memory latency per slice.
     offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < size
+    slices = tl.arange(0, SPLIT_BLOCK)
     acc = tl.zeros([BLOCK], dtype=tl.float32)
-    for j in range(0, splits):
-        acc += tl.load(partial + j * size + offs, mask=mask, other=0.0)
+    for first in range(0, splits, SPLIT_BLOCK):
+        j = first + slices
+        tile = tl.load(partial + j[:, None].to(tl.int64) * size + offs[None, :],
+                       mask=(j[:, None] < splits) & mask[None, :], other=0.0)
+        acc += tl.sum(tile, axis=0)
     tl.store(out + offs, acc, mask=mask)
 
 
@@ -352,6 +359,7 @@ def conv2d_backward_weight(x, gy, gw, n, h, w_, c, k, kh, kw, oh, ow, stride_h, 
             dil_h, dil_w, cg, kg, splits, *layout)
     _launch("weight", args, grid, n * oh * ow * k * kh * kw * cg, precision)
     if splits > 1:
-        block = 1024
+        block, split_block = (16, 4) if interpreting() else (128, 32)
         _sum_splits_kernel[(cdiv(gw_size, block),)](workspace, gw, gw_size, splits, BLOCK=block,
+                                                    SPLIT_BLOCK=split_block,
                                                     num_warps=1 if interpreting() else 4)

@@ -176,7 +176,8 @@ def matmul(a, b, out, batch, m, k, n,
             _tensor_cores(), a, b, batch, m, k, n, a_offset, a_strides, b_offset, b_strides)
     _matmul.matmul(a, b, out, batch, m, k, n,
                    a_offset, a_batch_stride, a_row_stride, a_col_stride,
-                   b_offset, b_batch_stride, b_row_stride, b_col_stride, precision=_precision)
+                   b_offset, b_batch_stride, b_row_stride, b_col_stride, precision=_precision,
+                   sm_count=_sm_count())
 
 
 def conv2d_forward(x, w, out, n, h, w_, c, k, kh, kw, oh, ow,

@@ -9,11 +9,12 @@ shows both on the compiled code.
 from kernels_triton import transpose as _transpose
 
 POLICIES = ("auto", "always", "never")
-# "auto" stages when the product can pay for one more launch and a copy of the operand: at least
-# this many multiply-adds (tens of microseconds of kernel time, so the extra launch of a training
-# step's small products never doubles their cost), and every copied element reused by this many
-# output rows (or columns).
-MIN_WORK = 1 << 27
+# "auto" stages when the kernel time saved outweighs one more launch: a Triton launch costs tens of
+# microseconds of host time, and measured on an H100 (bench/gpu_overhead_probe.py) the transposes
+# take 2-5 us of GPU time below 1024^2 but add 50-140 us of host time per call. 1024^3 products
+# (2^30 multiply-adds) ran 2-3x slower staged, host-bound; 2048^3 (2^33) ran faster staged (TF32
+# 1.8x, IEEE 1.06x). Every copied element must also serve this many output rows (or columns).
+MIN_WORK = 1 << 31
 MIN_REUSE = 256
 
 _policy = "auto"

@@ -39,7 +39,7 @@ def test_every_kernel_variant_compiles_for_sm90():
 def test_tf32_matmul_staging_feeds_wgmma_with_16_byte_copies(layout):
     from bench.gpu_ir_probe import probe_matmul
 
-    staged = _records(probe_matmul, layout, "tf32", "auto")
+    staged = _records(probe_matmul, layout, "tf32", "always")
     assert "_transpose_kernel" in staged
     assert staged["_matmul_kernel"]["mma"] == "wgmma"
     assert staged["_matmul_kernel"]["copies_4B"] == 0
@@ -52,7 +52,7 @@ def test_tf32_matmul_staging_feeds_wgmma_with_16_byte_copies(layout):
 def test_tf32_conv_staging_feeds_wgmma_with_16_byte_copies():
     from bench.gpu_ir_probe import probe_conv
 
-    staged = _records(probe_conv, "tf32", "auto")
+    staged = _records(probe_conv, "tf32", "always")
     direct = _records(probe_conv, "tf32", "never")
     assert staged["_forward_kernel"]["mma"] == "wgmma"
     assert staged["_forward_kernel"]["copies_4B"] == 0
@@ -70,12 +70,12 @@ def test_ieee_staging_feeds_fma_with_vector_shared_loads():
     fewer in the input gradient."""
     from bench.gpu_ir_probe import probe_conv, probe_matmul
 
-    staged = _records(probe_matmul, "nn", "ieee", "auto")
+    staged = _records(probe_matmul, "nn", "ieee", "always")
     assert "_transpose_kernel" in staged
     assert staged["_matmul_kernel"]["mma"] == "fma"
     assert staged["_matmul_kernel"]["smem_loads_narrow"] == 0
     assert _records(probe_matmul, "nn", "ieee", "never")["_matmul_kernel"]["smem_loads_narrow"] > 0
-    conv_staged = _records(probe_conv, "ieee", "auto")["_input_grad_kernel"]
+    conv_staged = _records(probe_conv, "ieee", "always")["_input_grad_kernel"]
     conv_direct = _records(probe_conv, "ieee", "never")["_input_grad_kernel"]
     assert conv_staged["smem_loads_narrow"] < conv_direct["smem_loads_narrow"]
     assert conv_staged["smem_loads_v4"] > conv_direct["smem_loads_v4"]

@@ -157,3 +157,31 @@ def test_bad_input_raises(cuda):
         cuda.set_matmul_precision("bf16")
     with pytest.raises(ValueError, match="operand staging"):
         cuda.set_operand_staging("sometimes")
+
+
+@pytest.mark.parametrize("batch,m,k,n,programs", [(1, 40, 19, 37, 2), (2, 33, 32, 50, 4),
+                                                  (1, 16, 16, 16, 3), (3, 5, 7, 70, 1)])
+def test_persistent_programs_cover_every_tile(cuda, monkeypatch, batch, m, k, n, programs):
+    """A persistent configuration runs one program per multiprocessor (here `programs`), each
+    striding over the output tiles: every tile must come out, also with more programs than tiles
+    and with a ragged last round."""
+    from kernels_triton import matmul as triton_matmul
+
+    persistent = triton_matmul._config(16, 16, 16, 2, 1, 1, persistent=True)
+    monkeypatch.setattr(triton_matmul._AUTOTUNED["ieee"], "configs", [persistent])
+    monkeypatch.setattr(triton_matmul, "small_config", lambda: persistent)
+    monkeypatch.setattr(cuda, "_sm_count", lambda: programs)
+    a = RNG.standard_normal(batch * m * k).astype(np.float32)
+    b = RNG.standard_normal(batch * k * n).astype(np.float32)
+    got, expected = _matmul(cuda, a, b, batch, m, k, n, (0, (m * k, k, 1)), (0, (k * n, n, 1)))
+    _check(got, expected, k)
+
+
+def test_persistent_grid_is_one_program_per_multiprocessor():
+    from kernels_triton.matmul import _tile_grid
+
+    meta = {"BLOCK_M": 128, "BLOCK_N": 256}
+    assert _tile_grid(8192, 8192, 1, 132)(dict(meta, PERSISTENT=True)) == (132, 1)
+    assert _tile_grid(8192, 8192, 1, 132)(dict(meta, PERSISTENT=False)) == (2048, 1)
+    assert _tile_grid(200, 300, 3, 132)(dict(meta, PERSISTENT=True)) == (4, 3)
+    assert _tile_grid(8192, 8192, 1, None)(dict(meta, PERSISTENT=True)) == (2048, 1)
