@@ -11,15 +11,6 @@ from tests.kernels.triton_support import triton_marks
 pytestmark = triton_marks()
 
 
-@pytest.fixture(scope="module")
-def cuda():
-    from engine.backend import cuda_device
-
-    yield cuda_device
-    cuda_device.set_matmul_precision("ieee")
-    cuda_device.set_operand_staging("auto")
-
-
 RNG = np.random.default_rng(2)
 
 
