@@ -119,20 +119,26 @@ def tf32_config_sweep(size):
     out = torch.empty(size * size, device=DEVICE)
     rows = []
     cublas_ms = time_ms(lambda: torch.matmul(a.view(size, size), b_kmajor.view(size, size).t()))
-    candidates = [(128, 256, 32, 8, 8, 4), (128, 256, 32, 16, 8, 4), (128, 256, 32, 4, 8, 4),
-                  (128, 256, 64, 8, 8, 2), (256, 128, 64, 8, 8, 2), (128, 128, 32, 8, 4, 5),
-                  (128, 256, 32, 8, 4, 4)]
-    if not torch.cuda.is_available():
-        candidates = [(16, 16, 16, 2, 1, 1)]
-    for bm, bn, bk, group, warps, stages in candidates:
-        grid = (triton_matmul.cdiv(size, bm) * triton_matmul.cdiv(size, bn), 1)
+    # (BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, warps, stages, persistent)
+    candidates = [(128, 256, 32, 8, 8, 4, False), (256, 128, 32, 8, 8, 4, False),
+                  (128, 256, 32, 16, 8, 4, False), (256, 128, 32, 8, 8, 3, True),
+                  (128, 256, 32, 8, 8, 2, True), (128, 128, 32, 8, 8, 4, True)]
+    sm_count = 1
+    if torch.cuda.is_available():
+        sm_count = torch.cuda.get_device_properties(0).multi_processor_count
+    else:
+        candidates = [(16, 16, 16, 2, 1, 1, False), (16, 16, 16, 2, 1, 1, True)]
+    for bm, bn, bk, group, warps, stages, persistent in candidates:
+        tiles = triton_matmul.cdiv(size, bm) * triton_matmul.cdiv(size, bn)
+        grid = (min(tiles, sm_count) if persistent else tiles, 1)
 
-        def fn(bm=bm, bn=bn, bk=bk, group=group, warps=warps, stages=stages, grid=grid):
+        def fn(bm=bm, bn=bn, bk=bk, group=group, warps=warps, stages=stages, grid=grid,
+               persistent=persistent):
             triton_matmul._matmul_kernel[grid](
                 a, b_kmajor, out, size, size, size, 0, 0, size, 1, 0, 0, 1, size,
                 PRECISION="tf32", EVEN_K=size % bk == 0, BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk,
-                GROUP_M=group, PERSISTENT=False, num_warps=warps, num_stages=stages)
-        row = {"config": (bm, bn, bk, group, warps, stages)}
+                GROUP_M=group, PERSISTENT=persistent, num_warps=warps, num_stages=stages)
+        row = {"config": (bm, bn, bk, group, warps, stages, persistent)}
         try:
             fn()
             row["ms"] = time_ms(fn)

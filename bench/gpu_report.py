@@ -41,7 +41,8 @@ def main():
                "tests": _tests(os.path.join(out, "tests.xml")),
                "matmul": _load(os.path.join(out, "matmul.json")),
                "conv": _load(os.path.join(out, "conv.json")),
-               "train": _load(os.path.join(out, "train.json"))}
+               "train": _load(os.path.join(out, "train.json")),
+               "overhead": _load(os.path.join(out, "overhead.json"))}
     with open(os.path.join(out, "gpu_results.json"), "w") as f:
         json.dump(results, f, indent=1)
 
@@ -94,6 +95,18 @@ def main():
         print(f"\ntraining ({train['mode']}):")
         for run in train["runs"]:
             print("  ", {k: v for k, v in run.items() if k not in ("output_tail", "losses")})
+    overhead = results["overhead"]
+    if overhead:
+        print("\nhost time per call (us, launch loop without syncs) and device time per kernel "
+              "(us)")
+        for name, row in overhead["cases"].items():
+            kernels = ", ".join(f"{k} {v}" for k, v in row["kernels_us"].items())
+            print(f"  {name:<28} host {row['host_us']:>7.1f}  {kernels}")
+        sweep = overhead.get("tf32_configs")
+        if sweep:
+            print(f"TF32 {sweep['size']}^3 on a K-major B, ours/cuBLAS by tile config:",
+                  ", ".join(f"{tuple(r['config'])} {r['ratio']:.2f}" if "ratio" in r
+                            else f"{tuple(r['config'])} error" for r in sweep["rows"]))
     print(f"\nwrote {os.path.join(out, 'gpu_results.json')}")
 
 
