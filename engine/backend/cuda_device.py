@@ -180,16 +180,20 @@ def matmul(a, b, out, batch, m, k, n,
                    sm_count=_sm_count())
 
 
+def _valid_groups(groups):
+    return isinstance(groups, int) and groups > 0
+
+
 def conv2d_forward(x, w, out, n, h, w_, c, k, kh, kw, oh, ow,
                    stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups):
-    staged = False
-    if _tensor_cores() and _staging.enabled():
+    # The arithmetic guard keeps a bad `groups` for check_pass to report; the pass is checked
+    # before a copy only when one is made (a second check costs host time on every launch).
+    taps = kh * kw * (c // groups) if _valid_groups(groups) else 0
+    staged = _tensor_cores() and _staging.worth_it(n * oh * ow * k * taps, n * oh * ow)
+    if staged:  # weights as (k, kh, kw, c/groups): K-major for the tensor cores
         _conv.check_pass("forward", x, w, out, n, h, w_, c, k, kh, kw, oh, ow, stride_h,
                          stride_w, pad_h, pad_w, dil_h, dil_w, groups)
-        taps = kh * kw * (c // groups)
-        staged = _staging.worth_it(n * oh * ow * k * taps, n * oh * ow)
-        if staged:  # weights as (k, kh, kw, c/groups): K-major for the tensor cores
-            w, _, _ = _staging.relayout(alloc, w, 1, taps, k, 0, (0, k, 1), cols_contiguous=False)
+        w, _, _ = _staging.relayout(alloc, w, 1, taps, k, 0, (0, k, 1), cols_contiguous=False)
     _conv.conv2d_forward(x, w, out, n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w,
                          pad_h, pad_w, dil_h, dil_w, groups, precision=_precision,
                          w_transposed=staged)
@@ -197,15 +201,14 @@ def conv2d_forward(x, w, out, n, h, w_, c, k, kh, kw, oh, ow,
 
 def conv2d_backward_input(gy, w, gx, n, h, w_, c, k, kh, kw, oh, ow,
                           stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups):
-    staged = False
-    if not _tensor_cores() and _staging.enabled():
+    work = n * h * w_ * c * kh * kw * (k // groups) if _valid_groups(groups) else 0
+    staged = not _tensor_cores() and _staging.worth_it(work, n * h * w_)
+    if staged:  # weights as (kh, kw, k, c/groups): input channels contiguous for FMA
         _conv.check_pass("input", gy, w, gx, n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w,
                          pad_h, pad_w, dil_h, dil_w, groups)
         cg = c // groups
-        staged = _staging.worth_it(n * h * w_ * c * kh * kw * (k // groups), n * h * w_)
-        if staged:  # weights as (kh, kw, k, c/groups): input channels contiguous for FMA
-            w, _, _ = _staging.relayout(alloc, w, kh * kw, cg, k, 0, (cg * k, k, 1),
-                                        cols_contiguous=False)
+        w, _, _ = _staging.relayout(alloc, w, kh * kw, cg, k, 0, (cg * k, k, 1),
+                                    cols_contiguous=False)
     _conv.conv2d_backward_input(gy, w, gx, n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w,
                                 pad_h, pad_w, dil_h, dil_w, groups, precision=_precision,
                                 w_tap_major=staged)
