@@ -19,8 +19,14 @@ N, H, W, C, K, R, S, PAD = 32, 16, 16, 64, 64, 3, 3, 1
 DEVICE = "cuda"
 
 
-def _ours(x, w, gy, out, gx, gw):
-    sizes = (N, H, W, C, K, R, S, H, W, 1, 1, PAD, PAD, 1, 1, 1)
+def _layer_sizes():
+    """The layer's sizes as the device protocol takes them (stride 1, dilation 1, one group)."""
+    return (N, H, W, C, K, R, S, H, W, 1, 1, PAD, PAD, 1, 1, 1)
+
+
+def conv_passes(x, w, gy, out, gx, gw, sizes):
+    """The cuda device's three passes of one convolution (`sizes` as its protocol takes them),
+    each a no-argument call; also used by bench/gpu_overhead_probe.py."""
     return {"forward": lambda: cuda_device.conv2d_forward(x, w, out, *sizes),
             "input_grad": lambda: cuda_device.conv2d_backward_input(gy, w, gx, *sizes),
             "weight_grad": lambda: cuda_device.conv2d_backward_weight(x, gy, gw, *sizes)}
@@ -71,7 +77,7 @@ def _splits_sweep(x, gy, gw, precision):
                                            cols_contiguous=False)
     staged_gy, _, _ = cuda_staging.relayout(cuda_device.alloc, gy, 1, N * H * W, K, 0,
                                             (0, K, 1), cols_contiguous=False)
-    sizes = (N, H, W, C, K, R, S, H, W, 1, 1, PAD, PAD, 1, 1, 1)
+    sizes = _layer_sizes()
     chosen = triton_conv.weight_grad_splits(N, H, W, C, K, R, S, 1, cuda_device._sm_count())
     # Around the 264 program slots of an H100 (two per multiprocessor) over the 9 tap tiles; NHWC
     # operands as the device passes them at this size, and for TF32 also channel-major copies.
@@ -126,7 +132,7 @@ def main():
         torch.backends.cudnn.allow_tf32 = allow_tf32
         cuda_device.set_matmul_precision(precision)
         cuda_device.set_operand_staging(staging)
-        ours = _ours(x, w, gy, out, gx, gw)
+        ours = conv_passes(x, w, gy, out, gx, gw, _layer_sizes())
         clock = Stopwatch()
         for fn in ours.values():
             fn()  # autotune

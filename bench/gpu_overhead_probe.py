@@ -14,25 +14,21 @@ import time
 import torch
 
 from bench.gpu_common import device_name, save, time_ms
+from bench.gpu_conv import conv_passes
 from engine.backend import cuda_device, cuda_staging
 from kernels_triton import matmul as triton_matmul
 
 DEVICE = "cuda"
 
 
-def _matmul_case(size, precision, staging):
+def _matmul_case(size):
     gen = torch.Generator(device=DEVICE).manual_seed(size)
     a, b = (torch.randn(size * size, device=DEVICE, generator=gen) for _ in range(2))
     out = torch.empty(size * size, device=DEVICE)
-
-    def fn():
-        cuda_device.set_matmul_precision(precision)
-        cuda_device.set_operand_staging(staging)
-        cuda_device.matmul(a, b, out, 1, size, size, size, 0, 0, size, 1, 0, 0, size, 1)
-    return fn
+    return lambda: cuda_device.matmul(a, b, out, 1, size, size, size, 0, 0, size, 1, 0, 0, size, 1)
 
 
-def _conv_case(name, precision, staging, layer):
+def _conv_case(name, layer):
     n, h, w, c, k = layer
     gen = torch.Generator(device=DEVICE).manual_seed(0)
     x = torch.randn(n * h * w * c, device=DEVICE, generator=gen)
@@ -40,15 +36,12 @@ def _conv_case(name, precision, staging, layer):
     gy = torch.randn(n * h * w * k, device=DEVICE, generator=gen)
     out, gx, gw = (torch.empty_like(t) for t in (gy, x, wt))
     sizes = (n, h, w, c, k, 3, 3, h, w, 1, 1, 1, 1, 1, 1, 1)
-    call = {"forward": lambda: cuda_device.conv2d_forward(x, wt, out, *sizes),
-            "input_grad": lambda: cuda_device.conv2d_backward_input(gy, wt, gx, *sizes),
-            "weight_grad": lambda: cuda_device.conv2d_backward_weight(x, gy, gw, *sizes)}[name]
+    return conv_passes(x, wt, gy, out, gx, gw, sizes)[name]
 
-    def fn():
-        cuda_device.set_matmul_precision(precision)
-        cuda_device.set_operand_staging(staging)
-        call()
-    return fn
+
+def _set_modes(precision, staging):
+    cuda_device.set_matmul_precision(precision)
+    cuda_device.set_operand_staging(staging)
 
 
 def _transpose_case(size):
@@ -159,20 +152,22 @@ def main():
         DEVICE = "cpu"
     small, mid, big = (16, 32, 48) if smoke else (512, 1024, 8192)
     layer = (2, 5, 5, 4, 6) if smoke else (32, 16, 16, 64, 64)
-    cases = {f"matmul ieee {small} auto": _matmul_case(small, "ieee", "auto"),
-             f"matmul ieee {small} never": _matmul_case(small, "ieee", "never"),
-             f"matmul tf32 {mid} auto": _matmul_case(mid, "tf32", "auto"),
-             f"matmul tf32 {mid} never": _matmul_case(mid, "tf32", "never"),
-             f"matmul tf32 {big} auto": _matmul_case(big, "tf32", "auto"),
-             f"transpose {small}": _transpose_case(small),
-             f"transpose {big}": _transpose_case(big)}
+    # name: (matmul precision, operand staging, call); the modes are set before each case.
+    cases = {f"matmul ieee {small} auto": ("ieee", "auto", _matmul_case(small)),
+             f"matmul ieee {small} never": ("ieee", "never", _matmul_case(small)),
+             f"matmul tf32 {mid} auto": ("tf32", "auto", _matmul_case(mid)),
+             f"matmul tf32 {mid} never": ("tf32", "never", _matmul_case(mid)),
+             f"matmul tf32 {big} auto": ("tf32", "auto", _matmul_case(big)),
+             f"transpose {small}": ("ieee", "auto", _transpose_case(small)),
+             f"transpose {big}": ("ieee", "auto", _transpose_case(big))}
     # The passes that stage in each mode.
     for name, precision in (("forward", "tf32"), ("weight_grad", "tf32"), ("input_grad", "ieee")):
         for staging in ("auto", "never"):
-            cases[f"conv {name} {precision} {staging}"] = _conv_case(name, precision, staging,
-                                                                     layer)
+            cases[f"conv {name} {precision} {staging}"] = (precision, staging,
+                                                           _conv_case(name, layer))
     results = {"device": device_name(), "cases": {}}
-    for name, fn in cases.items():
+    for name, (precision, staging, fn) in cases.items():
+        _set_modes(precision, staging)
         for _ in range(3):
             fn()  # autotunes and compiles
         row = {"host_us": round(host_us(fn, calls=5 if smoke else 50), 1),
@@ -183,14 +178,15 @@ def main():
         save("overhead", results)
     for name in (f"matmul ieee {small} auto", f"matmul ieee {small} never",
                  "conv weight_grad tf32 auto"):
-        text = profile_top(cases[name], calls=5 if smoke else 100)
+        precision, staging, fn = cases[name]
+        _set_modes(precision, staging)
+        text = profile_top(fn, calls=5 if smoke else 100)
         results.setdefault("profiles", {})[name] = text
         print(f"--- cProfile {name}\n{text}", flush=True)
     save("overhead", results)
     results["tf32_configs"] = tf32_config_sweep(64 if smoke else big)
     save("overhead", results)
-    cuda_device.set_matmul_precision("ieee")
-    cuda_device.set_operand_staging("auto")
+    _set_modes("ieee", "auto")
 
 
 if __name__ == "__main__":
