@@ -4,7 +4,7 @@
 # one overall budget. Results: $OUT/gpu_results.json; logs: $OUT/<stage>.log.
 # Usage, from anywhere:  OUT=/some/dir bash bench/gpu_check.sh   (OUT defaults to ./gpu_out);
 # on the lent machine carry .gpu_wheels (`make gpu-wheels`) so the training stage runs the harness.
-# Knobs: PY (python), GPU_CHECK_BUDGET (s, default 520), GPU_CHECK_STAGES (default all:
+# Knobs: PY (python), GPU_CHECK_BUDGET (s, default 560), GPU_CHECK_STAGES (default all:
 # "env pylib build_c tests matmul conv train overhead"), GPU_TRAIN_ARGS (extra harness overrides),
 # GPU_CHECK_SMOKE=1 (no GPU: the same stages on tiny sizes in Triton's interpreter, to test this
 # script itself).
@@ -22,7 +22,7 @@ if [[ "${GPU_CHECK_SMOKE:-0}" == 1 ]]; then
 else
   unset TRITON_INTERPRET
 fi
-BUDGET="${GPU_CHECK_BUDGET:-520}"
+BUDGET="${GPU_CHECK_BUDGET:-560}"
 STAGES=" ${GPU_CHECK_STAGES:-env pylib build_c tests matmul conv train overhead} "
 : > "$OUT/stages.jsonl"
 
@@ -80,6 +80,6 @@ stage tests 200 "$PY" -m pytest -q -p no:cacheprovider -m "not slow" "${workers[
 stage matmul 150 "$PY" bench/gpu_matmul.py "${SMOKE[@]}"
 stage conv 150 "$PY" bench/gpu_conv.py "${SMOKE[@]}"
 stage train 170 "$PY" bench/gpu_train.py
-stage overhead 120 "$PY" bench/gpu_overhead_probe.py "${SMOKE[@]}"
+stage overhead 170 "$PY" bench/gpu_overhead_probe.py "${SMOKE[@]}"
 "$PY" bench/gpu_report.py | tee "$OUT/report.txt"
 echo "total ${SECONDS}s"

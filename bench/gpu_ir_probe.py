@@ -27,7 +27,8 @@ def summarize(compiled):
     """Counts that decide a product's speed: the MMA flavour, whether operand tiles arrive by
     pipelined async copies straight into shared memory or through registers (local_store), how
     wide those copies and the plain global loads are (16-byte vectors or single floats), and, for
-    FMA, how wide the shared-memory reads feeding it are."""
+    FMA, how wide the shared-memory reads feeding it are; tensor-descriptor (TMA) loads count
+    apart."""
     ttgir, ptx = compiled.asm["ttgir"], compiled.asm["ptx"]
     return {
         "mma": ("wgmma" if "wgmma.mma_async" in ptx else "mma.sync" if "mma.sync" in ptx
@@ -36,6 +37,7 @@ def summarize(compiled):
         "register_staged": ttgir.count("ttg.local_store"),
         "copies_16B": _async_copies(ptx, "0x10"),
         "copies_4B": _async_copies(ptx, "0x4"),
+        "tma_loads": ptx.count("cp.async.bulk.tensor"),
         "loads_v4": len(re.findall(r"ld\.global(?:\.\w+)*\.v4", ptx)),
         "smem_loads_v4": len(re.findall(r"ld\.shared\.v4", ptx)),
         "smem_loads_narrow": len(re.findall(r"ld\.shared\.(?:v2\.)?(?:f32|b32|u32)", ptx)),

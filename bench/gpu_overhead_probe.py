@@ -103,44 +103,63 @@ def profile_top(fn, calls=100, top=14):
     return text.getvalue()
 
 
-def tf32_config_sweep(size):
-    """Our TF32 kernel on a K-major B (as staging leaves it) for several tile configurations,
-    against cuBLAS TF32 in the same run."""
+# (BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, warps, stages, persistent, tma)
+POINTER_TILES = [(128, 256, 32, 8, 8, 4, False, False), (256, 128, 32, 8, 8, 4, False, False),
+                 (128, 256, 32, 16, 8, 4, False, False), (256, 128, 32, 8, 8, 3, True, False),
+                 (128, 256, 32, 8, 8, 2, True, False), (128, 128, 32, 8, 8, 4, True, False)]
+TMA_TILES = [(128, 256, 32, 8, 8, 3, False, True), (128, 256, 32, 8, 8, 4, False, True),
+             (256, 128, 32, 8, 8, 3, False, True), (256, 128, 32, 8, 8, 3, True, True),
+             (128, 128, 32, 8, 8, 4, True, True)]
+SMOKE_TILES = [(16, 16, 16, 2, 1, 1, False, False), (16, 16, 16, 2, 1, 1, True, True)]
+
+
+def tf32_config_sweep(size, save_rows):
+    """Our TF32 kernel, tile configuration by configuration, pointer or tensor-descriptor (TMA)
+    loads, against cuBLAS TF32 in the same run and layout: on a K-major B (as staging leaves it)
+    and on the row-major B as stored (no staging; TMA tiles are turned round in shared memory).
+    Each row's error is against cuBLAS's product; `save_rows(result)` runs after every row."""
     torch.backends.cuda.matmul.allow_tf32 = True
     a = torch.randn(size * size, device=DEVICE)
-    b_kmajor = torch.randn(size * size, device=DEVICE)  # holds B^T row-major: B is K-major
+    b = torch.randn(size * size, device=DEVICE)
     out = torch.empty(size * size, device=DEVICE)
-    rows = []
-    cublas_ms = time_ms(lambda: torch.matmul(a.view(size, size), b_kmajor.view(size, size).t()))
-    # (BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, warps, stages, persistent)
-    candidates = [(128, 256, 32, 8, 8, 4, False), (256, 128, 32, 8, 8, 4, False),
-                  (128, 256, 32, 16, 8, 4, False), (256, 128, 32, 8, 8, 3, True),
-                  (128, 256, 32, 8, 8, 2, True), (128, 128, 32, 8, 8, 4, True)]
     sm_count = 1
     if torch.cuda.is_available():
         sm_count = torch.cuda.get_device_properties(0).multi_processor_count
-    else:
-        candidates = [(16, 16, 16, 2, 1, 1, False), (16, 16, 16, 2, 1, 1, True)]
-    for bm, bn, bk, group, warps, stages, persistent in candidates:
-        tiles = triton_matmul.cdiv(size, bm) * triton_matmul.cdiv(size, bn)
-        grid = (min(tiles, sm_count) if persistent else tiles, 1)
+    triton_matmul._use_descriptor_scratch(out)
+    result = {"size": size, "rows": [], "cublas_ms": {}}
+    # B layout: (B as cuBLAS sees it, our (row, col) strides of B, TMA layout, tiles to try)
+    layouts = {"k_major": (b.view(size, size).t(), (1, size), "kk", POINTER_TILES + TMA_TILES),
+               "n_major": (b.view(size, size), (size, 1), "kn", POINTER_TILES[:2] + TMA_TILES)}
+    for b_layout, (b_matrix, b_strides, tma_layout, tiles) in layouts.items():
+        reference = torch.matmul(a.view(size, size), b_matrix)
+        scale = reference.abs().max().item()
+        cublas_ms = time_ms(lambda b_matrix=b_matrix: torch.matmul(a.view(size, size), b_matrix))
+        result["cublas_ms"][b_layout] = cublas_ms
+        for bm, bn, bk, group, warps, stages, persistent, tma in (
+                tiles if torch.cuda.is_available() else SMOKE_TILES):
+            tiles_out = triton_matmul.cdiv(size, bm) * triton_matmul.cdiv(size, bn)
+            grid = (min(tiles_out, sm_count) if persistent else tiles_out, 1)
 
-        def fn(bm=bm, bn=bn, bk=bk, group=group, warps=warps, stages=stages, grid=grid,
-               persistent=persistent):
-            triton_matmul._matmul_kernel[grid](
-                a, b_kmajor, out, size, size, size, 0, 0, size, 1, 0, 0, 1, size,
-                PRECISION="tf32", EVEN_K=size % bk == 0, BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk,
-                GROUP_M=group, PERSISTENT=persistent, num_warps=warps, num_stages=stages)
-        row = {"config": (bm, bn, bk, group, warps, stages, persistent)}
-        try:
-            fn()
-            row["ms"] = time_ms(fn)
-            row["ratio"] = cublas_ms / row["ms"]
-        except Exception as error:  # out of shared memory and the like: the others still run
-            row["error"] = repr(error)[:200]
-        rows.append(row)
-        print("tf32 config", row, flush=True)
-    return {"size": size, "cublas_ms": cublas_ms, "rows": rows}
+            def fn(bm=bm, bn=bn, bk=bk, group=group, warps=warps, stages=stages, grid=grid,
+                   persistent=persistent, tma=tma, b_strides=b_strides, tma_layout=tma_layout):
+                triton_matmul._matmul_kernel[grid](
+                    a, b, out, size, size, size, 0, 0, size, 1, 0, 0, *b_strides,
+                    PRECISION="tf32", EVEN_K=size % bk == 0, BLOCK_M=bm, BLOCK_N=bn,
+                    BLOCK_K=bk, GROUP_M=group, PERSISTENT=persistent, TMA=tma,
+                    TMA_LAYOUT=tma_layout, num_warps=warps, num_stages=stages)
+            row = {"b_layout": b_layout,
+                   "config": (bm, bn, bk, group, warps, stages, persistent, tma)}
+            try:
+                fn()
+                row["rel_err"] = (out.view(size, size) - reference).abs().max().item() / scale
+                row["ms"] = time_ms(fn)
+                row["ratio"] = cublas_ms / row["ms"]
+            except Exception as error:  # out of shared memory and the like: others still run
+                row["error"] = repr(error)[:200]
+            result["rows"].append(row)
+            print("tf32 config", row, flush=True)
+            save_rows(result)
+    return result
 
 
 def main():
@@ -184,8 +203,11 @@ def main():
         results.setdefault("profiles", {})[name] = text
         print(f"--- cProfile {name}\n{text}", flush=True)
     save("overhead", results)
-    results["tf32_configs"] = tf32_config_sweep(64 if smoke else big)
-    save("overhead", results)
+    def save_sweep(sweep):
+        results["tf32_configs"] = sweep
+        save("overhead", results)
+
+    tf32_config_sweep(64 if smoke else big, save_sweep)
     _set_modes("ieee", "auto")
 
 

@@ -31,6 +31,14 @@ def _tests(path):
     return counts
 
 
+def _sweep_cell(row):
+    """One tile configuration's ratio to cuBLAS; a TF32 product more than 1 % off is wrong."""
+    if "ratio" not in row:
+        return f"{tuple(row['config'])} error"
+    wrong = " WRONG" if row.get("rel_err", 0) > 1e-2 else ""
+    return f"{tuple(row['config'])} {row['ratio']:.2f}{wrong}"
+
+
 def main():
     out = out_dir()
     stages = []
@@ -104,9 +112,13 @@ def main():
             print(f"  {name:<28} host {row['host_us']:>7.1f}  {kernels}")
         sweep = overhead.get("tf32_configs")
         if sweep:
-            print(f"TF32 {sweep['size']}^3 on a K-major B, ours/cuBLAS by tile config:",
-                  ", ".join(f"{tuple(r['config'])} {r['ratio']:.2f}" if "ratio" in r
-                            else f"{tuple(r['config'])} error" for r in sweep["rows"]))
+            print(f"TF32 {sweep['size']}^3, ours/cuBLAS by tile config (BLOCK_M, BLOCK_N, "
+                  "BLOCK_K, GROUP_M, warps, stages, persistent, tma):")
+            for b_layout in dict.fromkeys(row.get("b_layout", "k_major")
+                                          for row in sweep["rows"]):
+                print(f"  B {b_layout}:", ", ".join(
+                    _sweep_cell(row) for row in sweep["rows"]
+                    if row.get("b_layout", "k_major") == b_layout))
     print(f"\nwrote {os.path.join(out, 'gpu_results.json')}")
 
 

@@ -15,9 +15,10 @@ PRECISIONS = ("ieee", "tf32", "tf32x3")
 AUTOTUNE_MIN_WORK = 1 << 24
 
 
-def _config(bm, bn, bk, group, warps, stages, persistent=False):
+def _config(bm, bn, bk, group, warps, stages, persistent=False, tma=False):
     return triton.Config({"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "GROUP_M": group,
-                          "PERSISTENT": persistent}, num_warps=warps, num_stages=stages)
+                          "PERSISTENT": persistent, "TMA": tma},
+                         num_warps=warps, num_stages=stages)
 
 
 def matmul_configs(precision):
@@ -35,7 +36,13 @@ def matmul_configs(precision):
             _config(128, 128, 64, 8, 8, 3), _config(128, 64, 32, 8, 4, 4),
             _config(64, 128, 32, 8, 4, 4), _config(64, 64, 32, 8, 4, 4),
             _config(256, 128, 32, 8, 8, 3, True), _config(128, 256, 32, 8, 8, 2, True),
-            _config(128, 128, 32, 8, 8, 4, True)]
+            _config(128, 128, 32, 8, 8, 4, True),
+            # Tensor-descriptor (TMA) loads, used when both operands are 16-byte aligned (see
+            # `tma_layout`); they fit an H100's 227 KB of shared memory (checked by
+            # bench/gpu_compile_check.py).
+            _config(128, 256, 32, 8, 8, 3, tma=True), _config(128, 256, 32, 8, 8, 4, tma=True),
+            _config(256, 128, 32, 8, 8, 3, tma=True), _config(256, 128, 32, 8, 8, 3, True, True),
+            _config(128, 128, 32, 8, 8, 4, True, True)]
 
 
 def small_config():
@@ -46,10 +53,7 @@ def small_config():
 
 
 @triton.jit
-def _matmul_tile(a, b, out, m, n, k, tile, batch, a_offset, stride_ab, stride_am, stride_ak,
-                 b_offset, stride_bb, stride_bk, stride_bn, PRECISION: tl.constexpr,
-                 EVEN_K: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-                 BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr):
+def _tile_coords(m, n, tile, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GROUP_M: tl.constexpr):
     num_pid_m = tl.cdiv(m, BLOCK_M)
     num_pid_n = tl.cdiv(n, BLOCK_N)
     # Grouped ordering: GROUP_M row tiles advance together so their B columns stay in L2.
@@ -58,6 +62,24 @@ def _matmul_tile(a, b, out, m, n, k, tile, batch, a_offset, stride_ab, stride_am
     group_rows = min(num_pid_m - first_pid_m, GROUP_M)
     pid_m = first_pid_m + (tile % pids_in_group) % group_rows
     pid_n = (tile % pids_in_group) // group_rows
+    return pid_m, pid_n
+
+
+@triton.jit
+def _descriptor(base, rows, cols, row_stride, BLOCK_ROWS: tl.constexpr, BLOCK_COLS: tl.constexpr):
+    return tl.make_tensor_descriptor(base, [rows, cols], [row_stride, 1], [BLOCK_ROWS, BLOCK_COLS])
+
+
+@triton.jit
+def _matmul_tile(a, b, out, m, n, k, tile, batch, a_offset, stride_ab, stride_am, stride_ak,
+                 b_offset, stride_bb, stride_bk, stride_bn, PRECISION: tl.constexpr,
+                 EVEN_K: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                 BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr, TMA_LAYOUT: tl.constexpr):
+    # With a TMA_LAYOUT, `a` and `b` are tensor descriptors of this batch's operands, each over
+    # its matrix or its transpose, whichever has unit column stride ("k" or "m" for A, "k" or
+    # "n" for B): the copy engine fetches whole tiles and fills the out-of-bounds part with zeros,
+    # so neither addresses nor masks are computed per element.
+    pid_m, pid_n = _tile_coords(m, n, tile, BLOCK_M, BLOCK_N, GROUP_M)
     # Edge masks rather than wrapping indices (% m) keep rm/rn provably contiguous, so loads along
     # a unit-stride dimension vectorize.
     rm = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
@@ -65,13 +87,17 @@ def _matmul_tile(a, b, out, m, n, k, tile, batch, a_offset, stride_ab, stride_am
     m_ok = rm[:, None] < m
     n_ok = rn[None, :] < n
     rk = tl.arange(0, BLOCK_K)
-    a_ptrs = (a + a_offset + batch * stride_ab + rm[:, None].to(tl.int64) * stride_am
-              + rk[None, :] * stride_ak)
-    b_ptrs = (b + b_offset + batch * stride_bb + rk[:, None] * stride_bk
-              + rn[None, :].to(tl.int64) * stride_bn)
+    if TMA_LAYOUT == "":
+        a_ptrs = (a + a_offset + batch * stride_ab + rm[:, None].to(tl.int64) * stride_am
+                  + rk[None, :] * stride_ak)
+        b_ptrs = (b + b_offset + batch * stride_bb + rk[:, None] * stride_bk
+                  + rn[None, :].to(tl.int64) * stride_bn)
     acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
     for kb in range(0, tl.cdiv(k, BLOCK_K)):
-        if EVEN_K:
+        if TMA_LAYOUT != "":
+            a_tile, b_tile = _tma_tiles(a, b, pid_m * BLOCK_M, pid_n * BLOCK_N, kb * BLOCK_K,
+                                        TMA_LAYOUT)
+        elif EVEN_K:
             a_tile = tl.load(a_ptrs, mask=m_ok, other=0.0)
             b_tile = tl.load(b_ptrs, mask=n_ok, other=0.0)
         else:
@@ -79,10 +105,27 @@ def _matmul_tile(a, b, out, m, n, k, tile, batch, a_offset, stride_ab, stride_am
             a_tile = tl.load(a_ptrs, mask=m_ok & (rk[None, :] < k_left), other=0.0)
             b_tile = tl.load(b_ptrs, mask=n_ok & (rk[:, None] < k_left), other=0.0)
         acc = tl.dot(a_tile, b_tile, acc, input_precision=PRECISION)
-        a_ptrs += BLOCK_K * stride_ak
-        b_ptrs += BLOCK_K * stride_bk
+        if TMA_LAYOUT == "":
+            a_ptrs += BLOCK_K * stride_ak
+            b_ptrs += BLOCK_K * stride_bk
     out_ptrs = out + batch * m * n + rm[:, None].to(tl.int64) * n + rn[None, :]
     tl.store(out_ptrs, acc, mask=m_ok & n_ok)
+
+
+@triton.jit
+def _tma_tiles(a, b, row, col, depth, TMA_LAYOUT: tl.constexpr):
+    # A tile stored transposed (M- or N-major) comes back transposed: tf32 wgmma reads only
+    # K-major shared tiles, so the compiler turns it round in shared memory, tile by tile, instead
+    # of the whole operand being copied first.
+    if TMA_LAYOUT == "kk" or TMA_LAYOUT == "kn":
+        a_tile = a.load([row, depth])
+    else:
+        a_tile = a.load([depth, row]).T
+    if TMA_LAYOUT == "kk" or TMA_LAYOUT == "mk":
+        b_tile = b.load([col, depth]).T
+    else:
+        b_tile = b.load([depth, col])
+    return a_tile, b_tile
 
 
 @triton.jit
@@ -90,28 +133,81 @@ def _matmul_kernel(a, b, out, m, n, k, a_offset, stride_ab, stride_am, stride_ak
                    b_offset, stride_bb, stride_bk, stride_bn,
                    PRECISION: tl.constexpr, EVEN_K: tl.constexpr, BLOCK_M: tl.constexpr,
                    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
-                   PERSISTENT: tl.constexpr):
+                   PERSISTENT: tl.constexpr, TMA: tl.constexpr, TMA_LAYOUT: tl.constexpr):
     # out[t, i, j] = sum_l A[t, i, l] B[t, l, j]; grid (programs, batch): one program per output
     # tile, or (PERSISTENT) one per multiprocessor striding over the tiles in a loop nest the
     # compiler flattens into one pipeline, so a tile's epilogue overlaps the next tile's loads.
+    # A TMA configuration on operands descriptors cannot address (TMA_LAYOUT "") runs as its
+    # pointer-load twin, so a cached autotune choice is never wrong, only slower.
+    LAYOUT: tl.constexpr = TMA_LAYOUT if TMA else ""
     batch = tl.program_id(1).to(tl.int64)
+    a_src = a
+    b_src = b
+    if LAYOUT == "kk" or LAYOUT == "kn":
+        a_src = _descriptor(a + a_offset + batch * stride_ab, m, k, stride_am, BLOCK_M, BLOCK_K)
+    if LAYOUT == "mk" or LAYOUT == "mn":
+        a_src = _descriptor(a + a_offset + batch * stride_ab, k, m, stride_ak, BLOCK_K, BLOCK_M)
+    if LAYOUT == "kk" or LAYOUT == "mk":
+        b_src = _descriptor(b + b_offset + batch * stride_bb, n, k, stride_bn, BLOCK_N, BLOCK_K)
+    if LAYOUT == "kn" or LAYOUT == "mn":
+        b_src = _descriptor(b + b_offset + batch * stride_bb, k, n, stride_bk, BLOCK_K, BLOCK_N)
     if PERSISTENT:
         tiles = tl.cdiv(m, BLOCK_M) * tl.cdiv(n, BLOCK_N)
         for tile in tl.range(tl.program_id(0), tiles, tl.num_programs(0), flatten=True):
-            _matmul_tile(a, b, out, m, n, k, tile, batch, a_offset, stride_ab, stride_am,
+            _matmul_tile(a_src, b_src, out, m, n, k, tile, batch, a_offset, stride_ab, stride_am,
                          stride_ak, b_offset, stride_bb, stride_bk, stride_bn, PRECISION, EVEN_K,
-                         BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M)
+                         BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, LAYOUT)
     else:
-        _matmul_tile(a, b, out, m, n, k, tl.program_id(0), batch, a_offset, stride_ab, stride_am,
-                     stride_ak, b_offset, stride_bb, stride_bk, stride_bn, PRECISION, EVEN_K,
-                     BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M)
+        _matmul_tile(a_src, b_src, out, m, n, k, tl.program_id(0), batch, a_offset, stride_ab,
+                     stride_am, stride_ak, b_offset, stride_bb, stride_bk, stride_bn, PRECISION,
+                     EVEN_K, BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, LAYOUT)
+
+
+def _tma_fallback(configs, named_args, **kwargs):
+    """Autotune pruning: on operands descriptors cannot address, each TMA configuration would run
+    as its pointer-load twin, so only distinct configurations are timed."""
+    if kwargs.get("TMA_LAYOUT"):
+        return configs
+    distinct = {}
+    for config in configs:
+        tiles = tuple(config.kwargs[key] for key in ("BLOCK_M", "BLOCK_N", "BLOCK_K", "GROUP_M"))
+        key = (tiles, config.num_warps, config.num_stages, config.kwargs["PERSISTENT"])
+        distinct.setdefault(key, _config(*tiles, *key[1:]))
+    return list(distinct.values())
+
+
+def _unit_dim(rows, cols, row_stride, col_stride):
+    """Which dimension of a (rows, cols) view a descriptor can run along: "cols" or "rows" when
+    that one has unit stride and the other a 16-byte multiple that keeps lines from overlapping
+    (the copy engine's rules), else None."""
+    if col_stride == 1 and row_stride >= cols and row_stride % 4 == 0:
+        return "cols"
+    if row_stride == 1 and col_stride >= rows and col_stride % 4 == 0:
+        return "rows"
+    return None
+
+
+def tma_layout(a, b, m, k, n, a_offset, a_strides, b_offset, b_strides):
+    """How tensor descriptors (TMA) can address both operands: "kk", "kn", "mk" or "mn" names the
+    unit-stride dimension of A, then of B; "" when either breaks the copy engine's rules (base
+    addresses, batch and line strides must be multiples of 16 bytes)."""
+    a_unit = _unit_dim(m, k, a_strides[1], a_strides[2])
+    b_unit = _unit_dim(k, n, b_strides[1], b_strides[2])
+    aligned = (a_offset % 4 == 0 and b_offset % 4 == 0 and a_strides[0] % 4 == 0
+               and b_strides[0] % 4 == 0 and a.data_ptr() % 16 == 0 and b.data_ptr() % 16 == 0)
+    if a_unit is None or b_unit is None or not aligned:
+        return ""
+    return ("k" if a_unit == "cols" else "m") + ("n" if b_unit == "cols" else "k")
 
 
 _matmul_even_k = triton.heuristics(
     {"EVEN_K": lambda args: args["k"] % args["BLOCK_K"] == 0})(_matmul_kernel)
-# Unit strides are part of the key: an operand's layout changes which tile shape wins.
+# Unit strides and the TMA layout are part of the key: an operand's layout changes which tile
+# shape wins.
 _AUTOTUNED = {p: triton.autotune(configs=matmul_configs(p),
-                                 key=["m", "n", "k", "stride_ak", "stride_bk"])(_matmul_even_k)
+                                 key=["m", "n", "k", "stride_ak", "stride_bk", "TMA_LAYOUT"],
+                                 prune_configs_by={"early_config_prune": _tma_fallback})(
+                                     _matmul_even_k)
               for p in PRECISIONS}
 
 
@@ -120,6 +216,18 @@ def _tile_grid(m, n, batch, sm_count):
         tiles = cdiv(m, meta["BLOCK_M"]) * cdiv(n, meta["BLOCK_N"])
         return (min(tiles, sm_count or tiles) if meta["PERSISTENT"] else tiles, batch)
     return grid
+
+
+def _use_descriptor_scratch(like):
+    """Kernels that build tensor descriptors on the device write them to a global scratch buffer
+    that Triton asks an allocator for at launch; ours comes from torch, like all device memory.
+    Triton keeps the allocator in a context variable, so it is set in the launching thread."""
+    import torch
+
+    def scratch(size, alignment, stream):
+        return torch.empty(size, dtype=torch.int8, device=like.device)
+
+    triton.set_allocator(scratch)
 
 
 def check_args(a, b, out, batch, m, k, n, a_offset, a_strides, b_offset, b_strides):
@@ -151,9 +259,14 @@ def matmul(a, b, out, batch, m, k, n,
                 a_offset + first * a_batch_stride, a_batch_stride, a_row_stride, a_col_stride,
                 b_offset + first * b_batch_stride, b_batch_stride, b_row_stride, b_col_stride)
         if interpreting() or m * n * k >= AUTOTUNE_MIN_WORK:
-            _AUTOTUNED[precision][_tile_grid(m, n, chunk, sm_count)](*args, PRECISION=precision)
+            layout = "" if precision == "ieee" else tma_layout(
+                a, b, m, k, n, args[6], args[7:10], args[10], args[11:14])
+            if layout:
+                _use_descriptor_scratch(out)
+            _AUTOTUNED[precision][_tile_grid(m, n, chunk, sm_count)](
+                *args, PRECISION=precision, TMA_LAYOUT=layout)
         else:
             config = small_config()
             _matmul_even_k[_tile_grid(m, n, chunk, sm_count)](
-                *args, PRECISION=precision, num_warps=config.num_warps,
+                *args, PRECISION=precision, TMA_LAYOUT="", num_warps=config.num_warps,
                 num_stages=config.num_stages, **config.kwargs)

@@ -79,3 +79,22 @@ def test_ieee_staging_feeds_fma_with_vector_shared_loads():
     conv_direct = _records(probe_conv, "ieee", "never")["_input_grad_kernel"]
     assert conv_staged["smem_loads_narrow"] < conv_direct["smem_loads_narrow"]
     assert conv_staged["smem_loads_v4"] > conv_direct["smem_loads_v4"]
+
+
+def test_tf32_tma_configurations_fetch_tiles_with_the_copy_engine():
+    """On K-major operands (as staging leaves them) the TMA configurations fetch whole tiles by
+    tensor descriptor: no per-element async copies remain, the tiles still feed wgmma, and every
+    one fits an H100's shared memory."""
+    from bench.gpu_ir_probe import capture_launches, probe_matmul
+
+    records = []
+    with capture_launches(records):
+        probe_matmul("nn", "tf32", "always")
+    tma = [summary for name, meta, summary in records
+           if name == "_matmul_kernel" and meta.get("TMA")]
+    assert len(tma) >= 2
+    for summary in tma:
+        assert summary["mma"] == "wgmma"
+        assert summary["tma_loads"] > 0
+        assert summary["copies_4B"] == summary["copies_16B"] == 0
+        assert summary["shared_bytes"] <= 227 * 1024

@@ -1,0 +1,149 @@
+"""Tensor-descriptor (TMA) loads in the Triton matmul kernel (kernel layer), through the cuda device
+against a float64 reference: each operand K-major (as staging leaves it) or stored the other way
+round, ragged edges the copy engine fills with zeros, batches and broadcast weights, and the
+fallback to pointer loads whenever an operand breaks TMA's alignment rules.
+"""
+
+import numpy as np
+import pytest
+
+from tests.kernels.test_triton_matmul import _check, _matmul
+from tests.kernels.triton_support import triton_marks
+
+pytestmark = triton_marks()
+
+RNG = np.random.default_rng(7)
+
+
+@pytest.fixture(params=[False, True], ids=["tiles", "persistent"])
+def tma_config(request, cuda, monkeypatch):
+    """The tf32 and tf32x3 products run exactly one TMA configuration (persistent or one program
+    per tile, on 3 programs), whatever the problem size."""
+    from kernels_triton import matmul as triton_matmul
+
+    config = triton_matmul._config(16, 16, 16, 2, 4, 2, persistent=request.param, tma=True)
+    for precision in ("tf32", "tf32x3"):
+        monkeypatch.setattr(triton_matmul._AUTOTUNED[precision], "configs", [config])
+    monkeypatch.setattr(triton_matmul, "AUTOTUNE_MIN_WORK", 0)
+    monkeypatch.setattr(cuda, "_sm_count", lambda: 3)
+    cuda.set_operand_staging("never")
+    return config
+
+
+def _spy_descriptors(monkeypatch):
+    """A list that gets one entry per tensor descriptor the interpreter builds or, on a GPU (where
+    descriptors are built in compiled code), per product that takes the TMA path."""
+    from kernels_triton import matmul as triton_matmul
+    from kernels_triton.common import interpreting
+
+    built = []
+    if interpreting():
+        from triton.runtime.interpreter import InterpreterBuilder
+
+        real_build = InterpreterBuilder.create_make_tensor_descriptor
+        monkeypatch.setattr(InterpreterBuilder, "create_make_tensor_descriptor",
+                            lambda self, *args: built.append(1) or real_build(self, *args))
+    else:
+        real_layout = triton_matmul.tma_layout
+
+        def spied_layout(*args):
+            layout = real_layout(*args)
+            if layout:
+                built.append(layout)
+            return layout
+
+        monkeypatch.setattr(triton_matmul, "tma_layout", spied_layout)
+    return built
+
+
+def _padded(extent):
+    return (extent + 3) // 4 * 4
+
+
+def _layouts(batch, m, k, n, tma_layout, a_offset=0, broadcast_b=False):
+    """Strided layouts of A (batch, m, k) and B (batch, k, n) whose unit-stride dimensions are
+    named by `tma_layout` ("kn": A row-major, B row-major), each line padded to a multiple of 4
+    elements (16 bytes) as TMA requires; A starts `a_offset` elements in."""
+    if tma_layout[0] == "k":
+        a_layout = (a_offset, (m * _padded(k), _padded(k), 1))
+    else:
+        a_layout = (a_offset, (_padded(m) * k, 1, _padded(m)))
+    b_batch = 0 if broadcast_b else _padded(n) * _padded(k)
+    if tma_layout[1] == "k":
+        return a_layout, (0, (b_batch, 1, _padded(k)))
+    return a_layout, (0, (b_batch, _padded(n), 1))
+
+
+@pytest.mark.parametrize("tma_layout", ["kk", "kn", "mk", "mn"])
+@pytest.mark.parametrize("precision", ["tf32", "tf32x3"])
+@pytest.mark.parametrize("batch,m,k,n,broadcast_b", [(1, 33, 20, 17, False),
+                                                     (3, 16, 48, 40, False),
+                                                     (2, 5, 7, 31, True)])
+def test_tma_products_match_reference(cuda, tma_config, monkeypatch, tma_layout, precision,
+                                      batch, m, k, n, broadcast_b):
+    """Edges in every dimension (the copy engine pads them with zeros), ragged K and padded
+    lines; the descriptors must really be built, not bypassed."""
+    built = _spy_descriptors(monkeypatch)
+    cuda.set_matmul_precision(precision)
+    size = batch * _padded(m) * _padded(k) + batch * _padded(n) * _padded(k) + 4
+    a = RNG.standard_normal(size).astype(np.float32)
+    b = RNG.standard_normal(size).astype(np.float32)
+    got, expected = _matmul(cuda, a, b, batch, m, k, n, *_layouts(
+        batch, m, k, n, tma_layout, a_offset=4, broadcast_b=broadcast_b))
+    _check(got, expected, k)
+    assert built, "the TMA configuration did not build tensor descriptors"
+
+
+@pytest.mark.parametrize("case", ["offset", "k_not_aligned", "strided_rows", "ieee"])
+def test_operands_tma_cannot_address_fall_back_to_pointer_loads(cuda, tma_config, monkeypatch,
+                                                                case):
+    """An A starting 1 element (4 bytes) in, rows of 5 elements (20 bytes), an A with no unit
+    stride and IEEE precision (no TMA configurations) all run the pointer loads and stay
+    exact."""
+    built = _spy_descriptors(monkeypatch)
+    batch, m, k, n = 2, 9, 5 if case == "k_not_aligned" else 8, 11
+    cuda.set_matmul_precision("ieee" if case == "ieee" else "tf32")
+    a_layout = (1 if case == "offset" else 0, (m * k, k, 1))
+    if case == "strided_rows":
+        a_layout = (0, (2 * m * k, 2 * k, 2))
+    b_layout = (0, (n * k, 1, k))
+    a = RNG.standard_normal(2 * batch * m * k + 1).astype(np.float32)
+    b = RNG.standard_normal(batch * n * k).astype(np.float32)
+    got, expected = _matmul(cuda, a, b, batch, m, k, n, a_layout, b_layout)
+    _check(got, expected, k)
+    assert not built, "a tensor descriptor was built for operands TMA cannot address"
+
+
+def test_tma_layout_follows_the_copy_engine_rules():
+    import torch
+
+    from kernels_triton.matmul import tma_layout
+
+    buf = torch.zeros(4096)
+    m, k, n = 12, 8, 16
+    a_rows, b_kmajor = (0, (96, 8, 1)), (0, (128, 1, 8))
+    assert tma_layout(buf, buf, m, k, n, *a_rows, *b_kmajor) == "kk"
+    assert tma_layout(buf, buf, m, k, n, *a_rows, 0, (128, 16, 1)) == "kn"
+    assert tma_layout(buf, buf, m, k, n, 0, (96, 1, 12), *b_kmajor) == "mk"
+    assert tma_layout(buf, buf, m, k, n, 0, (96, 1, 12), 0, (128, 16, 1)) == "mn"
+    assert tma_layout(buf, buf, m, k, n, *a_rows, 4, (0, 1, 8)) == "kk"  # broadcast B
+    assert tma_layout(buf, buf, m, k, n, 2, (96, 8, 1), *b_kmajor) == ""  # A 8 bytes in
+    assert tma_layout(buf, buf, 6, 6, 6, 0, (36, 6, 1), 0, (36, 1, 6)) == ""  # 24-byte lines
+    assert tma_layout(buf, buf, m, k, n, 0, (96, 0, 1), *b_kmajor) == ""  # rows broadcast
+    assert tma_layout(buf, buf, m, k, n, 0, (96, 4, 1), *b_kmajor) == ""  # rows overlap
+    assert tma_layout(buf, buf, m, k, n, 0, (96, 16, 2), *b_kmajor) == ""  # no unit stride
+    assert tma_layout(buf, buf, m, k, n, 0, (98, 8, 1), *b_kmajor) == ""  # batch 392 bytes
+    assert tma_layout(buf[1:], buf, m, k, n, *a_rows, *b_kmajor) == ""  # buffer 4 bytes in
+
+
+def test_autotuning_without_tma_times_each_pointer_twin_once():
+    from kernels_triton import matmul as triton_matmul
+
+    configs = [triton_matmul._config(128, 256, 32, 8, 8, 3),
+               triton_matmul._config(128, 256, 32, 8, 8, 3, tma=True),
+               triton_matmul._config(256, 128, 32, 8, 8, 3, True, True)]
+    assert triton_matmul._tma_fallback(configs, {}, TMA_LAYOUT="kn") == configs
+    kept = triton_matmul._tma_fallback(configs, {}, TMA_LAYOUT="")
+    assert [(c.kwargs["BLOCK_M"], c.kwargs["PERSISTENT"], c.kwargs["TMA"]) for c in kept] == [
+        (128, False, False), (256, True, False)]
+    assert all(c.num_warps == 8 and c.num_stages == 3 for c in kept)
