@@ -88,6 +88,26 @@ static void col2im_add(const geom_t *g, const float *col, int64_t group, int64_t
     }
 }
 
+/* Output pixels in the chunk that starts at pixel r0 (the last chunk of an image is short). */
+static int64_t chunk_rows_at(const geom_t *g, int64_t r0)
+{
+    return g->pixels - r0 < g->chunk_rows ? g->pixels - r0 : g->chunk_rows;
+}
+
+/* The (rows, kkc) patch matrix of group gi over output pixels r0.. of image b, and its row stride:
+ * x itself for a direct (1x1, stride 1, unpadded) convolution, else gathered into col. */
+static const float *patch_matrix(const geom_t *g, const float *x, int64_t b, int64_t gi,
+                                 int64_t r0, int64_t rows, float *col, int64_t *row_stride)
+{
+    if (g->direct) {
+        *row_stride = g->c;
+        return x + (b * g->pixels + r0) * g->c + gi * g->cg;
+    }
+    im2col(g, x + b * g->h * g->w * g->c, gi, r0, rows, col);
+    *row_stride = g->kkc;
+    return col;
+}
+
 static float *alloc_floats(int64_t count)
 {
     size_t bytes = ((size_t)count * sizeof(float) + 63) / 64 * 64;
@@ -123,15 +143,10 @@ int nd_conv2d_forward_f32(const float *x, const float *w, float *y, int64_t n, i
             if (!g.direct && !col) continue;
             const int64_t b = u / g.chunks_per_image;
             const int64_t r0 = (u % g.chunks_per_image) * g.chunk_rows;
-            const int64_t rows = g.pixels - r0 < g.chunk_rows ? g.pixels - r0 : g.chunk_rows;
+            const int64_t rows = chunk_rows_at(&g, r0);
             for (int64_t gi = 0; gi < g.groups; gi++) {
-                const float *a = x + (b * g.pixels + r0) * c + gi * g.cg;
-                int64_t a_rs = c;
-                if (!g.direct) {
-                    im2col(&g, x + b * h * w_ * c, gi, r0, rows, col);
-                    a = col;
-                    a_rs = g.kkc;
-                }
+                int64_t a_rs;
+                const float *a = patch_matrix(&g, x, b, gi, r0, rows, col, &a_rs);
                 int s = nd_sgemm_f32(a, w + gi * g.kg, y + (b * g.pixels + r0) * k + gi * g.kg,
                                      rows, g.kg, g.kkc, a_rs, 1, k, 1, k, 0, outer ? 1 : threads);
                 if (s != ND_OK) {
@@ -173,7 +188,7 @@ int nd_conv2d_backward_input_f32(const float *gy, const float *w, float *gx, int
             float *gx_img = gx + b * h * w_ * c;
             if (!g.direct) memset(gx_img, 0, (size_t)(h * w_ * c) * sizeof(float));
             for (int64_t r0 = 0; r0 < g.pixels; r0 += g.chunk_rows) {
-                const int64_t rows = g.pixels - r0 < g.chunk_rows ? g.pixels - r0 : g.chunk_rows;
+                const int64_t rows = chunk_rows_at(&g, r0);
                 for (int64_t gi = 0; gi < g.groups; gi++) {
                     /* dcol = gy_rows (rows, kg) @ W_g^T (kg, kkc) */
                     const float *a = gy + (b * g.pixels + r0) * k + gi * g.kg;
@@ -238,16 +253,11 @@ int nd_conv2d_backward_weight_f32(const float *x, const float *gy, float *gw, in
             if (!g.direct && !col) continue;
             const int64_t b = u / g.chunks_per_image;
             const int64_t r0 = (u % g.chunks_per_image) * g.chunk_rows;
-            const int64_t rows = g.pixels - r0 < g.chunk_rows ? g.pixels - r0 : g.chunk_rows;
+            const int64_t rows = chunk_rows_at(&g, r0);
             for (int64_t gi = 0; gi < g.groups; gi++) {
                 /* gw_g (kkc, kg) += col^T (kkc, rows) @ gy_rows (rows, kg) */
-                const float *a = x + (b * g.pixels + r0) * c + gi * g.cg;
-                int64_t a_cs = c;
-                if (!g.direct) {
-                    im2col(&g, x + b * h * w_ * c, gi, r0, rows, col);
-                    a = col;
-                    a_cs = g.kkc;
-                }
+                int64_t a_cs;
+                const float *a = patch_matrix(&g, x, b, gi, r0, rows, col, &a_cs);
                 int s = nd_sgemm_f32(a, gy + (b * g.pixels + r0) * k + gi * g.kg, acc + gi * g.kg,
                                      g.kkc, g.kg, rows, 1, a_cs, k, 1, k, 1,
                                      outer ? 1 : max_threads);
