@@ -335,13 +335,17 @@ def conv2d_backward_input(gy, w, gx, n, h, w_, c, k, kh, kw, oh, ow, stride_h, s
 
 def conv2d_backward_weight(x, gy, gw, n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w,
                            pad_h, pad_w, dil_h, dil_w, groups, precision="ieee", splits=1,
-                           workspace=None, x_channel_major=False, gy_channel_major=False):
+                           workspace=None, x_channel_major=False, gy_channel_major=False,
+                           checked=False):
     """gw (kh, kw, c/groups, k) = gradient of the forward with respect to w. With splits > 1 the
     pixel reduction is cut into slices whose partial sums go to `workspace` (splits * gw size
     elements, caller-allocated) and are then added in a fixed order (deterministic). With
-    x_channel_major x is laid out (c, n, h, w_), with gy_channel_major gy is (k, n, oh, ow)."""
-    check_pass("weight", x, gy, gw, n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w, pad_h,
-               pad_w, dil_h, dil_w, groups)
+    x_channel_major x is laid out (c, n, h, w_), with gy_channel_major gy is (k, n, oh, ow).
+    `checked`: the caller has run `check_pass` on these sizes and buffers (the cuda device must,
+    before it sizes the workspace), so it is not run twice per launch."""
+    if not checked:
+        check_pass("weight", x, gy, gw, n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w,
+                   pad_h, pad_w, dil_h, dil_w, groups)
     cg, kg = c // groups, k // groups
     gw_size = kh * kw * cg * k
     if not isinstance(splits, int) or splits < 1:

@@ -233,7 +233,7 @@ def conv2d_backward_weight(x, gy, gw, n, h, w_, c, k, kh, kw, oh, ow,
     _conv.conv2d_backward_weight(x, gy, gw, n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w,
                                  pad_h, pad_w, dil_h, dil_w, groups, precision=_precision,
                                  splits=splits, workspace=workspace, x_channel_major=staged,
-                                 gy_channel_major=staged)
+                                 gy_channel_major=staged, checked=True)
 
 
 # Threads: a GPU has no host thread count to set.

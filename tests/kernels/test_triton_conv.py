@@ -226,6 +226,23 @@ def test_staging_reports_bad_input_as_the_pass(cuda):
         cuda.set_matmul_precision("ieee")
 
 
+def test_weight_grad_is_checked_once_per_launch(cuda, monkeypatch):
+    """The launcher called on its own checks its buffers; through the device, which checks before
+    it sizes the workspace, the check runs once."""
+    from kernels_triton import conv
+
+    sizes = (1, 4, 4, 1, 1, 3, 3, 2, 2, 1, 1, 0, 0, 1, 1, 1)
+    x, gy = cuda.alloc(16), cuda.alloc(4)
+    with pytest.raises(ValueError, match="gw: buffer holds 8 elements, 9 needed"):
+        conv.conv2d_backward_weight(x, gy, cuda.alloc(8), *sizes)
+    checks = []
+    real_check = conv.check_pass
+    monkeypatch.setattr(conv, "check_pass", lambda *args: checks.append(args[0]) or
+                        real_check(*args))
+    cuda.conv2d_backward_weight(x, gy, cuda.alloc(9), *sizes)
+    assert checks == ["weight"]
+
+
 def test_weight_grad_splits_fill_one_wave():
     from kernels_triton import conv
 
