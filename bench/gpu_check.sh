@@ -4,8 +4,9 @@
 # one overall budget. Results: $OUT/gpu_results.json; logs: $OUT/<stage>.log.
 # Usage, from anywhere:  OUT=/some/dir bash bench/gpu_check.sh   (OUT defaults to ./gpu_out);
 # on the lent machine carry .gpu_wheels (`make gpu-wheels`) so the training stage runs the harness.
-# Knobs: PY (python), GPU_CHECK_BUDGET (s, default 560), GPU_CHECK_STAGES (default all:
-# "env pylib build_c tests matmul conv train overhead"), GPU_TRAIN_ARGS (extra harness overrides),
+# Knobs: PY (python), GPU_CHECK_BUDGET (s, default 580), GPU_CHECK_STAGES (default all:
+# "env pylib build_c tests matmul conv conv_large train overhead"), GPU_TRAIN_ARGS (extra harness
+# overrides),
 # GPU_CHECK_SMOKE=1 (no GPU: the same stages on tiny sizes in Triton's interpreter, to test this
 # script itself).
 set -u
@@ -22,8 +23,8 @@ if [[ "${GPU_CHECK_SMOKE:-0}" == 1 ]]; then
 else
   unset TRITON_INTERPRET
 fi
-BUDGET="${GPU_CHECK_BUDGET:-560}"
-STAGES=" ${GPU_CHECK_STAGES:-env pylib build_c tests matmul conv train overhead} "
+BUDGET="${GPU_CHECK_BUDGET:-580}"
+STAGES=" ${GPU_CHECK_STAGES:-env pylib build_c tests matmul conv conv_large train overhead} "
 : > "$OUT/stages.jsonl"
 
 stage() {  # stage NAME LIMIT_S CMD...: run CMD with a timeout (capped by the budget left)
@@ -79,6 +80,7 @@ stage tests 200 "$PY" -m pytest -q -p no:cacheprovider -m "not slow" "${workers[
   --junitxml="$OUT/tests.xml" "${test_paths[@]}"
 stage matmul 150 "$PY" bench/gpu_matmul.py "${SMOKE[@]}"
 stage conv 150 "$PY" bench/gpu_conv.py "${SMOKE[@]}"
+stage conv_large 90 "$PY" bench/gpu_conv.py --large "${SMOKE[@]}"
 stage train 170 "$PY" bench/gpu_train.py
 stage overhead 170 "$PY" bench/gpu_overhead_probe.py "${SMOKE[@]}"
 "$PY" bench/gpu_report.py | tee "$OUT/report.txt"

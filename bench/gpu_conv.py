@@ -5,7 +5,9 @@ convolution_backward its autograd uses, for the ResNet-style layer N=32, C=K=64,
 operand staging and with staging forced on (copies timed as part of ours). Eager times (with launch
 overhead; best of two interleaved series after a GPU warm-up) and CUDA-graph times (kernel only),
 then the weight gradient against its number of reduction slices. Writes $OUT/conv.json.
-Usage: python bench/gpu_conv.py [--smoke]   (--smoke: tiny layer on the CPU interpreter)
+With --large, ResNet's conv2_x layer instead (56x56, 12x the work: GPU time, not launch overhead,
+decides), default staging only, no slice sweep; writes $OUT/conv_large.json.
+Usage: python bench/gpu_conv.py [--large] [--smoke]   (--smoke: tiny layer, CPU interpreter)
 """
 
 import argparse
@@ -115,8 +117,16 @@ def main():
     global N, H, W, C, K, DEVICE
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny layer, CPU interpreter")
-    if parser.parse_args().smoke:
+    parser.add_argument("--large", action="store_true", help="the 56x56 layer, default staging")
+    args = parser.parse_args()
+    result_name = "conv_large" if args.large else "conv"
+    if args.large:
+        H = W = 56
+    if args.smoke:
         N, H, W, C, K, DEVICE = 2, 5, 5, 4, 6, "cpu"
+    modes = [("ieee", False, "auto"), ("tf32", True, "auto")]
+    if not args.large:
+        modes = [modes[0], ("ieee", False, "always"), modes[1], ("tf32", True, "always")]
     results = {"device": device_name(),
                "layer": dict(n=N, h=H, w=W, c=C, k=K, kernel=R, pad=PAD), "rows": []}
     gen = torch.Generator(device=DEVICE).manual_seed(0)
@@ -127,8 +137,7 @@ def main():
     flops = 2 * N * H * W * K * C * R * S
     print(f"{'pass':>12} {'mode':>5} {'staging':>7} {'ours GF/s':>10} {'cuDNN GF/s':>11} "
           f"{'ratio':>6} {'graph ratio':>11} {'rel err':>8}")
-    for precision, allow_tf32, staging in (("ieee", False, "auto"), ("ieee", False, "always"),
-                                           ("tf32", True, "auto"), ("tf32", True, "always")):
+    for precision, allow_tf32, staging in modes:
         torch.backends.cudnn.allow_tf32 = allow_tf32
         cuda_device.set_matmul_precision(precision)
         cuda_device.set_operand_staging(staging)
@@ -162,12 +171,13 @@ def main():
             print(f"{name:>12} {precision:>5} {staging:>7} {row['ours_gflops']:>10.0f} "
                   f"{row['torch_gflops']:>11.0f} {row['ratio']:>6.2f} {graph:>11} "
                   f"{row['rel_err']:>8.1e}", flush=True)
-            save("conv", results)
-    results["weight_grad_splits"] = []
-    for precision in ("ieee", "tf32"):
-        cuda_device.set_matmul_precision(precision)
-        results["weight_grad_splits"] += _splits_sweep(x, gy, gw, precision)
-        save("conv", results)
+            save(result_name, results)
+    if not args.large:
+        results["weight_grad_splits"] = []
+        for precision in ("ieee", "tf32"):
+            cuda_device.set_matmul_precision(precision)
+            results["weight_grad_splits"] += _splits_sweep(x, gy, gw, precision)
+            save(result_name, results)
     cuda_device.set_matmul_precision("ieee")
     cuda_device.set_operand_staging("auto")
     torch.backends.cudnn.allow_tf32 = True

@@ -39,6 +39,25 @@ def _sweep_cell(row):
     return f"{tuple(row['config'])} {row['ratio']:.2f}{wrong}"
 
 
+def _print_conv(conv):
+    layer = conv.get("layer", {})
+    print(f"\nconv N={layer.get('n')} C={layer.get('c')} K={layer.get('k')} "
+          f"{layer.get('h')}x{layer.get('w')} {layer.get('kernel')}x{layer.get('kernel')} pad "
+          f"{layer.get('pad')} (GFLOP/s; ratio = ours/cuDNN speed, target {CONV_TARGET}; graph = "
+          "CUDA-graph replay, no launch overhead)")
+    print(f"{'pass':>12} {'mode':>5} {'staging':>7} {'ours':>7} {'cuDNN':>7} {'ratio':>6} "
+          f"{'graph':>6} {'target':>6} {'err':>8}")
+    for row in conv.get("rows", []):
+        graph = row.get("graph_ratio")
+        best = max(row["ratio"], graph or 0)
+        staging = row.get("staging", "auto")
+        target = ("ok" if best >= CONV_TARGET else "MISS") if staging == "auto" else ""
+        print(f"{row['pass']:>12} {row['precision']:>5} {staging:>7} {row['ours_gflops']:>7.0f} "
+              f"{row['torch_gflops']:>7.0f} {row['ratio']:>6.2f} "
+              f"{(f'{graph:.2f}' if graph else 'n/a'):>6} "
+              f"{target:>6} {row['rel_err']:>8.1e}")
+
+
 def main():
     out = out_dir()
     stages = []
@@ -49,6 +68,7 @@ def main():
                "tests": _tests(os.path.join(out, "tests.xml")),
                "matmul": _load(os.path.join(out, "matmul.json")),
                "conv": _load(os.path.join(out, "conv.json")),
+               "conv_large": _load(os.path.join(out, "conv_large.json")),
                "train": _load(os.path.join(out, "train.json")),
                "overhead": _load(os.path.join(out, "overhead.json"))}
     with open(os.path.join(out, "gpu_results.json"), "w") as f:
@@ -76,19 +96,9 @@ def main():
         print(f"{row['size']:>6} {row['precision']:>7} {staging:>7} {row['ours_tflops']:>7.1f} "
               f"{row['torch_tflops']:>7.1f} {row['ratio']:>6.2f} {target:>6} "
               f"{row['ours_rel_err']:>8.1e}")
-    print(f"\nconv N=32 C=K=64 16x16 3x3 pad 1 (GFLOP/s; ratio = ours/cuDNN speed, target "
-          f"{CONV_TARGET}; graph = CUDA-graph replay, no launch overhead)")
-    print(f"{'pass':>12} {'mode':>5} {'staging':>7} {'ours':>7} {'cuDNN':>7} {'ratio':>6} "
-          f"{'graph':>6} {'target':>6} {'err':>8}")
-    for row in (results["conv"] or {}).get("rows", []):
-        graph = row.get("graph_ratio")
-        best = max(row["ratio"], graph or 0)
-        staging = row.get("staging", "auto")
-        target = ("ok" if best >= CONV_TARGET else "MISS") if staging == "auto" else ""
-        print(f"{row['pass']:>12} {row['precision']:>5} {staging:>7} {row['ours_gflops']:>7.0f} "
-              f"{row['torch_gflops']:>7.0f} {row['ratio']:>6.2f} "
-              f"{(f'{graph:.2f}' if graph else 'n/a'):>6} "
-              f"{target:>6} {row['rel_err']:>8.1e}")
+    for name in ("conv", "conv_large"):
+        if results[name]:
+            _print_conv(results[name])
     sweep = (results["conv"] or {}).get("weight_grad_splits") or []
     if sweep:
         print("\nconv weight gradient against reduction slices (ms; graph ms)")
