@@ -23,26 +23,30 @@ def _config(bm, bn, bk, group, warps, stages, persistent=False, tma=False):
 
 def matmul_configs(precision):
     """Autotune candidates: exactly one small tile under the interpreter, several on a GPU (tensor
-    core tiles for tf32*, FMA-friendly tiles for IEEE fp32)."""
+    core tiles for tf32*, with TMA loads for tf32, FMA-friendly tiles for IEEE fp32)."""
     if interpreting():
         return [_config(16, 16, 16, 2, 1, 1)]
     if precision == "ieee":
         return [_config(128, 128, 16, 8, 8, 3), _config(128, 128, 32, 8, 8, 2),
                 _config(128, 64, 32, 8, 4, 3), _config(64, 128, 32, 8, 4, 3),
                 _config(128, 256, 16, 8, 8, 2), _config(64, 64, 32, 8, 4, 4)]
-    return [_config(128, 256, 32, 8, 8, 3), _config(256, 128, 32, 8, 8, 3),
-            _config(128, 256, 32, 8, 8, 4), _config(256, 128, 32, 8, 8, 4),
-            _config(128, 128, 32, 8, 8, 4), _config(128, 128, 32, 8, 4, 4),
-            _config(128, 128, 64, 8, 8, 3), _config(128, 64, 32, 8, 4, 4),
-            _config(64, 128, 32, 8, 4, 4), _config(64, 64, 32, 8, 4, 4),
-            _config(256, 128, 32, 8, 8, 3, True), _config(128, 256, 32, 8, 8, 2, True),
-            _config(128, 128, 32, 8, 8, 4, True),
-            # Tensor-descriptor (TMA) loads, used when both operands are 16-byte aligned (see
-            # `tma_layout`); they fit an H100's 227 KB of shared memory (checked by
-            # bench/gpu_compile_check.py).
-            _config(128, 256, 32, 8, 8, 3, tma=True), _config(128, 256, 32, 8, 8, 4, tma=True),
-            _config(256, 128, 32, 8, 8, 3, tma=True), _config(256, 128, 32, 8, 8, 3, True, True),
-            _config(128, 128, 32, 8, 8, 4, True, True)]
+    tensor_core = [_config(128, 256, 32, 8, 8, 3), _config(256, 128, 32, 8, 8, 3),
+                   _config(128, 256, 32, 8, 8, 4), _config(256, 128, 32, 8, 8, 4),
+                   _config(128, 128, 32, 8, 8, 4), _config(128, 128, 32, 8, 4, 4),
+                   _config(128, 128, 64, 8, 8, 3), _config(128, 64, 32, 8, 4, 4),
+                   _config(64, 128, 32, 8, 4, 4), _config(64, 64, 32, 8, 4, 4),
+                   _config(256, 128, 32, 8, 8, 3, True), _config(128, 256, 32, 8, 8, 2, True),
+                   _config(128, 128, 32, 8, 8, 4, True)]
+    if precision == "tf32x3":
+        return tensor_core
+    # Tensor-descriptor (TMA) loads, used when both operands are 16-byte aligned (see
+    # `tma_layout`); they fit an H100's 227 KB of shared memory (bench/gpu_compile_check.py).
+    # TF32 only: each configuration costs every new process a compile per operand layout, and
+    # tf32x3 (three products per tile) has no speed target to buy with it.
+    return tensor_core + [
+        _config(128, 256, 32, 8, 8, 3, tma=True), _config(128, 256, 32, 8, 8, 4, tma=True),
+        _config(256, 128, 32, 8, 8, 3, tma=True), _config(256, 128, 32, 8, 8, 3, True, True),
+        _config(128, 128, 32, 8, 8, 4, True, True)]
 
 
 def small_config():
