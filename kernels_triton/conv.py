@@ -210,6 +210,8 @@ def _sum_splits_kernel(partial, out, size, splits, BLOCK: tl.constexpr,
     tl.store(out + offs, acc, mask=mask)
 
 
+# Autotune keys: the sizes, and the strides that say which layout an operand has. Each kernel is
+# keyed on those it takes (Triton 3.9 rejects key names that are not kernel arguments).
 _SIZE_KEYS = ["batch", "h", "wd", "c", "k", "kh", "kw", "oh", "ow", "stride_h", "stride_w",
               "pad_h", "pad_w", "dil_h", "dil_w", "c_per_group", "k_per_group", "splits",
               "w_out_stride", "w_in_stride", "x_channel_stride"]
@@ -233,8 +235,10 @@ _VECTORIZED = {
                                  if args["x_channel_stride"] == 1 else 1}),
 }
 _LAUNCHABLE = {kind: _VECTORIZED[kind](kernel) for kind, kernel in _KERNELS.items()}
-_AUTOTUNED = {(kind, p): triton.autotune(configs=conv_configs(kind, p), key=_SIZE_KEYS)(kernel)
-              for kind, kernel in _LAUNCHABLE.items() for p in PRECISIONS}
+_AUTOTUNED = {(kind, p): triton.autotune(
+    configs=conv_configs(kind, p),
+    key=[name for name in _SIZE_KEYS if name in _KERNELS[kind].arg_names])(kernel)
+    for kind, kernel in _LAUNCHABLE.items() for p in PRECISIONS}
 # Problems below this many multiply-adds take the first GPU configuration without autotuning.
 AUTOTUNE_MIN_WORK = 1 << 24
 
