@@ -113,6 +113,8 @@ def main():
         print(f"\ntraining ({train['mode']}):")
         for run in train["runs"]:
             print("  ", {k: v for k, v in run.items() if k not in ("output_tail", "losses")})
+        if train.get("per_step_ms"):
+            print("   one more training step (ms):", train["per_step_ms"])
     overhead = results["overhead"]
     if overhead:
         print("\nhost time per call (us, launch loop without syncs) and device time per kernel "

@@ -2,8 +2,9 @@
 (`python -m harness run device=...`) when it can run (its config stack may come from the carried
 wheels, see gpu_check.sh), else a small engine MLP on synthetic data; records wall times, losses
 and errors in $OUT/train.json. The cuda run goes twice: the first process may compile kernels,
-the second loads them from Triton's cache. Extra harness overrides come from GPU_TRAIN_ARGS
-(default "data=synthetic train.steps=200": the GPU machine has no MNIST copy).
+the second loads them from Triton's cache; then each device runs twice the steps, which gives the
+cost of one training step apart from the fixed start-up costs. Extra harness overrides come from
+GPU_TRAIN_ARGS (default "data=synthetic train.steps=200": the GPU machine has no MNIST copy).
 Usage: python bench/gpu_train.py
 """
 
@@ -30,8 +31,21 @@ def harness_available():
     return probe.returncode == 0 and " run" in probe.stdout
 
 
-def harness_run(device):
+def _harness_overrides(steps=None):
+    """GPU_TRAIN_ARGS as a list, its train.steps replaced by `steps` when given."""
     extra = shlex.split(os.environ.get("GPU_TRAIN_ARGS", "data=synthetic train.steps=200"))
+    if steps is None:
+        return extra
+    return [arg for arg in extra if not arg.startswith("train.steps=")] + [f"train.steps={steps}"]
+
+
+def _steps(overrides):
+    given = [arg.split("=", 1)[1] for arg in overrides if arg.startswith("train.steps=")]
+    return int(given[-1]) if given else None
+
+
+def harness_run(device, steps=None):
+    extra = _harness_overrides(steps)
     command = [sys.executable, "-m", "harness", "run", f"device={device}", *extra]
     start = time.perf_counter()
     try:
@@ -88,6 +102,18 @@ def main():
                               ("cuda", "cuda, second process (kernels cached)"), ("cpu", "cpu")):
             result["runs"].append(dict(harness_run(device), label=label))
             save("train", result)
+        # A trial's time includes fixed costs (CUDA context, loading kernels, evaluation): twice
+        # the steps again gives the cost of one more training step on each device.
+        steps = _steps(_harness_overrides())
+        if steps:
+            result["per_step_ms"] = {}
+            for device, base in (("cuda", result["runs"][1]), ("cpu", result["runs"][2])):
+                longer = dict(harness_run(device, 2 * steps), label=f"{device}, {2 * steps} steps")
+                result["runs"].append(longer)
+                if base["trial_s"] is not None and longer["trial_s"] is not None:
+                    result["per_step_ms"][device] = round(
+                        (longer["trial_s"] - base["trial_s"]) / steps * 1e3, 2)
+                save("train", result)
     else:
         result["mode"] = "engine MLP (harness run not available)"
         result["runs"] = []
