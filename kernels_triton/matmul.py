@@ -1,7 +1,8 @@
 """Batched matrix multiply (kernel layer): a blocked kernel with grouped program ordering, explicit
 (batch, row, col) strides for both operands so transposed or broadcast views need no copy, masks
 for every shape and fp32 accumulation. Precision "ieee" (default), "tf32" or "tf32x3" is a
-compile-time choice; autotune configurations come from `matmul_configs`.
+compile-time choice; autotune configurations come from `matmul_configs`, some of them (TF32) loading
+tiles by tensor descriptor (TMA) where both operands allow it.
 """
 
 import triton
