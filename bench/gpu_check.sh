@@ -5,8 +5,8 @@
 # Usage, from anywhere:  OUT=/some/dir bash bench/gpu_check.sh   (OUT defaults to ./gpu_out);
 # on the lent machine carry .gpu_wheels (`make gpu-wheels`) so the training stage runs the harness.
 # Knobs: PY (python), GPU_CHECK_BUDGET (s, default 580), GPU_CHECK_STAGES (default all:
-# "env pylib build_c tests matmul conv conv_large train overhead"), GPU_TRAIN_ARGS (extra harness
-# overrides),
+# "env pylib build_c tests matmul conv overhead train conv_large", run in this order, most needed
+# first: the last may find the budget spent), GPU_TRAIN_ARGS (extra harness overrides),
 # GPU_CHECK_SMOKE=1 (no GPU: the same stages on tiny sizes in Triton's interpreter, to test this
 # script itself).
 set -u
@@ -24,7 +24,7 @@ else
   unset TRITON_INTERPRET
 fi
 BUDGET="${GPU_CHECK_BUDGET:-580}"
-STAGES=" ${GPU_CHECK_STAGES:-env pylib build_c tests matmul conv conv_large train overhead} "
+STAGES=" ${GPU_CHECK_STAGES:-env pylib build_c tests matmul conv overhead train conv_large} "
 : > "$OUT/stages.jsonl"
 
 stage() {  # stage NAME LIMIT_S CMD...: run CMD with a timeout (capped by the budget left)
@@ -78,10 +78,10 @@ if [[ -z "${TRITON_INTERPRET:-}" ]] && "$PY" -c "import xdist" 2>/dev/null; then
 fi
 stage tests 200 "$PY" -m pytest -q -p no:cacheprovider -m "not slow" "${workers[@]}" \
   --junitxml="$OUT/tests.xml" "${test_paths[@]}"
-stage matmul 150 "$PY" bench/gpu_matmul.py "${SMOKE[@]}"
+stage matmul 180 "$PY" bench/gpu_matmul.py "${SMOKE[@]}"
 stage conv 150 "$PY" bench/gpu_conv.py "${SMOKE[@]}"
-stage conv_large 90 "$PY" bench/gpu_conv.py --large "${SMOKE[@]}"
-stage train 170 "$PY" bench/gpu_train.py
 stage overhead 170 "$PY" bench/gpu_overhead_probe.py "${SMOKE[@]}"
+stage train 170 "$PY" bench/gpu_train.py
+stage conv_large 90 "$PY" bench/gpu_conv.py --large "${SMOKE[@]}"
 "$PY" bench/gpu_report.py | tee "$OUT/report.txt"
 echo "total ${SECONDS}s"

@@ -14,9 +14,10 @@ POINTERS = {"a", "b", "out", "src", "dst", "x", "w", "gy", "gx", "partial"}
 
 
 def _aligned(fn):
-    """The specialization a launch on fresh buffers with matrix sizes divisible by 16 gets: torch
-    allocations are 16-byte aligned, and Triton marks such arguments. Shared-memory sizes depend
-    on it (vector widths change the epilogue's layout conversion)."""
+    """Part of the specialization a launch on fresh buffers with matrix sizes divisible by 16
+    gets (torch allocations are 16-byte aligned, and Triton marks such arguments; real launches
+    also mark strides and specialise unit ones). Shared-memory sizes depend on it: vector widths
+    change the epilogue's layout conversion. bench/gpu_ir_probe.py uses the exact one."""
     return {(i,): [["tt.divisibility", 16]] for i, param in enumerate(fn.params)
             if param.name in POINTERS or param.name in ("m", "n", "k")}
 

@@ -1,7 +1,8 @@
 """Where the time of a cuda-device product goes (bench layer): for matmul and conv calls with
 operand staging on and off, the host microseconds per call (launch loop without syncs, and
 cProfile's heaviest functions) and the device microseconds of each kernel (torch.profiler), then a
-TF32 tile-configuration sweep at 8192 on pre-staged operands. Writes $OUT/overhead.json.
+TF32 tile-configuration sweep at 8192, pointer and TMA loads, on a K-major (pre-staged) and on a
+row-major B. Writes $OUT/overhead.json.
 Usage: python bench/gpu_overhead_probe.py [--smoke]   (--smoke: tiny sizes, CPU interpreter)
 """
 
@@ -107,9 +108,15 @@ def profile_top(fn, calls=100, top=14):
 POINTER_TILES = [(128, 256, 32, 8, 8, 4, False, False), (256, 128, 32, 8, 8, 4, False, False),
                  (128, 256, 32, 16, 8, 4, False, False), (256, 128, 32, 8, 8, 3, True, False),
                  (128, 256, 32, 8, 8, 2, True, False), (128, 128, 32, 8, 8, 4, True, False)]
-TMA_TILES = [(128, 256, 32, 8, 8, 3, False, True), (128, 256, 32, 8, 8, 4, False, True),
-             (256, 128, 32, 8, 8, 3, False, True), (256, 128, 32, 8, 8, 3, True, True),
-             (128, 128, 32, 8, 8, 4, True, True)]
+
+
+def _tma_tiles():
+    """The TMA configurations the tf32 autotuner tries, as tile tuples."""
+    keys = ("BLOCK_M", "BLOCK_N", "BLOCK_K", "GROUP_M")
+    return [tuple(c.kwargs[key] for key in keys) + (c.num_warps, c.num_stages,
+                                                   c.kwargs["PERSISTENT"], True)
+            for c in triton_matmul.matmul_configs("tf32") if c.kwargs["TMA"]]
+
 SMOKE_TILES = [(16, 16, 16, 2, 1, 1, False, False), (16, 16, 16, 2, 1, 1, True, True)]
 
 
@@ -128,8 +135,9 @@ def tf32_config_sweep(size, save_rows):
     triton_matmul._use_descriptor_scratch(out)
     result = {"size": size, "rows": [], "cublas_ms": {}}
     # B layout: (B as cuBLAS sees it, our (row, col) strides of B, TMA layout, tiles to try)
-    layouts = {"k_major": (b.view(size, size).t(), (1, size), "kk", POINTER_TILES + TMA_TILES),
-               "n_major": (b.view(size, size), (size, 1), "kn", POINTER_TILES[:2] + TMA_TILES)}
+    layouts = {"k_major": (b.view(size, size).t(), (1, size), "kk", POINTER_TILES + _tma_tiles()),
+               "n_major": (b.view(size, size), (size, 1), "kn",
+                           POINTER_TILES[:2] + _tma_tiles())}
     for b_layout, (b_matrix, b_strides, tma_layout, tiles) in layouts.items():
         reference = torch.matmul(a.view(size, size), b_matrix)
         scale = reference.abs().max().item()
@@ -150,6 +158,7 @@ def tf32_config_sweep(size, save_rows):
             row = {"b_layout": b_layout,
                    "config": (bm, bn, bk, group, warps, stages, persistent, tma)}
             try:
+                out.fill_(float("nan"))  # a kernel that skips tiles must not pass on stale output
                 fn()
                 row["rel_err"] = (out.view(size, size) - reference).abs().max().item() / scale
                 row["ms"] = time_ms(fn)
@@ -203,6 +212,7 @@ def main():
         results.setdefault("profiles", {})[name] = text
         print(f"--- cProfile {name}\n{text}", flush=True)
     save("overhead", results)
+
     def save_sweep(sweep):
         results["tf32_configs"] = sweep
         save("overhead", results)

@@ -41,7 +41,7 @@ def _harness_overrides(steps=None):
 
 def _steps(overrides):
     given = [arg.split("=", 1)[1] for arg in overrides if arg.startswith("train.steps=")]
-    return int(given[-1]) if given else None
+    return int(float(given[-1])) if given else None  # Hydra also takes 1e3
 
 
 def harness_run(device, steps=None):

@@ -142,8 +142,8 @@ def _matmul_kernel(a, b, out, m, n, k, a_offset, stride_ab, stride_am, stride_ak
     # out[t, i, j] = sum_l A[t, i, l] B[t, l, j]; grid (programs, batch): one program per output
     # tile, or (PERSISTENT) one per multiprocessor striding over the tiles in a loop nest the
     # compiler flattens into one pipeline, so a tile's epilogue overlaps the next tile's loads.
-    # A TMA configuration on operands descriptors cannot address (TMA_LAYOUT "") runs as its
-    # pointer-load twin, so a cached autotune choice is never wrong, only slower.
+    # A TMA configuration on operands that descriptors cannot address (TMA_LAYOUT "") runs as
+    # its pointer-load twin, so a cached autotune choice is never wrong, only slower.
     LAYOUT: tl.constexpr = TMA_LAYOUT if TMA else ""
     batch = tl.program_id(1).to(tl.int64)
     a_src = a
@@ -169,8 +169,8 @@ def _matmul_kernel(a, b, out, m, n, k, a_offset, stride_ab, stride_am, stride_ak
 
 
 def _tma_fallback(configs, named_args, **kwargs):
-    """Autotune pruning: on operands descriptors cannot address, each TMA configuration would run
-    as its pointer-load twin, so only distinct configurations are timed."""
+    """Autotune pruning: on operands that descriptors cannot address, each TMA configuration
+    would run as its pointer-load twin, so only distinct configurations are timed."""
     if kwargs.get("TMA_LAYOUT"):
         return configs
     distinct = {}
@@ -205,8 +205,13 @@ def tma_layout(a, b, m, k, n, a_offset, a_strides, b_offset, b_strides):
     return ("k" if a_unit == "cols" else "m") + ("n" if b_unit == "cols" else "k")
 
 
+# Heuristics run after the autotune key is taken. Pointer-load configurations ignore the layout
+# and TMA ones the K remainder (the copy engine pads it), so both are normalised: each variant is
+# compiled once, not once per layout or remainder seen.
 _matmul_even_k = triton.heuristics(
-    {"EVEN_K": lambda args: args["k"] % args["BLOCK_K"] == 0})(_matmul_kernel)
+    {"TMA_LAYOUT": lambda args: args["TMA_LAYOUT"] if args["TMA"] else "",
+     "EVEN_K": lambda args: bool(args["TMA_LAYOUT"]) or args["k"] % args["BLOCK_K"] == 0})(
+         _matmul_kernel)
 # Unit strides and the TMA layout are part of the key: an operand's layout changes which tile
 # shape wins.
 _AUTOTUNED = {p: triton.autotune(configs=matmul_configs(p),
@@ -229,8 +234,12 @@ def _use_descriptor_scratch(like):
     Triton keeps the allocator in a context variable, so it is set in the launching thread."""
     import torch
 
+    device = like.device
+
+    # torch's caching allocator hands out blocks aligned to 512 bytes, more than any `alignment`
+    # Triton asks for (128 for a descriptor).
     def scratch(size, alignment, stream):
-        return torch.empty(size, dtype=torch.int8, device=like.device)
+        return torch.empty(size, dtype=torch.int8, device=device)
 
     triton.set_allocator(scratch)
 
@@ -264,7 +273,8 @@ def matmul(a, b, out, batch, m, k, n,
                 a_offset + first * a_batch_stride, a_batch_stride, a_row_stride, a_col_stride,
                 b_offset + first * b_batch_stride, b_batch_stride, b_row_stride, b_col_stride)
         if interpreting() or m * n * k >= AUTOTUNE_MIN_WORK:
-            layout = "" if precision == "ieee" else tma_layout(
+            # Only tf32 has TMA configurations (see `matmul_configs`).
+            layout = "" if precision != "tf32" else tma_layout(
                 a, b, m, k, n, args[6], args[7:10], args[10], args[11:14])
             if layout:
                 _use_descriptor_scratch(out)

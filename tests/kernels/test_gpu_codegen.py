@@ -81,19 +81,21 @@ def test_ieee_staging_feeds_fma_with_vector_shared_loads():
     assert conv_staged["smem_loads_v4"] > conv_direct["smem_loads_v4"]
 
 
-@pytest.mark.parametrize("staging", ["always", "never"])
-def test_tf32_tma_configurations_fetch_tiles_with_the_copy_engine(staging):
-    """On K-major operands (as staging leaves them) and on a row-major B (turned round in shared
-    memory) the TMA configurations fetch whole tiles by tensor descriptor: no per-element async
-    copies remain, the tiles still feed wgmma, and every one fits an H100's shared memory."""
+@pytest.mark.parametrize("layout,staging,tma_layout", [("nn", "always", "kk"),
+                                                       ("nn", "never", "kn"),
+                                                       ("tn", "never", "mn")])
+def test_tf32_tma_configurations_fetch_tiles_with_the_copy_engine(layout, staging, tma_layout):
+    """On K-major operands (as staging leaves them) and on operands stored the other way round
+    (turned round in shared memory) the TMA configurations fetch whole tiles by tensor
+    descriptor: no per-element async copies remain, the tiles still feed wgmma, and every one
+    fits an H100's shared memory."""
     from bench.gpu_ir_probe import capture_launches, probe_matmul
 
     records = []
     with capture_launches(records):
-        probe_matmul("nn", "tf32", staging)
+        probe_matmul(layout, "tf32", staging)
     tma = [summary for name, meta, summary in records
-           if name == "_matmul_kernel" and meta.get("TMA")
-           and meta["TMA_LAYOUT"] == ("kk" if staging == "always" else "kn")]
+           if name == "_matmul_kernel" and meta.get("TMA") and meta["TMA_LAYOUT"] == tma_layout]
     assert len(tma) >= 2
     for summary in tma:
         assert summary["mma"] == "wgmma"

@@ -17,14 +17,13 @@ RNG = np.random.default_rng(7)
 
 @pytest.fixture(params=[False, True], ids=["tiles", "persistent"])
 def tma_config(request, cuda, monkeypatch):
-    """The tf32 and tf32x3 products run exactly one TMA configuration (persistent or one program
-    per tile, on 3 programs), whatever the problem size; 64x64 tiles on 4 warps are the smallest
-    that reach wgmma on an H100."""
+    """tf32 products (the only ones with TMA configurations) run exactly one, persistent or one
+    program per tile, on 3 programs, whatever the problem size; 64x64 tiles on 4 warps are the
+    smallest that reach wgmma on an H100."""
     from kernels_triton import matmul as triton_matmul
 
     config = triton_matmul._config(64, 64, 16, 2, 4, 2, persistent=request.param, tma=True)
-    for precision in ("tf32", "tf32x3"):
-        monkeypatch.setattr(triton_matmul._AUTOTUNED[precision], "configs", [config])
+    monkeypatch.setattr(triton_matmul._AUTOTUNED["tf32"], "configs", [config])
     monkeypatch.setattr(triton_matmul, "AUTOTUNE_MIN_WORK", 0)
     monkeypatch.setattr(cuda, "_sm_count", lambda: 3)
     cuda.set_operand_staging("never")
@@ -76,17 +75,16 @@ def _layouts(batch, m, k, n, tma_layout, a_offset=0, broadcast_b=False):
 
 
 @pytest.mark.parametrize("tma_layout", ["kk", "kn", "mk", "mn"])
-@pytest.mark.parametrize("precision", ["tf32", "tf32x3"])
 @pytest.mark.parametrize("batch,m,k,n,broadcast_b", [(1, 33, 20, 17, False),
                                                      (3, 16, 48, 40, False),
                                                      (2, 5, 7, 31, True),
                                                      (1, 130, 24, 200, False)])
-def test_tma_products_match_reference(cuda, tma_config, monkeypatch, tma_layout, precision,
-                                      batch, m, k, n, broadcast_b):
+def test_tma_products_match_reference(cuda, tma_config, monkeypatch, tma_layout, batch, m, k, n,
+                                      broadcast_b):
     """Edges in every dimension (the copy engine pads them with zeros), ragged K and padded
     lines; the descriptors must really be built, not bypassed."""
     built = _spy_descriptors(monkeypatch)
-    cuda.set_matmul_precision(precision)
+    cuda.set_matmul_precision("tf32")
     size = batch * _padded(m) * _padded(k) + batch * _padded(n) * _padded(k) + 4
     a = RNG.standard_normal(size).astype(np.float32)
     b = RNG.standard_normal(size).astype(np.float32)
@@ -96,15 +94,15 @@ def test_tma_products_match_reference(cuda, tma_config, monkeypatch, tma_layout,
     assert built, "the TMA configuration did not build tensor descriptors"
 
 
-@pytest.mark.parametrize("case", ["offset", "k_not_aligned", "strided_rows", "ieee"])
+@pytest.mark.parametrize("case", ["offset", "k_not_aligned", "strided_rows", "ieee", "tf32x3"])
 def test_operands_tma_cannot_address_fall_back_to_pointer_loads(cuda, tma_config, monkeypatch,
                                                                 case):
     """An A starting 1 element (4 bytes) in, rows of 5 elements (20 bytes), an A with no unit
-    stride and IEEE precision (no TMA configurations) all run the pointer loads and stay
-    exact."""
+    stride, and IEEE or tf32x3 precision (no TMA configurations) all run the pointer loads and
+    stay exact."""
     built = _spy_descriptors(monkeypatch)
     batch, m, k, n = 2, 9, 5 if case == "k_not_aligned" else 8, 11
-    cuda.set_matmul_precision("ieee" if case == "ieee" else "tf32")
+    cuda.set_matmul_precision(case if case in ("ieee", "tf32x3") else "tf32")
     a_layout = (1 if case == "offset" else 0, (m * k, k, 1))
     if case == "strided_rows":
         a_layout = (0, (2 * m * k, 2 * k, 2))
@@ -149,3 +147,19 @@ def test_autotuning_without_tma_times_each_pointer_twin_once():
     assert [(c.kwargs["BLOCK_M"], c.kwargs["PERSISTENT"], c.kwargs["TMA"]) for c in kept] == [
         (128, False, False), (256, True, False)]
     assert all(c.num_warps == 8 and c.num_stages == 3 for c in kept)
+
+
+def test_each_variant_compiles_once_whatever_the_layout():
+    """Pointer-load configurations see no layout and TMA ones always an even K, so neither is
+    compiled again for each layout or K remainder a process meets."""
+    from kernels_triton.matmul import _matmul_even_k
+
+    def normalised(**args):
+        for name, heuristic in _matmul_even_k.values.items():
+            args[name] = heuristic(args)
+        return args["TMA_LAYOUT"], args["EVEN_K"]
+
+    assert normalised(TMA=False, TMA_LAYOUT="kn", k=20, BLOCK_K=16) == ("", False)
+    assert normalised(TMA=False, TMA_LAYOUT="", k=32, BLOCK_K=16) == ("", True)
+    assert normalised(TMA=True, TMA_LAYOUT="kn", k=20, BLOCK_K=16) == ("kn", True)
+    assert normalised(TMA=True, TMA_LAYOUT="", k=20, BLOCK_K=16) == ("", False)
