@@ -23,6 +23,16 @@ MODES = (("ieee", False, "auto"), ("ieee", False, "never"), ("tf32", True, "auto
          ("tf32x3", False, "auto"))
 
 
+def _tiles(config):
+    """The autotuner's choice in short: tile, warps, stages, persistent or not, TMA loads or not."""
+    if config is None:
+        return None
+    meta = config.kwargs
+    return (f"{meta['BLOCK_M']}x{meta['BLOCK_N']}x{meta['BLOCK_K']} w{config.num_warps} "
+            f"s{config.num_stages}{' persistent' if meta.get('PERSISTENT') else ''}"
+            f"{' tma' if meta.get('TMA') else ''}")
+
+
 def measure(size, precision, allow_tf32, staging):
     torch.backends.cuda.matmul.allow_tf32 = allow_tf32
     cuda_device.set_matmul_precision(precision)
@@ -56,7 +66,7 @@ def measure(size, precision, allow_tf32, staging):
             "ours_tflops": flops / ours_ms / 1e9, "torch_tflops": flops / theirs_ms / 1e9,
             "ratio": theirs_ms / ours_ms, "ours_rel_err": ours_err, "torch_rel_err": theirs_err,
             "reference": "float64" if size <= 4096 else "torch fp32 (same mode)",
-            "autotune_s": tune_s, "best_config": str(config)}
+            "autotune_s": tune_s, "best_config": str(config), "best_tiles": _tiles(config)}
 
 
 def main():

@@ -84,7 +84,7 @@ def main():
             print("  FAILED", name)
     print(f"\nmatmul (TFLOP/s; ratio = ours/cuBLAS speed, target {MATMUL_TARGET} at 4096+)")
     print(f"{'size':>6} {'mode':>7} {'staging':>7} {'ours':>7} {'cuBLAS':>7} {'ratio':>6} "
-          f"{'target':>6} {'err':>8}")
+          f"{'target':>6} {'err':>8}  autotuned tiles")
     for row in (results["matmul"] or {}).get("rows", []):
         if "error" in row:
             print(f"{row['size']:>6} {row['precision']:>7} ERROR {row['error'][:80]}")
@@ -95,7 +95,7 @@ def main():
             else ("ok" if row["ratio"] >= MATMUL_TARGET else "MISS")
         print(f"{row['size']:>6} {row['precision']:>7} {staging:>7} {row['ours_tflops']:>7.1f} "
               f"{row['torch_tflops']:>7.1f} {row['ratio']:>6.2f} {target:>6} "
-              f"{row['ours_rel_err']:>8.1e}")
+              f"{row['ours_rel_err']:>8.1e}  {row.get('best_tiles') or ''}")
     for name in ("conv", "conv_large"):
         if results[name]:
             _print_conv(results[name])
