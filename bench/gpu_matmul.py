@@ -13,7 +13,7 @@ import argparse
 import torch
 
 from bench.gpu_common import Stopwatch, device_name, save, time_ms, warm_up_gpu
-from engine.backend import cuda_device
+from engine.backend import cuda_device, cuda_staging
 from kernels_triton import matmul as triton_matmul
 
 DEVICE = "cuda"
@@ -66,7 +66,10 @@ def measure(size, precision, allow_tf32, staging):
             "ours_tflops": flops / ours_ms / 1e9, "torch_tflops": flops / theirs_ms / 1e9,
             "ratio": theirs_ms / ours_ms, "ours_rel_err": ours_err, "torch_rel_err": theirs_err,
             "reference": "float64" if size <= 4096 else "torch fp32 (same mode)",
-            "autotune_s": tune_s, "best_config": str(config), "best_tiles": _tiles(config)}
+            "autotune_s": tune_s, "best_config": str(config), "best_tiles": _tiles(config),
+            # True/False: the device timed staging against TMA reads of B as stored and chose.
+            "timed_staging": cuda_staging.timed_choices().get(
+                (1, size, size, size, (0, size, 1), (0, size, 1)))}
 
 
 def main():

@@ -31,6 +31,12 @@ def _tests(path):
     return counts
 
 
+def _timed_label(staged):
+    if staged is None:
+        return ""
+    return ", timed: staged" if staged else ", timed: B read as stored"
+
+
 def _sweep_cell(row):
     """One tile configuration's ratio to cuBLAS; a TF32 product more than 1 % off is wrong."""
     if "ratio" not in row:
@@ -95,7 +101,8 @@ def main():
             else ("ok" if row["ratio"] >= MATMUL_TARGET else "MISS")
         print(f"{row['size']:>6} {row['precision']:>7} {staging:>7} {row['ours_tflops']:>7.1f} "
               f"{row['torch_tflops']:>7.1f} {row['ratio']:>6.2f} {target:>6} "
-              f"{row['ours_rel_err']:>8.1e}  {row.get('best_tiles') or ''}")
+              f"{row['ours_rel_err']:>8.1e}  {row.get('best_tiles') or ''}"
+              f"{_timed_label(row.get('timed_staging'))}")
     for name in ("conv", "conv_large"):
         if results[name]:
             _print_conv(results[name])

@@ -3,7 +3,8 @@ into the layout its multiply unit reads fastest. TF32 tensor cores (Hopper wgmma
 shared tiles; an N-major tile is gathered 4 bytes at a time into a transposed layout instead of by
 16-byte async copies. FMA (IEEE fp32) reads MN-major tiles (A rows, B columns contiguous) with
 vector shared-memory loads and K-major ones mostly element by element. `bench/gpu_ir_probe.py`
-shows both on the compiled code.
+shows both on the compiled code. TF32 products whose operands tensor descriptors (TMA) can read as
+stored have a copy-free alternative, so for them "auto" times both ways once per shape on the GPU.
 """
 
 from kernels_triton import transpose as _transpose
@@ -18,6 +19,12 @@ MIN_WORK = 1 << 31
 MIN_REUSE = 256
 
 _policy = "auto"
+# TF32 products that "auto" would stage but whose operands tensor descriptors can also read as
+# stored are decided by timing both ways, once per shape: which wins (a copy at memory bandwidth,
+# or tiles turned round in shared memory) depends on the GPU and the shape. `timer(fn)` gives
+# milliseconds; the cuda device sets it on a GPU, and without one (None) the size rule decides.
+timer = None
+_timed = {}
 
 
 def set_policy(policy):
@@ -25,6 +32,10 @@ def set_policy(policy):
     if policy not in POLICIES:
         raise ValueError(f"unknown operand staging {policy!r}; choose one of {POLICIES}")
     _policy = policy
+
+
+def policy():
+    return _policy
 
 
 def enabled():
@@ -56,17 +67,50 @@ def relayout(alloc, src, batch, rows, cols, offset, strides, cols_contiguous):
     return dst, 0, (size, 1, rows)
 
 
-def matmul_operands(alloc, validate, tensor_cores, a, b, batch, m, k, n, a_offset, a_strides,
-                    b_offset, b_strides):
-    """The operands of A (batch, m, k) @ B (batch, k, n), each relaid out when it is not in the
-    layout the multiply unit wants (K-major for tensor cores, MN-major for FMA) and staging pays.
-    `validate()` runs before any copy, so bad input is reported as the product's own error."""
+def _misplaced(tensor_cores, a_strides, b_strides):
+    """Which operands are not in the layout the multiply unit wants: A wants k contiguous (cols)
+    for tensor cores, m (rows) for FMA; B the other way round."""
+    return ((a_strides[2] if tensor_cores else a_strides[1]) != 1,
+            (b_strides[1] if tensor_cores else b_strides[2]) != 1)
+
+
+def would_stage(tensor_cores, batch, m, k, n, a_strides, b_strides):
+    """Whether the policy copies an operand of this product (see `matmul_operands`)."""
     work = batch * m * n * k
-    if k < 2 or work == 0 or not enabled():
+    if k < 2 or work == 0:
+        return False
+    a_misplaced, b_misplaced = _misplaced(tensor_cores, a_strides, b_strides)
+    return (a_misplaced and worth_it(work, n)) or (b_misplaced and worth_it(work, m))
+
+
+def timed_choice(key, run_staged, run_direct):
+    """Whether staging wins for the product `key`, timed once with `timer` (each way run once
+    before, so autotuning is not timed) and remembered: the first call of a shape runs it
+    several times, later ones only look it up."""
+    if key not in _timed:
+        run_staged()
+        run_direct()
+        _timed[key] = timer(run_staged) <= timer(run_direct)
+    return _timed[key]
+
+
+def timed_choices():
+    """The decisions `timed_choice` has made: {key: staged}."""
+    return dict(_timed)
+
+
+def matmul_operands(alloc, validate, tensor_cores, a, b, batch, m, k, n, a_offset, a_strides,
+                    b_offset, b_strides, stage=None):
+    """The operands of A (batch, m, k) @ B (batch, k, n), each relaid out when it is not in the
+    layout the multiply unit wants (K-major for tensor cores, MN-major for FMA) and staging pays
+    (`stage` True or False overrides the policy). `validate()` runs before any copy, so bad input
+    is reported as the product's own error."""
+    work = batch * m * n * k
+    if k < 2 or work == 0 or not (enabled() if stage is None else stage):
         return a, a_offset, a_strides, b, b_offset, b_strides
-    # A wants k contiguous (cols) for tensor cores, m (rows) for FMA; B the other way round.
-    stage_a = (a_strides[2] if tensor_cores else a_strides[1]) != 1 and worth_it(work, n)
-    stage_b = (b_strides[1] if tensor_cores else b_strides[2]) != 1 and worth_it(work, m)
+    a_misplaced, b_misplaced = _misplaced(tensor_cores, a_strides, b_strides)
+    stage_a = a_misplaced and (stage or worth_it(work, n))
+    stage_b = b_misplaced and (stage or worth_it(work, m))
     if stage_a or stage_b:
         validate()
     if stage_a:
