@@ -1,8 +1,12 @@
-"""Checks and helpers shared by the Triton launchers (kernel layer): interpreter detection and the
-argument checks that turn bad sizes into Python exceptions instead of out-of-bounds accesses.
+"""Checks and helpers shared by the Triton launchers (kernel layer): interpreter detection, the
+argument checks that turn bad sizes into Python exceptions instead of out-of-bounds accesses, and
+the grouped tile ordering of the GEMM kernels (matmul and the convolutions).
 """
 
 import os
+
+import triton
+import triton.language as tl
 
 # Triton reads the switch when a kernel is decorated, so reading it once at import agrees with
 # how our kernels were built (and keeps an environment lookup off every launch).
@@ -59,3 +63,17 @@ def check_strided(name, handle, shape, strides, offset):
 
 def cdiv(a, b):
     return -(-a // b)
+
+
+@triton.jit
+def grouped_tile(pid, rows, cols, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                 GROUP_M: tl.constexpr):
+    """(row tile, column tile) of program `pid` over a rows x cols output: GROUP_M row tiles
+    advance together, so the column operand's tiles they share stay in L2."""
+    num_pid_m = tl.cdiv(rows, BLOCK_M)
+    num_pid_n = tl.cdiv(cols, BLOCK_N)
+    pids_in_group = GROUP_M * num_pid_n
+    first_pid_m = (pid // pids_in_group) * GROUP_M
+    group_rows = min(num_pid_m - first_pid_m, GROUP_M)
+    return (first_pid_m + (pid % pids_in_group) % group_rows,
+            (pid % pids_in_group) // group_rows)

@@ -10,7 +10,7 @@ input gradient may take weights as (KH, KW, K, C/groups), N-major for its produc
 import triton
 import triton.language as tl
 
-from .common import cdiv, check_buffer, interpreting
+from .common import cdiv, check_buffer, grouped_tile, interpreting
 from .matmul import PRECISIONS
 
 CONV_KINDS = ("forward", "input", "weight")
@@ -37,16 +37,12 @@ def conv_configs(kind, precision):
 
 
 @triton.jit
-def _grouped_tile(pid, rows, cols, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-                  GROUP_M: tl.constexpr):
-    # Grouped program ordering (as in matmul) over a rows x cols output.
-    num_pid_m = tl.cdiv(rows, BLOCK_M)
-    num_pid_n = tl.cdiv(cols, BLOCK_N)
-    pids_in_group = GROUP_M * num_pid_n
-    first_pid_m = (pid // pids_in_group) * GROUP_M
-    group_rows = min(num_pid_m - first_pid_m, GROUP_M)
-    return (first_pid_m + (pid % pids_in_group) % group_rows,
-            (pid % pids_in_group) // group_rows)
+def _pixel_rows(pid_m, pixels, height, width, BLOCK_M: tl.constexpr):
+    # The rows of a per-pixel GEMM tile and each row's (image, y, x). Rows past the last pixel
+    # wrap onto real ones, so every load stays in bounds; the store masks them out.
+    rm = pid_m.to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
+    rm_safe = rm % pixels
+    return rm, rm_safe // (width * height), (rm_safe // width) % height, rm_safe % width
 
 
 @triton.jit
@@ -60,12 +56,8 @@ def _forward_kernel(x, w, out, batch, h, wd, c, k, kh, kw, oh, ow, stride_h, str
     # Weight (r, s, c, k) sits at ((r*kw + s)*c_per_group + c)*w_rsc_stride + k*w_out_stride.
     group = tl.program_id(1)
     pixels = batch * oh * ow
-    pid_m, pid_n = _grouped_tile(tl.program_id(0), pixels, k_per_group, BLOCK_M, BLOCK_N, GROUP_M)
-    rm = pid_m.to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rm_safe = rm % pixels
-    ow_i = rm_safe % ow
-    oh_i = (rm_safe // ow) % oh
-    n_i = rm_safe // (ow * oh)
+    pid_m, pid_n = grouped_tile(tl.program_id(0), pixels, k_per_group, BLOCK_M, BLOCK_N, GROUP_M)
+    rm, n_i, oh_i, ow_i = _pixel_rows(pid_m, pixels, oh, ow, BLOCK_M)
     rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     n_ok = rn < k_per_group
     out_channel = group * k_per_group + rn
@@ -103,12 +95,8 @@ def _input_grad_kernel(gy, w, gx, batch, h, wd, c, k, kh, kw, oh, ow, stride_h, 
     # (r*kw + s)*w_tap_stride + c*w_in_stride + k*w_out_stride.
     group = tl.program_id(1)
     pixels = batch * h * wd
-    pid_m, pid_n = _grouped_tile(tl.program_id(0), pixels, c_per_group, BLOCK_M, BLOCK_N, GROUP_M)
-    rm = pid_m.to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rm_safe = rm % pixels
-    iw_i = rm_safe % wd
-    ih_i = (rm_safe // wd) % h
-    n_i = rm_safe // (wd * h)
+    pid_m, pid_n = grouped_tile(tl.program_id(0), pixels, c_per_group, BLOCK_M, BLOCK_N, GROUP_M)
+    rm, n_i, ih_i, iw_i = _pixel_rows(pid_m, pixels, h, wd, BLOCK_M)
     rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     in_channel = rn % c_per_group
     rk = tl.arange(0, BLOCK_K)

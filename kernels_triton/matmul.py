@@ -8,7 +8,7 @@ tiles by tensor descriptor (TMA) where both operands allow it.
 import triton
 import triton.language as tl
 
-from .common import MAX_GRID_BATCH, cdiv, check_buffer, check_strided, interpreting
+from .common import MAX_GRID_BATCH, cdiv, check_buffer, check_strided, grouped_tile, interpreting
 
 PRECISIONS = ("ieee", "tf32", "tf32x3")
 # Problems below this many multiply-adds take one fixed configuration: autotuning every small
@@ -58,19 +58,6 @@ def small_config():
 
 
 @triton.jit
-def _tile_coords(m, n, tile, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GROUP_M: tl.constexpr):
-    num_pid_m = tl.cdiv(m, BLOCK_M)
-    num_pid_n = tl.cdiv(n, BLOCK_N)
-    # Grouped ordering: GROUP_M row tiles advance together so their B columns stay in L2.
-    pids_in_group = GROUP_M * num_pid_n
-    first_pid_m = (tile // pids_in_group) * GROUP_M
-    group_rows = min(num_pid_m - first_pid_m, GROUP_M)
-    pid_m = first_pid_m + (tile % pids_in_group) % group_rows
-    pid_n = (tile % pids_in_group) // group_rows
-    return pid_m, pid_n
-
-
-@triton.jit
 def _descriptor(base, rows, cols, row_stride, BLOCK_ROWS: tl.constexpr, BLOCK_COLS: tl.constexpr):
     return tl.make_tensor_descriptor(base, [rows, cols], [row_stride, 1], [BLOCK_ROWS, BLOCK_COLS])
 
@@ -84,7 +71,7 @@ def _matmul_tile(a, b, out, m, n, k, tile, batch, a_offset, stride_ab, stride_am
     # its matrix or its transpose, whichever has unit column stride ("k" or "m" for A, "k" or
     # "n" for B): the copy engine fetches whole tiles and fills the out-of-bounds part with zeros,
     # so neither addresses nor masks are computed per element.
-    pid_m, pid_n = _tile_coords(m, n, tile, BLOCK_M, BLOCK_N, GROUP_M)
+    pid_m, pid_n = grouped_tile(tile, m, n, BLOCK_M, BLOCK_N, GROUP_M)
     # Edge masks rather than wrapping indices (% m) keep rm/rn provably contiguous, so loads along
     # a unit-stride dimension vectorize.
     rm = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
