@@ -173,28 +173,30 @@ def matmul(a, b, out, batch, m, k, n,
            b_offset, b_batch_stride, b_row_stride, b_col_stride):
     a_strides = (a_batch_stride, a_row_stride, a_col_stride)
     b_strides = (b_batch_stride, b_row_stride, b_col_stride)
-    tensor_cores = _tensor_cores()
-
-    def validate():
-        _matmul.check_args(a, b, out, batch, m, k, n, a_offset, a_strides, b_offset, b_strides)
-
-    def run(stage=None):
-        a_s, a_offset_s, a_strides_s, b_s, b_offset_s, b_strides_s = _staging.matmul_operands(
-            alloc, validate, tensor_cores, a, b, batch, m, k, n, a_offset, a_strides, b_offset,
-            b_strides, stage=stage)
-        _matmul.matmul(a_s, b_s, out, batch, m, k, n, a_offset_s, *a_strides_s, b_offset_s,
-                       *b_strides_s, precision=_precision, sm_count=_sm_count())
-
+    product = (a, b, out, batch, m, k, n, a_offset, a_strides, b_offset, b_strides)
     stage = None
     # Only tf32 has TMA configurations, which read operands as stored: whether the copy still
     # pays is measured (see cuda_staging.timer).
     if (_precision == "tf32" and _staging.timer is not None and _staging.policy() == "auto"
             and _staging.would_stage(True, batch, m, k, n, a_strides, b_strides)):
-        validate()
+        _matmul.check_args(*product)
         if _matmul.tma_layout(a, b, m, k, n, a_offset, a_strides, b_offset, b_strides):
             stage = _staging.timed_choice((batch, m, k, n, a_strides, b_strides),
-                                          lambda: run(True), lambda: run(False))
-    run(stage)
+                                          lambda: _staged_matmul(*product, stage=True),
+                                          lambda: _staged_matmul(*product, stage=False))
+    _staged_matmul(*product, stage=stage)
+
+
+def _staged_matmul(a, b, out, batch, m, k, n, a_offset, a_strides, b_offset, b_strides,
+                   stage=None):
+    """The product with its operands staged by the policy (or as `stage` says)."""
+    a, a_offset, a_strides, b, b_offset, b_strides = _staging.matmul_operands(
+        alloc, lambda: _matmul.check_args(a, b, out, batch, m, k, n, a_offset, a_strides,
+                                          b_offset, b_strides),
+        _tensor_cores(), a, b, batch, m, k, n, a_offset, a_strides, b_offset, b_strides,
+        stage=stage)
+    _matmul.matmul(a, b, out, batch, m, k, n, a_offset, *a_strides, b_offset, *b_strides,
+                   precision=_precision, sm_count=_sm_count())
 
 
 def _gpu_ms(fn):
