@@ -268,7 +268,10 @@ def matmul(a, b, out, batch, m, k, n,
             _AUTOTUNED[precision][_tile_grid(m, n, chunk, sm_count)](
                 *args, PRECISION=precision, TMA_LAYOUT=layout)
         else:
+            # The heuristics' values are known here: calling the kernel itself skips their
+            # per-launch argument dictionaries (small products are the host-bound ones).
             config = small_config()
-            _matmul_even_k[_tile_grid(m, n, chunk, sm_count)](
-                *args, PRECISION=precision, TMA_LAYOUT="", num_warps=config.num_warps,
-                num_stages=config.num_stages, **config.kwargs)
+            _matmul_kernel[_tile_grid(m, n, chunk, sm_count)](
+                *args, PRECISION=precision, EVEN_K=k % config.kwargs["BLOCK_K"] == 0,
+                TMA_LAYOUT="", num_warps=config.num_warps, num_stages=config.num_stages,
+                **config.kwargs)

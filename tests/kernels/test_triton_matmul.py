@@ -176,3 +176,23 @@ def test_persistent_grid_is_one_program_per_multiprocessor():
     assert _tile_grid(8192, 8192, 1, 132)(dict(meta, PERSISTENT=False)) == (2048, 1)
     assert _tile_grid(200, 300, 3, 132)(dict(meta, PERSISTENT=True)) == (4, 3)
     assert _tile_grid(8192, 8192, 1, None)(dict(meta, PERSISTENT=True)) == (2048, 1)
+
+
+@pytest.mark.parametrize("k", [40, 64])
+def test_small_products_run_the_fixed_configuration(cuda, monkeypatch, k):
+    """Below AUTOTUNE_MIN_WORK (on a GPU; the interpreter otherwise always autotunes) the kernel
+    runs with the fixed small configuration, no autotuner or heuristics in between, and a K
+    that is not a multiple of its BLOCK_K (40 against 32) still comes out whole."""
+    from kernels_triton import matmul as triton_matmul
+
+    monkeypatch.setattr(triton_matmul, "interpreting", lambda: False)
+    for precision in triton_matmul.PRECISIONS:
+        monkeypatch.setattr(triton_matmul._AUTOTUNED[precision], "run", lambda *a, **kw:
+                            pytest.fail("a small product went through the autotuner"))
+    monkeypatch.setattr(triton_matmul._matmul_even_k, "run", lambda *a, **kw:
+                        pytest.fail("a small product went through the heuristics"))
+    m, n = 70, 33
+    a = RNG.standard_normal(m * k).astype(np.float32)
+    b = RNG.standard_normal(k * n).astype(np.float32)
+    got, expected = _matmul(cuda, a, b, 1, m, k, n, (0, (m * k, k, 1)), (0, (k * n, n, 1)))
+    _check(got, expected, k)
