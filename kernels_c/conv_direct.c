@@ -5,9 +5,6 @@
  * k outputs are 16-float vectors updated straight from the (zero-padded) input. */
 #include <stdlib.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "conv_direct.h"
 #include "nd_kernels.h"
@@ -66,20 +63,6 @@ static void tap_offsets(const conv_shape_t *s, int64_t *off)
 }
 
 static int64_t padded_k(const conv_shape_t *s) { return (s->k + LANES - 1) / LANES * LANES; }
-
-/* Inside a parallel region: this thread's share [*begin, *end) of `rows` (the team may be
- * smaller than asked for), and its thread number. */
-static int my_rows(int64_t rows, int64_t *begin, int64_t *end)
-{
-    int t = 0, team = 1;
-#ifdef _OPENMP
-    t = omp_get_thread_num();
-    team = omp_get_num_threads();
-#endif
-    *begin = rows * t / team;
-    *end = rows * (t + 1) / team;
-    return t;
-}
 
 static float *alloc_floats(int64_t count)
 {
@@ -195,7 +178,7 @@ int nd_conv_direct_forward(const conv_shape_t *s, const float *x, const float *w
 #pragma omp parallel num_threads(threads)
         {
             int64_t begin, end;
-            const int t = my_rows(rows, &begin, &end);
+            const int t = nd_thread_rows(rows, &begin, &end);
             forward_rows(s, x, w_padded, off, y, begin, end,
                          per_thread ? pad_bufs + t * per_thread : NULL);
         }
@@ -310,7 +293,7 @@ int nd_conv_direct_backward_weight(const conv_shape_t *s, const float *x, const 
 #pragma omp parallel num_threads(threads)
         {
             int64_t begin, end;
-            float *mine = buffers + my_rows(rows, &begin, &end) * per_thread;
+            float *mine = buffers + nd_thread_rows(rows, &begin, &end) * per_thread;
             weight_rows(s, x, gy, off, mine, begin, end,
                         pad_size ? mine + acc_size : NULL,
                         gy_size ? mine + acc_size + pad_size : NULL);

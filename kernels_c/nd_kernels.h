@@ -46,6 +46,7 @@ enum {
 int nd_set_num_threads(int n);
 int nd_get_num_threads(void);
 int nd_threads_for(int64_t work, int64_t min_work_per_thread);
+int nd_thread_rows(int64_t rows, int64_t *begin, int64_t *end);
 
 /* memory.c: out[0:size] = value */
 int nd_fill_f32(float *out, float value, int64_t size);

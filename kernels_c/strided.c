@@ -2,9 +2,6 @@
  * Kernel layer (kernels_c); ABI in nd_kernels.h. The strided side is bounds-checked once, up
  * front, from the extreme offsets of the view, so a bad view is an error code, never a crash. */
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "nd_kernels.h"
 
@@ -89,18 +86,6 @@ static int64_t next_row(const view_t *v, int64_t *idx, int64_t off)
     return off;
 }
 
-/* This thread's share [r0, r1) of `rows` inside a parallel region (all of them outside one). */
-static void thread_rows(int64_t rows, int64_t *r0, int64_t *r1)
-{
-    int64_t t = 0, nt = 1;
-#ifdef _OPENMP
-    t = omp_get_thread_num();
-    nt = omp_get_num_threads();
-#endif
-    *r0 = rows * t / nt;
-    *r1 = rows * (t + 1) / nt;
-}
-
 static void compact_rows(const view_t *v, const float *a, float *out, int64_t r0, int64_t r1)
 {
     const int64_t inner = v->shape[v->rank - 1], step = v->strides[v->rank - 1];
@@ -176,7 +161,7 @@ int nd_compact_f32(const float *a, float *out, int64_t a_len, int64_t out_len, i
 #pragma omp parallel num_threads(threads)
     {
         int64_t r0, r1;
-        thread_rows(rows, &r0, &r1);
+        nd_thread_rows(rows, &r0, &r1);
         compact_rows(&v, a, out, r0, r1);
     }
     return ND_OK;
@@ -200,7 +185,7 @@ int nd_ewise_setitem_f32(const float *a, float *out, int64_t a_len, int64_t out_
 #pragma omp parallel num_threads(threads)
     {
         int64_t r0, r1;
-        thread_rows(rows, &r0, &r1);
+        nd_thread_rows(rows, &r0, &r1);
         setitem_rows(&v, a, out, r0, r1);
     }
     return ND_OK;
@@ -224,7 +209,7 @@ int nd_scalar_setitem_f32(float value, float *out, int64_t size, int64_t out_len
 #pragma omp parallel num_threads(threads)
     {
         int64_t r0, r1;
-        thread_rows(rows, &r0, &r1);
+        nd_thread_rows(rows, &r0, &r1);
         fill_rows(&v, value, out, r0, r1);
     }
     return ND_OK;

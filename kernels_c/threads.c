@@ -29,3 +29,13 @@ int nd_threads_for(int64_t work, int64_t min_work_per_thread)
     if (useful < 1) return 1;
     return useful < threads ? (int)useful : threads;
 }
+
+/* Inside a parallel region: this thread's share [*begin, *end) of `rows` (the team may be smaller
+ * than asked for; outside a region, all of them), and its thread number. */
+int nd_thread_rows(int64_t rows, int64_t *begin, int64_t *end)
+{
+    const int t = omp_get_thread_num(), team = omp_get_num_threads();
+    *begin = rows * t / team;
+    *end = rows * (t + 1) / team;
+    return t;
+}
