@@ -80,7 +80,9 @@ def main():
     if args.smoke:
         global DEVICE
         DEVICE, args.sizes = "cpu", [16, 40]
-    results = {"device": device_name(), "rows": []}
+    # The TMA layouts this process may load (gpu_check.sh sets them from the TMA canary).
+    results = {"device": device_name(), "tma_layouts": sorted(triton_matmul.TMA_ALLOWED),
+               "rows": []}
     print(f"{'size':>6} {'mode':>7} {'staging':>7} {'ours TF/s':>10} {'torch TF/s':>11} "
           f"{'ours/torch':>10} {'ours err':>9} {'torch err':>9}")
     for precision, allow_tf32, staging in MODES:

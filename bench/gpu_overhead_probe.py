@@ -120,6 +120,18 @@ def _tma_tiles():
 SMOKE_TILES = [(16, 16, 16, 2, 1, 1, False, False), (16, 16, 16, 2, 1, 1, True, True)]
 
 
+def _time_config(fn, out, reference, cublas_ms):
+    """Error against `reference` and speed against cuBLAS of one forced configuration."""
+    try:
+        out.fill_(float("nan"))  # a kernel that skips tiles must not pass on stale output
+        fn()
+        rel_err = (out - reference).abs().max().item() / reference.abs().max().item()
+        ms = time_ms(fn)
+        return {"rel_err": rel_err, "ms": ms, "ratio": cublas_ms / ms}
+    except Exception as error:  # out of shared memory and the like: others still run
+        return {"error": repr(error)[:200]}
+
+
 def tf32_config_sweep(size, save_rows):
     """Our TF32 kernel, tile configuration by configuration, pointer or tensor-descriptor (TMA)
     loads, against cuBLAS TF32 in the same run and layout: on a K-major B (as staging leaves it)
@@ -140,7 +152,6 @@ def tf32_config_sweep(size, save_rows):
                            POINTER_TILES[:2] + _tma_tiles())}
     for b_layout, (b_matrix, b_strides, tma_layout, tiles) in layouts.items():
         reference = torch.matmul(a.view(size, size), b_matrix)
-        scale = reference.abs().max().item()
         cublas_ms = time_ms(lambda b_matrix=b_matrix: torch.matmul(a.view(size, size), b_matrix))
         result["cublas_ms"][b_layout] = cublas_ms
         for bm, bn, bk, group, warps, stages, persistent, tma in (
@@ -157,14 +168,10 @@ def tf32_config_sweep(size, save_rows):
                     TMA_LAYOUT=tma_layout, num_warps=warps, num_stages=stages)
             row = {"b_layout": b_layout,
                    "config": (bm, bn, bk, group, warps, stages, persistent, tma)}
-            try:
-                out.fill_(float("nan"))  # a kernel that skips tiles must not pass on stale output
-                fn()
-                row["rel_err"] = (out.view(size, size) - reference).abs().max().item() / scale
-                row["ms"] = time_ms(fn)
-                row["ratio"] = cublas_ms / row["ms"]
-            except Exception as error:  # out of shared memory and the like: others still run
-                row["error"] = repr(error)[:200]
+            if tma and tma_layout not in triton_matmul.TMA_ALLOWED:
+                row["skipped"] = f"{triton_matmul.TMA_SWITCH} leaves {tma_layout} out"
+            else:
+                row.update(_time_config(fn, out.view(size, size), reference, cublas_ms))
             result["rows"].append(row)
             print("tf32 config", row, flush=True)
             save_rows(result)

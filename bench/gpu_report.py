@@ -39,6 +39,8 @@ def _timed_label(staged):
 
 def _sweep_cell(row):
     """One tile configuration's ratio to cuBLAS; a TF32 product more than 1 % off is wrong."""
+    if "skipped" in row:
+        return f"{tuple(row['config'])} skipped"
     if "ratio" not in row:
         return f"{tuple(row['config'])} error"
     wrong = "" if row.get("rel_err", 0) <= 1e-2 else " WRONG"  # NaN (tiles never written) too
@@ -76,7 +78,8 @@ def main():
                "conv": _load(os.path.join(out, "conv.json")),
                "conv_large": _load(os.path.join(out, "conv_large.json")),
                "train": _load(os.path.join(out, "train.json")),
-               "overhead": _load(os.path.join(out, "overhead.json"))}
+               "overhead": _load(os.path.join(out, "overhead.json")),
+               "tma_canary": _load(os.path.join(out, "tma_canary.json"))}
     with open(os.path.join(out, "gpu_results.json"), "w") as f:
         json.dump(results, f, indent=1)
 
@@ -88,7 +91,16 @@ def main():
               f"{t['skipped']} skipped")
         for name in t["failed"]:
             print("  FAILED", name)
-    print(f"\nmatmul (TFLOP/s; ratio = ours/cuBLAS speed, target {MATMUL_TARGET} at 4096+)")
+    canary = results["tma_canary"]
+    if canary:
+        bad = [f"{r['config']} {r['layout']}: {r['status']}" for r in canary["cases"]
+               if r["status"] != "ok"]
+        print(f"\nTMA canary: {len(canary['cases']) - len(bad)}/{len(canary['cases'])} cases "
+              f"right; later stages ran with ENGINE_MATMUL_TMA={canary['switch']}")
+        for line in bad:
+            print("  ", line)
+    print(f"\nmatmul (TFLOP/s; ratio = ours/cuBLAS speed, target {MATMUL_TARGET} at 4096+; TMA "
+          f"layouts {','.join((results['matmul'] or {}).get('tma_layouts', [])) or 'none'})")
     print(f"{'size':>6} {'mode':>7} {'staging':>7} {'ours':>7} {'cuBLAS':>7} {'ratio':>6} "
           f"{'target':>6} {'err':>8}  autotuned tiles")
     for row in (results["matmul"] or {}).get("rows", []):

@@ -5,6 +5,8 @@ compile-time choice; autotune configurations come from `matmul_configs`, some of
 tiles by tensor descriptor (TMA) where both operands allow it.
 """
 
+import os
+
 import triton
 import triton.language as tl
 
@@ -14,6 +16,29 @@ PRECISIONS = ("ieee", "tf32", "tf32x3")
 # Problems below this many multiply-adds take one fixed configuration: autotuning every small
 # shape of a training run would cost more than it saves.
 AUTOTUNE_MIN_WORK = 1 << 24
+# Operand layouts tensor descriptors can load, named by the unit-stride dimension of A, then of B
+# (see `tma_layout`).
+TMA_LAYOUTS = ("kk", "kn", "mk", "mn")
+TMA_SWITCH = "ENGINE_MATMUL_TMA"
+
+
+def parse_tma_switch(value):
+    """The layouts ENGINE_MATMUL_TMA lets TMA load: "on" (all), "off" (none) or a comma list of
+    layouts. An escape hatch for a GPU, driver or Triton whose descriptors misbehave;
+    bench/gpu_tma_canary.py finds the layouts that work on the machine it runs on."""
+    setting = value.strip().lower()
+    if setting in ("on", "off"):
+        return frozenset(TMA_LAYOUTS if setting == "on" else ())
+    layouts = [name.strip() for name in setting.split(",")]
+    unknown = [name for name in layouts if name not in TMA_LAYOUTS]
+    if unknown:
+        raise ValueError(f"{TMA_SWITCH}={value!r}: unknown layout(s) {unknown}; give 'on', 'off' "
+                         f"or a comma list of {TMA_LAYOUTS}")
+    return frozenset(layouts)
+
+
+# Read once, like TRITON_INTERPRET: the autotuner's cached choices depend on it.
+TMA_ALLOWED = parse_tma_switch(os.environ.get(TMA_SWITCH, "on"))
 
 
 def _config(bm, bn, bk, group, warps, stages, persistent=False, tma=False):
@@ -182,14 +207,16 @@ def _unit_dim(rows, cols, row_stride, col_stride):
 def tma_layout(a, b, m, k, n, a_offset, a_strides, b_offset, b_strides):
     """How tensor descriptors (TMA) can address both operands: "kk", "kn", "mk" or "mn" names the
     unit-stride dimension of A, then of B; "" when either breaks the copy engine's rules (base
-    addresses, batch and line strides must be multiples of 16 bytes)."""
+    addresses, batch and line strides must be multiples of 16 bytes) or ENGINE_MATMUL_TMA leaves
+    the layout out."""
     a_unit = _unit_dim(m, k, a_strides[1], a_strides[2])
     b_unit = _unit_dim(k, n, b_strides[1], b_strides[2])
     aligned = (a_offset % 4 == 0 and b_offset % 4 == 0 and a_strides[0] % 4 == 0
                and b_strides[0] % 4 == 0 and a.data_ptr() % 16 == 0 and b.data_ptr() % 16 == 0)
     if a_unit is None or b_unit is None or not aligned:
         return ""
-    return ("k" if a_unit == "cols" else "m") + ("n" if b_unit == "cols" else "k")
+    layout = ("k" if a_unit == "cols" else "m") + ("n" if b_unit == "cols" else "k")
+    return layout if layout in TMA_ALLOWED else ""
 
 
 # Heuristics run after the autotune key is taken. Pointer-load configurations ignore the layout

@@ -7,7 +7,7 @@ way; every other product keeps the size rule. Results are the same either way.
 import numpy as np
 import pytest
 
-from tests.kernels.test_triton_matmul import _check, _matmul
+from tests.kernels.test_triton_matmul import _check, _matmul, rtol_for
 from tests.kernels.triton_support import triton_marks
 
 pytestmark = triton_marks()
@@ -57,12 +57,12 @@ def test_first_call_times_both_ways_then_runs_the_faster(cuda, timed, faster):
 
     timed["ms"] = {faster: 1.0, ("direct" if faster == "staged" else "staged"): 2.0}
     got, expected = _row_major_product(cuda)
-    _check(got, expected, K)
+    _check(got, expected, K, rtol=rtol_for("tf32"))
     assert sorted(timed["timed"]) == ["direct", "staged"]
     assert list(cuda_staging.timed_choices().values()) == [faster == "staged"]
     copies = timed["copies"]
     got, expected = _row_major_product(cuda)  # same shape: decided, not timed again
-    _check(got, expected, K)
+    _check(got, expected, K, rtol=rtol_for("tf32"))
     assert len(timed["timed"]) == 2
     assert timed["copies"] - copies == (1 if faster == "staged" else 0)
 
@@ -81,7 +81,7 @@ def test_other_products_keep_the_size_rule(cuda, timed, monkeypatch, case):
     if case == "no_timer":
         monkeypatch.setattr(cuda_staging, "timer", None)
     got, expected = _row_major_product(cuda, n=21 if case == "n_unaligned" else N)
-    _check(got, expected, K)
+    _check(got, expected, K, rtol=rtol_for(case if case in ("ieee", "tf32x3") else "tf32"))
     assert timed["timed"] == []
     assert timed["copies"] == 1
 

@@ -7,7 +7,7 @@ fallback to pointer loads whenever an operand breaks TMA's alignment rules.
 import numpy as np
 import pytest
 
-from tests.kernels.test_triton_matmul import _check, _matmul
+from tests.kernels.test_triton_matmul import _check, _matmul, rtol_for
 from tests.kernels.triton_support import triton_marks
 
 pytestmark = triton_marks()
@@ -23,6 +23,8 @@ def tma_config(request, cuda, monkeypatch):
     from kernels_triton import matmul as triton_matmul
 
     config = triton_matmul._config(64, 64, 16, 2, 4, 2, persistent=request.param, tma=True)
+    # Whatever ENGINE_MATMUL_TMA the suite runs under, these tests are about the TMA path.
+    monkeypatch.setattr(triton_matmul, "TMA_ALLOWED", frozenset(triton_matmul.TMA_LAYOUTS))
     monkeypatch.setattr(triton_matmul._AUTOTUNED["tf32"], "configs", [config])
     monkeypatch.setattr(triton_matmul, "AUTOTUNE_MIN_WORK", 0)
     monkeypatch.setattr(cuda, "_sm_count", lambda: 3)
@@ -90,7 +92,7 @@ def test_tma_products_match_reference(cuda, tma_config, monkeypatch, tma_layout,
     b = RNG.standard_normal(size).astype(np.float32)
     got, expected = _matmul(cuda, a, b, batch, m, k, n, *_layouts(
         batch, m, k, n, tma_layout, a_offset=4, broadcast_b=broadcast_b))
-    _check(got, expected, k)
+    _check(got, expected, k, rtol=rtol_for("tf32"))
     assert built, "the TMA configuration did not build tensor descriptors"
 
 
@@ -102,7 +104,8 @@ def test_operands_tma_cannot_address_fall_back_to_pointer_loads(cuda, tma_config
     stay exact."""
     built = _spy_descriptors(monkeypatch)
     batch, m, k, n = 2, 9, 5 if case == "k_not_aligned" else 8, 11
-    cuda.set_matmul_precision(case if case in ("ieee", "tf32x3") else "tf32")
+    precision = case if case in ("ieee", "tf32x3") else "tf32"
+    cuda.set_matmul_precision(precision)
     a_layout = (1 if case == "offset" else 0, (m * k, k, 1))
     if case == "strided_rows":
         a_layout = (0, (2 * m * k, 2 * k, 2))
@@ -110,14 +113,17 @@ def test_operands_tma_cannot_address_fall_back_to_pointer_loads(cuda, tma_config
     a = RNG.standard_normal(2 * batch * m * k + 1).astype(np.float32)
     b = RNG.standard_normal(batch * n * k).astype(np.float32)
     got, expected = _matmul(cuda, a, b, batch, m, k, n, a_layout, b_layout)
-    _check(got, expected, k)
+    _check(got, expected, k, rtol=rtol_for(precision))
     assert not built, "a tensor descriptor was built for operands TMA cannot address"
 
 
-def test_tma_layout_follows_the_copy_engine_rules():
+def test_tma_layout_follows_the_copy_engine_rules(monkeypatch):
     import torch
 
+    from kernels_triton import matmul as triton_matmul
     from kernels_triton.matmul import tma_layout
+
+    monkeypatch.setattr(triton_matmul, "TMA_ALLOWED", frozenset(triton_matmul.TMA_LAYOUTS))
 
     buf = torch.zeros(4096)
     m, k, n = 12, 8, 16
@@ -134,6 +140,36 @@ def test_tma_layout_follows_the_copy_engine_rules():
     assert tma_layout(buf, buf, m, k, n, 0, (96, 16, 2), *b_kmajor) == ""  # no unit stride
     assert tma_layout(buf, buf, m, k, n, 0, (98, 8, 1), *b_kmajor) == ""  # batch 392 bytes
     assert tma_layout(buf[1:], buf, m, k, n, *a_rows, *b_kmajor) == ""  # buffer 4 bytes in
+
+
+def test_switch_names_the_layouts_tma_may_load():
+    from kernels_triton.matmul import TMA_LAYOUTS, parse_tma_switch
+
+    assert parse_tma_switch("on") == frozenset(TMA_LAYOUTS)
+    assert parse_tma_switch(" OFF ") == frozenset()
+    assert parse_tma_switch("kk,mn") == {"kk", "mn"}
+    for bad in ("", "yes", "kk,nk", "kk;kn"):
+        with pytest.raises(ValueError, match="ENGINE_MATMUL_TMA"):
+            parse_tma_switch(bad)
+
+
+def test_layouts_switched_off_run_the_pointer_loads(cuda, tma_config, monkeypatch):
+    """ENGINE_MATMUL_TMA without "kn": a row-major X @ W (layout "kn") builds no descriptor and
+    stays exact, while "kk" operands still load by TMA."""
+    from kernels_triton import matmul as triton_matmul
+
+    monkeypatch.setattr(triton_matmul, "TMA_ALLOWED", triton_matmul.parse_tma_switch("kk"))
+    built = _spy_descriptors(monkeypatch)
+    cuda.set_matmul_precision("tf32")
+    batch, m, k, n = 1, 24, 16, 20
+    a = RNG.standard_normal(m * k).astype(np.float32)
+    b = RNG.standard_normal(k * n).astype(np.float32)
+    got, expected = _matmul(cuda, a, b, batch, m, k, n, *_layouts(batch, m, k, n, "kn"))
+    _check(got, expected, k, rtol=rtol_for("tf32"))
+    assert not built, "a tensor descriptor was built for a layout the switch leaves out"
+    got, expected = _matmul(cuda, a, b, batch, m, k, n, *_layouts(batch, m, k, n, "kk"))
+    _check(got, expected, k, rtol=rtol_for("tf32"))
+    assert built, "the layout the switch keeps did not load by TMA"
 
 
 def test_autotuning_without_tma_times_each_pointer_twin_once():

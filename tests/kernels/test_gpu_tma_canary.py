@@ -1,0 +1,41 @@
+"""The GPU check's TMA canary (bench/gpu_tma_canary.py) in Triton's interpreter: a case comes out
+right, a case whose process fails is recorded as crashed, and only layouts on which every case was
+right reach ENGINE_MATMUL_TMA for the later stages.
+"""
+
+import pytest
+
+from kernels_triton.common import interpreting
+from tests.kernels.triton_support import triton_marks
+
+pytestmark = triton_marks()
+# Smoke cases run on torch CPU tensors; on a GPU the check's own stage runs the canary for real.
+smoke_only = pytest.mark.skipif(not interpreting(), reason="smoke cases need TRITON_INTERPRET=1")
+
+
+@smoke_only
+def test_a_case_checks_the_product_against_float64():
+    from bench.gpu_tma_canary import run_case
+
+    record = run_case(1, "mn", smoke=True)  # persistent, both operands turned round
+    assert record["status"] == "ok" and record["rel_err"] < 1e-5
+
+
+@smoke_only
+def test_a_failing_case_process_is_recorded_not_raised():
+    from bench.gpu_tma_canary import _spawn
+
+    record = _spawn(0, "nk", smoke=True)  # no such layout: the child fails
+    assert record["status"].startswith("crashed") and "nk" in record["stderr"]
+
+
+def test_only_layouts_right_in_every_case_stay_on():
+    from bench.gpu_tma_canary import switch_value
+
+    def records(**status):
+        return [{"layout": layout, "status": value} for layout, value in status.items()] + [
+            {"layout": layout, "status": "ok"} for layout in ("kk", "kn", "mk", "mn")]
+
+    assert switch_value(records()) == "kk,kn,mk,mn"
+    assert switch_value(records(kn="wrong", mn="timeout")) == "kk,mk"
+    assert switch_value(records(kk="crashed (rc -11)", kn="wrong", mk="wrong", mn="wrong")) == "off"
