@@ -24,13 +24,14 @@ MODES = (("ieee", False, "auto"), ("ieee", False, "never"), ("tf32", True, "auto
 
 
 def _tiles(config):
-    """The autotuner's choice in short: tile, warps, stages, persistent or not, TMA loads or not."""
+    """The autotuner's choice in short: tile, warps, stages, persistent or not, TMA loads or not,
+    epilogue split or not."""
     if config is None:
         return None
     meta = config.kwargs
     return (f"{meta['BLOCK_M']}x{meta['BLOCK_N']}x{meta['BLOCK_K']} w{config.num_warps} "
             f"s{config.num_stages}{' persistent' if meta.get('PERSISTENT') else ''}"
-            f"{' tma' if meta.get('TMA') else ''}")
+            f"{' tma' if meta.get('TMA') else ''}{' split' if meta.get('SPLIT_EPILOGUE') else ''}")
 
 
 def measure(size, precision, allow_tf32, staging):

@@ -104,20 +104,31 @@ def profile_top(fn, calls=100, top=14):
     return text.getvalue()
 
 
-# (BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, warps, stages, persistent, tma)
-POINTER_TILES = [(128, 256, 32, 8, 8, 4, False, False), (256, 128, 32, 8, 8, 4, False, False),
-                 (128, 256, 32, 16, 8, 4, False, False), (256, 128, 32, 8, 8, 3, True, False),
-                 (128, 256, 32, 8, 8, 2, True, False), (128, 128, 32, 8, 8, 4, True, False)]
+# Pointer-load tiles: (BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, warps, stages, persistent)
+POINTER_TILES = [(128, 256, 32, 8, 8, 4, False), (256, 128, 32, 8, 8, 4, False),
+                 (128, 256, 32, 16, 8, 4, False), (256, 128, 32, 8, 8, 3, True),
+                 (128, 256, 32, 8, 8, 2, True), (128, 128, 32, 8, 8, 4, True)]
+CONFIG_KEYS = ("BLOCK_M", "BLOCK_N", "BLOCK_K", "GROUP_M", "warps", "stages", "PERSISTENT", "TMA",
+               "SPLIT_EPILOGUE")
 
 
-def _tma_tiles():
-    """The TMA configurations the tf32 autotuner tries, as tile tuples."""
-    keys = ("BLOCK_M", "BLOCK_N", "BLOCK_K", "GROUP_M")
-    return [tuple(c.kwargs[key] for key in keys) + (c.num_warps, c.num_stages,
-                                                   c.kwargs["PERSISTENT"], True)
-            for c in triton_matmul.matmul_configs("tf32") if c.kwargs["TMA"]]
+def _sweep_configs(smoke):
+    """(pointer tiles for a K-major B, for a row-major B, and the TMA configurations the tf32
+    autotuner tries, split epilogue included)."""
+    if smoke:
+        tiles = [triton_matmul._config(16, 16, 16, 2, 1, 1)]
+        tma = [triton_matmul._config(16, 32, 16, 2, 1, 1, True, True, split=True)]
+        return tiles, tiles, tma
+    split = [c for c in triton_matmul.matmul_configs("tf32")
+             if c.kwargs["SPLIT_EPILOGUE"] and not c.kwargs["TMA"]]
+    tiles = [triton_matmul._config(*tile) for tile in POINTER_TILES] + split
+    tma = [c for c in triton_matmul.matmul_configs("tf32") if c.kwargs["TMA"]]
+    return tiles, tiles[:2], tma
 
-SMOKE_TILES = [(16, 16, 16, 2, 1, 1, False, False), (16, 16, 16, 2, 1, 1, True, True)]
+
+def _config_tuple(config):
+    return tuple(config.kwargs.get(key, getattr(config, f"num_{key}", None))
+                 for key in CONFIG_KEYS)
 
 
 def _time_config(fn, out, reference, cublas_ms):
@@ -146,28 +157,28 @@ def tf32_config_sweep(size, save_rows):
         sm_count = torch.cuda.get_device_properties(0).multi_processor_count
     triton_matmul._use_descriptor_scratch(out)
     result = {"size": size, "rows": [], "cublas_ms": {}}
-    # B layout: (B as cuBLAS sees it, our (row, col) strides of B, TMA layout, tiles to try)
-    layouts = {"k_major": (b.view(size, size).t(), (1, size), "kk", POINTER_TILES + _tma_tiles()),
-               "n_major": (b.view(size, size), (size, 1), "kn",
-                           POINTER_TILES[:2] + _tma_tiles())}
+    k_major_tiles, n_major_tiles, tma_configs = _sweep_configs(not torch.cuda.is_available())
+    # B layout: (B as cuBLAS sees it, our (row, col) strides of B, TMA layout, configs to try)
+    layouts = {"k_major": (b.view(size, size).t(), (1, size), "kk", k_major_tiles + tma_configs),
+               "n_major": (b.view(size, size), (size, 1), "kn", n_major_tiles + tma_configs)}
     for b_layout, (b_matrix, b_strides, tma_layout, tiles) in layouts.items():
         reference = torch.matmul(a.view(size, size), b_matrix)
         cublas_ms = time_ms(lambda b_matrix=b_matrix: torch.matmul(a.view(size, size), b_matrix))
         result["cublas_ms"][b_layout] = cublas_ms
-        for bm, bn, bk, group, warps, stages, persistent, tma in (
-                tiles if torch.cuda.is_available() else SMOKE_TILES):
-            tiles_out = triton_matmul.cdiv(size, bm) * triton_matmul.cdiv(size, bn)
-            grid = (min(tiles_out, sm_count) if persistent else tiles_out, 1)
+        for config in tiles:
+            meta = config.kwargs
+            tiles_out = (triton_matmul.cdiv(size, meta["BLOCK_M"])
+                         * triton_matmul.cdiv(size, meta["BLOCK_N"]))
+            grid = (min(tiles_out, sm_count) if meta["PERSISTENT"] else tiles_out, 1)
 
-            def fn(bm=bm, bn=bn, bk=bk, group=group, warps=warps, stages=stages, grid=grid,
-                   persistent=persistent, tma=tma, b_strides=b_strides, tma_layout=tma_layout):
+            def fn(config=config, grid=grid, b_strides=b_strides, tma_layout=tma_layout):
                 triton_matmul._matmul_kernel[grid](
                     a, b, out, size, size, size, 0, 0, size, 1, 0, 0, *b_strides,
-                    PRECISION="tf32", EVEN_K=size % bk == 0, BLOCK_M=bm, BLOCK_N=bn,
-                    BLOCK_K=bk, GROUP_M=group, PERSISTENT=persistent, TMA=tma,
-                    TMA_LAYOUT=tma_layout, num_warps=warps, num_stages=stages)
-            row = {"b_layout": b_layout,
-                   "config": (bm, bn, bk, group, warps, stages, persistent, tma)}
+                    PRECISION="tf32", EVEN_K=size % config.kwargs["BLOCK_K"] == 0,
+                    TMA_LAYOUT=tma_layout, num_warps=config.num_warps,
+                    num_stages=config.num_stages, **config.kwargs)
+            row = {"b_layout": b_layout, "config": _config_tuple(config)}
+            tma = meta["TMA"]
             if tma and tma_layout not in triton_matmul.TMA_ALLOWED:
                 row["skipped"] = f"{triton_matmul.TMA_SWITCH} leaves {tma_layout} out"
             else:

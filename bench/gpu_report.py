@@ -144,7 +144,7 @@ def main():
         sweep = overhead.get("tf32_configs")
         if sweep:
             print(f"TF32 {sweep['size']}^3, ours/cuBLAS by tile config (BLOCK_M, BLOCK_N, "
-                  "BLOCK_K, GROUP_M, warps, stages, persistent, tma):")
+                  "BLOCK_K, GROUP_M, warps, stages, persistent, tma, split epilogue):")
             for b_layout in dict.fromkeys(row.get("b_layout", "k_major")
                                           for row in sweep["rows"]):
                 print(f"  B {b_layout}:", ", ".join(

@@ -28,15 +28,16 @@ def canary_configs(smoke):
     from kernels_triton import matmul as triton_matmul
 
     if smoke:  # the interpreter's config list has no TMA entries: small ones of each kind
-        return [triton_matmul._config(32, 32, 16, 2, 4, 2, persistent=persistent, tma=True)
-                for persistent in (False, True)]
+        return [triton_matmul._config(32, 32, 16, 2, 4, 2, persistent, True, split)
+                for persistent, split in ((False, False), (True, False), (True, True))]
     return [c for c in triton_matmul.matmul_configs("tf32") if c.kwargs["TMA"]]
 
 
 def _label(config):
     meta = config.kwargs
     return (f"{meta['BLOCK_M']}x{meta['BLOCK_N']}x{meta['BLOCK_K']} w{config.num_warps} "
-            f"s{config.num_stages}{' persistent' if meta['PERSISTENT'] else ''}")
+            f"s{config.num_stages}{' persistent' if meta['PERSISTENT'] else ''}"
+            f"{' split' if meta['SPLIT_EPILOGUE'] else ''}")
 
 
 def run_case(index, layout, smoke):

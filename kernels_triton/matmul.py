@@ -41,9 +41,9 @@ def parse_tma_switch(value):
 TMA_ALLOWED = parse_tma_switch(os.environ.get(TMA_SWITCH, "on"))
 
 
-def _config(bm, bn, bk, group, warps, stages, persistent=False, tma=False):
+def _config(bm, bn, bk, group, warps, stages, persistent=False, tma=False, split=False):
     return triton.Config({"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "GROUP_M": group,
-                          "PERSISTENT": persistent, "TMA": tma},
+                          "PERSISTENT": persistent, "TMA": tma, "SPLIT_EPILOGUE": split},
                          num_warps=warps, num_stages=stages)
 
 
@@ -63,16 +63,21 @@ def matmul_configs(precision):
                    _config(64, 128, 32, 8, 4, 4), _config(64, 64, 32, 8, 4, 4),
                    _config(256, 128, 32, 8, 8, 3, True), _config(128, 256, 32, 8, 8, 2, True),
                    _config(128, 128, 32, 8, 8, 4, True)]
+    # A persistent 128x256 tile stores its accumulator in two halves: the epilogue's layout
+    # conversion then needs half the scratch, which leaves room for a third pipeline stage
+    # (about 213 KB against 279 KB of shared memory on sm_90).
+    split = [_config(128, 256, 32, 8, 8, 3, True, split=True)]
     if precision == "tf32x3":
-        return tensor_core
+        return tensor_core + split
     # Tensor-descriptor (TMA) loads, used when both operands are 16-byte aligned (see
     # `tma_layout`); they fit an H100's 227 KB of shared memory (bench/gpu_compile_check.py).
     # TF32 only: each configuration costs every new process a compile per operand layout, and
     # tf32x3 (three products per tile) has no speed target to buy with it.
-    return tensor_core + [
+    return tensor_core + split + [
         _config(128, 256, 32, 8, 8, 3, tma=True), _config(128, 256, 32, 8, 8, 4, tma=True),
         _config(256, 128, 32, 8, 8, 3, tma=True), _config(256, 128, 32, 8, 8, 3, True, True),
-        _config(128, 128, 32, 8, 8, 4, True, True)]
+        _config(128, 128, 32, 8, 8, 4, True, True),
+        _config(128, 256, 32, 8, 8, 3, True, True, split=True)]
 
 
 def small_config():
@@ -91,7 +96,8 @@ def _descriptor(base, rows, cols, row_stride, BLOCK_ROWS: tl.constexpr, BLOCK_CO
 def _matmul_tile(a, b, out, m, n, k, tile, batch, a_offset, stride_ab, stride_am, stride_ak,
                  b_offset, stride_bb, stride_bk, stride_bn, PRECISION: tl.constexpr,
                  EVEN_K: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-                 BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr, TMA_LAYOUT: tl.constexpr):
+                 BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr, TMA_LAYOUT: tl.constexpr,
+                 SPLIT_EPILOGUE: tl.constexpr):
     # With a TMA_LAYOUT, `a` and `b` are tensor descriptors of this batch's operands, each over
     # its matrix or its transpose, whichever has unit column stride ("k" or "m" for A, "k" or
     # "n" for B): the copy engine fetches whole tiles and fills the out-of-bounds part with zeros,
@@ -125,8 +131,22 @@ def _matmul_tile(a, b, out, m, n, k, tile, batch, a_offset, stride_ab, stride_am
         if TMA_LAYOUT == "":
             a_ptrs += BLOCK_K * stride_ak
             b_ptrs += BLOCK_K * stride_bk
-    out_ptrs = out + batch * m * n + rm[:, None].to(tl.int64) * n + rn[None, :]
-    tl.store(out_ptrs, acc, mask=m_ok & n_ok)
+    rows = out + batch * m * n + rm[:, None].to(tl.int64) * n
+    if SPLIT_EPILOGUE:
+        _store_halves(rows, acc, m_ok, pid_n * BLOCK_N, n, BLOCK_M, BLOCK_N)
+    else:
+        tl.store(rows + rn[None, :], acc, mask=m_ok & n_ok)
+
+
+@triton.jit
+def _store_halves(rows, acc, m_ok, col, n, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    # Columns [0, BLOCK_N/2) and [BLOCK_N/2, BLOCK_N) of the tile, converted and stored one after
+    # the other.
+    left, right = tl.split(tl.permute(tl.reshape(acc, (BLOCK_M, 2, BLOCK_N // 2)), (0, 2, 1)))
+    rn = col + tl.arange(0, BLOCK_N // 2)
+    tl.store(rows + rn[None, :], left, mask=m_ok & (rn[None, :] < n))
+    rn += BLOCK_N // 2
+    tl.store(rows + rn[None, :], right, mask=m_ok & (rn[None, :] < n))
 
 
 @triton.jit
@@ -150,7 +170,8 @@ def _matmul_kernel(a, b, out, m, n, k, a_offset, stride_ab, stride_am, stride_ak
                    b_offset, stride_bb, stride_bk, stride_bn,
                    PRECISION: tl.constexpr, EVEN_K: tl.constexpr, BLOCK_M: tl.constexpr,
                    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
-                   PERSISTENT: tl.constexpr, TMA: tl.constexpr, TMA_LAYOUT: tl.constexpr):
+                   PERSISTENT: tl.constexpr, TMA: tl.constexpr, TMA_LAYOUT: tl.constexpr,
+                   SPLIT_EPILOGUE: tl.constexpr):
     # out[t, i, j] = sum_l A[t, i, l] B[t, l, j]; grid (programs, batch): one program per output
     # tile, or (PERSISTENT) one per multiprocessor striding over the tiles in a loop nest the
     # compiler flattens into one pipeline, so a tile's epilogue overlaps the next tile's loads.
@@ -173,11 +194,11 @@ def _matmul_kernel(a, b, out, m, n, k, a_offset, stride_ab, stride_am, stride_ak
         for tile in tl.range(tl.program_id(0), tiles, tl.num_programs(0), flatten=True):
             _matmul_tile(a_src, b_src, out, m, n, k, tile, batch, a_offset, stride_ab, stride_am,
                          stride_ak, b_offset, stride_bb, stride_bk, stride_bn, PRECISION, EVEN_K,
-                         BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, LAYOUT)
+                         BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, LAYOUT, SPLIT_EPILOGUE)
     else:
         _matmul_tile(a_src, b_src, out, m, n, k, tl.program_id(0), batch, a_offset, stride_ab,
                      stride_am, stride_ak, b_offset, stride_bb, stride_bk, stride_bn, PRECISION,
-                     EVEN_K, BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, LAYOUT)
+                     EVEN_K, BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, LAYOUT, SPLIT_EPILOGUE)
 
 
 def _tma_fallback(configs, named_args, **kwargs):
@@ -189,7 +210,8 @@ def _tma_fallback(configs, named_args, **kwargs):
     for config in configs:
         tiles = tuple(config.kwargs[key] for key in ("BLOCK_M", "BLOCK_N", "BLOCK_K", "GROUP_M"))
         key = (tiles, config.num_warps, config.num_stages, config.kwargs["PERSISTENT"])
-        distinct.setdefault(key, _config(*tiles, *key[1:]))
+        distinct.setdefault(key + (config.kwargs["SPLIT_EPILOGUE"],), _config(
+            *tiles, *key[1:], split=config.kwargs["SPLIT_EPILOGUE"]))
     return list(distinct.values())
 
 

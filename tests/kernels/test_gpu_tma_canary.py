@@ -17,7 +17,7 @@ smoke_only = pytest.mark.skipif(not interpreting(), reason="smoke cases need TRI
 def test_a_case_checks_the_product_against_float64():
     from bench.gpu_tma_canary import run_case
 
-    record = run_case(1, "mn", smoke=True)  # persistent, both operands turned round
+    record = run_case(2, "mn", smoke=True)  # persistent, split epilogue, both turned round
     assert record["status"] == "ok" and record["rel_err"] < 1e-5
 
 

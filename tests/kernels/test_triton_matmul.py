@@ -173,6 +173,24 @@ def test_persistent_programs_cover_every_tile(cuda, monkeypatch, batch, m, k, n,
     _check(got, expected, k)
 
 
+@pytest.mark.parametrize("persistent", [False, True], ids=["tiles", "persistent"])
+@pytest.mark.parametrize("m,n", [(40, 37), (9, 8), (33, 64), (17, 50)])
+def test_split_epilogue_stores_both_halves(cuda, monkeypatch, persistent, m, n):
+    """SPLIT_EPILOGUE stores a tile's left and right column halves one after the other: a right
+    half partly or wholly past the last column, and a left half cut short, must come out exact."""
+    from kernels_triton import matmul as triton_matmul
+
+    split = triton_matmul._config(16, 32, 16, 2, 1, 1, persistent=persistent, split=True)
+    monkeypatch.setattr(triton_matmul._AUTOTUNED["ieee"], "configs", [split])
+    monkeypatch.setattr(triton_matmul, "small_config", lambda: split)
+    monkeypatch.setattr(cuda, "_sm_count", lambda: 2)
+    batch, k = 2, 19
+    a = RNG.standard_normal(batch * m * k).astype(np.float32)
+    b = RNG.standard_normal(batch * k * n).astype(np.float32)
+    got, expected = _matmul(cuda, a, b, batch, m, k, n, (0, (m * k, k, 1)), (0, (k * n, n, 1)))
+    _check(got, expected, k)
+
+
 def test_persistent_grid_is_one_program_per_multiprocessor():
     from kernels_triton.matmul import _tile_grid
 

@@ -15,14 +15,18 @@ pytestmark = triton_marks()
 RNG = np.random.default_rng(7)
 
 
-@pytest.fixture(params=[False, True], ids=["tiles", "persistent"])
+@pytest.fixture(params=[(False, False), (True, False), (True, True)],
+                ids=["tiles", "persistent", "persistent_split"])
 def tma_config(request, cuda, monkeypatch):
     """tf32 products (the only ones with TMA configurations) run exactly one, persistent or one
-    program per tile, on 3 programs, whatever the problem size; 64x64 tiles on 4 warps are the
-    smallest that reach wgmma on an H100."""
+    program per tile (the persistent one also with its epilogue split in column halves), on 3
+    programs, whatever the problem size; 64x64 tiles on 4 warps are the smallest that reach wgmma
+    on an H100."""
     from kernels_triton import matmul as triton_matmul
 
-    config = triton_matmul._config(64, 64, 16, 2, 4, 2, persistent=request.param, tma=True)
+    persistent, split = request.param
+    config = triton_matmul._config(64, 64, 16, 2, 4, 2, persistent=persistent, tma=True,
+                                   split=split)
     # Whatever ENGINE_MATMUL_TMA the suite runs under, these tests are about the TMA path.
     monkeypatch.setattr(triton_matmul, "TMA_ALLOWED", frozenset(triton_matmul.TMA_LAYOUTS))
     monkeypatch.setattr(triton_matmul._AUTOTUNED["tf32"], "configs", [config])
@@ -177,11 +181,14 @@ def test_autotuning_without_tma_times_each_pointer_twin_once():
 
     configs = [triton_matmul._config(128, 256, 32, 8, 8, 3),
                triton_matmul._config(128, 256, 32, 8, 8, 3, tma=True),
-               triton_matmul._config(256, 128, 32, 8, 8, 3, True, True)]
+               triton_matmul._config(256, 128, 32, 8, 8, 3, True, True),
+               triton_matmul._config(128, 256, 32, 8, 8, 3, True, split=True),
+               triton_matmul._config(128, 256, 32, 8, 8, 3, True, True, split=True)]
     assert triton_matmul._tma_fallback(configs, {}, TMA_LAYOUT="kn") == configs
     kept = triton_matmul._tma_fallback(configs, {}, TMA_LAYOUT="")
-    assert [(c.kwargs["BLOCK_M"], c.kwargs["PERSISTENT"], c.kwargs["TMA"]) for c in kept] == [
-        (128, False, False), (256, True, False)]
+    assert [(c.kwargs["BLOCK_M"], c.kwargs["PERSISTENT"], c.kwargs["TMA"],
+             c.kwargs["SPLIT_EPILOGUE"]) for c in kept] == [
+        (128, False, False, False), (256, True, False, False), (128, True, False, True)]
     assert all(c.num_warps == 8 and c.num_stages == 3 for c in kept)
 
 
