@@ -5,7 +5,7 @@
 # Usage, from anywhere:  OUT=/some/dir bash bench/gpu_check.sh   (OUT defaults to ./gpu_out);
 # on the lent machine carry .gpu_wheels (`make gpu-wheels`) so the training stage runs the harness.
 # Knobs: PY (python), GPU_CHECK_BUDGET (s, default 580), GPU_CHECK_STAGES (default all:
-# "env pylib build_c tests tma matmul conv overhead train conv_large", run in this order, most
+# "env pylib build_c tma tests matmul conv overhead train conv_large", run in this order, most
 # needed first: the last may find the budget spent), GPU_TRAIN_ARGS (extra harness overrides),
 # GPU_CHECK_SMOKE=1 (no GPU: the same stages on tiny sizes in Triton's interpreter, to test this
 # script itself).
@@ -24,9 +24,9 @@ else
   unset TRITON_INTERPRET
 fi
 BUDGET="${GPU_CHECK_BUDGET:-580}"
-STAGES=" ${GPU_CHECK_STAGES:-env pylib build_c tests tma matmul conv overhead train conv_large} "
+STAGES=" ${GPU_CHECK_STAGES:-env pylib build_c tma tests matmul conv overhead train conv_large} "
 : > "$OUT/stages.jsonl"
-rm -f "$OUT/tma_layouts.txt"
+rm -f "$OUT/tma_layouts.txt" "$OUT/tma_canary.json"
 
 stage() {  # stage NAME LIMIT_S CMD...: run CMD with a timeout (capped by the budget left)
   local name=$1 limit=$2
@@ -72,6 +72,17 @@ fi
 if "$PY" -c "import kernels_c.build" 2>/dev/null; then
   stage build_c 60 "$PY" -m kernels_c.build
 fi
+stage tma 100 "$PY" bench/gpu_tma_canary.py "${SMOKE[@]}"
+if [[ "$STAGES" == *" tma "* ]]; then
+  # TMA loads run on hardware first here, each case in a process of its own: the later stages
+  # (the tests' TMA cases included) load by TMA only on the layouts where every configuration
+  # came out right, and a canary that did not finish leaves TMA off rather than risk a fault
+  # that ends a stage.
+  ENGINE_MATMUL_TMA=off
+  [[ -s "$OUT/tma_layouts.txt" ]] && ENGINE_MATMUL_TMA="$(cat "$OUT/tma_layouts.txt")"
+  export ENGINE_MATMUL_TMA
+  echo "== later stages run with ENGINE_MATMUL_TMA=$ENGINE_MATMUL_TMA"
+fi
 # The GPU machine has 16 cores and pytest-xdist: compiling kernels is most of the tests' time.
 workers=()
 if [[ -z "${TRITON_INTERPRET:-}" ]] && "$PY" -c "import xdist" 2>/dev/null; then
@@ -79,15 +90,6 @@ if [[ -z "${TRITON_INTERPRET:-}" ]] && "$PY" -c "import xdist" 2>/dev/null; then
 fi
 stage tests 200 "$PY" -m pytest -q -p no:cacheprovider -m "not slow" "${workers[@]}" \
   --junitxml="$OUT/tests.xml" "${test_paths[@]}"
-stage tma 100 "$PY" bench/gpu_tma_canary.py "${SMOKE[@]}"
-if [[ "$STAGES" == *" tma "* ]]; then
-  # TMA loads run on hardware first here, each case in a process of its own: the later stages
-  # load by TMA only on the layouts where every configuration came out right, and a canary that
-  # did not finish leaves TMA off rather than risk a fault that ends the matmul stage.
-  ENGINE_MATMUL_TMA="$(cat "$OUT/tma_layouts.txt" 2>/dev/null || echo off)"
-  export ENGINE_MATMUL_TMA
-  echo "== later stages run with ENGINE_MATMUL_TMA=$ENGINE_MATMUL_TMA"
-fi
 stage matmul 180 "$PY" bench/gpu_matmul.py "${SMOKE[@]}"
 stage conv 150 "$PY" bench/gpu_conv.py "${SMOKE[@]}"
 stage overhead 170 "$PY" bench/gpu_overhead_probe.py "${SMOKE[@]}"

@@ -71,3 +71,14 @@ class Stopwatch:
 
     def seconds(self):
         return round(time.perf_counter() - self.start, 2)
+
+
+def config_label(config):
+    """A matmul autotune configuration in short: tile, warps, stages, persistent or not, TMA
+    loads or not, epilogue split or not."""
+    if config is None:
+        return None
+    meta = config.kwargs
+    return (f"{meta['BLOCK_M']}x{meta['BLOCK_N']}x{meta['BLOCK_K']} w{config.num_warps} "
+            f"s{config.num_stages}{' persistent' if meta.get('PERSISTENT') else ''}"
+            f"{' tma' if meta.get('TMA') else ''}{' split' if meta.get('SPLIT_EPILOGUE') else ''}")

@@ -12,7 +12,7 @@ import argparse
 
 import torch
 
-from bench.gpu_common import Stopwatch, device_name, save, time_ms, warm_up_gpu
+from bench.gpu_common import Stopwatch, config_label, device_name, save, time_ms, warm_up_gpu
 from engine.backend import cuda_device, cuda_staging
 from kernels_triton import matmul as triton_matmul
 
@@ -21,17 +21,6 @@ DEVICE = "cuda"
 MODES = (("ieee", False, "auto"), ("ieee", False, "never"), ("tf32", True, "auto"),
          ("tf32", True, "never"),
          ("tf32x3", False, "auto"))
-
-
-def _tiles(config):
-    """The autotuner's choice in short: tile, warps, stages, persistent or not, TMA loads or not,
-    epilogue split or not."""
-    if config is None:
-        return None
-    meta = config.kwargs
-    return (f"{meta['BLOCK_M']}x{meta['BLOCK_N']}x{meta['BLOCK_K']} w{config.num_warps} "
-            f"s{config.num_stages}{' persistent' if meta.get('PERSISTENT') else ''}"
-            f"{' tma' if meta.get('TMA') else ''}{' split' if meta.get('SPLIT_EPILOGUE') else ''}")
 
 
 def measure(size, precision, allow_tf32, staging):
@@ -67,7 +56,7 @@ def measure(size, precision, allow_tf32, staging):
             "ours_tflops": flops / ours_ms / 1e9, "torch_tflops": flops / theirs_ms / 1e9,
             "ratio": theirs_ms / ours_ms, "ours_rel_err": ours_err, "torch_rel_err": theirs_err,
             "reference": "float64" if size <= 4096 else "torch fp32 (same mode)",
-            "autotune_s": tune_s, "best_config": str(config), "best_tiles": _tiles(config),
+            "autotune_s": tune_s, "best_config": str(config), "best_tiles": config_label(config),
             # True/False: the device timed staging against TMA reads of B as stored and chose.
             "timed_staging": cuda_staging.timed_choices().get(
                 (1, size, size, size, (0, size, 1), (0, size, 1)))}

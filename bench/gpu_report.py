@@ -99,8 +99,9 @@ def main():
               f"right; later stages ran with ENGINE_MATMUL_TMA={canary['switch']}")
         for line in bad:
             print("  ", line)
+    tma_layouts = (results["matmul"] or {}).get("tma_layouts")
     print(f"\nmatmul (TFLOP/s; ratio = ours/cuBLAS speed, target {MATMUL_TARGET} at 4096+; TMA "
-          f"layouts {','.join((results['matmul'] or {}).get('tma_layouts', [])) or 'none'})")
+          f"layouts {'unknown' if tma_layouts is None else ','.join(tma_layouts) or 'none'})")
     print(f"{'size':>6} {'mode':>7} {'staging':>7} {'ours':>7} {'cuBLAS':>7} {'ratio':>6} "
           f"{'target':>6} {'err':>8}  autotuned tiles")
     for row in (results["matmul"] or {}).get("rows", []):

@@ -23,10 +23,34 @@ def test_a_case_checks_the_product_against_float64():
 
 @smoke_only
 def test_a_failing_case_process_is_recorded_not_raised():
+    import time
+
     from bench.gpu_tma_canary import _spawn
 
-    record = _spawn(0, "nk", smoke=True)  # no such layout: the child fails
-    assert record["status"].startswith("crashed") and "nk" in record["stderr"]
+    # No such layout: the child fails.
+    record = _spawn(0, "nk", smoke=True, deadline=time.perf_counter() + 60)
+    assert record["status"].startswith("crashed") and "nk" in record["detail"]
+
+
+def test_cases_past_the_deadline_are_not_started():
+    import time
+
+    from bench.gpu_tma_canary import _spawn
+
+    record = _spawn(0, "kk", smoke=True, deadline=time.perf_counter())
+    assert record["status"].startswith("not run")
+
+
+def test_a_configuration_too_big_for_the_gpu_is_recorded_as_such(monkeypatch):
+    from triton.runtime.errors import OutOfResources
+
+    import bench.gpu_tma_canary as canary
+
+    def too_big(*args):
+        raise OutOfResources(278528, 232448, "shared memory")
+
+    monkeypatch.setattr(canary, "_product_error", too_big)
+    assert canary.run_case(0, "kk", smoke=True)["status"] == "no_resources"
 
 
 def test_only_layouts_right_in_every_case_stay_on():
@@ -37,5 +61,7 @@ def test_only_layouts_right_in_every_case_stay_on():
             {"layout": layout, "status": "ok"} for layout in ("kk", "kn", "mk", "mn")]
 
     assert switch_value(records()) == "kk,kn,mk,mn"
+    assert switch_value(records(kk="no_resources")) == "kk,kn,mk,mn"
     assert switch_value(records(kn="wrong", mn="timeout")) == "kk,mk"
-    assert switch_value(records(kk="crashed (rc -11)", kn="wrong", mk="wrong", mn="wrong")) == "off"
+    assert switch_value(records(kk="crashed (rc -11)", kn="wrong", mk="not run (canary out of "
+                                "time)", mn="wrong")) == "off"
