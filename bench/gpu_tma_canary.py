@@ -55,7 +55,8 @@ def _product_error(config, layout, shape, seed, smoke):
     out = torch.full((m * n,), float("nan"), device=device)
     a_strides = (k, 1) if layout[0] == "k" else (1, m)
     b_strides = (n, 1) if layout[1] == "n" else (1, k)
-    found = triton_matmul.tma_layout(a, b, m, k, n, 0, (0, *a_strides), 0, (0, *b_strides))
+    found = triton_matmul.descriptor_layout(a, b, m, k, n, 0, (0, *a_strides), 0,
+                                            (0, *b_strides))
     if found != layout:
         raise RuntimeError(f"operands built for layout {layout} read as {found!r}")
     programs = SMOKE_PERSISTENT_PROGRAMS if smoke else PERSISTENT_PROGRAMS

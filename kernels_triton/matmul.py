@@ -226,18 +226,22 @@ def _unit_dim(rows, cols, row_stride, col_stride):
     return None
 
 
-def tma_layout(a, b, m, k, n, a_offset, a_strides, b_offset, b_strides):
+def descriptor_layout(a, b, m, k, n, a_offset, a_strides, b_offset, b_strides):
     """How tensor descriptors (TMA) can address both operands: "kk", "kn", "mk" or "mn" names the
     unit-stride dimension of A, then of B; "" when either breaks the copy engine's rules (base
-    addresses, batch and line strides must be multiples of 16 bytes) or ENGINE_MATMUL_TMA leaves
-    the layout out."""
+    addresses, batch and line strides must be multiples of 16 bytes)."""
     a_unit = _unit_dim(m, k, a_strides[1], a_strides[2])
     b_unit = _unit_dim(k, n, b_strides[1], b_strides[2])
     aligned = (a_offset % 4 == 0 and b_offset % 4 == 0 and a_strides[0] % 4 == 0
                and b_strides[0] % 4 == 0 and a.data_ptr() % 16 == 0 and b.data_ptr() % 16 == 0)
     if a_unit is None or b_unit is None or not aligned:
         return ""
-    layout = ("k" if a_unit == "cols" else "m") + ("n" if b_unit == "cols" else "k")
+    return ("k" if a_unit == "cols" else "m") + ("n" if b_unit == "cols" else "k")
+
+
+def tma_layout(a, b, m, k, n, a_offset, a_strides, b_offset, b_strides):
+    """The operands' `descriptor_layout` where ENGINE_MATMUL_TMA lets TMA load it, else ""."""
+    layout = descriptor_layout(a, b, m, k, n, a_offset, a_strides, b_offset, b_strides)
     return layout if layout in TMA_ALLOWED else ""
 
 

@@ -84,12 +84,17 @@ def test_ieee_staging_feeds_fma_with_vector_shared_loads():
 @pytest.mark.parametrize("layout,staging,tma_layout", [("nn", "always", "kk"),
                                                        ("nn", "never", "kn"),
                                                        ("tn", "never", "mn")])
-def test_tf32_tma_configurations_fetch_tiles_with_the_copy_engine(layout, staging, tma_layout):
+def test_tf32_tma_configurations_fetch_tiles_with_the_copy_engine(layout, staging, tma_layout,
+                                                                  monkeypatch):
     """On K-major operands (as staging leaves them) and on operands stored the other way round
     (turned round in shared memory) the TMA configurations fetch whole tiles by tensor
     descriptor: no per-element async copies remain, the tiles still feed wgmma, and every one
     fits an H100's shared memory."""
     from bench.gpu_ir_probe import capture_launches, probe_matmul
+    from kernels_triton import matmul as triton_matmul
+
+    # Compiles only, so whatever ENGINE_MATMUL_TMA says, every layout is probed.
+    monkeypatch.setattr(triton_matmul, "TMA_ALLOWED", frozenset(triton_matmul.TMA_LAYOUTS))
 
     records = []
     with capture_launches(records):

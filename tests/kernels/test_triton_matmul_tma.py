@@ -171,6 +171,17 @@ def test_switch_names_the_layouts_tma_may_load():
             parse_tma_switch(bad)
 
 
+def test_the_switch_filters_what_the_copy_engine_could_read(monkeypatch):
+    import torch
+
+    from kernels_triton import matmul as triton_matmul
+
+    monkeypatch.setattr(triton_matmul, "TMA_ALLOWED", triton_matmul.parse_tma_switch("off"))
+    buf, row_major = torch.zeros(256), (0, (0, 8, 1))
+    assert triton_matmul.descriptor_layout(buf, buf, 8, 8, 8, *row_major, *row_major) == "kn"
+    assert triton_matmul.tma_layout(buf, buf, 8, 8, 8, *row_major, *row_major) == ""
+
+
 def test_layouts_switched_off_run_the_pointer_loads(cuda, tma_config, monkeypatch):
     """ENGINE_MATMUL_TMA without "kn": a row-major X @ W (layout "kn") builds no descriptor and
     stays exact, while "kk" operands still load by TMA."""
