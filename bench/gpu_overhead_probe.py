@@ -113,17 +113,20 @@ CONFIG_KEYS = ("BLOCK_M", "BLOCK_N", "BLOCK_K", "GROUP_M", "warps", "stages", "P
 
 
 def _sweep_configs(smoke):
-    """(pointer tiles for a K-major B, for a row-major B, and the TMA configurations the tf32
-    autotuner tries, split epilogue included)."""
+    """The configurations to time on a K-major and on a row-major B: pointer-load tiles, the TMA
+    ones the tf32 autotuner tries, and last (never yet run on hardware) the pointer twin of each
+    split-epilogue TMA configuration, not an autotune candidate until measured here."""
     if smoke:
         tiles = [triton_matmul._config(16, 16, 16, 2, 1, 1)]
         tma = [triton_matmul._config(16, 32, 16, 2, 1, 1, True, True, split=True)]
-        return tiles, tiles, tma
-    split = [c for c in triton_matmul.matmul_configs("tf32")
-             if c.kwargs["SPLIT_EPILOGUE"] and not c.kwargs["TMA"]]
-    tiles = [triton_matmul._config(*tile) for tile in POINTER_TILES] + split
+        return tiles + tma, tiles + tma
     tma = [c for c in triton_matmul.matmul_configs("tf32") if c.kwargs["TMA"]]
-    return tiles, tiles[:2], tma
+    split_twins = [triton_matmul._config(
+        *(c.kwargs[key] for key in ("BLOCK_M", "BLOCK_N", "BLOCK_K", "GROUP_M")), c.num_warps,
+        c.num_stages, c.kwargs["PERSISTENT"], tma=False, split=True)
+        for c in tma if c.kwargs["SPLIT_EPILOGUE"]]
+    tiles = [triton_matmul._config(*tile) for tile in POINTER_TILES]
+    return tiles + tma + split_twins, tiles[:2] + tma + split_twins
 
 
 def _config_tuple(config):
@@ -157,10 +160,10 @@ def tf32_config_sweep(size, save_rows):
         sm_count = torch.cuda.get_device_properties(0).multi_processor_count
     triton_matmul._use_descriptor_scratch(out)
     result = {"size": size, "rows": [], "cublas_ms": {}}
-    k_major_tiles, n_major_tiles, tma_configs = _sweep_configs(not torch.cuda.is_available())
+    k_major_configs, n_major_configs = _sweep_configs(not torch.cuda.is_available())
     # B layout: (B as cuBLAS sees it, our (row, col) strides of B, TMA layout, configs to try)
-    layouts = {"k_major": (b.view(size, size).t(), (1, size), "kk", k_major_tiles + tma_configs),
-               "n_major": (b.view(size, size), (size, 1), "kn", n_major_tiles + tma_configs)}
+    layouts = {"k_major": (b.view(size, size).t(), (1, size), "kk", k_major_configs),
+               "n_major": (b.view(size, size), (size, 1), "kn", n_major_configs)}
     for b_layout, (b_matrix, b_strides, tma_layout, tiles) in layouts.items():
         reference = torch.matmul(a.view(size, size), b_matrix)
         cublas_ms = time_ms(lambda b_matrix=b_matrix: torch.matmul(a.view(size, size), b_matrix))
