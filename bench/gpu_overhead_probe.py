@@ -181,8 +181,7 @@ def tf32_config_sweep(size, save_rows):
                     TMA_LAYOUT=tma_layout, num_warps=config.num_warps,
                     num_stages=config.num_stages, **config.kwargs)
             row = {"b_layout": b_layout, "config": _config_tuple(config)}
-            tma = meta["TMA"]
-            if tma and tma_layout not in triton_matmul.TMA_ALLOWED:
+            if meta["TMA"] and tma_layout not in triton_matmul.TMA_ALLOWED:
                 row["skipped"] = f"{triton_matmul.TMA_SWITCH} leaves {tma_layout} out"
             else:
                 row.update(_time_config(fn, out.view(size, size), reference, cublas_ms))

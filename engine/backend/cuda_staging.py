@@ -74,13 +74,20 @@ def _misplaced(tensor_cores, a_strides, b_strides):
             (b_strides[1] if tensor_cores else b_strides[2]) != 1)
 
 
+def _plan(tensor_cores, batch, m, k, n, a_strides, b_strides, stage=None):
+    """(copy A, copy B) for this product: each when it is not in the layout the multiply unit
+    wants and staging pays (`stage` True or False overrides the policy)."""
+    work = batch * m * n * k
+    if k < 2 or work == 0 or not (enabled() if stage is None else stage):
+        return False, False
+    a_misplaced, b_misplaced = _misplaced(tensor_cores, a_strides, b_strides)
+    return (a_misplaced and (stage or worth_it(work, n)),
+            b_misplaced and (stage or worth_it(work, m)))
+
+
 def would_stage(tensor_cores, batch, m, k, n, a_strides, b_strides):
     """Whether the policy copies an operand of this product (see `matmul_operands`)."""
-    work = batch * m * n * k
-    if k < 2 or work == 0:
-        return False
-    a_misplaced, b_misplaced = _misplaced(tensor_cores, a_strides, b_strides)
-    return (a_misplaced and worth_it(work, n)) or (b_misplaced and worth_it(work, m))
+    return any(_plan(tensor_cores, batch, m, k, n, a_strides, b_strides))
 
 
 def timed_choice(key, run_staged, run_direct):
@@ -105,12 +112,7 @@ def matmul_operands(alloc, validate, tensor_cores, a, b, batch, m, k, n, a_offse
     layout the multiply unit wants (K-major for tensor cores, MN-major for FMA) and staging pays
     (`stage` True or False overrides the policy). `validate()` runs before any copy, so bad input
     is reported as the product's own error."""
-    work = batch * m * n * k
-    if k < 2 or work == 0 or not (enabled() if stage is None else stage):
-        return a, a_offset, a_strides, b, b_offset, b_strides
-    a_misplaced, b_misplaced = _misplaced(tensor_cores, a_strides, b_strides)
-    stage_a = a_misplaced and (stage or worth_it(work, n))
-    stage_b = b_misplaced and (stage or worth_it(work, m))
+    stage_a, stage_b = _plan(tensor_cores, batch, m, k, n, a_strides, b_strides, stage)
     if stage_a or stage_b:
         validate()
     if stage_a:
