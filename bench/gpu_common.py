@@ -82,3 +82,32 @@ def config_label(config):
     return (f"{meta['BLOCK_M']}x{meta['BLOCK_N']}x{meta['BLOCK_K']} w{config.num_warps} "
             f"s{config.num_stages}{' persistent' if meta.get('PERSISTENT') else ''}"
             f"{' tma' if meta.get('TMA') else ''}{' split' if meta.get('SPLIT_EPILOGUE') else ''}")
+
+
+def tf32_kernel_view(a, b, m, k, n, a_strides, b_strides):
+    """The TF32 product of A (m, k) and B (k, n), (row, col) strides, no offsets, arranged as the
+    matmul launcher hands it to the kernel: (`oriented`'s (a, b, m, n, a_offset, a_strides,
+    b_offset, b_strides, transposed), the TMA layout descriptors can load, "" if none)."""
+    from kernels_triton import matmul as triton_matmul
+
+    product = triton_matmul.oriented("tf32", a, b, m, n, 0, (0, *a_strides), 0, (0, *b_strides))
+    first, second, rows, cols, a_offset, a_str, b_offset, b_str, _ = product
+    return product, triton_matmul.descriptor_layout(first, second, rows, k, cols, a_offset, a_str,
+                                                    b_offset, b_str)
+
+
+def run_tf32_config(config, view, out, k, programs):
+    """Launch a `tf32_kernel_view` with exactly `config` on at most `programs` persistent
+    programs, loading tiles by TMA when the configuration asks and the view allows."""
+    from kernels_triton import matmul as triton_matmul
+
+    (first, second, rows, cols, a_offset, a_strides, b_offset, b_strides, transposed), loads = view
+    loads = loads if config.kwargs["TMA"] else ""
+    if loads:
+        triton_matmul._use_descriptor_scratch(out)
+    triton_matmul._matmul_kernel[triton_matmul._tile_grid(rows, cols, 1, programs)](
+        first, second, out, rows, cols, k, a_offset, *a_strides, b_offset, *b_strides,
+        PRECISION="tf32", EVEN_K=bool(loads) or k % config.kwargs["BLOCK_K"] == 0,
+        TMA_LAYOUT=loads,
+        REGISTER_A=triton_matmul.register_a("tf32", a_strides[2]), TRANSPOSED_OUT=transposed,
+        num_warps=config.num_warps, num_stages=config.num_stages, **config.kwargs)

@@ -40,6 +40,17 @@ def _signature(fn, constexprs, floats=("value",)):
     return signature
 
 
+def _matmul_operand_variants(precision, config):
+    """(TMA layout, REGISTER_A, TRANSPOSED_OUT) of every way the launcher runs `config`: TF32
+    feeds an A that is not K-major through registers and swaps a K-major A with an N-major B,
+    which then loads as "mk" (kernels_triton/matmul.py `oriented`)."""
+    if precision != "tf32":
+        return [("", False, False)]
+    if not config.kwargs["TMA"]:
+        return [("", False, False), ("", True, False), ("", True, True)]
+    return [("kk", False, False), ("mk", True, False), ("mk", True, True), ("mn", True, False)]
+
+
 def variants(quick):
     from kernels_triton import conv, ewise, matmul, memory, reduce, transpose
 
@@ -67,10 +78,12 @@ def variants(quick):
         if quick:  # the first configuration, and the first with TMA loads where there is one
             configs = configs[:1] + [c for c in configs if c.kwargs["TMA"]][:1]
         for config in configs:
-            layouts = ("kk", "kn", "mk", "mn") if config.kwargs["TMA"] else ("",)
-            for even_k, layout in itertools.product((False, True), layouts):
+            for even_k, (layout, register_a, transposed) in itertools.product(
+                    (False, True), _matmul_operand_variants(precision, config)):
                 yield matmul._matmul_kernel, dict(config.kwargs, PRECISION=precision,
                                                   EVEN_K=even_k, TMA_LAYOUT=layout,
+                                                  REGISTER_A=register_a,
+                                                  TRANSPOSED_OUT=transposed,
                                                   _warps=config.num_warps,
                                                   _stages=config.num_stages)
     for kind, kernel in conv._KERNELS.items():

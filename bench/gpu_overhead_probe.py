@@ -14,7 +14,7 @@ import time
 
 import torch
 
-from bench.gpu_common import device_name, save, time_ms
+from bench.gpu_common import device_name, run_tf32_config, save, tf32_kernel_view, time_ms
 from bench.gpu_conv import conv_passes
 from engine.backend import cuda_device, cuda_staging
 from kernels_triton import matmul as triton_matmul
@@ -149,8 +149,9 @@ def _time_config(fn, out, reference, cublas_ms):
 def tf32_config_sweep(size, save_rows):
     """Our TF32 kernel, tile configuration by configuration, pointer or tensor-descriptor (TMA)
     loads, against cuBLAS TF32 in the same run and layout: on a K-major B (as staging leaves it)
-    and on the row-major B as stored (no staging; TMA tiles are turned round in shared memory).
-    Each row's error is against cuBLAS's product; `save_rows(result)` runs after every row."""
+    and on the row-major B as stored (no staging: the launcher swaps the operands, B^T first and
+    through registers, and writes the result transposed back). Each row's error is against
+    cuBLAS's product; `save_rows(result)` runs after every row."""
     torch.backends.cuda.matmul.allow_tf32 = True
     a = torch.randn(size * size, device=DEVICE)
     b = torch.randn(size * size, device=DEVICE)
@@ -158,30 +159,22 @@ def tf32_config_sweep(size, save_rows):
     sm_count = 1
     if torch.cuda.is_available():
         sm_count = torch.cuda.get_device_properties(0).multi_processor_count
-    triton_matmul._use_descriptor_scratch(out)
     result = {"size": size, "rows": [], "cublas_ms": {}}
     k_major_configs, n_major_configs = _sweep_configs(not torch.cuda.is_available())
-    # B layout: (B as cuBLAS sees it, our (row, col) strides of B, TMA layout, configs to try)
-    layouts = {"k_major": (b.view(size, size).t(), (1, size), "kk", k_major_configs),
-               "n_major": (b.view(size, size), (size, 1), "kn", n_major_configs)}
-    for b_layout, (b_matrix, b_strides, tma_layout, tiles) in layouts.items():
+    # B layout: (B as cuBLAS sees it, our (row, col) strides of B, configs to try)
+    layouts = {"k_major": (b.view(size, size).t(), (1, size), k_major_configs),
+               "n_major": (b.view(size, size), (size, 1), n_major_configs)}
+    for b_layout, (b_matrix, b_strides, tiles) in layouts.items():
+        view = tf32_kernel_view(a, b, size, size, size, (size, 1), b_strides)
+        tma_layout = view[1]
         reference = torch.matmul(a.view(size, size), b_matrix)
         cublas_ms = time_ms(lambda b_matrix=b_matrix: torch.matmul(a.view(size, size), b_matrix))
         result["cublas_ms"][b_layout] = cublas_ms
         for config in tiles:
-            meta = config.kwargs
-            tiles_out = (triton_matmul.cdiv(size, meta["BLOCK_M"])
-                         * triton_matmul.cdiv(size, meta["BLOCK_N"]))
-            grid = (min(tiles_out, sm_count) if meta["PERSISTENT"] else tiles_out, 1)
-
-            def fn(config=config, grid=grid, b_strides=b_strides, tma_layout=tma_layout):
-                triton_matmul._matmul_kernel[grid](
-                    a, b, out, size, size, size, 0, 0, size, 1, 0, 0, *b_strides,
-                    PRECISION="tf32", EVEN_K=size % config.kwargs["BLOCK_K"] == 0,
-                    TMA_LAYOUT=tma_layout, num_warps=config.num_warps,
-                    num_stages=config.num_stages, **config.kwargs)
+            def fn(config=config, view=view):
+                run_tf32_config(config, view, out, size, sm_count)
             row = {"b_layout": b_layout, "config": _config_tuple(config)}
-            if meta["TMA"] and tma_layout not in triton_matmul.TMA_ALLOWED:
+            if config.kwargs["TMA"] and tma_layout not in triton_matmul.TMA_ALLOWED:
                 row["skipped"] = f"{triton_matmul.TMA_SWITCH} leaves {tma_layout} out"
             else:
                 row.update(_time_config(fn, out.view(size, size), reference, cublas_ms))

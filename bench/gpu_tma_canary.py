@@ -1,8 +1,9 @@
 """TMA canary of the GPU check (bench layer): every tensor-descriptor (TMA) configuration of the
-TF32 matmul on every operand layout, each case in a process of its own (a faulting or hanging
-kernel takes down only its own), checked against a float64 product on ragged edges. Writes
-$OUT/tma_canary.json and $OUT/tma_layouts.txt: the ENGINE_MATMUL_TMA value (the layouts on which
-every configuration came out right, else "off") that gpu_check.sh hands to the later stages.
+TF32 matmul on operands stored in every layout, launched as the matmul launcher would, each case
+in a process of its own (a faulting or hanging kernel takes down only its own), checked against a
+float64 product on ragged edges. Writes $OUT/tma_canary.json and $OUT/tma_layouts.txt: the
+ENGINE_MATMUL_TMA value (the layouts the kernel loads on which every case came out right, else
+"off") that gpu_check.sh hands to the later stages.
 Usage: python bench/gpu_tma_canary.py [--smoke] [--workers 8]   (one case: --case INDEX LAYOUT)
 """
 
@@ -14,7 +15,14 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from bench.gpu_common import config_label, device_name, out_dir, save
+from bench.gpu_common import (
+    config_label,
+    device_name,
+    out_dir,
+    run_tf32_config,
+    save,
+    tf32_kernel_view,
+)
 
 # Ragged against every tile (128, 256, BLOCK_K 32, and a right half of a split epilogue cut short)
 # with 16-byte lines as TMA needs: one shape with sizes divisible by 16 like 4096 and 8192 (so
@@ -41,11 +49,35 @@ def canary_configs(smoke):
     return [c for c in triton_matmul.matmul_configs("tf32") if c.kwargs["TMA"]]
 
 
+def _strides(layout, m, k, n):
+    """(row, col) strides of A (m, k) and B (k, n) stored in `layout` ("kn": both row-major)."""
+    return (k, 1) if layout[0] == "k" else (1, m), (n, 1) if layout[1] == "n" else (1, k)
+
+
+def _view(layout, a, b, m, k, n):
+    """`tf32_kernel_view` of operands stored in `layout`, which descriptors must read as such."""
+    from kernels_triton import matmul as triton_matmul
+
+    a_strides, b_strides = _strides(layout, m, k, n)
+    found = triton_matmul.descriptor_layout(a, b, m, k, n, 0, (0, *a_strides), 0,
+                                            (0, *b_strides))
+    if found != layout:
+        raise RuntimeError(f"operands built for layout {layout} read as {found!r}")
+    return tf32_kernel_view(a, b, m, k, n, a_strides, b_strides)
+
+
+def kernel_layout(layout):
+    """The TMA layout the kernel loads for a TF32 product stored in `layout` (a K-major A with an
+    N-major B runs as out^T = B^T A^T, loaded "mk")."""
+    import torch
+
+    m, k, n = SMOKE_SHAPES[0]
+    return _view(layout, torch.empty(m * k), torch.empty(k * n), m, k, n)[1]
+
+
 def _product_error(config, layout, shape, seed, smoke):
     """Relative error of one TMA product against float64 (NaN where tiles were never written)."""
     import torch
-
-    from kernels_triton import matmul as triton_matmul
 
     device = "cpu" if smoke else "cuda"
     m, k, n = shape
@@ -53,18 +85,9 @@ def _product_error(config, layout, shape, seed, smoke):
     a = torch.randn(m * k, device=device, generator=gen)
     b = torch.randn(k * n, device=device, generator=gen)
     out = torch.full((m * n,), float("nan"), device=device)
-    a_strides = (k, 1) if layout[0] == "k" else (1, m)
-    b_strides = (n, 1) if layout[1] == "n" else (1, k)
-    found = triton_matmul.descriptor_layout(a, b, m, k, n, 0, (0, *a_strides), 0,
-                                            (0, *b_strides))
-    if found != layout:
-        raise RuntimeError(f"operands built for layout {layout} read as {found!r}")
-    programs = SMOKE_PERSISTENT_PROGRAMS if smoke else PERSISTENT_PROGRAMS
-    triton_matmul._use_descriptor_scratch(out)
-    triton_matmul._matmul_kernel[triton_matmul._tile_grid(m, n, 1, programs)](
-        a, b, out, m, n, k, 0, 0, *a_strides, 0, 0, *b_strides, PRECISION="tf32", EVEN_K=True,
-        TMA_LAYOUT=layout, num_warps=config.num_warps, num_stages=config.num_stages,
-        **config.kwargs)
+    run_tf32_config(config, _view(layout, a, b, m, k, n), out, k,
+                    SMOKE_PERSISTENT_PROGRAMS if smoke else PERSISTENT_PROGRAMS)
+    a_strides, b_strides = _strides(layout, m, k, n)
     reference = (torch.as_strided(a, (m, k), a_strides).double()
                  @ torch.as_strided(b, (k, n), b_strides).double())
     return ((out.view(m, n).double() - reference).abs().max() / reference.abs().max()).item()
@@ -120,12 +143,14 @@ def _spawn(index, layout, smoke, deadline):
 
 
 def switch_value(records):
-    """ENGINE_MATMUL_TMA for the later stages: the layouts on which every case came out right
-    (or needed more shared memory than the GPU has, which the autotuner skips)."""
+    """ENGINE_MATMUL_TMA for the later stages: the layouts the kernel loads (a record's "loads")
+    on which every case came out right (or needed more shared memory than the GPU has, which the
+    autotuner skips)."""
     from kernels_triton.matmul import TMA_LAYOUTS
 
-    allowed = [layout for layout in TMA_LAYOUTS
-               if all(r["status"] in USABLE for r in records if r["layout"] == layout)]
+    loaded = {r["loads"] for r in records}
+    allowed = [layout for layout in TMA_LAYOUTS if layout in loaded
+               and all(r["status"] in USABLE for r in records if r["loads"] == layout)]
     return ",".join(allowed) or "off"
 
 
@@ -145,11 +170,13 @@ def main():
     deadline = time.perf_counter() + BUDGET_S
     with ThreadPoolExecutor(max_workers=2 if args.smoke else args.workers) as pool:
         records = list(pool.map(lambda case: _spawn(*case, args.smoke, deadline), cases))
+    loads = {layout: kernel_layout(layout) for layout in triton_matmul.TMA_LAYOUTS}
+    records = [dict(record, loads=loads[record["layout"]]) for record in records]
     switch = switch_value(records)
     save("tma_canary", {"device": device_name(), "shapes": SMOKE_SHAPES if args.smoke else SHAPES,
                         "cases": records, "switch": switch})
     for record in records:
-        print(f"{record['config']:>38} {record['layout']} "
+        print(f"{record['config']:>38} {record['layout']} (loads {record['loads']}) "
               f"{record['status']:<12} {record.get('rel_err', float('nan')):.1e}")
         if "detail" in record:
             print("    ", record["detail"].replace("\n", "\n     "))

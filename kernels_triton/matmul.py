@@ -2,7 +2,8 @@
 (batch, row, col) strides for both operands so transposed or broadcast views need no copy, masks
 for every shape and fp32 accumulation. Precision "ieee" (default), "tf32" or "tf32x3" is a
 compile-time choice; autotune configurations come from `matmul_configs`, some of them (TF32) loading
-tiles by tensor descriptor (TMA) where both operands allow it.
+tiles by tensor descriptor (TMA) where both operands allow it; TF32 takes an operand that is not
+K-major through registers (`oriented`).
 """
 
 import os
@@ -98,7 +99,8 @@ def _matmul_tile(a, b, out, m, n, k, tile, batch, a_offset, stride_ab, stride_am
                  b_offset, stride_bb, stride_bk, stride_bn, PRECISION: tl.constexpr,
                  EVEN_K: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
                  BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr, TMA_LAYOUT: tl.constexpr,
-                 SPLIT_EPILOGUE: tl.constexpr):
+                 SPLIT_EPILOGUE: tl.constexpr, REGISTER_A: tl.constexpr,
+                 TRANSPOSED_OUT: tl.constexpr):
     # With a TMA_LAYOUT, `a` and `b` are tensor descriptors of this batch's operands, each over
     # its matrix or its transpose, whichever has unit column stride ("k" or "m" for A, "k" or
     # "n" for B): the copy engine fetches whole tiles and fills the out-of-bounds part with zeros,
@@ -128,33 +130,63 @@ def _matmul_tile(a, b, out, m, n, k, tile, batch, a_offset, stride_ab, stride_am
             k_left = k - kb * BLOCK_K
             a_tile = tl.load(a_ptrs, mask=m_ok & (rk[None, :] < k_left), other=0.0)
             b_tile = tl.load(b_ptrs, mask=n_ok & (rk[:, None] < k_left), other=0.0)
+        if REGISTER_A:
+            # TF32 wgmma reads shared tiles only K-major but takes A from registers in any
+            # layout. An elementwise step between load and dot makes the compiler feed A from
+            # registers, so an A tile that is not K-major arrives by 16-byte async copies as
+            # stored, instead of 4 bytes at a time into a turned-round shared tile.
+            a_tile = _round_to_tf32(a_tile)
         acc = tl.dot(a_tile, b_tile, acc, input_precision=PRECISION)
         if TMA_LAYOUT == "":
             a_ptrs += BLOCK_K * stride_ak
             b_ptrs += BLOCK_K * stride_bk
-    rows = out + batch * m * n + rm[:, None].to(tl.int64) * n
-    if SPLIT_EPILOGUE:
-        _store_halves(rows, acc, m_ok, pid_n * BLOCK_N, n, BLOCK_M, BLOCK_N)
+    if TRANSPOSED_OUT:
+        rows = out + batch * m * n + rm[:, None]
     else:
-        tl.store(rows + rn[None, :], acc, mask=m_ok & n_ok)
+        rows = out + batch * m * n + rm[:, None].to(tl.int64) * n
+    if SPLIT_EPILOGUE:
+        _store_halves(rows, acc, m_ok, pid_n * BLOCK_N, m, n, BLOCK_M, BLOCK_N, TRANSPOSED_OUT)
+    else:
+        _store_columns(rows, acc, m_ok, rn, m, n, TRANSPOSED_OUT)
 
 
 @triton.jit
-def _store_halves(rows, acc, m_ok, col, n, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+def _round_to_tf32(x):
+    # Round to nearest (ties away from zero) at TF32's 10 mantissa bits, as cuBLAS does; the
+    # tensor cores then drop only zeros. NaNs pass unchanged: the carry could turn a NaN whose
+    # payload lies in the dropped bits into an infinity.
+    bits = x.to(tl.uint32, bitcast=True)
+    rounded = ((bits + 0x1000) & 0xFFFFE000).to(tl.float32, bitcast=True)
+    return tl.where(x == x, rounded, x)
+
+
+@triton.jit
+def _store_columns(rows, values, m_ok, rn, m, n, TRANSPOSED_OUT: tl.constexpr):
+    # Columns rn of the tile whose row pointers are `rows`; with TRANSPOSED_OUT the (m, n) result
+    # lands transposed, column j of the tile at element j * m (see `matmul`).
+    mask = m_ok & (rn[None, :] < n)
+    if TRANSPOSED_OUT:
+        tl.store(rows + rn[None, :].to(tl.int64) * m, values, mask=mask)
+    else:
+        tl.store(rows + rn[None, :], values, mask=mask)
+
+
+@triton.jit
+def _store_halves(rows, acc, m_ok, col, m, n, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                  TRANSPOSED_OUT: tl.constexpr):
     # Columns [0, BLOCK_N/2) and [BLOCK_N/2, BLOCK_N) of the tile, converted and stored one after
     # the other.
     left, right = tl.split(tl.permute(tl.reshape(acc, (BLOCK_M, 2, BLOCK_N // 2)), (0, 2, 1)))
     rn = col + tl.arange(0, BLOCK_N // 2)
-    tl.store(rows + rn[None, :], left, mask=m_ok & (rn[None, :] < n))
-    rn += BLOCK_N // 2
-    tl.store(rows + rn[None, :], right, mask=m_ok & (rn[None, :] < n))
+    _store_columns(rows, left, m_ok, rn, m, n, TRANSPOSED_OUT)
+    _store_columns(rows, right, m_ok, rn + BLOCK_N // 2, m, n, TRANSPOSED_OUT)
 
 
 @triton.jit
 def _tma_tiles(a, b, row, col, depth, TMA_LAYOUT: tl.constexpr):
-    # A tile stored transposed (M- or N-major) comes back transposed: tf32 wgmma reads only
-    # K-major shared tiles, so the compiler turns it round in shared memory, tile by tile, instead
-    # of the whole operand being copied first.
+    # A tile stored transposed (M- or N-major) comes back transposed: an A tile then reaches
+    # wgmma through registers (REGISTER_A), a B tile is turned round in shared memory by the
+    # compiler, tile by tile, instead of the whole operand being copied first.
     if TMA_LAYOUT == "kk" or TMA_LAYOUT == "kn":
         a_tile = a.load([row, depth])
     else:
@@ -172,7 +204,8 @@ def _matmul_kernel(a, b, out, m, n, k, a_offset, stride_ab, stride_am, stride_ak
                    PRECISION: tl.constexpr, EVEN_K: tl.constexpr, BLOCK_M: tl.constexpr,
                    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
                    PERSISTENT: tl.constexpr, TMA: tl.constexpr, TMA_LAYOUT: tl.constexpr,
-                   SPLIT_EPILOGUE: tl.constexpr):
+                   SPLIT_EPILOGUE: tl.constexpr, REGISTER_A: tl.constexpr,
+                   TRANSPOSED_OUT: tl.constexpr):
     # out[t, i, j] = sum_l A[t, i, l] B[t, l, j]; grid (programs, batch): one program per output
     # tile, or (PERSISTENT) one per multiprocessor striding over the tiles in a loop nest the
     # compiler flattens into one pipeline, so a tile's epilogue overlaps the next tile's loads.
@@ -195,11 +228,13 @@ def _matmul_kernel(a, b, out, m, n, k, a_offset, stride_ab, stride_am, stride_ak
         for tile in tl.range(tl.program_id(0), tiles, tl.num_programs(0), flatten=True):
             _matmul_tile(a_src, b_src, out, m, n, k, tile, batch, a_offset, stride_ab, stride_am,
                          stride_ak, b_offset, stride_bb, stride_bk, stride_bn, PRECISION, EVEN_K,
-                         BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, LAYOUT, SPLIT_EPILOGUE)
+                         BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, LAYOUT, SPLIT_EPILOGUE, REGISTER_A,
+                         TRANSPOSED_OUT)
     else:
         _matmul_tile(a_src, b_src, out, m, n, k, tl.program_id(0), batch, a_offset, stride_ab,
                      stride_am, stride_ak, b_offset, stride_bb, stride_bk, stride_bn, PRECISION,
-                     EVEN_K, BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, LAYOUT, SPLIT_EPILOGUE)
+                     EVEN_K, BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, LAYOUT, SPLIT_EPILOGUE,
+                     REGISTER_A, TRANSPOSED_OUT)
 
 
 def _tma_fallback(configs, named_args, **kwargs):
@@ -219,6 +254,24 @@ def _unit_dim(rows, cols, row_stride, col_stride):
     if row_stride == 1 and col_stride >= rows and col_stride % 4 == 0:
         return "rows"
     return None
+
+
+def register_a(precision, stride_ak):
+    """Whether a product's A tiles reach the tensor cores through registers (see _matmul_tile):
+    for TF32, when A is not K-major."""
+    return precision == "tf32" and stride_ak != 1
+
+
+def oriented(precision, a, b, m, n, a_offset, a_strides, b_offset, b_strides):
+    """The product as the kernel computes it: (a, b, m, n, a_offset, a_strides, b_offset,
+    b_strides, transposed), strides (batch, row, col). For TF32 with A K-major and B not, the
+    operands trade places for out^T = B^T A^T (`transposed`; out is written transposed back):
+    B^T, first, can come from registers (`register_a`) and A^T is K-major as the tensor cores
+    want. Otherwise unchanged."""
+    if precision != "tf32" or a_strides[2] != 1 or b_strides[1] == 1:
+        return a, b, m, n, a_offset, a_strides, b_offset, b_strides, False
+    return (b, a, n, m, b_offset, (b_strides[0], b_strides[2], b_strides[1]), a_offset,
+            (a_strides[0], a_strides[2], a_strides[1]), True)
 
 
 def descriptor_layout(a, b, m, k, n, a_offset, a_strides, b_offset, b_strides):
@@ -245,12 +298,14 @@ def tma_layout(a, b, m, k, n, a_offset, a_strides, b_offset, b_strides):
 # compiled once, not once per layout or remainder seen.
 _matmul_even_k = triton.heuristics(
     {"TMA_LAYOUT": lambda args: args["TMA_LAYOUT"] if args["TMA"] else "",
-     "EVEN_K": lambda args: bool(args["TMA_LAYOUT"]) or args["k"] % args["BLOCK_K"] == 0})(
+     "EVEN_K": lambda args: bool(args["TMA_LAYOUT"]) or args["k"] % args["BLOCK_K"] == 0,
+     "REGISTER_A": lambda args: register_a(args["PRECISION"], args["stride_ak"])})(
          _matmul_kernel)
-# Unit strides and the TMA layout are part of the key: an operand's layout changes which tile
-# shape wins.
+# Unit strides, the TMA layout and the swap are part of the key: an operand's layout changes which
+# tile shape wins.
 _AUTOTUNED = {p: triton.autotune(configs=matmul_configs(p),
-                                 key=["m", "n", "k", "stride_ak", "stride_bk", "TMA_LAYOUT"],
+                                 key=["m", "n", "k", "stride_ak", "stride_bk", "TMA_LAYOUT",
+                                      "TRANSPOSED_OUT"],
                                  prune_configs_by={"early_config_prune": _tma_fallback})(
                                      _matmul_even_k)
               for p in PRECISIONS}
@@ -298,15 +353,17 @@ def matmul(a, b, out, batch, m, k, n,
     (the GPU's multiprocessors) sizes the grid of persistent configurations."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown matmul precision {precision!r}; choose one of {PRECISIONS}")
-    check_args(a, b, out, batch, m, k, n, a_offset, (a_batch_stride, a_row_stride, a_col_stride),
-               b_offset, (b_batch_stride, b_row_stride, b_col_stride))
+    a_strides = (a_batch_stride, a_row_stride, a_col_stride)
+    b_strides = (b_batch_stride, b_row_stride, b_col_stride)
+    check_args(a, b, out, batch, m, k, n, a_offset, a_strides, b_offset, b_strides)
     if batch * m * n == 0:
         return
+    a, b, m, n, a_offset, a_strides, b_offset, b_strides, transposed = oriented(
+        precision, a, b, m, n, a_offset, a_strides, b_offset, b_strides)
     for first in range(0, batch, MAX_GRID_BATCH):
         chunk = min(MAX_GRID_BATCH, batch - first)
-        args = (a, b, out[first * m * n:], m, n, k,
-                a_offset + first * a_batch_stride, a_batch_stride, a_row_stride, a_col_stride,
-                b_offset + first * b_batch_stride, b_batch_stride, b_row_stride, b_col_stride)
+        args = (a, b, out[first * m * n:], m, n, k, a_offset + first * a_strides[0], *a_strides,
+                b_offset + first * b_strides[0], *b_strides)
         if interpreting() or m * n * k >= AUTOTUNE_MIN_WORK:
             # Only tf32 has TMA configurations (see `matmul_configs`).
             layout = "" if precision != "tf32" else tma_layout(
@@ -314,12 +371,13 @@ def matmul(a, b, out, batch, m, k, n,
             if layout:
                 _use_descriptor_scratch(out)
             _AUTOTUNED[precision][_tile_grid(m, n, chunk, sm_count)](
-                *args, PRECISION=precision, TMA_LAYOUT=layout)
+                *args, PRECISION=precision, TMA_LAYOUT=layout, TRANSPOSED_OUT=transposed)
         else:
             # The heuristics' values are known here: calling the kernel itself skips their
             # per-launch argument dictionaries (small products are the host-bound ones).
             config = small_config()
             _matmul_kernel[_tile_grid(m, n, chunk, sm_count)](
                 *args, PRECISION=precision, EVEN_K=k % config.kwargs["BLOCK_K"] == 0,
-                TMA_LAYOUT="", num_warps=config.num_warps, num_stages=config.num_stages,
-                **config.kwargs)
+                TMA_LAYOUT="", REGISTER_A=register_a(precision, a_strides[2]),
+                TRANSPOSED_OUT=transposed, num_warps=config.num_warps,
+                num_stages=config.num_stages, **config.kwargs)

@@ -175,15 +175,14 @@ def matmul(a, b, out, batch, m, k, n,
     b_strides = (b_batch_stride, b_row_stride, b_col_stride)
     product = (a, b, out, batch, m, k, n, a_offset, a_strides, b_offset, b_strides)
     stage = None
-    # Only tf32 has TMA configurations, which read operands as stored: whether the copy still
-    # pays is measured (see cuda_staging.timer).
+    # TF32 reads a misplaced operand as stored through registers (kernels_triton/matmul.py):
+    # whether the copy still pays is measured (see cuda_staging.timer).
     if (_precision == "tf32" and _staging.timer is not None and _staging.policy() == "auto"
             and _staging.would_stage(True, batch, m, k, n, a_strides, b_strides)):
         _matmul.check_args(*product)
-        if _matmul.tma_layout(a, b, m, k, n, a_offset, a_strides, b_offset, b_strides):
-            stage = _staging.timed_choice((batch, m, k, n, a_strides, b_strides),
-                                          lambda: _staged_matmul(*product, stage=True),
-                                          lambda: _staged_matmul(*product, stage=False))
+        stage = _staging.timed_choice((batch, m, k, n, a_strides, b_strides),
+                                      lambda: _staged_matmul(*product, stage=True),
+                                      lambda: _staged_matmul(*product, stage=False))
     _staged_matmul(*product, stage=stage)
 
 

@@ -3,8 +3,9 @@ into the layout its multiply unit reads fastest. TF32 tensor cores (Hopper wgmma
 shared tiles; an N-major tile is gathered 4 bytes at a time into a transposed layout instead of by
 16-byte async copies. FMA (IEEE fp32) reads MN-major tiles (A rows, B columns contiguous) with
 vector shared-memory loads and K-major ones mostly element by element. `bench/gpu_ir_probe.py`
-shows both on the compiled code. TF32 products whose operands tensor descriptors (TMA) can read as
-stored have a copy-free alternative, so for them "auto" times both ways once per shape on the GPU.
+shows both on the compiled code. TF32 products have a copy-free alternative (one operand fed from
+registers, see kernels_triton/matmul.py), so for them "auto" times both ways once per shape on the
+GPU.
 """
 
 from kernels_triton import transpose as _transpose
@@ -19,9 +20,9 @@ MIN_WORK = 1 << 31
 MIN_REUSE = 256
 
 _policy = "auto"
-# TF32 products that "auto" would stage but whose operands tensor descriptors can also read as
-# stored are decided by timing both ways, once per shape: which wins (a copy at memory bandwidth,
-# or tiles turned round in shared memory) depends on the GPU and the shape. `timer(fn)` gives
+# TF32 products that "auto" would stage are decided by timing both ways, once per shape: which
+# wins (a copy at memory bandwidth, or the kernel reading an operand as stored through registers)
+# depends on the GPU and the shape. `timer(fn)` gives
 # milliseconds; the cuda device sets it on a GPU, and without one (None) the size rule decides.
 timer = None
 _timed = {}

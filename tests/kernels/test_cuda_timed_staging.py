@@ -1,7 +1,7 @@
 """The cuda device's measured staging choice (backend layer, through the Triton kernels): a TF32
-product that "auto" would stage, and whose operands tensor descriptors can read as stored, is
-timed both ways once per shape with the device's timer (here a fake one) and then runs the faster
-way; every other product keeps the size rule. Results are the same either way.
+product that "auto" would stage is timed both ways once per shape with the device's timer (here a
+fake one) and then runs the faster way; every other product keeps the size rule. Results are the
+same either way.
 """
 
 import numpy as np
@@ -13,7 +13,7 @@ from tests.kernels.triton_support import triton_marks
 pytestmark = triton_marks()
 
 RNG = np.random.default_rng(11)
-M, K, N = 12, 16, 20  # 16-byte aligned rows: descriptors can read A and B as stored
+M, K, N = 12, 16, 20
 
 
 @pytest.fixture
@@ -21,11 +21,7 @@ def timed(cuda, monkeypatch):
     """Every product counts as large; the timer reports `timed.ms[way]` per way ("staged" when
     the call copies an operand first) and logs its calls; relayout copies are counted."""
     from engine.backend import cuda_staging
-    from kernels_triton import matmul as triton_matmul
 
-    # The choice exists only where descriptors may read B as stored, whatever ENGINE_MATMUL_TMA
-    # the suite runs under (these products are too small for the TMA configurations anyway).
-    monkeypatch.setattr(triton_matmul, "TMA_ALLOWED", frozenset(triton_matmul.TMA_LAYOUTS))
     monkeypatch.setattr(cuda_staging, "MIN_WORK", 1)
     monkeypatch.setattr(cuda_staging, "MIN_REUSE", 1)
     monkeypatch.setattr(cuda_staging, "_timed", {})
@@ -55,27 +51,28 @@ def _row_major_product(cuda, batch=1, n=N):
     return _matmul(cuda, a, b, batch, M, K, n, (0, (M * K, K, 1)), (0, (K * n, n, 1)))
 
 
+@pytest.mark.parametrize("n", [N, 21])  # 21-float rows: tensor descriptors cannot read B
 @pytest.mark.parametrize("faster", ["staged", "direct"])
-def test_first_call_times_both_ways_then_runs_the_faster(cuda, timed, faster):
+def test_first_call_times_both_ways_then_runs_the_faster(cuda, timed, faster, n):
     from engine.backend import cuda_staging
 
     timed["ms"] = {faster: 1.0, ("direct" if faster == "staged" else "staged"): 2.0}
-    got, expected = _row_major_product(cuda)
+    got, expected = _row_major_product(cuda, n=n)
     _check(got, expected, K, rtol=rtol_for("tf32"))
     assert sorted(timed["timed"]) == ["direct", "staged"]
     assert list(cuda_staging.timed_choices().values()) == [faster == "staged"]
     copies = timed["copies"]
-    got, expected = _row_major_product(cuda)  # same shape: decided, not timed again
+    got, expected = _row_major_product(cuda, n=n)  # same shape: decided, not timed again
     _check(got, expected, K, rtol=rtol_for("tf32"))
     assert len(timed["timed"]) == 2
     assert timed["copies"] - copies == (1 if faster == "staged" else 0)
 
 
-@pytest.mark.parametrize("case", ["ieee", "tf32x3", "always", "n_unaligned", "no_timer"])
+@pytest.mark.parametrize("case", ["ieee", "tf32x3", "always", "no_timer"])
 def test_other_products_keep_the_size_rule(cuda, timed, monkeypatch, case):
-    """No timing for IEEE or tf32x3 (no TMA configurations), a forced policy, a B whose 21-float
-    rows descriptors cannot read, or without a GPU timer: the rule copies one operand here (B for
-    the tensor cores, A for FMA)."""
+    """No timing for IEEE or tf32x3 (no fast copy-free way to read a misplaced operand), a forced
+    policy, or without a GPU timer: the rule copies one operand here (B for the tensor cores, A
+    for FMA)."""
     from engine.backend import cuda_staging
 
     if case in ("ieee", "tf32x3"):
@@ -84,7 +81,7 @@ def test_other_products_keep_the_size_rule(cuda, timed, monkeypatch, case):
         cuda.set_operand_staging("always")
     if case == "no_timer":
         monkeypatch.setattr(cuda_staging, "timer", None)
-    got, expected = _row_major_product(cuda, n=21 if case == "n_unaligned" else N)
+    got, expected = _row_major_product(cuda)
     _check(got, expected, K, rtol=rtol_for(case if case in ("ieee", "tf32x3") else "tf32"))
     assert timed["timed"] == []
     assert timed["copies"] == 1

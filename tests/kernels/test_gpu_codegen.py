@@ -1,8 +1,9 @@
 """What our Triton kernels compile to on an H100 (sm_90), checked on a machine without a GPU
 (kernel layer, slow): every kernel variant compiles; TF32 products reach the tensor cores fed by
-16-byte async copies once the device stages operands K-major (4-byte copies without staging: the
-reason staging exists), and IEEE products read MN-major staged tiles with vector shared-memory
-loads. Uses the launch-time specialization, as a real launch would.
+16-byte async copies once the device stages operands K-major, and without staging too when only
+one operand is not K-major (it comes through registers; 4-byte copies when both are not: the
+reason staging still exists), and IEEE products read MN-major staged tiles with vector
+shared-memory loads. Uses the launch-time specialization, as a real launch would.
 """
 
 import os
@@ -35,8 +36,10 @@ def test_every_kernel_variant_compiles_for_sm90():
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
 
-@pytest.mark.parametrize("layout", ["nn", "tn"])
-def test_tf32_matmul_staging_feeds_wgmma_with_16_byte_copies(layout):
+@pytest.mark.parametrize("layout", ["nn", "tn", "tt"])
+def test_tf32_matmul_feeds_wgmma_with_16_byte_copies(layout):
+    """Staged, every layout; as stored, a row-major B (swapped into first place) or a transposed
+    A alone, which reach wgmma through registers; both transposed gather B 4 bytes at a time."""
     from bench.gpu_ir_probe import probe_matmul
 
     staged = _records(probe_matmul, layout, "tf32", "always")
@@ -46,7 +49,10 @@ def test_tf32_matmul_staging_feeds_wgmma_with_16_byte_copies(layout):
     assert staged["_matmul_kernel"]["copies_16B"] > 0
     direct = _records(probe_matmul, layout, "tf32", "never")
     assert "_transpose_kernel" not in direct
-    assert direct["_matmul_kernel"]["copies_4B"] > 0
+    assert direct["_matmul_kernel"]["mma"] == "wgmma"
+    assert direct["_matmul_kernel"]["copies_16B"] > 0
+    assert direct["_matmul_kernel"]["register_staged"] == 0
+    assert (direct["_matmul_kernel"]["copies_4B"] > 0) == (layout == "tn")
 
 
 def test_tf32_conv_staging_feeds_wgmma_with_16_byte_copies():
@@ -82,14 +88,15 @@ def test_ieee_staging_feeds_fma_with_vector_shared_loads():
 
 
 @pytest.mark.parametrize("layout,staging,tma_layout", [("nn", "always", "kk"),
-                                                       ("nn", "never", "kn"),
+                                                       ("nn", "never", "mk"),
+                                                       ("tt", "never", "mk"),
                                                        ("tn", "never", "mn")])
 def test_tf32_tma_configurations_fetch_tiles_with_the_copy_engine(layout, staging, tma_layout,
                                                                   monkeypatch):
     """On K-major operands (as staging leaves them) and on operands stored the other way round
-    (turned round in shared memory) the TMA configurations fetch whole tiles by tensor
-    descriptor: no per-element async copies remain, the tiles still feed wgmma, and every one
-    fits an H100's shared memory."""
+    (A through registers, a row-major B swapped into A's place, B turned round in shared memory)
+    the TMA configurations fetch whole tiles by tensor descriptor: no per-element async copies
+    remain, the tiles still feed wgmma, and every one fits an H100's shared memory."""
     from bench.gpu_ir_probe import capture_launches, probe_matmul
     from kernels_triton import matmul as triton_matmul
 

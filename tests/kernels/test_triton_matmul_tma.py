@@ -15,6 +15,9 @@ from tests.kernels.triton_support import triton_marks
 pytestmark = triton_marks()
 
 RNG = np.random.default_rng(7)
+# The descriptor layout the kernel loads for each stored one: a TF32 product of a K-major A and an
+# N-major B runs as out^T = B^T A^T (kernels_triton/matmul.py `oriented`), which is "mk".
+KERNEL_LAYOUT = {"kk": "kk", "kn": "mk", "mk": "mk", "mn": "mn"}
 
 
 @pytest.fixture(params=[(False, False), (True, False), (True, True)],
@@ -70,8 +73,8 @@ def _skip_unless_the_environment_allows(layout):
     a layout left out could fault or hang a test worker here."""
     from kernels_triton.matmul import TMA_SWITCH, parse_tma_switch
 
-    if layout not in parse_tma_switch(os.environ.get(TMA_SWITCH, "on")):
-        pytest.skip(f"{TMA_SWITCH} leaves {layout} out")
+    if KERNEL_LAYOUT[layout] not in parse_tma_switch(os.environ.get(TMA_SWITCH, "on")):
+        pytest.skip(f"{TMA_SWITCH} leaves {KERNEL_LAYOUT[layout]} out")
 
 
 def _padded(extent):
@@ -111,6 +114,10 @@ def test_tma_products_match_reference(cuda, tma_config, monkeypatch, tma_layout,
         batch, m, k, n, tma_layout, a_offset=4, broadcast_b=broadcast_b))
     _check(got, expected, k, rtol=rtol_for("tf32"))
     assert built, "the TMA configuration did not build tensor descriptors"
+    from kernels_triton.common import interpreting
+
+    if not interpreting():  # the spy saw the layout
+        assert set(built) == {KERNEL_LAYOUT[tma_layout]}
 
 
 @pytest.mark.parametrize("case", ["offset", "k_not_aligned", "strided_rows", "ieee", "tf32x3"])
@@ -239,6 +246,7 @@ def test_each_variant_compiles_once_whatever_the_layout():
     from kernels_triton.matmul import _matmul_even_k
 
     def normalised(**args):
+        args = {"PRECISION": "tf32", "stride_ak": 1, **args}
         for name, heuristic in _matmul_even_k.values.items():
             args[name] = heuristic(args)
         return args["TMA_LAYOUT"], args["EVEN_K"]

@@ -1,0 +1,97 @@
+"""TF32 operand layouts of the Triton matmul (kernel layer, through the cuda device): an A that is
+not K-major reaches the tensor cores through registers, rounded to nearest TF32 on the way; a
+K-major A with a B that is not trades places with it (out^T = B^T A^T, written back transposed).
+Checked against float64 products of the operands as the kernel rounds them, and the rounding
+itself on ties and special values.
+"""
+
+import numpy as np
+import pytest
+
+from tests.kernels.test_triton_matmul import _check, _matmul, rtol_for
+from tests.kernels.triton_support import triton_marks
+
+pytestmark = triton_marks()
+
+RNG = np.random.default_rng(17)
+BATCH, M, K, N = 2, 37, 29, 45
+# Stored layout of each product: A's and B's (batch, row, col) strides with offsets, and which
+# operand the kernel rounds in registers ("a", "b" once swapped into first place, or none).
+LAYOUTS = {
+    "kk": ((0, (M * K, K, 1)), (0, (K * N, 1, K)), None),
+    "kn": ((0, (M * K, K, 1)), (0, (K * N, N, 1)), "b"),
+    "mk": ((0, (M * K, 1, M)), (0, (K * N, 1, K)), "a"),
+    "mn": ((0, (M * K, 1, M)), (0, (K * N, N, 1)), "a"),
+    "kn_broadcast_b": ((3, (M * K, K, 1)), (5, (0, N, 1)), "b"),
+    "kn_negative_cols": ((0, (M * K, K, 1)), (N - 1, (K * N, N, -1)), "b"),
+}
+
+
+def _round_to_tf32(x):
+    """float32 -> nearest TF32 (10 mantissa bits, ties away from zero), NaNs unchanged."""
+    bits = np.asarray(x, dtype=np.float32).view(np.uint32)
+    rounded = ((bits + np.uint32(0x1000)) & np.uint32(0xFFFFE000)).view(np.float32)
+    return np.where(np.isnan(x), x, rounded)
+
+
+@pytest.fixture(params=["autotuned", "fixed"])
+def launch_path(request, cuda, monkeypatch):
+    """Both ways a product launches, each with the small configuration: through the autotuner and
+    its heuristics, and straight into the kernel (products below AUTOTUNE_MIN_WORK on a GPU;
+    the interpreter otherwise always autotunes)."""
+    from kernels_triton import matmul as triton_matmul
+
+    if request.param == "fixed":
+        monkeypatch.setattr(triton_matmul, "interpreting", lambda: False)
+    else:
+        monkeypatch.setattr(triton_matmul, "AUTOTUNE_MIN_WORK", 0)
+        monkeypatch.setattr(triton_matmul._AUTOTUNED["tf32"], "configs",
+                            [triton_matmul.small_config()])
+    cuda.set_matmul_precision("tf32")
+    cuda.set_operand_staging("never")
+    return request.param
+
+
+@pytest.mark.parametrize("case", list(LAYOUTS))
+def test_tf32_layouts_match_the_rounded_product(cuda, launch_path, case):
+    """Under the interpreter (fp32 dots) the result is exactly, up to fp32 summation, the product
+    with the register operand rounded, and the rounding must show: the unrounded product lies
+    outside that tolerance. On a GPU, whose tensor cores also cut the other operand to TF32, it
+    is within TF32's tolerance of the exact product."""
+    from kernels_triton.common import interpreting
+
+    a_layout, b_layout, rounded = LAYOUTS[case]
+    a = RNG.standard_normal(BATCH * M * K + 8).astype(np.float32)
+    b = RNG.standard_normal(BATCH * K * N + 8).astype(np.float32)
+    got, exact = _matmul(cuda, a, b, BATCH, M, K, N, a_layout, b_layout)
+    if not interpreting():
+        _check(got, exact, K, rtol=rtol_for("tf32"))
+        return
+    _, expected = _matmul(cuda, _round_to_tf32(a) if rounded == "a" else a,
+                          _round_to_tf32(b) if rounded == "b" else b, BATCH, M, K, N, a_layout,
+                          b_layout)
+    _check(got, expected, K)
+    if rounded:
+        with pytest.raises(AssertionError):
+            _check(exact, expected, K)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+def test_rounding_to_tf32_ties_and_special_values(cuda, launch_path):
+    """A (m, 1) column stored M-major times a 1x1 B of 1.0 gives back A as the kernel rounds it,
+    exactly on any device: ties round away from zero, NaNs (also one whose payload lies only in
+    the dropped bits) stay NaN, infinities stay, the largest floats round up to infinity."""
+    bits = np.array([0x3F801000, 0x3F800FFF, 0xBF801000, 0x3F803000, 0x3F802FFF, 0x7F800000,
+                     0xFF800000, 0x7FC00000, 0x7F800001, 0x7F7FFFFF, 0x00000000, 0x40490FDB],
+                    dtype=np.uint32)
+    a = bits.view(np.float32)
+    m = a.size
+    got, _ = _matmul(cuda, a, np.ones(1, np.float32), 1, m, 1, 1, (0, (m, 1, m)), (0, (1, 1, 1)))
+    expected = np.array([0x3F802000, 0x3F800000, 0xBF802000, 0x3F804000, 0x3F802000, 0x7F800000,
+                         0xFF800000, np.nan, np.nan, 0x7F800000, 0x00000000, 0x40490000],
+                        dtype=np.float64)
+    got = got.reshape(m).astype(np.float32)
+    assert np.array_equal(np.isnan(got), np.isnan(expected))
+    finite = ~np.isnan(expected)
+    assert [hex(x) for x in got[finite].view(np.uint32)] == \
+        [hex(int(x)) for x in expected[finite]]
