@@ -1,13 +1,16 @@
 """What the GPU would compile, seen from a machine without one (bench layer): runs our launchers on
 CPU tensors with Triton's launch replaced by a compile for an H100 (sm_90) using the runtime's own
-argument specialization, and reports per kernel how tl.dot was lowered and how its loads are fed.
+argument specialization, and reports per kernel how tl.dot was lowered, how its loads are fed and
+how many registers it holds (spills included).
 Usage: python bench/gpu_ir_probe.py   (TRITON_INTERPRET must be unset)
 """
 
 import contextlib
 import os
 import re
+import subprocess
 import sys
+import tempfile
 
 import triton
 from triton.backends.compiler import GPUTarget
@@ -45,11 +48,26 @@ def summarize(compiled):
     }
 
 
+def register_use(compiled):
+    """Registers per thread and bytes spilled to local memory, as ptxas (the copy Triton ships)
+    reports them for the PTX; the launch-time metadata that holds them needs a GPU."""
+    ptxas = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "ptxas")
+    with tempfile.NamedTemporaryFile("w", suffix=".ptx") as source:
+        source.write(compiled.asm["ptx"])
+        source.flush()
+        report = subprocess.run([ptxas, "-v", f"--gpu-name=sm_{TARGET.arch}a", source.name,
+                                 "-o", os.devnull], capture_output=True, text=True).stderr
+    registers = re.search(r"Used (\d+) registers", report)
+    spills = re.search(r"(\d+) bytes spill stores", report)
+    return {"registers": int(registers.group(1)) if registers else None,
+            "spill_bytes": int(spills.group(1)) if spills else None}
+
+
 @contextlib.contextmanager
-def capture_launches(records, all_configs=True):
+def capture_launches(records, all_configs=True, registers=False):
     """Within the block, every kernel launch (each autotune configuration once, or only the first
     one) compiles for sm_90 and appends (kernel name, meta-parameters, summary) to `records`
-    instead of running."""
+    instead of running; with `registers`, each summary also has `register_use`."""
     backend = make_backend(TARGET)
     binders = {}
 
@@ -62,7 +80,10 @@ def capture_launches(records, all_configs=True):
         source = ASTSource(self, signature, constexprs=constexprs, attrs=attrs)
         compiled = triton.compile(source, target=TARGET, options=options.__dict__)
         meta = {k: v for k, v in kwargs.items() if k.isupper() or k.startswith("num_")}
-        records.append((self.fn.__name__, meta, summarize(compiled)))
+        summary = summarize(compiled)
+        if registers:
+            summary.update(register_use(compiled))
+        records.append((self.fn.__name__, meta, summary))
 
     def every_config(self, *args, **kwargs):
         for config in self.configs if all_configs else self.configs[:1]:
@@ -98,7 +119,8 @@ def _device_modes(precision, staging):
 
 
 def probe_matmul(layout, precision, staging, size=1024):
-    """One size^3 product; layout "nn", "tn" or "nt" says which operands are stored transposed."""
+    """One size^3 product; layout "nn", "tn", "nt" or "tt" says which operands are stored
+    transposed."""
     import torch
 
     a, b, out = (torch.zeros(size * size) for _ in range(3))
@@ -128,12 +150,12 @@ def main():
     modes = [("ieee", "never"), ("ieee", "always"), ("tf32", "never"), ("tf32", "always")]
     cases = [(f"matmul {layout} {precision} staging={staging}", probe_matmul,
               (layout, precision, staging)) for precision, staging in modes
-             for layout in ("nn", "tn", "nt")]
+             for layout in ("nn", "tn", "nt", "tt")]
     cases += [(f"conv {precision} staging={staging}", probe_conv, (precision, staging))
               for precision, staging in modes]
     for label, probe, args in cases:
         records = []
-        with capture_launches(records):
+        with capture_launches(records, registers=True):
             probe(*args)
         seen = set()
         for name, meta, summary in records:
