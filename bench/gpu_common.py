@@ -84,30 +84,37 @@ def config_label(config):
             f"{' tma' if meta.get('TMA') else ''}{' split' if meta.get('SPLIT_EPILOGUE') else ''}")
 
 
-def tf32_kernel_view(a, b, m, k, n, a_strides, b_strides):
-    """The TF32 product of A (m, k) and B (k, n), (row, col) strides, no offsets, arranged as the
+def stored_strides(layout, m, k, n):
+    """(row, col) strides of A (m, k) and B (k, n) stored in `layout`, named by the unit-stride
+    dimension of A, then of B ("kn": both row-major)."""
+    return (k, 1) if layout[0] == "k" else (1, m), (n, 1) if layout[1] == "n" else (1, k)
+
+
+def tf32_stored_view(layout, a, b, m, k, n):
+    """The TF32 product of A (m, k) and B (k, n) stored in `layout`, no offsets, arranged as the
     matmul launcher hands it to the kernel: (`oriented`'s (a, b, m, n, a_offset, a_strides,
     b_offset, b_strides, transposed), the TMA layout descriptors can load, "" if none)."""
     from kernels_triton import matmul as triton_matmul
 
-    product = triton_matmul.oriented("tf32", a, b, m, n, 0, (0, *a_strides), 0, (0, *b_strides))
+    a_strides, b_strides = ((0, *strides) for strides in stored_strides(layout, m, k, n))
+    found = triton_matmul.descriptor_layout(a, b, m, k, n, 0, a_strides, 0, b_strides)
+    if found != layout:
+        raise RuntimeError(f"operands built for layout {layout} read as {found!r}")
+    product = triton_matmul.oriented("tf32", a, b, m, n, 0, a_strides, 0, b_strides)
     first, second, rows, cols, a_offset, a_str, b_offset, b_str, _ = product
     return product, triton_matmul.descriptor_layout(first, second, rows, k, cols, a_offset, a_str,
                                                     b_offset, b_str)
 
 
 def run_tf32_config(config, view, out, k, programs):
-    """Launch a `tf32_kernel_view` with exactly `config` on at most `programs` persistent
+    """Launch a `tf32_stored_view` with exactly `config` on at most `programs` persistent
     programs, loading tiles by TMA when the configuration asks and the view allows."""
     from kernels_triton import matmul as triton_matmul
 
     (first, second, rows, cols, a_offset, a_strides, b_offset, b_strides, transposed), loads = view
-    loads = loads if config.kwargs["TMA"] else ""
-    if loads:
+    if config.kwargs["TMA"] and loads:
         triton_matmul._use_descriptor_scratch(out)
-    triton_matmul._matmul_kernel[triton_matmul._tile_grid(rows, cols, 1, programs)](
-        first, second, out, rows, cols, k, a_offset, *a_strides, b_offset, *b_strides,
-        PRECISION="tf32", EVEN_K=bool(loads) or k % config.kwargs["BLOCK_K"] == 0,
-        TMA_LAYOUT=loads,
-        REGISTER_A=triton_matmul.register_a("tf32", a_strides[2]), TRANSPOSED_OUT=transposed,
-        num_warps=config.num_warps, num_stages=config.num_stages, **config.kwargs)
+    triton_matmul.run_config(
+        config, triton_matmul._tile_grid(rows, cols, 1, programs),
+        (first, second, out, rows, cols, k, a_offset, *a_strides, b_offset, *b_strides), "tf32",
+        loads, transposed)

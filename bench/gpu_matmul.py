@@ -57,7 +57,8 @@ def measure(size, precision, allow_tf32, staging):
             "ratio": theirs_ms / ours_ms, "ours_rel_err": ours_err, "torch_rel_err": theirs_err,
             "reference": "float64" if size <= 4096 else "torch fp32 (same mode)",
             "autotune_s": tune_s, "best_config": str(config), "best_tiles": config_label(config),
-            # True/False: the device timed staging against TMA reads of B as stored and chose.
+            # True/False: the device timed staging against the copy-free kernel (operands swapped,
+            # B^T through registers) and chose.
             "timed_staging": cuda_staging.timed_choices().get(
                 (1, size, size, size, (0, size, 1), (0, size, 1)))}
 

@@ -14,7 +14,7 @@ import time
 
 import torch
 
-from bench.gpu_common import device_name, run_tf32_config, save, tf32_kernel_view, time_ms
+from bench.gpu_common import device_name, run_tf32_config, save, tf32_stored_view, time_ms
 from bench.gpu_conv import conv_passes
 from engine.backend import cuda_device, cuda_staging
 from kernels_triton import matmul as triton_matmul
@@ -161,11 +161,11 @@ def tf32_config_sweep(size, save_rows):
         sm_count = torch.cuda.get_device_properties(0).multi_processor_count
     result = {"size": size, "rows": [], "cublas_ms": {}}
     k_major_configs, n_major_configs = _sweep_configs(not torch.cuda.is_available())
-    # B layout: (B as cuBLAS sees it, our (row, col) strides of B, configs to try)
-    layouts = {"k_major": (b.view(size, size).t(), (1, size), k_major_configs),
-               "n_major": (b.view(size, size), (size, 1), n_major_configs)}
-    for b_layout, (b_matrix, b_strides, tiles) in layouts.items():
-        view = tf32_kernel_view(a, b, size, size, size, (size, 1), b_strides)
+    # B layout: (B as cuBLAS sees it, our stored layout of A and B, configs to try)
+    layouts = {"k_major": (b.view(size, size).t(), "kk", k_major_configs),
+               "n_major": (b.view(size, size), "kn", n_major_configs)}
+    for b_layout, (b_matrix, stored, tiles) in layouts.items():
+        view = tf32_stored_view(stored, a, b, size, size, size)
         tma_layout = view[1]
         reference = torch.matmul(a.view(size, size), b_matrix)
         cublas_ms = time_ms(lambda b_matrix=b_matrix: torch.matmul(a.view(size, size), b_matrix))

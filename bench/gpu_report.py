@@ -93,7 +93,8 @@ def main():
             print("  FAILED", name)
     canary = results["tma_canary"]
     if canary:
-        bad = [f"{r['config']} {r['layout']}: {r['status']}" for r in canary["cases"]
+        bad = [f"{r['config']} {r['layout']} (loads {r.get('loads', '?')}): {r['status']}"
+               for r in canary["cases"]
                if r["status"] != "ok"]
         print(f"\nTMA canary: {len(canary['cases']) - len(bad)}/{len(canary['cases'])} cases "
               f"right; later stages ran with ENGINE_MATMUL_TMA={canary['switch']}")

@@ -21,7 +21,8 @@ from bench.gpu_common import (
     out_dir,
     run_tf32_config,
     save,
-    tf32_kernel_view,
+    stored_strides,
+    tf32_stored_view,
 )
 
 # Ragged against every tile (128, 256, BLOCK_K 32, and a right half of a split epilogue cut short)
@@ -49,30 +50,13 @@ def canary_configs(smoke):
     return [c for c in triton_matmul.matmul_configs("tf32") if c.kwargs["TMA"]]
 
 
-def _strides(layout, m, k, n):
-    """(row, col) strides of A (m, k) and B (k, n) stored in `layout` ("kn": both row-major)."""
-    return (k, 1) if layout[0] == "k" else (1, m), (n, 1) if layout[1] == "n" else (1, k)
-
-
-def _view(layout, a, b, m, k, n):
-    """`tf32_kernel_view` of operands stored in `layout`, which descriptors must read as such."""
-    from kernels_triton import matmul as triton_matmul
-
-    a_strides, b_strides = _strides(layout, m, k, n)
-    found = triton_matmul.descriptor_layout(a, b, m, k, n, 0, (0, *a_strides), 0,
-                                            (0, *b_strides))
-    if found != layout:
-        raise RuntimeError(f"operands built for layout {layout} read as {found!r}")
-    return tf32_kernel_view(a, b, m, k, n, a_strides, b_strides)
-
-
 def kernel_layout(layout):
     """The TMA layout the kernel loads for a TF32 product stored in `layout` (a K-major A with an
     N-major B runs as out^T = B^T A^T, loaded "mk")."""
     import torch
 
     m, k, n = SMOKE_SHAPES[0]
-    return _view(layout, torch.empty(m * k), torch.empty(k * n), m, k, n)[1]
+    return tf32_stored_view(layout, torch.empty(m * k), torch.empty(k * n), m, k, n)[1]
 
 
 def _product_error(config, layout, shape, seed, smoke):
@@ -85,9 +69,9 @@ def _product_error(config, layout, shape, seed, smoke):
     a = torch.randn(m * k, device=device, generator=gen)
     b = torch.randn(k * n, device=device, generator=gen)
     out = torch.full((m * n,), float("nan"), device=device)
-    run_tf32_config(config, _view(layout, a, b, m, k, n), out, k,
+    run_tf32_config(config, tf32_stored_view(layout, a, b, m, k, n), out, k,
                     SMOKE_PERSISTENT_PROGRAMS if smoke else PERSISTENT_PROGRAMS)
-    a_strides, b_strides = _strides(layout, m, k, n)
+    a_strides, b_strides = stored_strides(layout, m, k, n)
     reference = (torch.as_strided(a, (m, k), a_strides).double()
                  @ torch.as_strided(b, (k, n), b_strides).double())
     return ((out.view(m, n).double() - reference).abs().max() / reference.abs().max()).item()

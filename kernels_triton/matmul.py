@@ -152,12 +152,14 @@ def _matmul_tile(a, b, out, m, n, k, tile, batch, a_offset, stride_ab, stride_am
 
 @triton.jit
 def _round_to_tf32(x):
-    # Round to nearest (ties away from zero) at TF32's 10 mantissa bits, as cuBLAS does; the
-    # tensor cores then drop only zeros. NaNs pass unchanged: the carry could turn a NaN whose
-    # payload lies in the dropped bits into an infinity.
+    # Round to nearest (ties away from zero) at TF32's 10 mantissa bits, like PTX's
+    # cvt.rna.tf32.f32; the tensor cores then drop only zeros. A NaN becomes one with every
+    # mantissa bit set: the tensor cores ignore the 13 low bits, where a payload alone would read
+    # as infinity, and the half-ulp carry out of an all-ones mantissa (the GPU's own NaN) would
+    # wrap to -0.0.
     bits = x.to(tl.uint32, bitcast=True)
     rounded = ((bits + 0x1000) & 0xFFFFE000).to(tl.float32, bitcast=True)
-    return tl.where(x == x, rounded, x)
+    return tl.where(x == x, rounded, (bits | 0x7FFFFFFF).to(tl.float32, bitcast=True))
 
 
 @triton.jit
@@ -295,7 +297,8 @@ def tma_layout(a, b, m, k, n, a_offset, a_strides, b_offset, b_strides):
 
 # Heuristics run after the autotune key is taken. Pointer-load configurations ignore the layout
 # and TMA ones the K remainder (the copy engine pads it), so both are normalised: each variant is
-# compiled once, not once per layout or remainder seen.
+# compiled once, not once per layout or remainder seen. REGISTER_A follows from stride_ak, which
+# the key holds.
 _matmul_even_k = triton.heuristics(
     {"TMA_LAYOUT": lambda args: args["TMA_LAYOUT"] if args["TMA"] else "",
      "EVEN_K": lambda args: bool(args["TMA_LAYOUT"]) or args["k"] % args["BLOCK_K"] == 0,
@@ -309,6 +312,18 @@ _AUTOTUNED = {p: triton.autotune(configs=matmul_configs(p),
                                  prune_configs_by={"early_config_prune": _tma_fallback})(
                                      _matmul_even_k)
               for p in PRECISIONS}
+
+
+def run_config(config, grid, args, precision, layout, transposed):
+    """Launch the kernel on `args` (as `matmul` builds them) with exactly `config`, setting what
+    the autotuner's heuristics would; `layout` applies to a TMA configuration only."""
+    layout = layout if config.kwargs["TMA"] else ""
+    k, stride_ak = args[5], args[9]
+    _matmul_kernel[grid](*args, PRECISION=precision,
+                         EVEN_K=bool(layout) or k % config.kwargs["BLOCK_K"] == 0,
+                         TMA_LAYOUT=layout, REGISTER_A=register_a(precision, stride_ak),
+                         TRANSPOSED_OUT=transposed, num_warps=config.num_warps,
+                         num_stages=config.num_stages, **config.kwargs)
 
 
 def _tile_grid(m, n, batch, sm_count):
@@ -375,9 +390,5 @@ def matmul(a, b, out, batch, m, k, n,
         else:
             # The heuristics' values are known here: calling the kernel itself skips their
             # per-launch argument dictionaries (small products are the host-bound ones).
-            config = small_config()
-            _matmul_kernel[_tile_grid(m, n, chunk, sm_count)](
-                *args, PRECISION=precision, EVEN_K=k % config.kwargs["BLOCK_K"] == 0,
-                TMA_LAYOUT="", REGISTER_A=register_a(precision, a_strides[2]),
-                TRANSPOSED_OUT=transposed, num_warps=config.num_warps,
-                num_stages=config.num_stages, **config.kwargs)
+            run_config(small_config(), _tile_grid(m, n, chunk, sm_count), args, precision, "",
+                       transposed)

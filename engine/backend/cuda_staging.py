@@ -1,11 +1,11 @@
-"""Operand staging for the cuda device (backend layer): before a large product, copy an operand
-into the layout its multiply unit reads fastest. TF32 tensor cores (Hopper wgmma) take only K-major
+"""Operand staging for the cuda device (backend layer): before a large product, copy an operand into
+the layout its multiply unit reads fastest. TF32 tensor cores (Hopper wgmma) take only K-major
 shared tiles; an N-major tile is gathered 4 bytes at a time into a transposed layout instead of by
-16-byte async copies. FMA (IEEE fp32) reads MN-major tiles (A rows, B columns contiguous) with
-vector shared-memory loads and K-major ones mostly element by element. `bench/gpu_ir_probe.py`
-shows both on the compiled code. TF32 products have a copy-free alternative (one operand fed from
-registers, see kernels_triton/matmul.py), so for them "auto" times both ways once per shape on the
-GPU.
+16-byte async copies (for the matmul, only when A and B are both misplaced). FMA (IEEE fp32) reads
+MN-major tiles (A rows, B columns contiguous) with vector shared-memory loads and K-major ones
+mostly element by element. `bench/gpu_ir_probe.py` shows both on the compiled code. TF32 products
+have a copy-free alternative (one operand fed from registers, see kernels_triton/matmul.py), so for
+them "auto" times both ways once per shape on the GPU.
 """
 
 from kernels_triton import transpose as _transpose
@@ -22,8 +22,8 @@ MIN_REUSE = 256
 _policy = "auto"
 # TF32 products that "auto" would stage are decided by timing both ways, once per shape: which
 # wins (a copy at memory bandwidth, or the kernel reading an operand as stored through registers)
-# depends on the GPU and the shape. `timer(fn)` gives
-# milliseconds; the cuda device sets it on a GPU, and without one (None) the size rule decides.
+# depends on the GPU and the shape. `timer(fn)` gives milliseconds; the cuda device sets it on a
+# GPU, and without one (None) the size rule decides.
 timer = None
 _timed = {}
 

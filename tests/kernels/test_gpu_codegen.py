@@ -39,7 +39,8 @@ def test_every_kernel_variant_compiles_for_sm90():
 @pytest.mark.parametrize("layout", ["nn", "tn", "tt"])
 def test_tf32_matmul_feeds_wgmma_with_16_byte_copies(layout):
     """Staged, every layout; as stored, a row-major B (swapped into first place) or a transposed
-    A alone, which reach wgmma through registers; both transposed gather B 4 bytes at a time."""
+    A alone, which reach wgmma through registers; a transposed A with a row-major B ("tn",
+    neither K-major) gathers B 4 bytes at a time."""
     from bench.gpu_ir_probe import probe_matmul
 
     staged = _records(probe_matmul, layout, "tf32", "always")

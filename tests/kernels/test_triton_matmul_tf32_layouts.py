@@ -79,16 +79,19 @@ def test_tf32_layouts_match_the_rounded_product(cuda, launch_path, case):
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
 def test_rounding_to_tf32_ties_and_special_values(cuda, launch_path):
     """A (m, 1) column stored M-major times a 1x1 B of 1.0 gives back A as the kernel rounds it,
-    exactly on any device: ties round away from zero, NaNs (also one whose payload lies only in
-    the dropped bits) stay NaN, infinities stay, the largest floats round up to infinity."""
+    exactly on any device: ties round away from zero, NaNs stay NaN (also one whose payload lies
+    only in the bits the tensor cores drop, and all-ones ones, where rounding would carry), as do
+    infinities, and the largest floats round up to infinity."""
     bits = np.array([0x3F801000, 0x3F800FFF, 0xBF801000, 0x3F803000, 0x3F802FFF, 0x7F800000,
-                     0xFF800000, 0x7FC00000, 0x7F800001, 0x7F7FFFFF, 0x00000000, 0x40490FDB],
+                     0xFF800000, 0x7FC00000, 0x7F800001, 0x7F7FFFFF, 0x00000000, 0x40490FDB,
+                     0x7FFFFFFF, 0xFFFFFFFF, 0xFF800FFF],
                     dtype=np.uint32)
     a = bits.view(np.float32)
     m = a.size
     got, _ = _matmul(cuda, a, np.ones(1, np.float32), 1, m, 1, 1, (0, (m, 1, m)), (0, (1, 1, 1)))
     expected = np.array([0x3F802000, 0x3F800000, 0xBF802000, 0x3F804000, 0x3F802000, 0x7F800000,
-                         0xFF800000, np.nan, np.nan, 0x7F800000, 0x00000000, 0x40490000],
+                         0xFF800000, np.nan, np.nan, 0x7F800000, 0x00000000, 0x40490000,
+                         np.nan, np.nan, np.nan],
                         dtype=np.float64)
     got = got.reshape(m).astype(np.float32)
     assert np.array_equal(np.isnan(got), np.isnan(expected))

@@ -9,6 +9,7 @@ import os
 import numpy as np
 import pytest
 
+from kernels_triton.common import interpreting
 from tests.kernels.test_triton_matmul import _check, _matmul, rtol_for
 from tests.kernels.triton_support import triton_marks
 
@@ -42,29 +43,29 @@ def tma_config(request, cuda, monkeypatch):
 
 
 def _spy_descriptors(monkeypatch):
-    """A list that gets one entry per tensor descriptor the interpreter builds or, on a GPU (where
-    descriptors are built in compiled code), per product that takes the TMA path."""
+    """(built, layouts): `built` gets one entry per tensor descriptor the interpreter builds or,
+    on a GPU (where descriptors are built in compiled code), per product that takes the TMA path;
+    `layouts` the TMA layout of each product the launcher sends down that path."""
     from kernels_triton import matmul as triton_matmul
-    from kernels_triton.common import interpreting
 
-    built = []
+    built, layouts = [], []
+    real_layout = triton_matmul.tma_layout
+
+    def spied_layout(*args):
+        layout = real_layout(*args)
+        if layout:
+            layouts.append(layout)
+        return layout
+
+    monkeypatch.setattr(triton_matmul, "tma_layout", spied_layout)
     if interpreting():
         from triton.runtime.interpreter import InterpreterBuilder
 
         real_build = InterpreterBuilder.create_make_tensor_descriptor
         monkeypatch.setattr(InterpreterBuilder, "create_make_tensor_descriptor",
                             lambda self, *args: built.append(1) or real_build(self, *args))
-    else:
-        real_layout = triton_matmul.tma_layout
-
-        def spied_layout(*args):
-            layout = real_layout(*args)
-            if layout:
-                built.append(layout)
-            return layout
-
-        monkeypatch.setattr(triton_matmul, "tma_layout", spied_layout)
-    return built
+        return built, layouts
+    return layouts, layouts
 
 
 def _skip_unless_the_environment_allows(layout):
@@ -105,7 +106,7 @@ def test_tma_products_match_reference(cuda, tma_config, monkeypatch, tma_layout,
     """Edges in every dimension (the copy engine pads them with zeros), ragged K and padded
     lines; the descriptors must really be built, not bypassed."""
     _skip_unless_the_environment_allows(tma_layout)
-    built = _spy_descriptors(monkeypatch)
+    built, layouts = _spy_descriptors(monkeypatch)
     cuda.set_matmul_precision("tf32")
     size = batch * _padded(m) * _padded(k) + batch * _padded(n) * _padded(k) + 4
     a = RNG.standard_normal(size).astype(np.float32)
@@ -114,10 +115,7 @@ def test_tma_products_match_reference(cuda, tma_config, monkeypatch, tma_layout,
         batch, m, k, n, tma_layout, a_offset=4, broadcast_b=broadcast_b))
     _check(got, expected, k, rtol=rtol_for("tf32"))
     assert built, "the TMA configuration did not build tensor descriptors"
-    from kernels_triton.common import interpreting
-
-    if not interpreting():  # the spy saw the layout
-        assert set(built) == {KERNEL_LAYOUT[tma_layout]}
+    assert set(layouts) == {KERNEL_LAYOUT[tma_layout]}
 
 
 @pytest.mark.parametrize("case", ["offset", "k_not_aligned", "strided_rows", "ieee", "tf32x3"])
@@ -126,7 +124,7 @@ def test_operands_tma_cannot_address_fall_back_to_pointer_loads(cuda, tma_config
     """An A starting 1 element (4 bytes) in, rows of 5 elements (20 bytes), an A with no unit
     stride, and IEEE or tf32x3 precision (no TMA configurations) all run the pointer loads and
     stay exact."""
-    built = _spy_descriptors(monkeypatch)
+    built, _ = _spy_descriptors(monkeypatch)
     batch, m, k, n = 2, 9, 5 if case == "k_not_aligned" else 8, 11
     precision = case if case in ("ieee", "tf32x3") else "tf32"
     cuda.set_matmul_precision(precision)
@@ -190,13 +188,13 @@ def test_the_switch_filters_what_the_copy_engine_could_read(monkeypatch):
 
 
 def test_layouts_switched_off_run_the_pointer_loads(cuda, tma_config, monkeypatch):
-    """ENGINE_MATMUL_TMA without "kn": a row-major X @ W (layout "kn") builds no descriptor and
-    stays exact, while "kk" operands still load by TMA."""
+    """ENGINE_MATMUL_TMA=kk: a row-major X @ W (stored "kn", loaded "mk" after the swap) builds
+    no descriptor and stays exact, while "kk" operands still load by TMA."""
     from kernels_triton import matmul as triton_matmul
 
     _skip_unless_the_environment_allows("kk")
     monkeypatch.setattr(triton_matmul, "TMA_ALLOWED", triton_matmul.parse_tma_switch("kk"))
-    built = _spy_descriptors(monkeypatch)
+    built, _ = _spy_descriptors(monkeypatch)
     cuda.set_matmul_precision("tf32")
     batch, m, k, n = 1, 24, 16, 20
     a = RNG.standard_normal(m * k).astype(np.float32)
