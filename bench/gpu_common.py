@@ -94,15 +94,15 @@ def tf32_stored_view(layout, a, b, m, k, n):
     """The TF32 product of A (m, k) and B (k, n) stored in `layout`, no offsets, arranged as the
     matmul launcher hands it to the kernel: (`oriented`'s (a, b, m, n, a_offset, a_strides,
     b_offset, b_strides, transposed), the TMA layout descriptors can load, "" if none)."""
-    from kernels_triton import matmul as triton_matmul
+    from kernels_triton import matmul_layouts
 
     a_strides, b_strides = ((0, *strides) for strides in stored_strides(layout, m, k, n))
-    found = triton_matmul.descriptor_layout(a, b, m, k, n, 0, a_strides, 0, b_strides)
+    found = matmul_layouts.descriptor_layout(a, b, m, k, n, 0, a_strides, 0, b_strides)
     if found != layout:
         raise RuntimeError(f"operands built for layout {layout} read as {found!r}")
-    product = triton_matmul.oriented("tf32", a, b, m, n, 0, a_strides, 0, b_strides)
+    product = matmul_layouts.oriented("tf32", a, b, m, n, 0, a_strides, 0, b_strides)
     first, second, rows, cols, a_offset, a_str, b_offset, b_str, _ = product
-    return product, triton_matmul.descriptor_layout(first, second, rows, k, cols, a_offset, a_str,
+    return product, matmul_layouts.descriptor_layout(first, second, rows, k, cols, a_offset, a_str,
                                                     b_offset, b_str)
 
 

@@ -43,20 +43,20 @@ def _signature(fn, constexprs, floats=("value",)):
 def _matmul_operand_variants(precision, config):
     """(TMA layout, REGISTER_A, TRANSPOSED_OUT) of every way the launcher runs `config` on
     operands stored in each layout: TF32 feeds an A that is not K-major through registers and
-    swaps a K-major A with an N-major B (kernels_triton/matmul.py `oriented`)."""
+    swaps a K-major A with an N-major B (kernels_triton/matmul_layouts.py `oriented`)."""
     import torch
 
     from bench.gpu_common import tf32_stored_view
-    from kernels_triton import matmul
+    from kernels_triton import matmul_layouts
 
     if precision != "tf32":
         return [("", False, False)]
     found = []
-    for stored in matmul.TMA_LAYOUTS:
+    for stored in matmul_layouts.TMA_LAYOUTS:
         product, loads = tf32_stored_view(stored, torch.empty(32 * 16), torch.empty(16 * 48),
                                           32, 16, 48)
         variant = (loads if config.kwargs["TMA"] else "",
-                   matmul.register_a("tf32", product[5][2]), product[8])
+                   matmul_layouts.register_a("tf32", product[5][2]), product[8])
         if variant not in found:
             found.append(variant)
     return found

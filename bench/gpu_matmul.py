@@ -15,6 +15,7 @@ import torch
 from bench.gpu_common import Stopwatch, config_label, device_name, save, time_ms, warm_up_gpu
 from engine.backend import cuda_device, cuda_staging
 from kernels_triton import matmul as triton_matmul
+from kernels_triton import matmul_layouts
 
 DEVICE = "cuda"
 # (ours, torch allow_tf32, our operand staging)
@@ -72,7 +73,7 @@ def main():
         global DEVICE
         DEVICE, args.sizes = "cpu", [16, 40]
     # The TMA layouts this process may load (gpu_check.sh sets them from the TMA canary).
-    results = {"device": device_name(), "tma_layouts": sorted(triton_matmul.TMA_ALLOWED),
+    results = {"device": device_name(), "tma_layouts": sorted(matmul_layouts.TMA_ALLOWED),
                "rows": []}
     print(f"{'size':>6} {'mode':>7} {'staging':>7} {'ours TF/s':>10} {'torch TF/s':>11} "
           f"{'ours/torch':>10} {'ours err':>9} {'torch err':>9}")

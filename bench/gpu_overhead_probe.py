@@ -18,6 +18,7 @@ from bench.gpu_common import device_name, run_tf32_config, save, tf32_stored_vie
 from bench.gpu_conv import conv_passes
 from engine.backend import cuda_device, cuda_staging
 from kernels_triton import matmul as triton_matmul
+from kernels_triton import matmul_layouts
 
 DEVICE = "cuda"
 
@@ -174,8 +175,8 @@ def tf32_config_sweep(size, save_rows):
             def fn(config=config, view=view):
                 run_tf32_config(config, view, out, size, sm_count)
             row = {"b_layout": b_layout, "config": _config_tuple(config)}
-            if config.kwargs["TMA"] and tma_layout not in triton_matmul.TMA_ALLOWED:
-                row["skipped"] = f"{triton_matmul.TMA_SWITCH} leaves {tma_layout} out"
+            if config.kwargs["TMA"] and tma_layout not in matmul_layouts.TMA_ALLOWED:
+                row["skipped"] = f"{matmul_layouts.TMA_SWITCH} leaves {tma_layout} out"
             else:
                 row.update(_time_config(fn, out.view(size, size), reference, cublas_ms))
             result["rows"].append(row)

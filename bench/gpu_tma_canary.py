@@ -93,7 +93,7 @@ def run_case(index, layout, smoke):
 
 
 def _child_environment():
-    from kernels_triton.matmul import TMA_SWITCH
+    from kernels_triton.matmul_layouts import TMA_SWITCH
 
     # Each case tries its own layout whatever this process was told.
     env = {key: value for key, value in os.environ.items() if key != TMA_SWITCH}
@@ -130,7 +130,7 @@ def switch_value(records):
     """ENGINE_MATMUL_TMA for the later stages: the layouts the kernel loads (a record's "loads")
     on which every case came out right (or needed more shared memory than the GPU has, which the
     autotuner skips)."""
-    from kernels_triton.matmul import TMA_LAYOUTS
+    from kernels_triton.matmul_layouts import TMA_LAYOUTS
 
     loaded = {r["loads"] for r in records}
     allowed = [layout for layout in TMA_LAYOUTS if layout in loaded
@@ -147,14 +147,14 @@ def main():
     if args.case:
         print(json.dumps(run_case(int(args.case[0]), args.case[1], args.smoke)))
         return
-    from kernels_triton import matmul as triton_matmul
+    from kernels_triton import matmul_layouts
 
     cases = [(index, layout) for index in range(len(canary_configs(args.smoke)))
-             for layout in triton_matmul.TMA_LAYOUTS]
+             for layout in matmul_layouts.TMA_LAYOUTS]
     deadline = time.perf_counter() + BUDGET_S
     with ThreadPoolExecutor(max_workers=2 if args.smoke else args.workers) as pool:
         records = list(pool.map(lambda case: _spawn(*case, args.smoke, deadline), cases))
-    loads = {layout: kernel_layout(layout) for layout in triton_matmul.TMA_LAYOUTS}
+    loads = {layout: kernel_layout(layout) for layout in matmul_layouts.TMA_LAYOUTS}
     records = [dict(record, loads=loads[record["layout"]]) for record in records]
     switch = switch_value(records)
     save("tma_canary", {"device": device_name(), "shapes": SMOKE_SHAPES if args.smoke else SHAPES,
@@ -169,7 +169,7 @@ def main():
     with open(path + ".tmp", "w") as f:
         f.write(switch + "\n")
     os.replace(path + ".tmp", path)
-    print(f"{triton_matmul.TMA_SWITCH}={switch}")
+    print(f"{matmul_layouts.TMA_SWITCH}={switch}")
     sys.exit(0 if all(r["status"] == "ok" for r in records) else 1)
 
 

@@ -2,7 +2,7 @@
 (batch, cols, rows) buffer. The cuda device uses it to hand tensor-core kernels K-major operands:
 TF32 wgmma reads only K-major shared tiles, so an N-major tile is otherwise gathered 4 bytes at a
 time into a transposed layout, far below the copy bandwidth the MMA needs (for the matmul, only
-when A and B are both misplaced: see kernels_triton/matmul.py `oriented`).
+when A and B are both misplaced: see kernels_triton/matmul_layouts.py).
 """
 
 import triton

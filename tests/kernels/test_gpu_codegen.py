@@ -99,10 +99,10 @@ def test_tf32_tma_configurations_fetch_tiles_with_the_copy_engine(layout, stagin
     the TMA configurations fetch whole tiles by tensor descriptor: no per-element async copies
     remain, the tiles still feed wgmma, and every one fits an H100's shared memory."""
     from bench.gpu_ir_probe import capture_launches, probe_matmul
-    from kernels_triton import matmul as triton_matmul
+    from kernels_triton import matmul_layouts
 
     # Compiles only, so whatever ENGINE_MATMUL_TMA says, every layout is probed.
-    monkeypatch.setattr(triton_matmul, "TMA_ALLOWED", frozenset(triton_matmul.TMA_LAYOUTS))
+    monkeypatch.setattr(matmul_layouts, "TMA_ALLOWED", frozenset(matmul_layouts.TMA_LAYOUTS))
 
     records = []
     with capture_launches(records):

@@ -9,6 +9,7 @@ import os
 import numpy as np
 import pytest
 
+from kernels_triton import matmul_layouts
 from kernels_triton.common import interpreting
 from tests.kernels.test_triton_matmul import _check, _matmul, rtol_for
 from tests.kernels.triton_support import triton_marks
@@ -17,7 +18,7 @@ pytestmark = triton_marks()
 
 RNG = np.random.default_rng(7)
 # The descriptor layout the kernel loads for each stored one: a TF32 product of a K-major A and an
-# N-major B runs as out^T = B^T A^T (kernels_triton/matmul.py `oriented`), which is "mk".
+# N-major B runs as out^T = B^T A^T (kernels_triton/matmul_layouts.py `oriented`), which is "mk".
 KERNEL_LAYOUT = {"kk": "kk", "kn": "mk", "mk": "mk", "mn": "mn"}
 
 
@@ -34,7 +35,7 @@ def tma_config(request, cuda, monkeypatch):
     config = triton_matmul._config(64, 64, 16, 2, 4, 2, persistent=persistent, tma=True,
                                    split=split)
     # Whatever ENGINE_MATMUL_TMA the suite runs under, these tests are about the TMA path.
-    monkeypatch.setattr(triton_matmul, "TMA_ALLOWED", frozenset(triton_matmul.TMA_LAYOUTS))
+    monkeypatch.setattr(matmul_layouts, "TMA_ALLOWED", frozenset(matmul_layouts.TMA_LAYOUTS))
     monkeypatch.setattr(triton_matmul._AUTOTUNED["tf32"], "configs", [config])
     monkeypatch.setattr(triton_matmul, "AUTOTUNE_MIN_WORK", 0)
     monkeypatch.setattr(cuda, "_sm_count", lambda: 3)
@@ -72,7 +73,7 @@ def _skip_unless_the_environment_allows(layout):
     """bench/gpu_check.sh runs the tests after its TMA canary, with ENGINE_MATMUL_TMA naming only
     the layouts whose TMA loads came out right on that GPU (the canary's report names the others):
     a layout left out could fault or hang a test worker here."""
-    from kernels_triton.matmul import TMA_SWITCH, parse_tma_switch
+    from kernels_triton.matmul_layouts import TMA_SWITCH, parse_tma_switch
 
     if KERNEL_LAYOUT[layout] not in parse_tma_switch(os.environ.get(TMA_SWITCH, "on")):
         pytest.skip(f"{TMA_SWITCH} leaves {KERNEL_LAYOUT[layout]} out")
@@ -142,10 +143,8 @@ def test_operands_tma_cannot_address_fall_back_to_pointer_loads(cuda, tma_config
 def test_tma_layout_follows_the_copy_engine_rules(monkeypatch):
     import torch
 
-    from kernels_triton import matmul as triton_matmul
-    from kernels_triton.matmul import tma_layout
-
-    monkeypatch.setattr(triton_matmul, "TMA_ALLOWED", frozenset(triton_matmul.TMA_LAYOUTS))
+    monkeypatch.setattr(matmul_layouts, "TMA_ALLOWED", frozenset(matmul_layouts.TMA_LAYOUTS))
+    tma_layout = matmul_layouts.tma_layout
 
     buf = torch.zeros(4096)
     m, k, n = 12, 8, 16
@@ -165,7 +164,7 @@ def test_tma_layout_follows_the_copy_engine_rules(monkeypatch):
 
 
 def test_switch_names_the_layouts_tma_may_load():
-    from kernels_triton.matmul import TMA_LAYOUTS, parse_tma_switch
+    from kernels_triton.matmul_layouts import TMA_LAYOUTS, parse_tma_switch
 
     assert parse_tma_switch("on") == frozenset(TMA_LAYOUTS)
     assert parse_tma_switch(" OFF ") == frozenset()
@@ -179,21 +178,17 @@ def test_switch_names_the_layouts_tma_may_load():
 def test_the_switch_filters_what_the_copy_engine_could_read(monkeypatch):
     import torch
 
-    from kernels_triton import matmul as triton_matmul
-
-    monkeypatch.setattr(triton_matmul, "TMA_ALLOWED", triton_matmul.parse_tma_switch("off"))
+    monkeypatch.setattr(matmul_layouts, "TMA_ALLOWED", matmul_layouts.parse_tma_switch("off"))
     buf, row_major = torch.zeros(256), (0, (0, 8, 1))
-    assert triton_matmul.descriptor_layout(buf, buf, 8, 8, 8, *row_major, *row_major) == "kn"
-    assert triton_matmul.tma_layout(buf, buf, 8, 8, 8, *row_major, *row_major) == ""
+    assert matmul_layouts.descriptor_layout(buf, buf, 8, 8, 8, *row_major, *row_major) == "kn"
+    assert matmul_layouts.tma_layout(buf, buf, 8, 8, 8, *row_major, *row_major) == ""
 
 
 def test_layouts_switched_off_run_the_pointer_loads(cuda, tma_config, monkeypatch):
     """ENGINE_MATMUL_TMA=kk: a row-major X @ W (stored "kn", loaded "mk" after the swap) builds
     no descriptor and stays exact, while "kk" operands still load by TMA."""
-    from kernels_triton import matmul as triton_matmul
-
     _skip_unless_the_environment_allows("kk")
-    monkeypatch.setattr(triton_matmul, "TMA_ALLOWED", triton_matmul.parse_tma_switch("kk"))
+    monkeypatch.setattr(matmul_layouts, "TMA_ALLOWED", matmul_layouts.parse_tma_switch("kk"))
     built, _ = _spy_descriptors(monkeypatch)
     cuda.set_matmul_precision("tf32")
     batch, m, k, n = 1, 24, 16, 20

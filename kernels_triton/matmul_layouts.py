@@ -1,0 +1,78 @@
+"""Operand layouts of the Triton matmul (kernel layer, host side): which layouts tensor descriptors
+(TMA) can load and ENGINE_MATMUL_TMA allows, and how a TF32 product is oriented so that an operand
+that is not K-major reaches the tensor cores through registers.
+"""
+
+import os
+
+# Operand layouts tensor descriptors can load, named by the unit-stride dimension of A, then of B
+# (see `tma_layout`).
+TMA_LAYOUTS = ("kk", "kn", "mk", "mn")
+TMA_SWITCH = "ENGINE_MATMUL_TMA"
+
+
+def parse_tma_switch(value):
+    """The layouts ENGINE_MATMUL_TMA lets TMA load: "on" (all; also when set empty), "off" (none)
+    or a comma list of layouts. An escape hatch for a GPU, driver or Triton whose descriptors
+    misbehave; bench/gpu_tma_canary.py finds the layouts that work on the machine it runs on."""
+    setting = value.strip().lower()
+    if setting in ("", "on", "off"):
+        return frozenset(TMA_LAYOUTS if setting != "off" else ())
+    layouts = [name.strip() for name in setting.split(",")]
+    unknown = [name for name in layouts if name not in TMA_LAYOUTS]
+    if unknown:
+        raise ValueError(f"{TMA_SWITCH}={value!r}: unknown layout(s) {unknown}; give 'on', 'off' "
+                         f"or a comma list of {TMA_LAYOUTS}")
+    return frozenset(layouts)
+
+
+# Read once, like TRITON_INTERPRET: the autotuner's cached choices depend on it.
+TMA_ALLOWED = parse_tma_switch(os.environ.get(TMA_SWITCH, "on"))
+
+
+def _unit_dim(rows, cols, row_stride, col_stride):
+    """Which dimension of a (rows, cols) view a descriptor can run along: "cols" or "rows" when
+    that one has unit stride and the other a 16-byte multiple that keeps lines from overlapping
+    (the copy engine's rules), else None."""
+    if col_stride == 1 and row_stride >= cols and row_stride % 4 == 0:
+        return "cols"
+    if row_stride == 1 and col_stride >= rows and col_stride % 4 == 0:
+        return "rows"
+    return None
+
+
+def register_a(precision, stride_ak):
+    """Whether a product's A tiles reach the tensor cores through registers (see _matmul_tile):
+    for TF32, when A is not K-major."""
+    return precision == "tf32" and stride_ak != 1
+
+
+def oriented(precision, a, b, m, n, a_offset, a_strides, b_offset, b_strides):
+    """The product as the kernel computes it: (a, b, m, n, a_offset, a_strides, b_offset,
+    b_strides, transposed), strides (batch, row, col). For TF32 with A K-major and B not, the
+    operands trade places for out^T = B^T A^T (`transposed`; out is written transposed back):
+    B^T, first, can come from registers (`register_a`) and A^T is K-major as the tensor cores
+    want. Otherwise unchanged."""
+    if precision != "tf32" or a_strides[2] != 1 or b_strides[1] == 1:
+        return a, b, m, n, a_offset, a_strides, b_offset, b_strides, False
+    return (b, a, n, m, b_offset, (b_strides[0], b_strides[2], b_strides[1]), a_offset,
+            (a_strides[0], a_strides[2], a_strides[1]), True)
+
+
+def descriptor_layout(a, b, m, k, n, a_offset, a_strides, b_offset, b_strides):
+    """How tensor descriptors (TMA) can address both operands: "kk", "kn", "mk" or "mn" names the
+    unit-stride dimension of A, then of B; "" when either breaks the copy engine's rules (base
+    addresses, batch and line strides must be multiples of 16 bytes)."""
+    a_unit = _unit_dim(m, k, a_strides[1], a_strides[2])
+    b_unit = _unit_dim(k, n, b_strides[1], b_strides[2])
+    aligned = (a_offset % 4 == 0 and b_offset % 4 == 0 and a_strides[0] % 4 == 0
+               and b_strides[0] % 4 == 0 and a.data_ptr() % 16 == 0 and b.data_ptr() % 16 == 0)
+    if a_unit is None or b_unit is None or not aligned:
+        return ""
+    return ("k" if a_unit == "cols" else "m") + ("n" if b_unit == "cols" else "k")
+
+
+def tma_layout(a, b, m, k, n, a_offset, a_strides, b_offset, b_strides):
+    """The operands' `descriptor_layout` where ENGINE_MATMUL_TMA lets TMA load it, else ""."""
+    layout = descriptor_layout(a, b, m, k, n, a_offset, a_strides, b_offset, b_strides)
+    return layout if layout in TMA_ALLOWED else ""
