@@ -141,7 +141,7 @@ def _round_to_tf32(x):
 @triton.jit
 def _store_columns(rows, values, m_ok, rn, m, n, TRANSPOSED_OUT: tl.constexpr):
     # Columns rn of the tile whose row pointers are `rows`; with TRANSPOSED_OUT the (m, n) result
-    # lands transposed, column j of the tile at element j * m (see `matmul`).
+    # lands transposed, column j of the tile at element j * m (see matmul_layouts.oriented).
     mask = m_ok & (rn[None, :] < n)
     if TRANSPOSED_OUT:
         tl.store(rows + rn[None, :].to(tl.int64) * m, values, mask=mask)
