@@ -175,7 +175,7 @@ def matmul(a, b, out, batch, m, k, n,
     b_strides = (b_batch_stride, b_row_stride, b_col_stride)
     product = (a, b, out, batch, m, k, n, a_offset, a_strides, b_offset, b_strides)
     stage = None
-    # TF32 reads a misplaced operand as stored through registers (kernels_triton/matmul.py):
+    # TF32 reads a misplaced operand as stored through registers (kernels_triton/matmul_layouts.py):
     # whether the copy still pays is measured (see cuda_staging.timer).
     if (_precision == "tf32" and _staging.timer is not None and _staging.policy() == "auto"
             and _staging.would_stage(True, batch, m, k, n, a_strides, b_strides)):

@@ -4,8 +4,8 @@ shared tiles; an N-major tile is gathered 4 bytes at a time into a transposed la
 16-byte async copies (for the matmul, only when A and B are both misplaced). FMA (IEEE fp32) reads
 MN-major tiles (A rows, B columns contiguous) with vector shared-memory loads and K-major ones
 mostly element by element. `bench/gpu_ir_probe.py` shows both on the compiled code. TF32 products
-have a copy-free alternative (one operand fed from registers, see kernels_triton/matmul.py), so for
-them "auto" times both ways once per shape on the GPU.
+have a copy-free alternative (one operand fed from registers, see
+kernels_triton/matmul_layouts.py), so for them "auto" times both ways once per shape on the GPU.
 """
 
 from kernels_triton import transpose as _transpose
