@@ -83,7 +83,9 @@ def variants(quick):
             yield reduce._reduce_kernel, {"IS_MAX": is_max, "BLOCK_ROWS": rows,
                                           "BLOCK_COLS": cols}
     yield conv._sum_splits_kernel, {"BLOCK": 128, "SPLIT_BLOCK": 32}
-    yield transpose._transpose_kernel, {"BLOCK_R": 64, "BLOCK_C": 64, "_warps": 4}
+    for rounding in (False, True):
+        yield transpose._transpose_kernel, {"BLOCK_R": 64, "BLOCK_C": 64, "ROUND_TF32": rounding,
+                                            "_warps": 4}
     for precision in matmul.PRECISIONS:
         configs = matmul.matmul_configs(precision) + [matmul.small_config()]
         if quick:  # the first configuration, and the first with TMA loads where there is one

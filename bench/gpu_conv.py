@@ -52,20 +52,28 @@ def _torch(x, w, gy, layout):
             "weight_grad": lambda: backward([False, True, False])[1]}, (xt, wt, gyt)
 
 
+# Each pass's result as torch returns it (NCHW, weights KCRS), turned to our NHWC / RSCK layout.
+_TO_OURS = {"forward": (0, 2, 3, 1), "input_grad": (0, 2, 3, 1), "weight_grad": (2, 3, 1, 0)}
+
+
 def _errors(ours_tensors, torch_fns, torch_inputs):
-    """Relative max error of ours against a float64 CPU reference computed by torch."""
+    """Relative max errors, ours and torch's in the same mode, against a float64 CPU reference
+    computed by torch: ({pass: ours}, {pass: torch's})."""
     xt, wt, gyt = (t.double().cpu() for t in torch_inputs)
     xt.requires_grad_(True)
     wt.requires_grad_(True)
     y = torch.nn.functional.conv2d(xt, wt, padding=PAD)
     y.backward(gyt)
-    refs = {"forward": y.detach().permute(0, 2, 3, 1), "input_grad": xt.grad.permute(0, 2, 3, 1),
-            "weight_grad": wt.grad.permute(2, 3, 1, 0)}
-    errors = {}
+    refs = {"forward": y.detach(), "input_grad": xt.grad, "weight_grad": wt.grad}
+    ours, theirs = {}, {}
     for name, ref in refs.items():
-        ours = ours_tensors[name].double().cpu().view(ref.shape)
-        errors[name] = ((ours - ref).abs().max() / ref.abs().max()).item()
-    return errors
+        ref = ref.permute(*_TO_OURS[name])
+        scale = ref.abs().max()
+        ours[name] = ((ours_tensors[name].double().cpu().view(ref.shape) - ref).abs().max()
+                      / scale).item()
+        torch_result = torch_fns[name]().double().cpu().permute(*_TO_OURS[name])
+        theirs[name] = ((torch_result - ref).abs().max() / scale).item()
+    return ours, theirs
 
 
 def _splits_sweep(x, gy, gw, precision):
@@ -136,7 +144,7 @@ def main():
     out, gx, gw = (torch.empty_like(t) for t in (gy, x, w))
     flops = 2 * N * H * W * K * C * R * S
     print(f"{'pass':>12} {'mode':>5} {'staging':>7} {'ours GF/s':>10} {'cuDNN GF/s':>11} "
-          f"{'ratio':>6} {'graph ratio':>11} {'rel err':>8}")
+          f"{'ratio':>6} {'graph ratio':>11} {'rel err':>8} {'cuDNN err':>9}")
     for precision, allow_tf32, staging in modes:
         torch.backends.cudnn.allow_tf32 = allow_tf32
         cuda_device.set_matmul_precision(precision)
@@ -146,8 +154,8 @@ def main():
         for fn in ours.values():
             fn()  # autotune
         tune_s = clock.seconds()
-        errors = _errors({"forward": out, "input_grad": gx, "weight_grad": gw},
-                         *_torch(x, w, gy, "nchw"))
+        errors, torch_errors = _errors({"forward": out, "input_grad": gx, "weight_grad": gw},
+                                       *_torch(x, w, gy, "nchw"))
         baselines = {layout: _torch(x, w, gy, layout)[0] for layout in ("channels_last", "nchw")}
         for name, fn in ours.items():
             warm_up_gpu()
@@ -165,12 +173,13 @@ def main():
                    "torch_gflops": flops / torch_ms[best] / 1e6,
                    "ratio": torch_ms[best] / ours_ms,
                    "graph_ratio": (torch_graph / ours_graph) if ours_graph and torch_graph
-                   else None, "rel_err": errors[name], "autotune_s": tune_s}
+                   else None, "rel_err": errors[name], "torch_rel_err": torch_errors[name],
+                   "autotune_s": tune_s}
             results["rows"].append(row)
             graph = f"{row['graph_ratio']:.2f}" if row["graph_ratio"] else "n/a"
             print(f"{name:>12} {precision:>5} {staging:>7} {row['ours_gflops']:>10.0f} "
                   f"{row['torch_gflops']:>11.0f} {row['ratio']:>6.2f} {graph:>11} "
-                  f"{row['rel_err']:>8.1e}", flush=True)
+                  f"{row['rel_err']:>8.1e} {row['torch_rel_err']:>9.1e}", flush=True)
             save(result_name, results)
     if not args.large:
         results["weight_grad_splits"] = []

@@ -46,12 +46,12 @@ def _set_modes(precision, staging):
     cuda_device.set_operand_staging(staging)
 
 
-def _transpose_case(size):
+def _transpose_case(size, round_tf32=False):
     src = torch.randn(size * size, device=DEVICE)
 
     def fn():
         cuda_staging.relayout(cuda_device.alloc, src, 1, size, size, 0, (0, size, 1),
-                              cols_contiguous=False)
+                              cols_contiguous=False, round_tf32=round_tf32)
     return fn
 
 
@@ -201,7 +201,8 @@ def main():
              f"matmul tf32 {mid} never": ("tf32", "never", _matmul_case(mid)),
              f"matmul tf32 {big} auto": ("tf32", "auto", _matmul_case(big)),
              f"transpose {small}": ("ieee", "auto", _transpose_case(small)),
-             f"transpose {big}": ("ieee", "auto", _transpose_case(big))}
+             f"transpose {big}": ("ieee", "auto", _transpose_case(big)),
+             f"transpose {big} rounding to tf32": ("ieee", "auto", _transpose_case(big, True))}
     # The passes that stage in each mode.
     for name, precision in (("forward", "tf32"), ("weight_grad", "tf32"), ("input_grad", "ieee")):
         for staging in ("auto", "never"):

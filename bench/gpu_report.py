@@ -31,6 +31,18 @@ def _tests(path):
     return counts
 
 
+def _err_cell(error, width=9):
+    """torch's error in the same mode (absent from results written before it was recorded)."""
+    return f"{error:>{width}.1e}" if error is not None else f"{'n/a':>{width}}"
+
+
+def _canary_path(record):
+    """How a canary case loaded its tiles: through registers, or TMA in the layout it names."""
+    if record.get("path") == "registers":
+        return "registers"
+    return f"loads {record.get('loads', '?')}"
+
+
 def _timed_label(staged):
     if staged is None:
         return ""
@@ -54,7 +66,7 @@ def _print_conv(conv):
           f"{layer.get('pad')} (GFLOP/s; ratio = ours/cuDNN speed, target {CONV_TARGET}; graph = "
           "CUDA-graph replay, no launch overhead)")
     print(f"{'pass':>12} {'mode':>5} {'staging':>7} {'ours':>7} {'cuDNN':>7} {'ratio':>6} "
-          f"{'graph':>6} {'target':>6} {'err':>8}")
+          f"{'graph':>6} {'target':>6} {'err':>8} {'cuDNN err':>9}")
     for row in conv.get("rows", []):
         graph = row.get("graph_ratio")
         best = max(row["ratio"], graph or 0)
@@ -63,7 +75,7 @@ def _print_conv(conv):
         print(f"{row['pass']:>12} {row['precision']:>5} {staging:>7} {row['ours_gflops']:>7.0f} "
               f"{row['torch_gflops']:>7.0f} {row['ratio']:>6.2f} "
               f"{(f'{graph:.2f}' if graph else 'n/a'):>6} "
-              f"{target:>6} {row['rel_err']:>8.1e}")
+              f"{target:>6} {row['rel_err']:>8.1e} {_err_cell(row.get('torch_rel_err'))}")
 
 
 def main():
@@ -93,18 +105,18 @@ def main():
             print("  FAILED", name)
     canary = results["tma_canary"]
     if canary:
-        bad = [f"{r['config']} {r['layout']} (loads {r.get('loads', '?')}): {r['status']}"
-               for r in canary["cases"]
-               if r["status"] != "ok"]
-        print(f"\nTMA canary: {len(canary['cases']) - len(bad)}/{len(canary['cases'])} cases "
-              f"right; later stages ran with ENGINE_MATMUL_TMA={canary['switch']}")
+        bad = [f"{r['config']} {r['layout']} ({_canary_path(r)}): {r['status']}"
+               for r in canary["cases"] if r["status"] != "ok"]
+        print(f"\ncanary: {len(canary['cases']) - len(bad)}/{len(canary['cases'])} cases right; "
+              f"later stages ran with ENGINE_MATMUL_REGISTER_A={canary.get('register_a', 'on')} "
+              f"ENGINE_MATMUL_TMA={canary['switch']}")
         for line in bad:
             print("  ", line)
     tma_layouts = (results["matmul"] or {}).get("tma_layouts")
     print(f"\nmatmul (TFLOP/s; ratio = ours/cuBLAS speed, target {MATMUL_TARGET} at 4096+; TMA "
           f"layouts {'unknown' if tma_layouts is None else ','.join(tma_layouts) or 'none'})")
     print(f"{'size':>6} {'mode':>7} {'staging':>7} {'ours':>7} {'cuBLAS':>7} {'ratio':>6} "
-          f"{'target':>6} {'err':>8}  autotuned tiles")
+          f"{'target':>6} {'err':>8} {'cuBLAS err':>10}  autotuned tiles")
     for row in (results["matmul"] or {}).get("rows", []):
         if "error" in row:
             print(f"{row['size']:>6} {row['precision']:>7} ERROR {row['error'][:80]}")
@@ -115,7 +127,8 @@ def main():
             else ("ok" if row["ratio"] >= MATMUL_TARGET else "MISS")
         print(f"{row['size']:>6} {row['precision']:>7} {staging:>7} {row['ours_tflops']:>7.1f} "
               f"{row['torch_tflops']:>7.1f} {row['ratio']:>6.2f} {target:>6} "
-              f"{row['ours_rel_err']:>8.1e}  {row.get('best_tiles') or ''}"
+              f"{row['ours_rel_err']:>8.1e} {_err_cell(row.get('torch_rel_err'), 10)}  "
+              f"{row.get('best_tiles') or ''}"
               f"{_timed_label(row.get('timed_staging'))}")
     for name in ("conv", "conv_large"):
         if results[name]:

@@ -1,10 +1,12 @@
-"""TMA canary of the GPU check (bench layer): every tensor-descriptor (TMA) configuration of the
-TF32 matmul on operands stored in every layout, launched as the matmul launcher would, each case
-in a process of its own (a faulting or hanging kernel takes down only its own), checked against a
-float64 product on ragged edges. Writes $OUT/tma_canary.json and $OUT/tma_layouts.txt: the
-ENGINE_MATMUL_TMA value (the layouts the kernel loads on which every case came out right, else
-"off") that gpu_check.sh hands to the later stages.
-Usage: python bench/gpu_tma_canary.py [--smoke] [--workers 8]   (one case: --case INDEX LAYOUT)
+"""Canary of the GPU check (bench layer): the TF32 matmul paths new to the hardware, launched as the
+matmul launcher would on ragged edges and checked against float64, each case in a process of its
+own (a faulting or hanging kernel takes down only its own): every pointer-load configuration with an
+operand fed through registers, and every tensor-descriptor (TMA) configuration on operands stored in
+every layout. Writes $OUT/tma_canary.json, and for gpu_check.sh to hand to the later stages
+$OUT/register_a.txt (ENGINE_MATMUL_REGISTER_A: "on" if every register case came out right) and
+$OUT/tma_layouts.txt (ENGINE_MATMUL_TMA: the layouts the kernel loads on which every case did, else
+"off"). Usage: python bench/gpu_tma_canary.py [--smoke] [--workers 8]
+(one case: --case INDEX LAYOUTS [--registers])
 """
 
 import argparse
@@ -35,7 +37,7 @@ SMOKE_SHAPES = ((40, 20, 36),)
 # multi-tile loop (the next tile's loads over this one's epilogue) with a ragged last round.
 PERSISTENT_PROGRAMS, SMOKE_PERSISTENT_PROGRAMS = 16, 3
 CASE_TIMEOUT_S, SMOKE_CASE_TIMEOUT_S = 40, 120
-BUDGET_S = 85  # the whole canary, inside gpu_check.sh's 100 s stage limit
+BUDGET_S = 110  # the whole canary, inside gpu_check.sh's 130 s stage limit
 TOLERANCE = 1e-2  # TF32 keeps 10 mantissa bits: a right product is ~1e-3 off at most
 # Right in every checked case, or a configuration this GPU cannot hold (the autotuner skips those).
 USABLE = ("ok", "no_resources")
@@ -50,6 +52,27 @@ def canary_configs(smoke):
     return [c for c in triton_matmul.matmul_configs("tf32") if c.kwargs["TMA"]]
 
 
+# Stored layouts whose TF32 product feeds an operand through registers (A not K-major, or a
+# row-major B swapped into A's place).
+REGISTER_LAYOUTS = ("kn", "mk", "mn")
+
+
+def register_configs(smoke):
+    """Pointer-load configurations, each checked on every REGISTER_LAYOUTS product: the autotuned
+    ones and the fixed one of small products."""
+    from kernels_triton import matmul as triton_matmul
+
+    if smoke:
+        return [triton_matmul._config(32, 32, 16, 2, 4, 2, persistent) for persistent in
+                (False, True)]
+    return ([c for c in triton_matmul.matmul_configs("tf32") if not c.kwargs["TMA"]]
+            + [triton_matmul.small_config()])
+
+
+def _configs(smoke, registers):
+    return register_configs(smoke) if registers else canary_configs(smoke)
+
+
 def kernel_layout(layout):
     """The TMA layout the kernel loads for a TF32 product stored in `layout` (a K-major A with an
     N-major B runs as out^T = B^T A^T, loaded "mk")."""
@@ -60,7 +83,7 @@ def kernel_layout(layout):
 
 
 def _product_error(config, layout, shape, seed, smoke):
-    """Relative error of one TMA product against float64 (NaN where tiles were never written)."""
+    """Relative error of one product against float64 (NaN where tiles were never written)."""
     import torch
 
     device = "cpu" if smoke else "cuda"
@@ -77,99 +100,139 @@ def _product_error(config, layout, shape, seed, smoke):
     return ((out.view(m, n).double() - reference).abs().max() / reference.abs().max()).item()
 
 
-def run_case(index, layout, smoke):
-    """One configuration on one layout, every shape; returns its record."""
+def run_case(index, layouts, smoke, registers=False):
+    """One configuration on each of `layouts` (every shape for TMA, the first for registers);
+    returns their records."""
     from triton.runtime.errors import OutOfResources
 
-    config = canary_configs(smoke)[index]
-    record = {"config": config_label(config), "layout": layout}
-    try:
-        errors = [_product_error(config, layout, shape, index, smoke)
-                  for shape in (SMOKE_SHAPES if smoke else SHAPES)]
-    except OutOfResources as error:  # the autotuner skips such a configuration too
-        return dict(record, status="no_resources", detail=str(error)[:200])
-    worst = max(errors, key=lambda e: (e != e, e))  # NaN counts as the worst
-    return dict(record, status="ok" if worst <= TOLERANCE else "wrong", rel_err=worst)
+    config = _configs(smoke, registers)[index]
+    shapes = SMOKE_SHAPES if smoke else SHAPES[:1] if registers else SHAPES
+    records = []
+    for layout in layouts:
+        record = _record(config, layout, registers)
+        try:
+            errors = [_product_error(config, layout, shape, index, smoke) for shape in shapes]
+        except OutOfResources as error:  # the autotuner skips such a configuration too
+            records.append(dict(record, status="no_resources", detail=str(error)[:200]))
+            continue
+        worst = max(errors, key=lambda e: (e != e, e))  # NaN counts as the worst
+        records.append(dict(record, status="ok" if worst <= TOLERANCE else "wrong",
+                            rel_err=worst))
+    return records
+
+
+def _record(config, layout, registers):
+    return {"config": config_label(config), "layout": layout,
+            "path": "registers" if registers else "tma"}
 
 
 def _child_environment():
-    from kernels_triton.matmul_layouts import TMA_SWITCH
+    from kernels_triton.matmul_layouts import REGISTER_SWITCH, TMA_SWITCH
 
-    # Each case tries its own layout whatever this process was told.
-    env = {key: value for key, value in os.environ.items() if key != TMA_SWITCH}
+    # Each case tries its own path whatever this process was told.
+    env = {key: value for key, value in os.environ.items()
+           if key not in (TMA_SWITCH, REGISTER_SWITCH)}
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
     return env
 
 
-def _spawn(index, layout, smoke, deadline):
+def _spawn(index, layouts, smoke, deadline, registers=False):
     """Run one case in a child process, within its own limit and the canary's `deadline`
-    (perf_counter seconds); a crash, a hang or a wrong result is its record."""
-    command = [sys.executable, os.path.abspath(__file__), "--case", str(index), layout]
-    if smoke:
-        command.append("--smoke")
-    record = {"config": config_label(canary_configs(smoke)[index]), "layout": layout}
+    (perf_counter seconds); a crash, a hang or a wrong result is its records' status."""
+    command = [sys.executable, os.path.abspath(__file__), "--case", str(index), ",".join(layouts)]
+    command += ["--smoke"] if smoke else []
+    command += ["--registers"] if registers else []
+    config = _configs(smoke, registers)[index]
+    records = [_record(config, layout, registers) for layout in layouts]
     limit = min(SMOKE_CASE_TIMEOUT_S if smoke else CASE_TIMEOUT_S,
                 deadline - time.perf_counter())
     if limit <= 1:
-        return dict(record, status="not run (canary out of time)")
+        return [dict(record, status="not run (canary out of time)") for record in records]
     try:
         done = subprocess.run(command, capture_output=True, text=True, env=_child_environment(),
                               timeout=limit)
     except subprocess.TimeoutExpired:
-        return dict(record, status="timeout")
+        return [dict(record, status="timeout") for record in records]
     lines = done.stdout.strip().splitlines()
     try:
-        return dict(record, **json.loads(lines[-1]))
-    except (IndexError, json.JSONDecodeError):
-        return dict(record, status=f"crashed (rc {done.returncode})",
-                    detail=done.stderr.strip()[-600:])
+        return [dict(record, **result) for record, result in
+                zip(records, json.loads(lines[-1]), strict=True)]
+    except (IndexError, json.JSONDecodeError, TypeError, ValueError):
+        return [dict(record, status=f"crashed (rc {done.returncode})",
+                     detail=done.stderr.strip()[-600:]) for record in records]
 
 
-def switch_value(records):
-    """ENGINE_MATMUL_TMA for the later stages: the layouts the kernel loads (a record's "loads")
-    on which every case came out right (or needed more shared memory than the GPU has, which the
-    autotuner skips)."""
+def register_value(records):
+    """ENGINE_MATMUL_REGISTER_A for the later stages: "on" when every register case came out
+    right (or needed more than the GPU has), else "off"."""
+    cases = [r for r in records if r["path"] == "registers"]
+    return "on" if cases and all(r["status"] in USABLE for r in cases) else "off"
+
+
+def switch_value(records, registers="on"):
+    """ENGINE_MATMUL_TMA for the later stages: the layouts the kernel loads (a TMA record's
+    "loads") on which every case came out right (or needed more shared memory than the GPU has,
+    which the autotuner skips). With the register path off, a layout with A not K-major ("m...")
+    would load without it, which no case ran: those stay off."""
     from kernels_triton.matmul_layouts import TMA_LAYOUTS
 
-    loaded = {r["loads"] for r in records}
+    cases = [r for r in records if r["path"] == "tma"]
+    loaded = {r["loads"] for r in cases}
     allowed = [layout for layout in TMA_LAYOUTS if layout in loaded
-               and all(r["status"] in USABLE for r in records if r["loads"] == layout)]
+               and all(r["status"] in USABLE for r in cases if r["loads"] == layout)
+               and (registers == "on" or layout[0] == "k")]
     return ",".join(allowed) or "off"
+
+
+def _write_atomically(name, value):
+    """Written whole or not at all: gpu_check.sh reads a missing or empty file as "off"."""
+    path = os.path.join(out_dir(), name)
+    with open(path + ".tmp", "w") as f:
+        f.write(value + "\n")
+    os.replace(path + ".tmp", path)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, CPU interpreter")
     parser.add_argument("--workers", type=int, default=8)
-    parser.add_argument("--case", nargs=2, metavar=("INDEX", "LAYOUT"))
+    parser.add_argument("--case", nargs=2, metavar=("INDEX", "LAYOUTS"))
+    parser.add_argument("--registers", action="store_true", help="--case is a register case")
     args = parser.parse_args()
     if args.case:
-        print(json.dumps(run_case(int(args.case[0]), args.case[1], args.smoke)))
+        records = run_case(int(args.case[0]), args.case[1].split(","), args.smoke,
+                           args.registers)
+        print(json.dumps([{key: value for key, value in record.items()
+                           if key not in ("config", "layout", "path")} for record in records]))
         return
     from kernels_triton import matmul_layouts
 
-    cases = [(index, layout) for index in range(len(canary_configs(args.smoke)))
-             for layout in matmul_layouts.TMA_LAYOUTS]
+    # Register cases first: every TF32 product whose operands are not both K-major takes that path.
+    cases = ([(index, REGISTER_LAYOUTS, True) for index in range(len(register_configs(
+        args.smoke)))] + [(index, (layout,), False) for index in range(len(canary_configs(
+            args.smoke))) for layout in matmul_layouts.TMA_LAYOUTS])
     deadline = time.perf_counter() + BUDGET_S
     with ThreadPoolExecutor(max_workers=2 if args.smoke else args.workers) as pool:
-        records = list(pool.map(lambda case: _spawn(*case, args.smoke, deadline), cases))
+        records = [record for case_records in pool.map(
+            lambda case: _spawn(case[0], case[1], args.smoke, deadline, case[2]), cases)
+            for record in case_records]
     loads = {layout: kernel_layout(layout) for layout in matmul_layouts.TMA_LAYOUTS}
-    records = [dict(record, loads=loads[record["layout"]]) for record in records]
-    switch = switch_value(records)
+    records = [dict(record, loads=loads[record["layout"]]) if record["path"] == "tma" else record
+               for record in records]
+    registers = register_value(records)
+    switch = switch_value(records, registers)
     save("tma_canary", {"device": device_name(), "shapes": SMOKE_SHAPES if args.smoke else SHAPES,
-                        "cases": records, "switch": switch})
+                        "cases": records, "switch": switch, "register_a": registers})
     for record in records:
-        print(f"{record['config']:>38} {record['layout']} (loads {record['loads']}) "
+        loads = f"loads {record['loads']}" if "loads" in record else "registers"
+        print(f"{record['config']:>38} {record['layout']} ({loads}) "
               f"{record['status']:<12} {record.get('rel_err', float('nan')):.1e}")
         if "detail" in record:
             print("    ", record["detail"].replace("\n", "\n     "))
-    # Written whole or not at all: gpu_check.sh reads a missing or empty file as "off".
-    path = os.path.join(out_dir(), "tma_layouts.txt")
-    with open(path + ".tmp", "w") as f:
-        f.write(switch + "\n")
-    os.replace(path + ".tmp", path)
-    print(f"{matmul_layouts.TMA_SWITCH}={switch}")
+    _write_atomically("register_a.txt", registers)
+    _write_atomically("tma_layouts.txt", switch)
+    print(f"{matmul_layouts.REGISTER_SWITCH}={registers} {matmul_layouts.TMA_SWITCH}={switch}")
     sys.exit(0 if all(r["status"] == "ok" for r in records) else 1)
 
 

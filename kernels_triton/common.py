@@ -1,6 +1,6 @@
-"""Checks and helpers shared by the Triton launchers (kernel layer): interpreter detection, the
-argument checks that turn bad sizes into Python exceptions instead of out-of-bounds accesses, and
-the grouped tile ordering of the GEMM kernels (matmul and the convolutions).
+"""Checks and helpers shared by the Triton launchers (kernel layer): interpreter detection, argument
+checks that turn bad sizes into Python exceptions instead of out-of-bounds accesses, the GEMM
+kernels' grouped tile ordering, and rounding to TF32 (matmul, staging copies).
 """
 
 import os
@@ -77,3 +77,15 @@ def grouped_tile(pid, rows, cols, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
     group_rows = min(num_pid_m - first_pid_m, GROUP_M)
     return (first_pid_m + (pid % pids_in_group) % group_rows,
             (pid % pids_in_group) // group_rows)
+
+
+@triton.jit
+def round_to_tf32(x):
+    # Round to nearest (ties away from zero) at TF32's 10 mantissa bits, like PTX's
+    # cvt.rna.tf32.f32; the tensor cores then drop only zeros. A NaN becomes one with every
+    # mantissa bit set: the tensor cores ignore the 13 low bits, where a payload alone would read
+    # as infinity, and the half-ulp carry out of an all-ones mantissa (the GPU's own NaN) would
+    # wrap to -0.0.
+    bits = x.to(tl.uint32, bitcast=True)
+    rounded = ((bits + 0x1000) & 0xFFFFE000).to(tl.float32, bitcast=True)
+    return tl.where(x == x, rounded, (bits | 0x7FFFFFFF).to(tl.float32, bitcast=True))

@@ -9,7 +9,15 @@ K-major through registers (matmul_layouts.py).
 import triton
 import triton.language as tl
 
-from .common import MAX_GRID_BATCH, cdiv, check_buffer, check_strided, grouped_tile, interpreting
+from .common import (
+    MAX_GRID_BATCH,
+    cdiv,
+    check_buffer,
+    check_strided,
+    grouped_tile,
+    interpreting,
+    round_to_tf32,
+)
 from .matmul_layouts import oriented, register_a, tma_layout
 
 PRECISIONS = ("ieee", "tf32", "tf32x3")
@@ -111,7 +119,7 @@ def _matmul_tile(a, b, out, m, n, k, tile, batch, a_offset, stride_ab, stride_am
             # layout. An elementwise step between load and dot makes the compiler feed A from
             # registers, so an A tile that is not K-major arrives by 16-byte async copies as
             # stored, instead of 4 bytes at a time into a turned-round shared tile.
-            a_tile = _round_to_tf32(a_tile)
+            a_tile = round_to_tf32(a_tile)
         acc = tl.dot(a_tile, b_tile, acc, input_precision=PRECISION)
         if TMA_LAYOUT == "":
             a_ptrs += BLOCK_K * stride_ak
@@ -124,18 +132,6 @@ def _matmul_tile(a, b, out, m, n, k, tile, batch, a_offset, stride_ab, stride_am
         _store_halves(rows, acc, m_ok, pid_n * BLOCK_N, m, n, BLOCK_M, BLOCK_N, TRANSPOSED_OUT)
     else:
         _store_columns(rows, acc, m_ok, rn, m, n, TRANSPOSED_OUT)
-
-
-@triton.jit
-def _round_to_tf32(x):
-    # Round to nearest (ties away from zero) at TF32's 10 mantissa bits, like PTX's
-    # cvt.rna.tf32.f32; the tensor cores then drop only zeros. A NaN becomes one with every
-    # mantissa bit set: the tensor cores ignore the 13 low bits, where a payload alone would read
-    # as infinity, and the half-ulp carry out of an all-ones mantissa (the GPU's own NaN) would
-    # wrap to -0.0.
-    bits = x.to(tl.uint32, bitcast=True)
-    rounded = ((bits + 0x1000) & 0xFFFFE000).to(tl.float32, bitcast=True)
-    return tl.where(x == x, rounded, (bits | 0x7FFFFFFF).to(tl.float32, bitcast=True))
 
 
 @triton.jit

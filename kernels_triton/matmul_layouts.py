@@ -1,6 +1,6 @@
 """Operand layouts of the Triton matmul (kernel layer, host side): which layouts tensor descriptors
 (TMA) can load and ENGINE_MATMUL_TMA allows, and how a TF32 product is oriented so that an operand
-that is not K-major reaches the tensor cores through registers.
+that is not K-major reaches the tensor cores through registers (ENGINE_MATMUL_REGISTER_A).
 """
 
 import os
@@ -26,8 +26,23 @@ def parse_tma_switch(value):
     return frozenset(layouts)
 
 
-# Read once, like TRITON_INTERPRET: the autotuner's cached choices depend on it.
+REGISTER_SWITCH = "ENGINE_MATMUL_REGISTER_A"
+
+
+def parse_register_switch(value):
+    """Whether ENGINE_MATMUL_REGISTER_A lets TF32 feed an operand that is not K-major through
+    registers: "on" (also when set empty) or "off". An escape hatch like ENGINE_MATMUL_TMA, set by
+    bench/gpu_tma_canary.py when that path comes out wrong on the machine; off, such an operand is
+    gathered into shared memory 4 bytes at a time (or staged) and truncated like the other."""
+    setting = value.strip().lower()
+    if setting not in ("", "on", "off"):
+        raise ValueError(f"{REGISTER_SWITCH}={value!r}: give 'on' or 'off'")
+    return setting != "off"
+
+
+# Read once, like TRITON_INTERPRET: the autotuner's cached choices depend on them.
 TMA_ALLOWED = parse_tma_switch(os.environ.get(TMA_SWITCH, "on"))
+REGISTER_A_ALLOWED = parse_register_switch(os.environ.get(REGISTER_SWITCH, "on"))
 
 
 def _unit_dim(rows, cols, row_stride, col_stride):
@@ -43,8 +58,8 @@ def _unit_dim(rows, cols, row_stride, col_stride):
 
 def register_a(precision, stride_ak):
     """Whether a product's A tiles reach the tensor cores through registers (see _matmul_tile):
-    for TF32, when A is not K-major."""
-    return precision == "tf32" and stride_ak != 1
+    for TF32, when A is not K-major and ENGINE_MATMUL_REGISTER_A allows."""
+    return REGISTER_A_ALLOWED and precision == "tf32" and stride_ak != 1
 
 
 def oriented(precision, a, b, m, n, a_offset, a_strides, b_offset, b_strides):
@@ -52,8 +67,8 @@ def oriented(precision, a, b, m, n, a_offset, a_strides, b_offset, b_strides):
     b_strides, transposed), strides (batch, row, col). For TF32 with A K-major and B not, the
     operands trade places for out^T = B^T A^T (`transposed`; out is written transposed back):
     B^T, first, can come from registers (`register_a`) and A^T is K-major as the tensor cores
-    want. Otherwise unchanged."""
-    if precision != "tf32" or a_strides[2] != 1 or b_strides[1] == 1:
+    want. Otherwise (or with ENGINE_MATMUL_REGISTER_A=off) unchanged."""
+    if not register_a(precision, b_strides[1]) or a_strides[2] != 1:
         return a, b, m, n, a_offset, a_strides, b_offset, b_strides, False
     return (b, a, n, m, b_offset, (b_strides[0], b_strides[2], b_strides[1]), a_offset,
             (a_strides[0], a_strides[2], a_strides[1]), True)

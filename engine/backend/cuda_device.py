@@ -63,6 +63,14 @@ def _tensor_cores():
     return _precision != "ieee"
 
 
+def _staging_rounds():
+    """Whether staging copies round to nearest TF32: the tensor cores truncate TF32 inputs, so a
+    staged operand rounded first halves its share of the error (one operand that is not K-major
+    is rounded in the kernel instead, see matmul_layouts.py). Not tf32x3, which splits each fp32
+    value into a TF32 part and the remainder."""
+    return _precision == "tf32"
+
+
 @functools.lru_cache(maxsize=1)
 def _torch_device():
     return torch.device("cpu" if _interpreting() else "cuda")
@@ -193,7 +201,7 @@ def _staged_matmul(a, b, out, batch, m, k, n, a_offset, a_strides, b_offset, b_s
         alloc, lambda: _matmul.check_args(a, b, out, batch, m, k, n, a_offset, a_strides,
                                           b_offset, b_strides),
         _tensor_cores(), a, b, batch, m, k, n, a_offset, a_strides, b_offset, b_strides,
-        stage=stage)
+        stage=stage, round_tf32=_staging_rounds())
     _matmul.matmul(a, b, out, batch, m, k, n, a_offset, *a_strides, b_offset, *b_strides,
                    precision=_precision, sm_count=_sm_count())
 
@@ -218,7 +226,8 @@ def conv2d_forward(x, w, out, n, h, w_, c, k, kh, kw, oh, ow,
     if staged:  # weights as (k, kh, kw, c/groups): K-major for the tensor cores
         _conv.check_pass("forward", x, w, out, n, h, w_, c, k, kh, kw, oh, ow, stride_h,
                          stride_w, pad_h, pad_w, dil_h, dil_w, groups)
-        w, _, _ = _staging.relayout(alloc, w, 1, taps, k, 0, (0, k, 1), cols_contiguous=False)
+        w, _, _ = _staging.relayout(alloc, w, 1, taps, k, 0, (0, k, 1), cols_contiguous=False,
+                                    round_tf32=_staging_rounds())
     _conv.conv2d_forward(x, w, out, n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w,
                          pad_h, pad_w, dil_h, dil_w, groups, precision=_precision,
                          w_transposed=staged)
@@ -252,9 +261,9 @@ def conv2d_backward_weight(x, gy, gw, n, h, w_, c, k, kh, kw, oh, ow,
                                                    kh * kw * min(c // groups, k // groups))
     if staged:
         x, _, _ = _staging.relayout(alloc, x, 1, n * h * w_, c, 0, (0, c, 1),
-                                    cols_contiguous=False)
+                                    cols_contiguous=False, round_tf32=_staging_rounds())
         gy, _, _ = _staging.relayout(alloc, gy, 1, n * oh * ow, k, 0, (0, k, 1),
-                                     cols_contiguous=False)
+                                     cols_contiguous=False, round_tf32=_staging_rounds())
     _conv.conv2d_backward_weight(x, gy, gw, n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w,
                                  pad_h, pad_w, dil_h, dil_w, groups, precision=_precision,
                                  splits=splits, workspace=workspace, x_channel_major=staged,

@@ -51,20 +51,21 @@ def worth_it(work, reuse):
     return _policy == "always" or (work >= MIN_WORK and reuse >= MIN_REUSE)
 
 
-def relayout(alloc, src, batch, rows, cols, offset, strides, cols_contiguous):
+def relayout(alloc, src, batch, rows, cols, offset, strides, cols_contiguous, round_tf32=False):
     """Copy the strided (batch, rows, cols) matrices at src[offset + t*strides[0] + i*strides[1] +
-    j*strides[2]] into a new buffer laid out with cols (or rows) contiguous. Returns (buffer,
-    offset, strides) of the copy; a broadcast batch (stride 0) is copied once and stays stride 0."""
+    j*strides[2]] into a new buffer laid out with cols (or rows) contiguous, each element rounded
+    to nearest TF32 with `round_tf32`. Returns (buffer, offset, strides) of the copy; a broadcast
+    batch (stride 0) is copied once and stays stride 0."""
     batch_stride, row_stride, col_stride = strides
     copies = 1 if batch_stride == 0 else batch
     dst = alloc(copies * rows * cols)
     size = 0 if batch_stride == 0 else rows * cols
     if cols_contiguous:  # the transpose of the (cols, rows) view is the (rows, cols) compact copy
         _transpose.transpose(src, dst, copies, cols, rows, offset, batch_stride, col_stride,
-                             row_stride)
+                             row_stride, round_tf32)
         return dst, 0, (size, cols, 1)
     _transpose.transpose(src, dst, copies, rows, cols, offset, batch_stride, row_stride,
-                         col_stride)
+                         col_stride, round_tf32)
     return dst, 0, (size, 1, rows)
 
 
@@ -108,18 +109,18 @@ def timed_choices():
 
 
 def matmul_operands(alloc, validate, tensor_cores, a, b, batch, m, k, n, a_offset, a_strides,
-                    b_offset, b_strides, stage=None):
+                    b_offset, b_strides, stage=None, round_tf32=False):
     """The operands of A (batch, m, k) @ B (batch, k, n), each relaid out when it is not in the
     layout the multiply unit wants (K-major for tensor cores, MN-major for FMA) and staging pays
-    (`stage` True or False overrides the policy). `validate()` runs before any copy, so bad input
-    is reported as the product's own error."""
+    (`stage` True or False overrides the policy), rounded to TF32 on the way with `round_tf32`.
+    `validate()` runs before any copy, so bad input is reported as the product's own error."""
     stage_a, stage_b = _plan(tensor_cores, batch, m, k, n, a_strides, b_strides, stage)
     if stage_a or stage_b:
         validate()
     if stage_a:
         a, a_offset, a_strides = relayout(alloc, a, batch, m, k, a_offset, a_strides,
-                                          cols_contiguous=tensor_cores)
+                                          cols_contiguous=tensor_cores, round_tf32=round_tf32)
     if stage_b:
         b, b_offset, b_strides = relayout(alloc, b, batch, k, n, b_offset, b_strides,
-                                          cols_contiguous=not tensor_cores)
+                                          cols_contiguous=not tensor_cores, round_tf32=round_tf32)
     return a, a_offset, a_strides, b, b_offset, b_strides

@@ -1,6 +1,7 @@
-"""The GPU check's TMA canary (bench/gpu_tma_canary.py) in Triton's interpreter: a case comes out
-right, a case whose process fails is recorded as crashed, and only layouts the kernel loads on
-which every case was right reach ENGINE_MATMUL_TMA for the later stages.
+"""The GPU check's canary (bench/gpu_tma_canary.py) in Triton's interpreter: a case comes out right,
+a case whose process fails is recorded as crashed, the register path stays on only if all its cases
+were right, and only layouts the kernel loads on which every case was right (without registers
+when those are off) reach ENGINE_MATMUL_TMA for the later stages.
 """
 
 import pytest
@@ -19,16 +20,32 @@ def test_a_case_checks_the_product_against_float64():
 
     # Persistent, split epilogue; A rounded to TF32 in registers (about 2^-12 relative per
     # term), as stored or once swapped into first place.
-    for layout in ("mn", "kn"):
-        record = run_case(2, layout, smoke=True)
+    for record in run_case(2, ["mn", "kn"], smoke=True):
         assert record["status"] == "ok" and record["rel_err"] < 1e-3, record
 
 
-def test_each_stored_layout_names_the_layout_the_kernel_loads():
-    from bench.gpu_tma_canary import kernel_layout
+@smoke_only
+def test_a_register_case_checks_every_layout_through_registers():
+    from bench.gpu_tma_canary import REGISTER_LAYOUTS, run_case
 
+    records = run_case(1, REGISTER_LAYOUTS, smoke=True, registers=True)  # persistent
+    assert [r["layout"] for r in records] == list(REGISTER_LAYOUTS)
+    for record in records:
+        assert record["path"] == "registers"
+        assert record["status"] == "ok" and record["rel_err"] < 1e-3, record
+
+
+def test_each_stored_layout_names_the_layout_the_kernel_loads(monkeypatch):
+    from bench.gpu_tma_canary import kernel_layout
+    from kernels_triton import matmul_layouts
+
+    # Whatever ENGINE_MATMUL_REGISTER_A the suite runs under: nothing is launched here.
+    monkeypatch.setattr(matmul_layouts, "REGISTER_A_ALLOWED", True)
     assert [kernel_layout(layout) for layout in ("kk", "kn", "mk", "mn")] == [
         "kk", "mk", "mk", "mn"]
+    monkeypatch.setattr(matmul_layouts, "REGISTER_A_ALLOWED", False)
+    assert [kernel_layout(layout) for layout in ("kk", "kn", "mk", "mn")] == [
+        "kk", "kn", "mk", "mn"]
 
 
 @smoke_only
@@ -37,9 +54,11 @@ def test_a_failing_case_process_is_recorded_not_raised():
 
     from bench.gpu_tma_canary import _spawn
 
-    # No such layout: the child fails.
-    record = _spawn(0, "nk", smoke=True, deadline=time.perf_counter() + 60)
-    assert record["status"].startswith("crashed") and "nk" in record["detail"]
+    # No such layout: the child fails, and every layout of its case is recorded so.
+    records = _spawn(0, ("kk", "nk"), smoke=True, deadline=time.perf_counter() + 60)
+    assert [r["layout"] for r in records] == ["kk", "nk"]
+    for record in records:
+        assert record["status"].startswith("crashed") and "nk" in record["detail"]
 
 
 def test_cases_past_the_deadline_are_not_started():
@@ -47,8 +66,9 @@ def test_cases_past_the_deadline_are_not_started():
 
     from bench.gpu_tma_canary import _spawn
 
-    record = _spawn(0, "kk", smoke=True, deadline=time.perf_counter())
-    assert record["status"].startswith("not run")
+    records = _spawn(0, ("kn", "mk"), smoke=True, deadline=time.perf_counter(), registers=True)
+    assert [(r["path"], r["status"]) for r in records] == [
+        ("registers", "not run (canary out of time)")] * 2
 
 
 def test_a_configuration_too_big_for_the_gpu_is_recorded_as_such(monkeypatch):
@@ -60,7 +80,20 @@ def test_a_configuration_too_big_for_the_gpu_is_recorded_as_such(monkeypatch):
         raise OutOfResources(278528, 232448, "shared memory")
 
     monkeypatch.setattr(canary, "_product_error", too_big)
-    assert canary.run_case(0, "kk", smoke=True)["status"] == "no_resources"
+    assert [r["status"] for r in canary.run_case(0, ["kk"], smoke=True)] == ["no_resources"]
+
+
+def test_the_register_path_stays_on_only_if_every_case_was_right():
+    from bench.gpu_tma_canary import register_value
+
+    def records(*statuses):
+        return [{"path": "registers", "status": status} for status in statuses] + [
+            {"path": "tma", "status": "wrong"}]
+
+    assert register_value(records("ok", "ok", "no_resources")) == "on"
+    assert register_value(records("ok", "wrong")) == "off"
+    assert register_value(records("ok", "not run (canary out of time)")) == "off"
+    assert register_value(records()) == "off"
 
 
 def test_only_layouts_right_in_every_case_stay_on():
@@ -69,11 +102,14 @@ def test_only_layouts_right_in_every_case_stay_on():
     loads = {"kk": "kk", "kn": "mk", "mk": "mk", "mn": "mn"}
 
     def records(**status):
-        return [{"layout": layout, "loads": loads[layout], "status": value}
+        return [{"path": "tma", "layout": layout, "loads": loads[layout], "status": value}
                 for layout, value in status.items()] + [
-            {"layout": layout, "loads": loads[layout], "status": "ok"} for layout in loads]
+            {"path": "tma", "layout": layout, "loads": loads[layout], "status": "ok"}
+            for layout in loads] + [{"path": "registers", "layout": "kn", "status": "wrong"}]
 
     assert switch_value(records()) == "kk,mk,mn"
+    # Without registers an M-major A would load another way, which no case ran.
+    assert switch_value(records(), registers="off") == "kk"
     assert switch_value(records(kk="no_resources")) == "kk,mk,mn"
     assert switch_value(records(kn="wrong")) == "kk,mn"  # the product stored kn loads mk
     assert switch_value(records(kk="timeout", mn="wrong")) == "mk"

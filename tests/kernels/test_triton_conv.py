@@ -6,7 +6,7 @@ a float64 numpy reference defined here (checked itself by the adjoint identity),
 import numpy as np
 import pytest
 
-from tests.kernels.triton_support import triton_marks
+from tests.kernels.triton_support import as_read_by_tensor_cores, round_to_tf32, triton_marks
 
 pytestmark = triton_marks()
 
@@ -168,26 +168,32 @@ def relayouts(monkeypatch):
 @pytest.mark.parametrize("case", [CASES[1], CASES[5], CASES[7]], ids=["groups", "odd", "c17"])
 def test_staged_tensor_core_operands(cuda, case, relayouts):
     """TF32 with staging forced: K-major weights in the forward, channel-major activations in the
-    weight gradient; same results as the reference within TF32 rounding."""
+    weight gradient, each copy rounded to nearest TF32. The results are, up to fp32 summation, the
+    float64 reference on the operands as the tensor cores read them (copies rounded, the rest cut
+    to TF32 on a GPU), and the rounding shows: the unrounded reference lies outside."""
     x, w, gy, sizes = _problem(case)
     n, h, w_, c, k, kh, kw, oh, ow, *_ = sizes
     _, _, _, _, _, _, stride, pad, dil, groups = case
-    _, gw_expected = reference_grads(x, w, gy, stride, pad, dil, groups)
     hx, hw, hgy = _upload(cuda, x), _upload(cuda, w), _upload(cuda, gy)
     out, gw = cuda.alloc(n * oh * ow * k), cuda.alloc(w.size)
     cuda.set_matmul_precision("tf32")
     cuda.set_operand_staging("always")
-    try:
-        cuda.conv2d_forward(hx, hw, out, *sizes)
-        cuda.conv2d_backward_weight(hx, hgy, gw, *sizes)
-    finally:
-        cuda.set_operand_staging("auto")
-        cuda.set_matmul_precision("ieee")
+    cuda.conv2d_forward(hx, hw, out, *sizes)
+    cuda.conv2d_backward_weight(hx, hgy, gw, *sizes)
     assert len(relayouts) == 3  # w for the forward; x and gy for the weight gradient
-    np.testing.assert_allclose(_download(cuda, out, (n, oh, ow, k)),
-                               reference_conv(x, w, stride, pad, dil, groups), rtol=1e-2,
-                               atol=2e-2)
-    np.testing.assert_allclose(_download(cuda, gw, w.shape), gw_expected, rtol=1e-2, atol=2e-2)
+    expected = reference_conv(as_read_by_tensor_cores(x, False), round_to_tf32(w), stride, pad,
+                              dil, groups)
+    _, gw_expected = reference_grads(round_to_tf32(x), w, round_to_tf32(gy), stride, pad, dil,
+                                     groups)
+    _, gw_unrounded = reference_grads(x, w, gy, stride, pad, dil, groups)
+    cases = ((_download(cuda, out, (n, oh, ow, k)), expected,
+              reference_conv(x, w, stride, pad, dil, groups), kh * kw * c // groups),
+             (_download(cuda, gw, w.shape), gw_expected, gw_unrounded, n * oh * ow))
+    for got, want, unrounded, terms in cases:
+        tolerance = {"rtol": 1e-5, "atol": 4e-5 * np.sqrt(terms)}
+        np.testing.assert_allclose(got, want, **tolerance)
+        with pytest.raises(AssertionError):
+            np.testing.assert_allclose(unrounded, want, **tolerance)
 
 
 @pytest.mark.parametrize("case", [CASES[1], CASES[5], CASES[7]], ids=["groups", "odd", "c17"])

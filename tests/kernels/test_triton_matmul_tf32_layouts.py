@@ -1,15 +1,15 @@
 """TF32 operand layouts of the Triton matmul (kernel layer, through the cuda device): an A that is
 not K-major reaches the tensor cores through registers, rounded to nearest TF32 on the way; a
-K-major A with a B that is not trades places with it (out^T = B^T A^T, written back transposed).
-Checked against float64 products of the operands as the kernel rounds them, and the rounding
-itself on ties and special values.
+K-major A with a B that is not trades places with it (out^T = B^T A^T, written back transposed);
+staging copies round what they copy (tf32x3 ones do not). Checked against float64 products of the
+operands as the tensor cores read them, and the rounding itself on ties and special values.
 """
 
 import numpy as np
 import pytest
 
-from tests.kernels.test_triton_matmul import _check, _matmul, rtol_for
-from tests.kernels.triton_support import triton_marks
+from tests.kernels.test_triton_matmul import _check, _matmul, _view
+from tests.kernels.triton_support import as_read_by_tensor_cores, round_to_tf32, triton_marks
 
 pytestmark = triton_marks()
 
@@ -27,11 +27,10 @@ LAYOUTS = {
 }
 
 
-def _round_to_tf32(x):
-    """float32 -> nearest TF32 (10 mantissa bits, ties away from zero), NaNs unchanged."""
-    bits = np.asarray(x, dtype=np.float32).view(np.uint32)
-    rounded = ((bits + np.uint32(0x1000)) & np.uint32(0xFFFFE000)).view(np.float32)
-    return np.where(np.isnan(x), x, rounded)
+def _reference(a, b, a_layout, b_layout):
+    """float64 product of the (BATCH, M, K) and (BATCH, K, N) views of the flat operands."""
+    return np.matmul(_view(a, (BATCH, M, K), a_layout[1], a_layout[0]),
+                     _view(b, (BATCH, K, N), b_layout[1], b_layout[0]))
 
 
 @pytest.fixture(params=["autotuned", "fixed"])
@@ -54,24 +53,58 @@ def launch_path(request, cuda, monkeypatch):
 
 @pytest.mark.parametrize("case", list(LAYOUTS))
 def test_tf32_layouts_match_the_rounded_product(cuda, launch_path, case):
-    """Under the interpreter (fp32 dots) the result is exactly, up to fp32 summation, the product
-    with the register operand rounded, and the rounding must show: the unrounded product lies
-    outside that tolerance. On a GPU, whose tensor cores also cut the other operand to TF32, it
-    is within TF32's tolerance of the exact product."""
+    """The result is, up to fp32 summation, the float64 product of the operands as the tensor cores
+    read them: the register operand rounded, the other cut to TF32 on a GPU (whole under the
+    interpreter). The rounding must show: the unrounded product lies outside that tolerance."""
+    from kernels_triton import matmul_layouts
     from kernels_triton.common import interpreting
 
     a_layout, b_layout, rounded = LAYOUTS[case]
+    # With ENGINE_MATMUL_REGISTER_A=off (the GPU check's canary found that path wrong) no operand
+    # goes through registers, and that path is what runs and is checked.
+    rounded = rounded if matmul_layouts.REGISTER_A_ALLOWED else None
     a = RNG.standard_normal(BATCH * M * K + 8).astype(np.float32)
     b = RNG.standard_normal(BATCH * K * N + 8).astype(np.float32)
     got, exact = _matmul(cuda, a, b, BATCH, M, K, N, a_layout, b_layout)
-    if not interpreting():
-        _check(got, exact, K, rtol=rtol_for("tf32"))
-        return
-    _, expected = _matmul(cuda, _round_to_tf32(a) if rounded == "a" else a,
-                          _round_to_tf32(b) if rounded == "b" else b, BATCH, M, K, N, a_layout,
-                          b_layout)
+    expected = _reference(as_read_by_tensor_cores(a, rounded == "a"),
+                          as_read_by_tensor_cores(b, rounded == "b"), a_layout, b_layout)
     _check(got, expected, K)
-    if rounded:
+    if rounded or not interpreting():
+        with pytest.raises(AssertionError):
+            _check(exact, expected, K)
+
+
+# Which operands a forced staging copies (those not K-major), after which neither is fed from
+# registers.
+STAGED = {"kk": "", "kn": "b", "mk": "a", "mn": "ab"}
+
+
+@pytest.mark.parametrize("precision", ["tf32", "tf32x3"])
+@pytest.mark.parametrize("case", list(STAGED))
+def test_staging_copies_round_tf32_operands(cuda, case, precision):
+    """With staging forced, a TF32 product's copied operands are rounded to nearest TF32 as they
+    are copied (the others reach the tensor cores as stored); tf32x3 copies keep every bit, since
+    it splits each value into a TF32 part and the remainder."""
+    from kernels_triton.common import interpreting
+
+    a_layout, b_layout, _ = LAYOUTS[case]
+    a = RNG.standard_normal(BATCH * M * K + 8).astype(np.float32)
+    b = RNG.standard_normal(BATCH * K * N + 8).astype(np.float32)
+    cuda.set_matmul_precision(precision)
+    cuda.set_operand_staging("always")
+    got, exact = _matmul(cuda, a, b, BATCH, M, K, N, a_layout, b_layout)
+    if precision == "tf32x3":
+        _check(got, exact, K)
+        if STAGED[case]:
+            with pytest.raises(AssertionError):
+                _check(_reference(round_to_tf32(a), round_to_tf32(b), a_layout, b_layout),
+                       exact, K)
+        return
+    staged = STAGED[case]
+    expected = _reference(as_read_by_tensor_cores(a, "a" in staged),
+                          as_read_by_tensor_cores(b, "b" in staged), a_layout, b_layout)
+    _check(got, expected, K)
+    if staged or not interpreting():
         with pytest.raises(AssertionError):
             _check(exact, expected, K)
 
@@ -82,6 +115,10 @@ def test_rounding_to_tf32_ties_and_special_values(cuda, launch_path):
     exactly on any device: ties round away from zero, NaNs stay NaN (also one whose payload lies
     only in the bits the tensor cores drop, and all-ones ones, where rounding would carry), as do
     infinities, and the largest floats round up to infinity."""
+    from kernels_triton import matmul_layouts
+
+    if not matmul_layouts.REGISTER_A_ALLOWED:
+        pytest.skip(f"{matmul_layouts.REGISTER_SWITCH}=off: nothing is rounded in registers")
     bits = np.array([0x3F801000, 0x3F800FFF, 0xBF801000, 0x3F803000, 0x3F802FFF, 0x7F800000,
                      0xFF800000, 0x7FC00000, 0x7F800001, 0x7F7FFFFF, 0x00000000, 0x40490FDB,
                      0x7FFFFFFF, 0xFFFFFFFF, 0xFF800FFF],

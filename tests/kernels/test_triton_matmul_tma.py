@@ -17,9 +17,13 @@ from tests.kernels.triton_support import triton_marks
 pytestmark = triton_marks()
 
 RNG = np.random.default_rng(7)
-# The descriptor layout the kernel loads for each stored one: a TF32 product of a K-major A and an
-# N-major B runs as out^T = B^T A^T (kernels_triton/matmul_layouts.py `oriented`), which is "mk".
-KERNEL_LAYOUT = {"kk": "kk", "kn": "mk", "mk": "mk", "mn": "mn"}
+
+
+def _kernel_layout(stored):
+    """The descriptor layout the kernel loads for a stored one: a TF32 product of a K-major A and
+    an N-major B runs as out^T = B^T A^T (kernels_triton/matmul_layouts.py `oriented`), which is
+    "mk", unless ENGINE_MATMUL_REGISTER_A is off."""
+    return "mk" if stored == "kn" and matmul_layouts.REGISTER_A_ALLOWED else stored
 
 
 @pytest.fixture(params=[(False, False), (True, False), (True, True)],
@@ -75,8 +79,8 @@ def _skip_unless_the_environment_allows(layout):
     a layout left out could fault or hang a test worker here."""
     from kernels_triton.matmul_layouts import TMA_SWITCH, parse_tma_switch
 
-    if KERNEL_LAYOUT[layout] not in parse_tma_switch(os.environ.get(TMA_SWITCH, "on")):
-        pytest.skip(f"{TMA_SWITCH} leaves {KERNEL_LAYOUT[layout]} out")
+    if _kernel_layout(layout) not in parse_tma_switch(os.environ.get(TMA_SWITCH, "on")):
+        pytest.skip(f"{TMA_SWITCH} leaves {_kernel_layout(layout)} out")
 
 
 def _padded(extent):
@@ -116,7 +120,7 @@ def test_tma_products_match_reference(cuda, tma_config, monkeypatch, tma_layout,
         batch, m, k, n, tma_layout, a_offset=4, broadcast_b=broadcast_b))
     _check(got, expected, k, rtol=rtol_for("tf32"))
     assert built, "the TMA configuration did not build tensor descriptors"
-    assert set(layouts) == {KERNEL_LAYOUT[tma_layout]}
+    assert set(layouts) == {_kernel_layout(tma_layout)}
 
 
 @pytest.mark.parametrize("case", ["offset", "k_not_aligned", "strided_rows", "ieee", "tf32x3"])

@@ -1,12 +1,12 @@
 """Triton batched transpose kernel (kernel layer): strided (batch, rows, cols) views, including
 transposed, broadcast, negative-stride and offset ones, copied to compact (batch, cols, rows)
-against numpy; and bad sizes. Runs in Triton's interpreter or on a CUDA GPU.
+against numpy, also rounding to TF32; and bad sizes. Runs in Triton's interpreter or on a CUDA GPU.
 """
 
 import numpy as np
 import pytest
 
-from tests.kernels.triton_support import triton_marks
+from tests.kernels.triton_support import round_to_tf32, triton_marks
 
 pytestmark = triton_marks()
 
@@ -59,6 +59,29 @@ def test_negative_strides(cuda):
                          for i in range(rows)])
     got = cuda.to_numpy(dst, (cols, rows), (rows, 1), 0)
     np.testing.assert_array_equal(got, expected.T)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+def test_round_tf32_rounds_every_element(cuda):
+    """round_tf32 copies each element rounded to nearest TF32 (ties away from zero), NaNs as NaNs,
+    over a strided batch whose sizes are off the tile grid."""
+    from kernels_triton import transpose
+
+    special = np.array([0x3F801000, 0x3F800FFF, 0xBF801000, 0x7F800000, 0x7FC00000, 0x7F800001,
+                        0x7F7FFFFF, 0xFFFFFFFF, 0x00000001], dtype=np.uint32).view(np.float32)
+    base = BASE.copy()
+    base[5:5 + special.size] = special
+    batch, rows, cols, offset, strides = 2, 17, 23, 5, (400, 23, 1)
+    src, dst = cuda.alloc(base.size), cuda.alloc(batch * rows * cols)
+    cuda.from_numpy(base, src)
+    transpose.transpose(src, dst, batch, rows, cols, offset, *strides, round_tf32=True)
+    expected = round_to_tf32(_view(base, (batch, rows, cols), strides, offset).transpose(0, 2, 1))
+    got = cuda.to_numpy(dst, (batch, cols, rows), (rows * cols, rows, 1), 0)
+    assert np.array_equal(np.isnan(got), np.isnan(expected))
+    finite = ~np.isnan(expected)
+    np.testing.assert_array_equal(got[finite].view(np.uint32), expected[finite].view(np.uint32))
+    assert not np.array_equal(got[finite], _view(base, (batch, rows, cols), strides,
+                                                 offset).transpose(0, 2, 1)[finite])
 
 
 def test_bad_sizes_raise(cuda):
