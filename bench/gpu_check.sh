@@ -77,7 +77,8 @@ if [[ "$STAGES" == *" tma "* ]]; then
   # TMA loads run on hardware first here, each case in a process of its own: the later stages
   # (the tests' TMA cases included) load by TMA only on the layouts where every configuration
   # came out right, and a canary that did not finish leaves TMA off rather than risk a fault
-  # that ends a stage. The register path is switched off only when a case of it came out wrong:
+  # that ends a stage. The register path is switched off when a case of it did not come out
+  # right (wrong, crashed, timed out or not run), but a canary that did not finish leaves it on:
   # it addresses memory as the pointer loads do (checked under the interpreter), so what it
   # risks is wrong values, which the tests and benchmarks report, not a fault.
   ENGINE_MATMUL_TMA=off

@@ -113,8 +113,10 @@ def main():
         for line in bad:
             print("  ", line)
     tma_layouts = (results["matmul"] or {}).get("tma_layouts")
+    register_a = {True: "on", False: "off"}.get((results["matmul"] or {}).get("register_a"), "?")
     print(f"\nmatmul (TFLOP/s; ratio = ours/cuBLAS speed, target {MATMUL_TARGET} at 4096+; TMA "
-          f"layouts {'unknown' if tma_layouts is None else ','.join(tma_layouts) or 'none'})")
+          f"layouts {'unknown' if tma_layouts is None else ','.join(tma_layouts) or 'none'}; "
+          f"register path {register_a})")
     print(f"{'size':>6} {'mode':>7} {'staging':>7} {'ours':>7} {'cuBLAS':>7} {'ratio':>6} "
           f"{'target':>6} {'err':>8} {'cuBLAS err':>10}  autotuned tiles")
     for row in (results["matmul"] or {}).get("rows", []):

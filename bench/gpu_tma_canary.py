@@ -5,7 +5,7 @@ operand fed through registers, and every tensor-descriptor (TMA) configuration o
 every layout. Writes $OUT/tma_canary.json, and for gpu_check.sh to hand to the later stages
 $OUT/register_a.txt (ENGINE_MATMUL_REGISTER_A: "on" if every register case came out right) and
 $OUT/tma_layouts.txt (ENGINE_MATMUL_TMA: the layouts the kernel loads on which every case did, else
-"off"). Usage: python bench/gpu_tma_canary.py [--smoke] [--workers 8]
+"off"). Usage: python bench/gpu_tma_canary.py [--smoke] [--workers 12]
 (one case: --case INDEX LAYOUTS [--registers])
 """
 
@@ -75,7 +75,7 @@ def _configs(smoke, registers):
 
 def kernel_layout(layout):
     """The TMA layout the kernel loads for a TF32 product stored in `layout` (a K-major A with an
-    N-major B runs as out^T = B^T A^T, loaded "mk")."""
+    N-major B runs as out^T = B^T A^T, loaded "mk", while ENGINE_MATMUL_REGISTER_A is on)."""
     import torch
 
     m, k, n = SMOKE_SHAPES[0]
@@ -186,7 +186,8 @@ def switch_value(records, registers="on"):
 
 
 def _write_atomically(name, value):
-    """Written whole or not at all: gpu_check.sh reads a missing or empty file as "off"."""
+    """Written whole or not at all: gpu_check.sh reads a missing or empty file as the switch's
+    fallback (TMA off, the register path on)."""
     path = os.path.join(out_dir(), name)
     with open(path + ".tmp", "w") as f:
         f.write(value + "\n")
@@ -196,7 +197,7 @@ def _write_atomically(name, value):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, CPU interpreter")
-    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=12)  # of the GPU machine's 16 cores
     parser.add_argument("--case", nargs=2, metavar=("INDEX", "LAYOUTS"))
     parser.add_argument("--registers", action="store_true", help="--case is a register case")
     args = parser.parse_args()
@@ -217,6 +218,8 @@ def main():
         records = [record for case_records in pool.map(
             lambda case: _spawn(case[0], case[1], args.smoke, deadline, case[2]), cases)
             for record in case_records]
+    # Name the loads as the children ran them: _child_environment drops the register switch.
+    matmul_layouts.REGISTER_A_ALLOWED = True
     loads = {layout: kernel_layout(layout) for layout in matmul_layouts.TMA_LAYOUTS}
     records = [dict(record, loads=loads[record["layout"]]) if record["path"] == "tma" else record
                for record in records]
@@ -225,8 +228,8 @@ def main():
     save("tma_canary", {"device": device_name(), "shapes": SMOKE_SHAPES if args.smoke else SHAPES,
                         "cases": records, "switch": switch, "register_a": registers})
     for record in records:
-        loads = f"loads {record['loads']}" if "loads" in record else "registers"
-        print(f"{record['config']:>38} {record['layout']} ({loads}) "
+        path = f"loads {record['loads']}" if "loads" in record else "registers"
+        print(f"{record['config']:>38} {record['layout']} ({path}) "
               f"{record['status']:<12} {record.get('rel_err', float('nan')):.1e}")
         if "detail" in record:
             print("    ", record["detail"].replace("\n", "\n     "))

@@ -33,7 +33,8 @@ def parse_register_switch(value):
     """Whether ENGINE_MATMUL_REGISTER_A lets TF32 feed an operand that is not K-major through
     registers: "on" (also when set empty) or "off". An escape hatch like ENGINE_MATMUL_TMA, set by
     bench/gpu_tma_canary.py when that path comes out wrong on the machine; off, such an operand is
-    gathered into shared memory 4 bytes at a time (or staged) and truncated like the other."""
+    gathered into shared memory 4 bytes at a time and truncated like the other (or staged, and
+    rounded by the copy)."""
     setting = value.strip().lower()
     if setting not in ("", "on", "off"):
         raise ValueError(f"{REGISTER_SWITCH}={value!r}: give 'on' or 'off'")

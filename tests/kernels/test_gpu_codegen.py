@@ -37,12 +37,15 @@ def test_every_kernel_variant_compiles_for_sm90():
 
 
 @pytest.mark.parametrize("layout", ["nn", "tn", "tt"])
-def test_tf32_matmul_feeds_wgmma_with_16_byte_copies(layout):
+def test_tf32_matmul_feeds_wgmma_with_16_byte_copies(layout, monkeypatch):
     """Staged, every layout; as stored, a row-major B (swapped into first place) or a transposed
     A alone, which reach wgmma through registers; a transposed A with a row-major B ("tn",
     neither K-major) gathers B 4 bytes at a time."""
     from bench.gpu_ir_probe import probe_matmul
+    from kernels_triton import matmul_layouts
 
+    # Compiles only: the register path is probed whatever ENGINE_MATMUL_REGISTER_A says.
+    monkeypatch.setattr(matmul_layouts, "REGISTER_A_ALLOWED", True)
     staged = _records(probe_matmul, layout, "tf32", "always")
     assert "_transpose_kernel" in staged
     assert staged["_matmul_kernel"]["mma"] == "wgmma"
@@ -101,8 +104,10 @@ def test_tf32_tma_configurations_fetch_tiles_with_the_copy_engine(layout, stagin
     from bench.gpu_ir_probe import capture_launches, probe_matmul
     from kernels_triton import matmul_layouts
 
-    # Compiles only, so whatever ENGINE_MATMUL_TMA says, every layout is probed.
+    # Compiles only, so whatever ENGINE_MATMUL_TMA and ENGINE_MATMUL_REGISTER_A say, every layout
+    # is probed, with the register path.
     monkeypatch.setattr(matmul_layouts, "TMA_ALLOWED", frozenset(matmul_layouts.TMA_LAYOUTS))
+    monkeypatch.setattr(matmul_layouts, "REGISTER_A_ALLOWED", True)
 
     records = []
     with capture_launches(records):

@@ -25,14 +25,18 @@ def test_a_case_checks_the_product_against_float64():
 
 
 @smoke_only
-def test_a_register_case_checks_every_layout_through_registers():
+def test_a_register_case_checks_every_layout_through_registers(monkeypatch):
     from bench.gpu_tma_canary import REGISTER_LAYOUTS, run_case
+    from kernels_triton import matmul_layouts
 
+    # In this process, as in the children the canary runs it in, whatever the suite was told.
+    monkeypatch.setattr(matmul_layouts, "REGISTER_A_ALLOWED", True)
     records = run_case(1, REGISTER_LAYOUTS, smoke=True, registers=True)  # persistent
     assert [r["layout"] for r in records] == list(REGISTER_LAYOUTS)
     for record in records:
         assert record["path"] == "registers"
-        assert record["status"] == "ok" and record["rel_err"] < 1e-3, record
+        # The interpreter's fp32 dots leave only the register operand's rounding to see.
+        assert record["status"] == "ok" and 1e-6 < record["rel_err"] < 1e-3, record
 
 
 def test_each_stored_layout_names_the_layout_the_kernel_loads(monkeypatch):

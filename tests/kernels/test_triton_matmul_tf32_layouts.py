@@ -81,18 +81,24 @@ STAGED = {"kk": "", "kn": "b", "mk": "a", "mn": "ab"}
 
 @pytest.mark.parametrize("precision", ["tf32", "tf32x3"])
 @pytest.mark.parametrize("case", list(STAGED))
-def test_staging_copies_round_tf32_operands(cuda, case, precision):
+def test_staging_copies_round_tf32_operands(cuda, case, precision, monkeypatch):
     """With staging forced, a TF32 product's copied operands are rounded to nearest TF32 as they
     are copied (the others reach the tensor cores as stored); tf32x3 copies keep every bit, since
     it splits each value into a TF32 part and the remainder."""
+    from engine.backend import cuda_staging
     from kernels_triton.common import interpreting
 
+    copies = []
+    real = cuda_staging.relayout
+    monkeypatch.setattr(cuda_staging, "relayout", lambda *args, **kw: copies.append(
+        kw["round_tf32"]) or real(*args, **kw))
     a_layout, b_layout, _ = LAYOUTS[case]
     a = RNG.standard_normal(BATCH * M * K + 8).astype(np.float32)
     b = RNG.standard_normal(BATCH * K * N + 8).astype(np.float32)
     cuda.set_matmul_precision(precision)
     cuda.set_operand_staging("always")
     got, exact = _matmul(cuda, a, b, BATCH, M, K, N, a_layout, b_layout)
+    assert copies == [precision == "tf32"] * len(STAGED[case])
     if precision == "tf32x3":
         _check(got, exact, K)
         if STAGED[case]:

@@ -179,6 +179,15 @@ def test_switch_names_the_layouts_tma_may_load():
             parse_tma_switch(bad)
 
 
+def test_register_switch_is_on_or_off():
+    from kernels_triton.matmul_layouts import parse_register_switch
+
+    assert parse_register_switch("on") and parse_register_switch("")
+    assert not parse_register_switch(" OFF ")
+    with pytest.raises(ValueError, match="ENGINE_MATMUL_REGISTER_A"):
+        parse_register_switch("yes")
+
+
 def test_the_switch_filters_what_the_copy_engine_could_read(monkeypatch):
     import torch
 
