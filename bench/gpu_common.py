@@ -75,13 +75,14 @@ class Stopwatch:
 
 def config_label(config):
     """A matmul autotune configuration in short: tile, warps, stages, persistent or not, TMA
-    loads or not, epilogue split or not."""
+    loads or not, epilogue split or not, warp-specialized or not."""
     if config is None:
         return None
     meta = config.kwargs
     return (f"{meta['BLOCK_M']}x{meta['BLOCK_N']}x{meta['BLOCK_K']} w{config.num_warps} "
             f"s{config.num_stages}{' persistent' if meta.get('PERSISTENT') else ''}"
-            f"{' tma' if meta.get('TMA') else ''}{' split' if meta.get('SPLIT_EPILOGUE') else ''}")
+            f"{' tma' if meta.get('TMA') else ''}{' split' if meta.get('SPLIT_EPILOGUE') else ''}"
+            f"{' ws' if meta.get('WARP_SPECIALIZE') else ''}")
 
 
 def stored_strides(layout, m, k, n):

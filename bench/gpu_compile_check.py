@@ -41,22 +41,28 @@ def _signature(fn, constexprs, floats=("value",)):
 
 
 def _matmul_operand_variants(precision, config):
-    """(TMA layout, REGISTER_A, TRANSPOSED_OUT) of every way the launcher runs `config` on
-    operands stored in each layout: TF32 feeds an A that is not K-major through registers and
-    swaps a K-major A with an N-major B (kernels_triton/matmul_layouts.py `oriented`)."""
+    """(TMA layout, REGISTER_A, TRANSPOSED_OUT, WARP_SPECIALIZE) of every way the autotuner runs
+    `config` on operands stored in each layout: TF32 feeds an A that is not K-major through
+    registers and swaps a K-major A with an N-major B (kernels_triton/matmul_layouts.py
+    `oriented`); a warp-specialized configuration runs only where it gets that (`timed_on`)."""
     import torch
 
     from bench.gpu_common import tf32_stored_view
-    from kernels_triton import matmul_layouts
+    from kernels_triton import matmul, matmul_layouts
 
     if precision != "tf32":
-        return [("", False, False)]
+        return [("", False, False, False)]
     found = []
     for stored in matmul_layouts.TMA_LAYOUTS:
         product, loads = tf32_stored_view(stored, torch.empty(32 * 16), torch.empty(16 * 48),
                                           32, 16, 48)
-        variant = (loads if config.kwargs["TMA"] else "",
-                   matmul_layouts.register_a("tf32", product[5][2]), product[8])
+        layout = loads if config.kwargs["TMA"] else ""
+        if not matmul.timed_on(config, loads):
+            continue
+        variant = (layout, matmul_layouts.register_a("tf32", product[5][2]), product[8],
+                   matmul_layouts.warp_specialized(config.kwargs["WARP_SPECIALIZE"], layout,
+                                                   config.kwargs["PERSISTENT"],
+                                                   config.kwargs["SPLIT_EPILOGUE"]))
         if variant not in found:
             found.append(variant)
     return found
@@ -91,12 +97,13 @@ def variants(quick):
         if quick:  # the first configuration, and the first with TMA loads where there is one
             configs = configs[:1] + [c for c in configs if c.kwargs["TMA"]][:1]
         for config in configs:
-            for even_k, (layout, register_a, transposed) in itertools.product(
+            for even_k, (layout, register_a, transposed, specialized) in itertools.product(
                     (False, True), _matmul_operand_variants(precision, config)):
                 yield matmul._matmul_kernel, dict(config.kwargs, PRECISION=precision,
                                                   EVEN_K=even_k, TMA_LAYOUT=layout,
                                                   REGISTER_A=register_a,
                                                   TRANSPOSED_OUT=transposed,
+                                                  WARP_SPECIALIZE=specialized,
                                                   _warps=config.num_warps,
                                                   _stages=config.num_stages)
     for kind, kernel in conv._KERNELS.items():

@@ -86,7 +86,11 @@ def capture_launches(records, all_configs=True, registers=False):
         records.append((self.fn.__name__, meta, summary))
 
     def every_config(self, *args, **kwargs):
-        for config in self.configs if all_configs else self.configs[:1]:
+        configs = self.configs
+        prune = getattr(self, "early_config_prune", None)
+        if prune:  # as the autotuner would, so only configurations it times are compiled
+            configs = prune(configs, dict(zip(self.arg_names, args)), **kwargs)
+        for config in configs if all_configs else configs[:1]:
             self.fn.run(*args, **kwargs, **config.all_kwargs())
 
     saved = JITFunction.run, Autotuner.run

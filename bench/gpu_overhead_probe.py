@@ -109,17 +109,22 @@ def profile_top(fn, calls=100, top=14):
 POINTER_TILES = [(128, 256, 32, 8, 8, 4, False), (256, 128, 32, 8, 8, 4, False),
                  (128, 256, 32, 16, 8, 4, False), (256, 128, 32, 8, 8, 3, True),
                  (128, 256, 32, 8, 8, 2, True), (128, 128, 32, 8, 8, 4, True)]
+# Register-path tiles the autotuner does not try yet, for the row-major B: a 64-wide K step halves
+# the loop's barriers per multiply-add, and neither spills on sm_90 (bench/gpu_ir_probe.py).
+REGISTER_TILES = [(128, 256, 64, 8, 8, 2, False), (128, 128, 64, 8, 8, 3, True)]
 CONFIG_KEYS = ("BLOCK_M", "BLOCK_N", "BLOCK_K", "GROUP_M", "warps", "stages", "PERSISTENT", "TMA",
-               "SPLIT_EPILOGUE")
+               "SPLIT_EPILOGUE", "WARP_SPECIALIZE")
 
 
 def _sweep_configs(smoke):
     """The configurations to time on a K-major and on a row-major B: pointer-load tiles, the TMA
-    ones the tf32 autotuner tries, and last (never yet run on hardware) the pointer twin of each
-    split-epilogue TMA configuration, not an autotune candidate until measured here."""
+    ones the tf32 autotuner tries, then (never yet run on hardware) the pointer twin of each
+    split-epilogue TMA configuration, not an autotune candidate until measured here, and for the
+    row-major B the REGISTER_TILES."""
     if smoke:
         tiles = [triton_matmul._config(16, 16, 16, 2, 1, 1)]
-        tma = [triton_matmul._config(16, 32, 16, 2, 1, 1, True, True, split=True)]
+        tma = [triton_matmul._config(16, 32, 16, 2, 1, 1, True, True, split=True),
+               triton_matmul._config(16, 32, 16, 2, 1, 1, tma=True, ws=True)]
         return tiles + tma, tiles + tma
     tma = [c for c in triton_matmul.matmul_configs("tf32") if c.kwargs["TMA"]]
     split_twins = [triton_matmul._config(
@@ -127,7 +132,8 @@ def _sweep_configs(smoke):
         c.num_stages, c.kwargs["PERSISTENT"], tma=False, split=True)
         for c in tma if c.kwargs["SPLIT_EPILOGUE"]]
     tiles = [triton_matmul._config(*tile) for tile in POINTER_TILES]
-    return tiles + tma + split_twins, tiles[:2] + tma + split_twins
+    register_tiles = [triton_matmul._config(*tile) for tile in REGISTER_TILES]
+    return tiles + tma + split_twins, tiles + tma + split_twins + register_tiles
 
 
 def _config_tuple(config):
@@ -177,6 +183,8 @@ def tf32_config_sweep(size, save_rows):
             row = {"b_layout": b_layout, "config": _config_tuple(config)}
             if config.kwargs["TMA"] and tma_layout not in matmul_layouts.TMA_ALLOWED:
                 row["skipped"] = f"{matmul_layouts.TMA_SWITCH} leaves {tma_layout} out"
+            elif config.kwargs["TMA"] and not triton_matmul.timed_on(config, tma_layout):
+                row["skipped"] = f"not an autotune candidate on {tma_layout}"
             else:
                 row.update(_time_config(fn, out.view(size, size), reference, cublas_ms))
             result["rows"].append(row)

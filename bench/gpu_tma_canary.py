@@ -47,8 +47,9 @@ def canary_configs(smoke):
     from kernels_triton import matmul as triton_matmul
 
     if smoke:  # the interpreter's config list has no TMA entries: small ones of each kind
-        return [triton_matmul._config(32, 32, 16, 2, 4, 2, persistent, True, split)
-                for persistent, split in ((False, False), (True, False), (True, True))]
+        return [triton_matmul._config(32, 32, 16, 2, 4, 2, persistent, True, split, ws)
+                for persistent, split, ws in ((False, False, False), (True, False, False),
+                                              (True, True, False), (False, False, True))]
     return [c for c in triton_matmul.matmul_configs("tf32") if c.kwargs["TMA"]]
 
 
@@ -170,6 +171,19 @@ def register_value(records):
     return "on" if cases and all(r["status"] in USABLE for r in cases) else "off"
 
 
+def canary_cases(smoke, loads):
+    """(configuration index, stored layouts, register case or not) of every case: register cases
+    first, as every TF32 product whose operands are not both K-major takes that path; then each
+    TMA configuration on each stored layout whose load (`loads[stored]`) the autotuner would time
+    it on (warp specialization only where it applies)."""
+    from kernels_triton import matmul, matmul_layouts
+
+    return ([(index, REGISTER_LAYOUTS, True) for index in range(len(register_configs(smoke)))]
+            + [(index, (layout,), False) for index, config in enumerate(canary_configs(smoke))
+               for layout in matmul_layouts.TMA_LAYOUTS
+               if matmul.timed_on(config, loads[layout])])
+
+
 def switch_value(records, registers="on"):
     """ENGINE_MATMUL_TMA for the later stages: the layouts the kernel loads (a TMA record's
     "loads") on which every case came out right (or needed more shared memory than the GPU has,
@@ -209,18 +223,15 @@ def main():
         return
     from kernels_triton import matmul_layouts
 
-    # Register cases first: every TF32 product whose operands are not both K-major takes that path.
-    cases = ([(index, REGISTER_LAYOUTS, True) for index in range(len(register_configs(
-        args.smoke)))] + [(index, (layout,), False) for index in range(len(canary_configs(
-            args.smoke))) for layout in matmul_layouts.TMA_LAYOUTS])
+    # Name the loads as the children run them: _child_environment drops the register switch.
+    matmul_layouts.REGISTER_A_ALLOWED = True
+    loads = {layout: kernel_layout(layout) for layout in matmul_layouts.TMA_LAYOUTS}
+    cases = canary_cases(args.smoke, loads)
     deadline = time.perf_counter() + BUDGET_S
     with ThreadPoolExecutor(max_workers=2 if args.smoke else args.workers) as pool:
         records = [record for case_records in pool.map(
             lambda case: _spawn(case[0], case[1], args.smoke, deadline, case[2]), cases)
             for record in case_records]
-    # Name the loads as the children ran them: _child_environment drops the register switch.
-    matmul_layouts.REGISTER_A_ALLOWED = True
-    loads = {layout: kernel_layout(layout) for layout in matmul_layouts.TMA_LAYOUTS}
     records = [dict(record, loads=loads[record["layout"]]) if record["path"] == "tma" else record
                for record in records]
     registers = register_value(records)

@@ -18,7 +18,7 @@ from .common import (
     interpreting,
     round_to_tf32,
 )
-from .matmul_layouts import oriented, register_a, tma_layout
+from .matmul_layouts import oriented, register_a, tma_layout, warp_specialized
 
 PRECISIONS = ("ieee", "tf32", "tf32x3")
 # Problems below this many multiply-adds take one fixed configuration: autotuning every small
@@ -26,9 +26,11 @@ PRECISIONS = ("ieee", "tf32", "tf32x3")
 AUTOTUNE_MIN_WORK = 1 << 24
 
 
-def _config(bm, bn, bk, group, warps, stages, persistent=False, tma=False, split=False):
+def _config(bm, bn, bk, group, warps, stages, persistent=False, tma=False, split=False,
+            ws=False):
     return triton.Config({"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "GROUP_M": group,
-                          "PERSISTENT": persistent, "TMA": tma, "SPLIT_EPILOGUE": split},
+                          "PERSISTENT": persistent, "TMA": tma, "SPLIT_EPILOGUE": split,
+                          "WARP_SPECIALIZE": ws},
                          num_warps=warps, num_stages=stages)
 
 
@@ -58,12 +60,19 @@ def matmul_configs(precision):
     # scratch, which leaves room for a third pipeline stage (about 213 KB of shared memory, where
     # the unsplit tile needs 279 KB, over sm_90's 227 KB). Its pointer-load twin is not a
     # candidate until measured (bench/gpu_overhead_probe.py times it): every new TMA kernel meets
-    # hardware first in the GPU check's canary, which a pointer kernel would bypass.
+    # hardware first in the GPU check's canary, which a pointer kernel would bypass. The last three
+    # warp-specialize the K loop where it compiles (matmul_layouts.warp_specialized): 4 warps
+    # issue the loads while 8 more run wgmma (384 threads), the way CUTLASS's fastest Hopper
+    # kernels are built; the software-pipelined ones reach about 0.81 of cuBLAS on K-major
+    # operands (bench/results/gpu_overhead_h100.json).
     return tensor_core + [
         _config(128, 256, 32, 8, 8, 3, tma=True), _config(128, 256, 32, 8, 8, 4, tma=True),
         _config(256, 128, 32, 8, 8, 3, tma=True), _config(256, 128, 32, 8, 8, 3, True, True),
         _config(128, 128, 32, 8, 8, 4, True, True),
-        _config(128, 256, 32, 8, 8, 3, True, True, split=True)]
+        _config(128, 256, 32, 8, 8, 3, True, True, split=True),
+        _config(256, 128, 32, 8, 4, 3, tma=True, ws=True),
+        _config(128, 256, 32, 8, 4, 2, tma=True, ws=True),
+        _config(128, 128, 32, 8, 4, 4, tma=True, ws=True)]
 
 
 def small_config():
@@ -84,7 +93,7 @@ def _matmul_tile(a, b, out, m, n, k, tile, batch, a_offset, stride_ab, stride_am
                  EVEN_K: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
                  BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr, TMA_LAYOUT: tl.constexpr,
                  SPLIT_EPILOGUE: tl.constexpr, REGISTER_A: tl.constexpr,
-                 TRANSPOSED_OUT: tl.constexpr):
+                 TRANSPOSED_OUT: tl.constexpr, WARP_SPECIALIZE: tl.constexpr):
     # With a TMA_LAYOUT, `a` and `b` are tensor descriptors of this batch's operands, each over
     # its matrix or its transpose, whichever has unit column stride ("k" or "m" for A, "k" or
     # "n" for B): the copy engine fetches whole tiles and fills the out-of-bounds part with zeros,
@@ -103,7 +112,7 @@ def _matmul_tile(a, b, out, m, n, k, tile, batch, a_offset, stride_ab, stride_am
         b_ptrs = (b + b_offset + batch * stride_bb + rk[:, None] * stride_bk
                   + rn[None, :].to(tl.int64) * stride_bn)
     acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
-    for kb in range(0, tl.cdiv(k, BLOCK_K)):
+    for kb in tl.range(0, tl.cdiv(k, BLOCK_K), warp_specialize=WARP_SPECIALIZE):
         if TMA_LAYOUT != "":
             a_tile, b_tile = _tma_tiles(a, b, pid_m * BLOCK_M, pid_n * BLOCK_N, kb * BLOCK_K,
                                         TMA_LAYOUT)
@@ -179,7 +188,7 @@ def _matmul_kernel(a, b, out, m, n, k, a_offset, stride_ab, stride_am, stride_ak
                    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
                    PERSISTENT: tl.constexpr, TMA: tl.constexpr, TMA_LAYOUT: tl.constexpr,
                    SPLIT_EPILOGUE: tl.constexpr, REGISTER_A: tl.constexpr,
-                   TRANSPOSED_OUT: tl.constexpr):
+                   TRANSPOSED_OUT: tl.constexpr, WARP_SPECIALIZE: tl.constexpr):
     # out[t, i, j] = sum_l A[t, i, l] B[t, l, j]; grid (programs, batch): one program per output
     # tile, or (PERSISTENT) one per multiprocessor striding over the tiles in a loop nest the
     # compiler flattens into one pipeline, so a tile's epilogue overlaps the next tile's loads.
@@ -203,31 +212,42 @@ def _matmul_kernel(a, b, out, m, n, k, a_offset, stride_ab, stride_am, stride_ak
             _matmul_tile(a_src, b_src, out, m, n, k, tile, batch, a_offset, stride_ab, stride_am,
                          stride_ak, b_offset, stride_bb, stride_bk, stride_bn, PRECISION, EVEN_K,
                          BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, LAYOUT, SPLIT_EPILOGUE, REGISTER_A,
-                         TRANSPOSED_OUT)
+                         TRANSPOSED_OUT, WARP_SPECIALIZE)
     else:
         _matmul_tile(a_src, b_src, out, m, n, k, tl.program_id(0), batch, a_offset, stride_ab,
                      stride_am, stride_ak, b_offset, stride_bb, stride_bk, stride_bn, PRECISION,
                      EVEN_K, BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, LAYOUT, SPLIT_EPILOGUE,
-                     REGISTER_A, TRANSPOSED_OUT)
+                     REGISTER_A, TRANSPOSED_OUT, WARP_SPECIALIZE)
+
+
+def timed_on(config, layout):
+    """Whether the autotuner times `config` on operands loaded as `layout` ("" where descriptors
+    cannot address them): there, a TMA configuration would run as its pointer-load twin, and the
+    pointer-load configurations are that case's candidates; a warp-specialized one only where it
+    gets warp specialization (its plain twin, 4 warps on a large tile, would spill)."""
+    if not layout:
+        return not config.kwargs["TMA"]
+    return not config.kwargs["WARP_SPECIALIZE"] or warp_specialized(
+        True, layout, config.kwargs["PERSISTENT"], config.kwargs["SPLIT_EPILOGUE"])
 
 
 def _tma_fallback(configs, named_args, **kwargs):
-    """Autotune pruning: on operands that descriptors cannot address (or ENGINE_MATMUL_TMA keeps
-    from them), a TMA configuration would run as its pointer-load twin; the pointer-load
-    configurations are the candidates of that case, so only they are timed."""
-    pointer = [config for config in configs if not config.kwargs["TMA"]]
-    return configs if kwargs.get("TMA_LAYOUT") or not pointer else pointer
+    """Autotune pruning to the configurations `timed_on` the layout; with none left, the twins
+    run."""
+    return [c for c in configs if timed_on(c, kwargs.get("TMA_LAYOUT", ""))] or configs
 
 
-# Heuristics run after the autotune key is taken. Pointer-load configurations ignore the layout
-# and TMA ones the K remainder (the copy engine pads it), so both are normalised: each variant is
-# compiled once, not once per layout or remainder seen. REGISTER_A follows from stride_ak, which
-# the key holds.
+# Heuristics run after the autotune key is taken, in this order. Pointer-load configurations ignore
+# the layout and TMA ones the K remainder (the copy engine pads it), so both are normalised: each
+# variant is compiled once, not once per layout or remainder seen. REGISTER_A follows from
+# stride_ak, which the key holds; warp specialization from the normalised layout.
 _matmul_even_k = triton.heuristics(
     {"TMA_LAYOUT": lambda args: args["TMA_LAYOUT"] if args["TMA"] else "",
      "EVEN_K": lambda args: bool(args["TMA_LAYOUT"]) or args["k"] % args["BLOCK_K"] == 0,
-     "REGISTER_A": lambda args: register_a(args["PRECISION"], args["stride_ak"])})(
-         _matmul_kernel)
+     "REGISTER_A": lambda args: register_a(args["PRECISION"], args["stride_ak"]),
+     "WARP_SPECIALIZE": lambda args: warp_specialized(
+         args["WARP_SPECIALIZE"], args["TMA_LAYOUT"], args["PERSISTENT"],
+         args["SPLIT_EPILOGUE"])})(_matmul_kernel)
 # Unit strides, the TMA layout and the swap are part of the key: an operand's layout changes which
 # tile shape wins.
 _AUTOTUNED = {p: triton.autotune(configs=matmul_configs(p),
@@ -243,11 +263,14 @@ def run_config(config, grid, args, precision, layout, transposed):
     the autotuner's heuristics would; `layout` applies to a TMA configuration only."""
     layout = layout if config.kwargs["TMA"] else ""
     k, stride_ak = args[5], args[9]
+    meta = dict(config.kwargs, WARP_SPECIALIZE=warp_specialized(
+        config.kwargs["WARP_SPECIALIZE"], layout, config.kwargs["PERSISTENT"],
+        config.kwargs["SPLIT_EPILOGUE"]))
     _matmul_kernel[grid](*args, PRECISION=precision,
                          EVEN_K=bool(layout) or k % config.kwargs["BLOCK_K"] == 0,
                          TMA_LAYOUT=layout, REGISTER_A=register_a(precision, stride_ak),
                          TRANSPOSED_OUT=transposed, num_warps=config.num_warps,
-                         num_stages=config.num_stages, **config.kwargs)
+                         num_stages=config.num_stages, **meta)
 
 
 def _tile_grid(m, n, batch, sm_count):

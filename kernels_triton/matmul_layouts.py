@@ -57,6 +57,20 @@ def _unit_dim(rows, cols, row_stride, col_stride):
     return None
 
 
+# Loaded layouts on which Triton (3.6 to 3.9) compiles a warp-specialized K loop for an H100 (one
+# partition issues the TMA loads, others run wgmma): not pointer loads, nor a B tile turned round
+# in shared memory ("kn", "mn"), nor with a split epilogue or the persistent loop
+# (bench/gpu_compile_check.py compiles every variant the launcher can produce).
+WARP_SPECIALIZED_LAYOUTS = ("kk", "mk")
+
+
+def warp_specialized(requested, layout, persistent, split_epilogue):
+    """Whether a configuration asking for warp specialization gets it on operands loaded as
+    `layout` ("" for pointer loads)."""
+    return (bool(requested) and layout in WARP_SPECIALIZED_LAYOUTS and not persistent
+            and not split_epilogue)
+
+
 def register_a(precision, stride_ak):
     """Whether a product's A tiles reach the tensor cores through registers (see _matmul_tile):
     for TF32, when A is not K-major and ENGINE_MATMUL_REGISTER_A allows."""

@@ -87,6 +87,24 @@ def test_a_configuration_too_big_for_the_gpu_is_recorded_as_such(monkeypatch):
     assert [r["status"] for r in canary.run_case(0, ["kk"], smoke=True)] == ["no_resources"]
 
 
+def test_cases_are_what_the_autotuner_would_launch():
+    """Every register configuration on the three register layouts, then every TMA configuration
+    on each stored layout, but a warp-specialized one not where its load cannot have it."""
+    from bench.gpu_tma_canary import REGISTER_LAYOUTS, canary_cases, canary_configs
+
+    loads = {"kk": "kk", "kn": "mk", "mk": "mk", "mn": "mn"}
+    cases = canary_cases(True, loads)
+    assert cases[:2] == [(0, REGISTER_LAYOUTS, True), (1, REGISTER_LAYOUTS, True)]
+    tma = cases[2:]
+    specialized = [i for i, c in enumerate(canary_configs(True)) if c.kwargs["WARP_SPECIALIZE"]]
+    assert specialized
+    for index in range(len(canary_configs(True))):
+        layouts = [case[1][0] for case in tma if case[0] == index]
+        assert layouts == (["kk", "kn", "mk"] if index in specialized else
+                           ["kk", "kn", "mk", "mn"])
+    assert not any(case[2] for case in tma)
+
+
 def test_the_register_path_stays_on_only_if_every_case_was_right():
     from bench.gpu_tma_canary import register_value
 

@@ -231,7 +231,8 @@ def test_autotuning_without_tma_times_the_pointer_configurations_only():
 def test_every_tma_configuration_but_the_split_has_a_pointer_twin_among_the_candidates(
         monkeypatch):
     """So timing only the pointer configurations, when TMA cannot load, loses no tile shape the
-    autotuner would otherwise have tried (the split one's twin waits to be measured)."""
+    autotuner would otherwise have tried (the split one's twin waits to be measured; warp
+    specialization needs TMA loads, and its 4-warp plain twins of large tiles would spill)."""
     from kernels_triton import matmul as triton_matmul
 
     def shape(config):
@@ -242,22 +243,72 @@ def test_every_tma_configuration_but_the_split_has_a_pointer_twin_among_the_cand
     monkeypatch.setattr(triton_matmul, "interpreting", lambda: False)  # the GPU's list
     configs = triton_matmul.matmul_configs("tf32")
     pointer = {shape(c) for c in configs if not c.kwargs["TMA"]}
-    missing = [c for c in configs if c.kwargs["TMA"] and shape(c) not in pointer]
+    missing = [c for c in configs if c.kwargs["TMA"] and not c.kwargs["WARP_SPECIALIZE"]
+               and shape(c) not in pointer]
     assert [c.kwargs["SPLIT_EPILOGUE"] for c in missing] == [True]
+
+
+def test_warp_specialization_only_where_it_compiles():
+    """Only TMA loads of a K-major B ("kk", "mk"), with neither the persistent loop nor a split
+    epilogue, get a warp-specialized K loop; elsewhere the autotuner does not time such a
+    configuration, and a forced launch runs it plain."""
+    from kernels_triton import matmul as triton_matmul
+    from kernels_triton.matmul_layouts import warp_specialized
+
+    assert warp_specialized(True, "kk", False, False) and warp_specialized(True, "mk", False, False)
+    for layout in ("kn", "mn", ""):
+        assert not warp_specialized(True, layout, False, False)
+    assert not warp_specialized(True, "kk", True, False)
+    assert not warp_specialized(True, "kk", False, True)
+    assert not warp_specialized(False, "kk", False, False)
+    plain = triton_matmul._config(128, 128, 32, 8, 4, 4, tma=True)
+    specialized = triton_matmul._config(128, 128, 32, 8, 4, 4, tma=True, ws=True)
+    pointer = triton_matmul._config(128, 128, 32, 8, 4, 4)
+    configs = [pointer, plain, specialized]
+    for layout in ("kk", "mk"):
+        assert triton_matmul._tma_fallback(configs, {}, TMA_LAYOUT=layout) == configs
+    for layout in ("kn", "mn"):
+        assert triton_matmul._tma_fallback(configs, {}, TMA_LAYOUT=layout) == [pointer, plain]
+    assert triton_matmul._tma_fallback(configs, {}, TMA_LAYOUT="") == [pointer]
+    assert triton_matmul._tma_fallback([specialized], {}, TMA_LAYOUT="mn") == [specialized]
+
+
+@pytest.mark.parametrize("tma_layout", ["kk", "kn", "mk", "mn"])
+def test_warp_specialized_configurations_compute_the_product(cuda, monkeypatch, tma_layout):
+    """The only candidate warp-specialized, through the autotuner and its heuristics, on every
+    stored layout: specialized where that compiles on a GPU, plain elsewhere (and under the
+    interpreter, which runs the loop plain)."""
+    from kernels_triton import matmul as triton_matmul
+
+    _skip_unless_the_environment_allows(tma_layout)
+    monkeypatch.setattr(matmul_layouts, "TMA_ALLOWED", frozenset(matmul_layouts.TMA_LAYOUTS))
+    monkeypatch.setattr(triton_matmul._AUTOTUNED["tf32"], "configs", [
+        triton_matmul._config(64, 64, 16, 2, 4, 2, tma=True, ws=True)])
+    monkeypatch.setattr(triton_matmul, "AUTOTUNE_MIN_WORK", 0)
+    cuda.set_matmul_precision("tf32")
+    batch, m, k, n = 2, 33, 40, 70
+    size = batch * _padded(m) * _padded(k) + batch * _padded(n) * _padded(k) + 4
+    a = RNG.standard_normal(size).astype(np.float32)
+    b = RNG.standard_normal(size).astype(np.float32)
+    got, expected = _matmul(cuda, a, b, batch, m, k, n, *_layouts(batch, m, k, n, tma_layout))
+    _check(got, expected, k, rtol=rtol_for("tf32"))
 
 
 def test_each_variant_compiles_once_whatever_the_layout():
     """Pointer-load configurations see no layout and TMA ones always an even K, so neither is
-    compiled again for each layout or K remainder a process meets."""
+    compiled again for each layout or K remainder a process meets; warp specialization follows
+    the layout loaded."""
     from kernels_triton.matmul import _matmul_even_k
 
     def normalised(**args):
-        args = {"PRECISION": "tf32", "stride_ak": 1, **args}
+        args = {"PRECISION": "tf32", "stride_ak": 1, "WARP_SPECIALIZE": True, "PERSISTENT": False,
+                "SPLIT_EPILOGUE": False, **args}
         for name, heuristic in _matmul_even_k.values.items():
             args[name] = heuristic(args)
-        return args["TMA_LAYOUT"], args["EVEN_K"]
+        return args["TMA_LAYOUT"], args["EVEN_K"], args["WARP_SPECIALIZE"]
 
-    assert normalised(TMA=False, TMA_LAYOUT="kn", k=20, BLOCK_K=16) == ("", False)
-    assert normalised(TMA=False, TMA_LAYOUT="", k=32, BLOCK_K=16) == ("", True)
-    assert normalised(TMA=True, TMA_LAYOUT="kn", k=20, BLOCK_K=16) == ("kn", True)
-    assert normalised(TMA=True, TMA_LAYOUT="", k=20, BLOCK_K=16) == ("", False)
+    assert normalised(TMA=False, TMA_LAYOUT="kn", k=20, BLOCK_K=16) == ("", False, False)
+    assert normalised(TMA=False, TMA_LAYOUT="kk", k=32, BLOCK_K=16) == ("", True, False)
+    assert normalised(TMA=True, TMA_LAYOUT="kn", k=20, BLOCK_K=16) == ("kn", True, False)
+    assert normalised(TMA=True, TMA_LAYOUT="kk", k=20, BLOCK_K=16) == ("kk", True, True)
+    assert normalised(TMA=True, TMA_LAYOUT="", k=20, BLOCK_K=16) == ("", False, False)
