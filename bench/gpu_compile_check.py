@@ -42,16 +42,30 @@ def _signature(fn, constexprs, floats=("value",)):
 
 def _matmul_operand_variants(precision, config):
     """(TMA layout, REGISTER_A, TRANSPOSED_OUT, WARP_SPECIALIZE) of every way the autotuner runs
-    `config` on operands stored in each layout: TF32 feeds an A that is not K-major through
-    registers and swaps a K-major A with an N-major B (kernels_triton/matmul_layouts.py
-    `oriented`); a warp-specialized configuration runs only where it gets that (`timed_on`)."""
+    `config` on operands stored in each layout, with ENGINE_MATMUL_REGISTER_A on and off: TF32
+    feeds an A that is not K-major through registers and swaps a K-major A with an N-major B
+    (kernels_triton/matmul_layouts.py `oriented`); a warp-specialized configuration runs only
+    where it gets that (`timed_on`)."""
+    from kernels_triton import matmul_layouts
+
+    if precision != "tf32":
+        return [("", False, False, False)]
+    found = []
+    allowed = matmul_layouts.REGISTER_A_ALLOWED
+    try:
+        for matmul_layouts.REGISTER_A_ALLOWED in (True, False):
+            found += [v for v in _stored_variants(config) if v not in found]
+    finally:
+        matmul_layouts.REGISTER_A_ALLOWED = allowed
+    return found
+
+
+def _stored_variants(config):
     import torch
 
     from bench.gpu_common import tf32_stored_view
     from kernels_triton import matmul, matmul_layouts
 
-    if precision != "tf32":
-        return [("", False, False, False)]
     found = []
     for stored in matmul_layouts.TMA_LAYOUTS:
         product, loads = tf32_stored_view(stored, torch.empty(32 * 16), torch.empty(16 * 48),

@@ -184,7 +184,7 @@ def tf32_config_sweep(size, save_rows):
             if config.kwargs["TMA"] and tma_layout not in matmul_layouts.TMA_ALLOWED:
                 row["skipped"] = f"{matmul_layouts.TMA_SWITCH} leaves {tma_layout} out"
             elif config.kwargs["TMA"] and not triton_matmul.timed_on(config, tma_layout):
-                row["skipped"] = f"not an autotune candidate on {tma_layout}"
+                row["skipped"] = f"not an autotune candidate on {tma_layout or 'pointer loads'}"
             else:
                 row.update(_time_config(fn, out.view(size, size), reference, cublas_ms))
             result["rows"].append(row)

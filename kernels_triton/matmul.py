@@ -63,8 +63,8 @@ def matmul_configs(precision):
     # hardware first in the GPU check's canary, which a pointer kernel would bypass. The last three
     # warp-specialize the K loop where it compiles (matmul_layouts.warp_specialized): 4 warps
     # issue the loads while 8 more run wgmma (384 threads), the way CUTLASS's fastest Hopper
-    # kernels are built; the software-pipelined ones reach about 0.81 of cuBLAS on K-major
-    # operands (bench/results/gpu_overhead_h100.json).
+    # kernels are built; the best software-pipelined tile (pointer loads) reached 0.81 of cuBLAS
+    # on K-major operands (bench/results/gpu_overhead_h100.json).
     return tensor_core + [
         _config(128, 256, 32, 8, 8, 3, tma=True), _config(128, 256, 32, 8, 8, 4, tma=True),
         _config(256, 128, 32, 8, 8, 3, tma=True), _config(256, 128, 32, 8, 8, 3, True, True),
@@ -232,8 +232,8 @@ def timed_on(config, layout):
 
 
 def _tma_fallback(configs, named_args, **kwargs):
-    """Autotune pruning to the configurations `timed_on` the layout; with none left, the twins
-    run."""
+    """Autotune pruning to the configurations `timed_on` the layout. With none left, all run: TMA
+    ones as pointer loads and warp-specialized ones plain, as the heuristics normalise them."""
     return [c for c in configs if timed_on(c, kwargs.get("TMA_LAYOUT", ""))] or configs
 
 

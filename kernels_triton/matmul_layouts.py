@@ -57,18 +57,16 @@ def _unit_dim(rows, cols, row_stride, col_stride):
     return None
 
 
-# Loaded layouts on which Triton (3.6 to 3.9) compiles a warp-specialized K loop for an H100 (one
-# partition issues the TMA loads, others run wgmma): not pointer loads, nor a B tile turned round
-# in shared memory ("kn", "mn"), nor with a split epilogue or the persistent loop
-# (bench/gpu_compile_check.py compiles every variant the launcher can produce).
-WARP_SPECIALIZED_LAYOUTS = ("kk", "mk")
-
-
 def warp_specialized(requested, layout, persistent, split_epilogue):
     """Whether a configuration asking for warp specialization gets it on operands loaded as
-    `layout` ("" for pointer loads)."""
-    return (bool(requested) and layout in WARP_SPECIALIZED_LAYOUTS and not persistent
-            and not split_epilogue)
+    `layout` ("" for pointer loads). Triton (3.6 to 3.9) compiles a warp-specialized K loop for an
+    H100 (4 warps issue the TMA loads, 8 run wgmma) only on TMA loads of a K-major B with an A
+    K-major ("kk") or through registers ("mk", where a TF32 A is unless ENGINE_MATMUL_REGISTER_A
+    is off): not for pointer loads, a B tile turned round in shared memory, a split epilogue or
+    the persistent loop (bench/gpu_compile_check.py compiles every variant the launcher can
+    produce, with the register path on and off)."""
+    loads_fit = layout == "kk" or (layout == "mk" and REGISTER_A_ALLOWED)
+    return bool(requested) and loads_fit and not persistent and not split_epilogue
 
 
 def register_a(precision, stride_ak):

@@ -87,10 +87,33 @@ def test_a_configuration_too_big_for_the_gpu_is_recorded_as_such(monkeypatch):
     assert [r["status"] for r in canary.run_case(0, ["kk"], smoke=True)] == ["no_resources"]
 
 
-def test_cases_are_what_the_autotuner_would_launch():
+def test_a_shape_too_big_for_the_gpu_leaves_the_others_counting(monkeypatch):
+    """Shared memory depends on the sizes (their divisibility sets the epilogue's vector width):
+    the shapes that fit still decide the case."""
+    from triton.runtime.errors import OutOfResources
+
+    import bench.gpu_tma_canary as canary
+
+    def error_of(config, layout, shape, seed, smoke):
+        if shape[0] % 2:
+            raise OutOfResources(311520, 232448, "shared memory")
+        return {"ok": 1e-4, "wrong": 0.5}[layout]
+
+    monkeypatch.setattr(canary, "SMOKE_SHAPES", ((40, 20, 36), (41, 20, 36)))
+    monkeypatch.setattr(canary, "_product_error", error_of)
+    right, wrong = canary.run_case(0, ["ok", "wrong"], smoke=True)
+    assert right["status"] == "ok" and "(41, 20, 36)" in right["detail"]
+    assert wrong["status"] == "wrong"
+
+
+def test_cases_are_what_the_autotuner_would_launch(monkeypatch):
     """Every register configuration on the three register layouts, then every TMA configuration
     on each stored layout, but a warp-specialized one not where its load cannot have it."""
     from bench.gpu_tma_canary import REGISTER_LAYOUTS, canary_cases, canary_configs
+    from kernels_triton import matmul_layouts
+
+    # As the canary's children run, whatever the suite was told.
+    monkeypatch.setattr(matmul_layouts, "REGISTER_A_ALLOWED", True)
 
     loads = {"kk": "kk", "kn": "mk", "mk": "mk", "mn": "mn"}
     cases = canary_cases(True, loads)

@@ -248,13 +248,14 @@ def test_every_tma_configuration_but_the_split_has_a_pointer_twin_among_the_cand
     assert [c.kwargs["SPLIT_EPILOGUE"] for c in missing] == [True]
 
 
-def test_warp_specialization_only_where_it_compiles():
-    """Only TMA loads of a K-major B ("kk", "mk"), with neither the persistent loop nor a split
-    epilogue, get a warp-specialized K loop; elsewhere the autotuner does not time such a
-    configuration, and a forced launch runs it plain."""
+def test_warp_specialization_only_where_it_compiles(monkeypatch):
+    """Only TMA loads of a K-major B with A K-major ("kk") or through registers ("mk"), with
+    neither the persistent loop nor a split epilogue, get a warp-specialized K loop; elsewhere the
+    autotuner does not time such a configuration, and a forced launch runs it plain."""
     from kernels_triton import matmul as triton_matmul
     from kernels_triton.matmul_layouts import warp_specialized
 
+    monkeypatch.setattr(matmul_layouts, "REGISTER_A_ALLOWED", True)
     assert warp_specialized(True, "kk", False, False) and warp_specialized(True, "mk", False, False)
     for layout in ("kn", "mn", ""):
         assert not warp_specialized(True, layout, False, False)
@@ -271,6 +272,11 @@ def test_warp_specialization_only_where_it_compiles():
         assert triton_matmul._tma_fallback(configs, {}, TMA_LAYOUT=layout) == [pointer, plain]
     assert triton_matmul._tma_fallback(configs, {}, TMA_LAYOUT="") == [pointer]
     assert triton_matmul._tma_fallback([specialized], {}, TMA_LAYOUT="mn") == [specialized]
+    # ENGINE_MATMUL_REGISTER_A=off: an M-major A stays in shared memory, where it does not compile.
+    monkeypatch.setattr(matmul_layouts, "REGISTER_A_ALLOWED", False)
+    assert warp_specialized(True, "kk", False, False)
+    assert not warp_specialized(True, "mk", False, False)
+    assert triton_matmul._tma_fallback(configs, {}, TMA_LAYOUT="mk") == [pointer, plain]
 
 
 @pytest.mark.parametrize("tma_layout", ["kk", "kn", "mk", "mn"])
