@@ -26,7 +26,8 @@ fi
 BUDGET="${GPU_CHECK_BUDGET:-580}"
 STAGES=" ${GPU_CHECK_STAGES:-env pylib build_c tma tests matmul conv overhead train conv_large} "
 : > "$OUT/stages.jsonl"
-rm -f "$OUT/tma_layouts.txt" "$OUT/register_a.txt" "$OUT/tma_canary.json"
+rm -f "$OUT/tma_layouts.txt" "$OUT/register_a.txt" "$OUT/warp_specialize.txt" \
+  "$OUT/tma_canary.json"
 
 stage() {  # stage NAME LIMIT_S CMD...: run CMD with a timeout (capped by the budget left)
   local name=$1 limit=$2
@@ -77,16 +78,21 @@ if [[ "$STAGES" == *" tma "* ]]; then
   # TMA loads run on hardware first here, each case in a process of its own: the later stages
   # (the tests' TMA cases included) load by TMA only on the layouts where every configuration
   # came out right, and a canary that did not finish leaves TMA off rather than risk a fault
-  # that ends a stage. The register path is switched off when a case of it did not come out
-  # right (wrong, crashed, timed out or not run), but a canary that did not finish leaves it on:
-  # it addresses memory as the pointer loads do (checked under the interpreter), so what it
-  # risks is wrong values, which the tests and benchmarks report, not a fault.
+  # that ends a stage; warp specialization (its partitions wait on each other's barriers, so
+  # what it risks is a hang) likewise. The register path is switched off when a case of it did
+  # not come out right (wrong, crashed, timed out or not run), but a canary that did not finish
+  # leaves it on: it addresses memory as the pointer loads do (checked under the interpreter), so
+  # what it risks is wrong values, which the tests and benchmarks report, not a fault.
   ENGINE_MATMUL_TMA=off
   [[ -s "$OUT/tma_layouts.txt" ]] && ENGINE_MATMUL_TMA="$(cat "$OUT/tma_layouts.txt")"
+  ENGINE_MATMUL_WARP_SPECIALIZE=off
+  [[ -s "$OUT/warp_specialize.txt" ]] &&
+    ENGINE_MATMUL_WARP_SPECIALIZE="$(cat "$OUT/warp_specialize.txt")"
   ENGINE_MATMUL_REGISTER_A=on
   [[ -s "$OUT/register_a.txt" ]] && ENGINE_MATMUL_REGISTER_A="$(cat "$OUT/register_a.txt")"
-  export ENGINE_MATMUL_TMA ENGINE_MATMUL_REGISTER_A
+  export ENGINE_MATMUL_TMA ENGINE_MATMUL_WARP_SPECIALIZE ENGINE_MATMUL_REGISTER_A
   echo "== later stages run with ENGINE_MATMUL_TMA=$ENGINE_MATMUL_TMA" \
+    "ENGINE_MATMUL_WARP_SPECIALIZE=$ENGINE_MATMUL_WARP_SPECIALIZE" \
     "ENGINE_MATMUL_REGISTER_A=$ENGINE_MATMUL_REGISTER_A"
 fi
 # The GPU machine has 16 cores and pytest-xdist: compiling kernels is most of the tests' time.

@@ -75,7 +75,8 @@ def main():
         DEVICE, args.sizes = "cpu", [16, 40]
     # The TMA layouts this process may load (gpu_check.sh sets them from the TMA canary).
     results = {"device": device_name(), "tma_layouts": sorted(matmul_layouts.TMA_ALLOWED),
-               "register_a": matmul_layouts.REGISTER_A_ALLOWED, "rows": []}
+               "register_a": matmul_layouts.REGISTER_A_ALLOWED,
+               "warp_specialize": matmul_layouts.WARP_SPECIALIZE_ALLOWED, "rows": []}
     print(f"{'size':>6} {'mode':>7} {'staging':>7} {'ours TF/s':>10} {'torch TF/s':>11} "
           f"{'ours/torch':>10} {'ours err':>9} {'torch err':>9}")
     for precision, allow_tf32, staging in MODES:

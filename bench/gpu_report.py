@@ -109,6 +109,7 @@ def main():
                for r in canary["cases"] if r["status"] != "ok"]
         print(f"\ncanary: {len(canary['cases']) - len(bad)}/{len(canary['cases'])} cases right; "
               f"later stages ran with ENGINE_MATMUL_REGISTER_A={canary.get('register_a', 'on')} "
+              f"ENGINE_MATMUL_WARP_SPECIALIZE={canary.get('warp_specialize', '?')} "
               f"ENGINE_MATMUL_TMA={canary['switch']}")
         for line in bad:
             print("  ", line)

@@ -3,9 +3,10 @@ matmul launcher would on ragged edges and checked against float64, each case in 
 own (a faulting or hanging kernel takes down only its own): every pointer-load configuration with an
 operand fed through registers, and every tensor-descriptor (TMA) configuration on operands stored in
 every layout. Writes $OUT/tma_canary.json, and for gpu_check.sh to hand to the later stages
-$OUT/register_a.txt (ENGINE_MATMUL_REGISTER_A: "on" if every register case came out right) and
-$OUT/tma_layouts.txt (ENGINE_MATMUL_TMA: the layouts the kernel loads on which every case did, else
-"off"). Usage: python bench/gpu_tma_canary.py [--smoke] [--workers 12]
+$OUT/register_a.txt (ENGINE_MATMUL_REGISTER_A: "on" if every register case came out right),
+$OUT/warp_specialize.txt (ENGINE_MATMUL_WARP_SPECIALIZE: alike for the warp-specialized cases) and
+$OUT/tma_layouts.txt (ENGINE_MATMUL_TMA: the layouts the kernel loads on which every case that
+will run did, else "off"). Usage: python bench/gpu_tma_canary.py [--smoke] [--workers 12]
 (one case: --case INDEX LAYOUTS [--registers])
 """
 
@@ -131,16 +132,18 @@ def run_case(index, layouts, smoke, registers=False):
 
 
 def _record(config, layout, registers):
+    """A case's record as the parent knows it before the child reports (config None: its keys)."""
     return {"config": config_label(config), "layout": layout,
-            "path": "registers" if registers else "tma"}
+            "path": "registers" if registers else "tma",
+            "ws": bool(config and config.kwargs["WARP_SPECIALIZE"])}
 
 
 def _child_environment():
-    from kernels_triton.matmul_layouts import REGISTER_SWITCH, TMA_SWITCH
+    from kernels_triton.matmul_layouts import REGISTER_SWITCH, TMA_SWITCH, WARP_SPECIALIZE_SWITCH
 
     # Each case tries its own path whatever this process was told.
     env = {key: value for key, value in os.environ.items()
-           if key not in (TMA_SWITCH, REGISTER_SWITCH)}
+           if key not in (TMA_SWITCH, REGISTER_SWITCH, WARP_SPECIALIZE_SWITCH)}
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
     return env
@@ -179,6 +182,13 @@ def register_value(records):
     return "on" if cases and all(r["status"] in USABLE for r in cases) else "off"
 
 
+def warp_specialize_value(records):
+    """ENGINE_MATMUL_WARP_SPECIALIZE for the later stages: "on" when every warp-specialized case
+    came out right (or needed more than the GPU has), else "off"."""
+    cases = [r for r in records if r["path"] == "tma" and r["ws"]]
+    return "on" if cases and all(r["status"] in USABLE for r in cases) else "off"
+
+
 def canary_cases(smoke, loads):
     """(configuration index, stored layouts, register case or not) of every case: register cases
     first, as every TF32 product whose operands are not both K-major takes that path; then each
@@ -192,14 +202,15 @@ def canary_cases(smoke, loads):
                if matmul.timed_on(config, loads[layout])])
 
 
-def switch_value(records, registers="on"):
+def switch_value(records, registers="on", warp_specialize="on"):
     """ENGINE_MATMUL_TMA for the later stages: the layouts the kernel loads (a TMA record's
-    "loads") on which every case came out right (or needed more shared memory than the GPU has,
-    which the autotuner skips). With the register path off, a layout with A not K-major ("m...")
-    would load without it, which no case ran: those stay off."""
+    "loads") on which every case that will still run came out right (or needed more shared memory
+    than the GPU has, which the autotuner skips): with warp specialization off, its cases do not
+    count. With the register path off, a layout with A not K-major ("m...") would load without
+    it, which no case ran: those stay off."""
     from kernels_triton.matmul_layouts import TMA_LAYOUTS
 
-    cases = [r for r in records if r["path"] == "tma"]
+    cases = [r for r in records if r["path"] == "tma" and (warp_specialize == "on" or not r["ws"])]
     loaded = {r["loads"] for r in cases}
     allowed = [layout for layout in TMA_LAYOUTS if layout in loaded
                and all(r["status"] in USABLE for r in cases if r["loads"] == layout)
@@ -209,7 +220,7 @@ def switch_value(records, registers="on"):
 
 def _write_atomically(name, value):
     """Written whole or not at all: gpu_check.sh reads a missing or empty file as the switch's
-    fallback (TMA off, the register path on)."""
+    fallback (TMA and warp specialization off, the register path on)."""
     path = os.path.join(out_dir(), name)
     with open(path + ".tmp", "w") as f:
         f.write(value + "\n")
@@ -227,12 +238,12 @@ def main():
         records = run_case(int(args.case[0]), args.case[1].split(","), args.smoke,
                            args.registers)
         print(json.dumps([{key: value for key, value in record.items()
-                           if key not in ("config", "layout", "path")} for record in records]))
+                           if key not in _record(None, "", False)} for record in records]))
         return
     from kernels_triton import matmul_layouts
 
-    # Name the loads as the children run them: _child_environment drops the register switch.
-    matmul_layouts.REGISTER_A_ALLOWED = True
+    # Name the loads and cases as the children run them: _child_environment drops the switches.
+    matmul_layouts.REGISTER_A_ALLOWED = matmul_layouts.WARP_SPECIALIZE_ALLOWED = True
     loads = {layout: kernel_layout(layout) for layout in matmul_layouts.TMA_LAYOUTS}
     cases = canary_cases(args.smoke, loads)
     deadline = time.perf_counter() + BUDGET_S
@@ -242,10 +253,11 @@ def main():
             for record in case_records]
     records = [dict(record, loads=loads[record["layout"]]) if record["path"] == "tma" else record
                for record in records]
-    registers = register_value(records)
-    switch = switch_value(records, registers)
+    registers, specialized = register_value(records), warp_specialize_value(records)
+    switch = switch_value(records, registers, specialized)
     save("tma_canary", {"device": device_name(), "shapes": SMOKE_SHAPES if args.smoke else SHAPES,
-                        "cases": records, "switch": switch, "register_a": registers})
+                        "cases": records, "switch": switch, "register_a": registers,
+                        "warp_specialize": specialized})
     for record in records:
         path = f"loads {record['loads']}" if "loads" in record else "registers"
         print(f"{record['config']:>38} {record['layout']} ({path}) "
@@ -253,8 +265,11 @@ def main():
         if "detail" in record:
             print("    ", record["detail"].replace("\n", "\n     "))
     _write_atomically("register_a.txt", registers)
+    _write_atomically("warp_specialize.txt", specialized)
     _write_atomically("tma_layouts.txt", switch)
-    print(f"{matmul_layouts.REGISTER_SWITCH}={registers} {matmul_layouts.TMA_SWITCH}={switch}")
+    print(f"{matmul_layouts.REGISTER_SWITCH}={registers} "
+          f"{matmul_layouts.WARP_SPECIALIZE_SWITCH}={specialized} "
+          f"{matmul_layouts.TMA_SWITCH}={switch}")
     sys.exit(0 if all(r["status"] == "ok" for r in records) else 1)
 
 

@@ -1,6 +1,6 @@
 """Operand layouts of the Triton matmul (kernel layer, host side): which layouts tensor descriptors
-(TMA) can load and ENGINE_MATMUL_TMA allows, and how a TF32 product is oriented so that an operand
-that is not K-major reaches the tensor cores through registers (ENGINE_MATMUL_REGISTER_A).
+(TMA) can load, which of those get a warp-specialized K loop, and how a TF32 product is oriented so
+that an operand that is not K-major reaches the tensor cores through registers; each has a switch.
 """
 
 import os
@@ -26,24 +26,27 @@ def parse_tma_switch(value):
     return frozenset(layouts)
 
 
+# Escape hatches like ENGINE_MATMUL_TMA, each set by bench/gpu_tma_canary.py when its path comes out
+# wrong on the machine. Register path off: a TF32 operand that is not K-major is gathered into
+# shared memory 4 bytes at a time and truncated like the other (or staged, and rounded by the
+# copy). Warp specialization off: its configurations run as plain software-pipelined loops.
 REGISTER_SWITCH = "ENGINE_MATMUL_REGISTER_A"
+WARP_SPECIALIZE_SWITCH = "ENGINE_MATMUL_WARP_SPECIALIZE"
 
 
-def parse_register_switch(value):
-    """Whether ENGINE_MATMUL_REGISTER_A lets TF32 feed an operand that is not K-major through
-    registers: "on" (also when set empty) or "off". An escape hatch like ENGINE_MATMUL_TMA, set by
-    bench/gpu_tma_canary.py when that path comes out wrong on the machine; off, such an operand is
-    gathered into shared memory 4 bytes at a time and truncated like the other (or staged, and
-    rounded by the copy)."""
+def parse_on_off(switch, value):
+    """Whether `switch` (set to `value`) is on: "on" (also when set empty) or "off"."""
     setting = value.strip().lower()
     if setting not in ("", "on", "off"):
-        raise ValueError(f"{REGISTER_SWITCH}={value!r}: give 'on' or 'off'")
+        raise ValueError(f"{switch}={value!r}: give 'on' or 'off'")
     return setting != "off"
 
 
 # Read once, like TRITON_INTERPRET: the autotuner's cached choices depend on them.
 TMA_ALLOWED = parse_tma_switch(os.environ.get(TMA_SWITCH, "on"))
-REGISTER_A_ALLOWED = parse_register_switch(os.environ.get(REGISTER_SWITCH, "on"))
+REGISTER_A_ALLOWED = parse_on_off(REGISTER_SWITCH, os.environ.get(REGISTER_SWITCH, "on"))
+WARP_SPECIALIZE_ALLOWED = parse_on_off(WARP_SPECIALIZE_SWITCH,
+                                       os.environ.get(WARP_SPECIALIZE_SWITCH, "on"))
 
 
 def _unit_dim(rows, cols, row_stride, col_stride):
@@ -59,14 +62,16 @@ def _unit_dim(rows, cols, row_stride, col_stride):
 
 def warp_specialized(requested, layout, persistent, split_epilogue):
     """Whether a configuration asking for warp specialization gets it on operands loaded as
-    `layout` ("" for pointer loads). Triton (3.6 to 3.9) compiles a warp-specialized K loop for an
-    H100 (4 warps issue the TMA loads, 8 run wgmma) only on TMA loads of a K-major B with an A
-    K-major ("kk") or through registers ("mk", where a TF32 A is unless ENGINE_MATMUL_REGISTER_A
-    is off): not for pointer loads, a B tile turned round in shared memory, a split epilogue or
-    the persistent loop (bench/gpu_compile_check.py compiles every variant the launcher can
-    produce, with the register path on and off)."""
+    `layout` ("" for pointer loads), unless ENGINE_MATMUL_WARP_SPECIALIZE is off. Triton (3.6 to
+    3.9) compiles a warp-specialized K loop for an H100 (4 warps issue the TMA loads, 8 run
+    wgmma) only on TMA loads of a K-major B with an A K-major ("kk") or through registers ("mk",
+    where a TF32 A is unless ENGINE_MATMUL_REGISTER_A is off): not for pointer loads, a B tile
+    turned round in shared memory, a split epilogue or the persistent loop
+    (bench/gpu_compile_check.py compiles every variant the launcher can produce, with the
+    register path on and off)."""
     loads_fit = layout == "kk" or (layout == "mk" and REGISTER_A_ALLOWED)
-    return bool(requested) and loads_fit and not persistent and not split_epilogue
+    return (WARP_SPECIALIZE_ALLOWED and bool(requested) and loads_fit and not persistent
+            and not split_epilogue)
 
 
 def register_a(precision, stride_ak):

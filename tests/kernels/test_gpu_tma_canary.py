@@ -114,6 +114,7 @@ def test_cases_are_what_the_autotuner_would_launch(monkeypatch):
 
     # As the canary's children run, whatever the suite was told.
     monkeypatch.setattr(matmul_layouts, "REGISTER_A_ALLOWED", True)
+    monkeypatch.setattr(matmul_layouts, "WARP_SPECIALIZE_ALLOWED", True)
 
     loads = {"kk": "kk", "kn": "mk", "mk": "mk", "mn": "mn"}
     cases = canary_cases(True, loads)
@@ -126,6 +127,19 @@ def test_cases_are_what_the_autotuner_would_launch(monkeypatch):
         assert layouts == (["kk", "kn", "mk"] if index in specialized else
                            ["kk", "kn", "mk", "mn"])
     assert not any(case[2] for case in tma)
+
+
+def test_warp_specialization_stays_on_only_if_every_case_of_it_was_right():
+    from bench.gpu_tma_canary import warp_specialize_value
+
+    def records(*statuses):
+        return [{"path": "tma", "ws": True, "status": status} for status in statuses] + [
+            {"path": "tma", "ws": False, "status": "wrong"},
+            {"path": "registers", "ws": False, "status": "wrong"}]
+
+    assert warp_specialize_value(records("ok", "no_resources")) == "on"
+    assert warp_specialize_value(records("ok", "timeout")) == "off"
+    assert warp_specialize_value(records()) == "off"
 
 
 def test_the_register_path_stays_on_only_if_every_case_was_right():
@@ -147,14 +161,21 @@ def test_only_layouts_right_in_every_case_stay_on():
     loads = {"kk": "kk", "kn": "mk", "mk": "mk", "mn": "mn"}
 
     def records(**status):
-        return [{"path": "tma", "layout": layout, "loads": loads[layout], "status": value}
-                for layout, value in status.items()] + [
-            {"path": "tma", "layout": layout, "loads": loads[layout], "status": "ok"}
-            for layout in loads] + [{"path": "registers", "layout": "kn", "status": "wrong"}]
+        return [{"path": "tma", "ws": False, "layout": layout, "loads": loads[layout],
+                 "status": value} for layout, value in status.items()] + [
+            {"path": "tma", "ws": False, "layout": layout, "loads": loads[layout], "status": "ok"}
+            for layout in loads] + [{"path": "registers", "ws": False, "layout": "kn",
+                                     "status": "wrong"}]
 
     assert switch_value(records()) == "kk,mk,mn"
     # Without registers an M-major A would load another way, which no case ran.
     assert switch_value(records(), registers="off") == "kk"
+    # A warp-specialized case that hung switches TMA off on its layout, unless warp
+    # specialization itself is off, and then its cases no longer run.
+    hung = records() + [{"path": "tma", "ws": True, "layout": "kk", "loads": "kk",
+                         "status": "timeout"}]
+    assert switch_value(hung) == "mk,mn"
+    assert switch_value(hung, warp_specialize="off") == "kk,mk,mn"
     assert switch_value(records(kk="no_resources")) == "kk,mk,mn"
     assert switch_value(records(kn="wrong")) == "kk,mn"  # the product stored kn loads mk
     assert switch_value(records(kk="timeout", mn="wrong")) == "mk"

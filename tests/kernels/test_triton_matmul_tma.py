@@ -180,12 +180,12 @@ def test_switch_names_the_layouts_tma_may_load():
 
 
 def test_register_switch_is_on_or_off():
-    from kernels_triton.matmul_layouts import parse_register_switch
+    from kernels_triton.matmul_layouts import REGISTER_SWITCH, parse_on_off
 
-    assert parse_register_switch("on") and parse_register_switch("")
-    assert not parse_register_switch(" OFF ")
+    assert parse_on_off(REGISTER_SWITCH, "on") and parse_on_off(REGISTER_SWITCH, "")
+    assert not parse_on_off(REGISTER_SWITCH, " OFF ")
     with pytest.raises(ValueError, match="ENGINE_MATMUL_REGISTER_A"):
-        parse_register_switch("yes")
+        parse_on_off(REGISTER_SWITCH, "yes")
 
 
 def test_the_switch_filters_what_the_copy_engine_could_read(monkeypatch):
@@ -256,6 +256,7 @@ def test_warp_specialization_only_where_it_compiles(monkeypatch):
     from kernels_triton.matmul_layouts import warp_specialized
 
     monkeypatch.setattr(matmul_layouts, "REGISTER_A_ALLOWED", True)
+    monkeypatch.setattr(matmul_layouts, "WARP_SPECIALIZE_ALLOWED", True)
     assert warp_specialized(True, "kk", False, False) and warp_specialized(True, "mk", False, False)
     for layout in ("kn", "mn", ""):
         assert not warp_specialized(True, layout, False, False)
@@ -277,6 +278,10 @@ def test_warp_specialization_only_where_it_compiles(monkeypatch):
     assert warp_specialized(True, "kk", False, False)
     assert not warp_specialized(True, "mk", False, False)
     assert triton_matmul._tma_fallback(configs, {}, TMA_LAYOUT="mk") == [pointer, plain]
+    # ENGINE_MATMUL_WARP_SPECIALIZE=off (the GPU check's canary saw it fail): nowhere.
+    monkeypatch.setattr(matmul_layouts, "WARP_SPECIALIZE_ALLOWED", False)
+    assert not warp_specialized(True, "kk", False, False)
+    assert triton_matmul._tma_fallback(configs, {}, TMA_LAYOUT="kk") == [pointer, plain]
 
 
 @pytest.mark.parametrize("tma_layout", ["kk", "kn", "mk", "mn"])
@@ -300,11 +305,13 @@ def test_warp_specialized_configurations_compute_the_product(cuda, monkeypatch, 
     _check(got, expected, k, rtol=rtol_for("tf32"))
 
 
-def test_each_variant_compiles_once_whatever_the_layout():
+def test_each_variant_compiles_once_whatever_the_layout(monkeypatch):
     """Pointer-load configurations see no layout and TMA ones always an even K, so neither is
     compiled again for each layout or K remainder a process meets; warp specialization follows
     the layout loaded."""
     from kernels_triton.matmul import _matmul_even_k
+
+    monkeypatch.setattr(matmul_layouts, "WARP_SPECIALIZE_ALLOWED", True)
 
     def normalised(**args):
         args = {"PRECISION": "tf32", "stride_ak": 1, "WARP_SPECIALIZE": True, "PERSISTENT": False,
