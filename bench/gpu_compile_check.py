@@ -74,9 +74,7 @@ def _stored_variants(config):
         if not matmul.timed_on(config, loads):
             continue
         variant = (layout, matmul_layouts.register_a("tf32", product[5][2]), product[8],
-                   matmul_layouts.warp_specialized(config.kwargs["WARP_SPECIALIZE"], layout,
-                                                   config.kwargs["PERSISTENT"],
-                                                   config.kwargs["SPLIT_EPILOGUE"]))
+                   matmul_layouts.warp_specialized(config.kwargs, layout))
         if variant not in found:
             found.append(variant)
     return found

@@ -227,8 +227,7 @@ def timed_on(config, layout):
     gets warp specialization (its plain twin, 4 warps on a large tile, would spill)."""
     if not layout:
         return not config.kwargs["TMA"]
-    return not config.kwargs["WARP_SPECIALIZE"] or warp_specialized(
-        True, layout, config.kwargs["PERSISTENT"], config.kwargs["SPLIT_EPILOGUE"])
+    return not config.kwargs["WARP_SPECIALIZE"] or warp_specialized(config.kwargs, layout)
 
 
 def _tma_fallback(configs, named_args, **kwargs):
@@ -245,9 +244,8 @@ _matmul_even_k = triton.heuristics(
     {"TMA_LAYOUT": lambda args: args["TMA_LAYOUT"] if args["TMA"] else "",
      "EVEN_K": lambda args: bool(args["TMA_LAYOUT"]) or args["k"] % args["BLOCK_K"] == 0,
      "REGISTER_A": lambda args: register_a(args["PRECISION"], args["stride_ak"]),
-     "WARP_SPECIALIZE": lambda args: warp_specialized(
-         args["WARP_SPECIALIZE"], args["TMA_LAYOUT"], args["PERSISTENT"],
-         args["SPLIT_EPILOGUE"])})(_matmul_kernel)
+     "WARP_SPECIALIZE": lambda args: warp_specialized(args, args["TMA_LAYOUT"])})(
+         _matmul_kernel)
 # Unit strides, the TMA layout and the swap are part of the key: an operand's layout changes which
 # tile shape wins.
 _AUTOTUNED = {p: triton.autotune(configs=matmul_configs(p),
@@ -263,9 +261,9 @@ def run_config(config, grid, args, precision, layout, transposed):
     the autotuner's heuristics would; `layout` applies to a TMA configuration only."""
     layout = layout if config.kwargs["TMA"] else ""
     k, stride_ak = args[5], args[9]
-    meta = dict(config.kwargs, WARP_SPECIALIZE=warp_specialized(
-        config.kwargs["WARP_SPECIALIZE"], layout, config.kwargs["PERSISTENT"],
-        config.kwargs["SPLIT_EPILOGUE"]))
+    meta = config.kwargs
+    if meta["WARP_SPECIALIZE"]:  # a new dictionary only then: small products launch through here
+        meta = dict(meta, WARP_SPECIALIZE=warp_specialized(meta, layout))
     _matmul_kernel[grid](*args, PRECISION=precision,
                          EVEN_K=bool(layout) or k % config.kwargs["BLOCK_K"] == 0,
                          TMA_LAYOUT=layout, REGISTER_A=register_a(precision, stride_ak),

@@ -29,7 +29,8 @@ def parse_tma_switch(value):
 # Escape hatches like ENGINE_MATMUL_TMA, each set by bench/gpu_tma_canary.py when its path comes out
 # wrong on the machine. Register path off: a TF32 operand that is not K-major is gathered into
 # shared memory 4 bytes at a time and truncated like the other (or staged, and rounded by the
-# copy). Warp specialization off: its configurations run as plain software-pipelined loops.
+# copy). Warp specialization off: its configurations are no autotune candidates (a launch forced
+# with one runs a plain software-pipelined loop).
 REGISTER_SWITCH = "ENGINE_MATMUL_REGISTER_A"
 WARP_SPECIALIZE_SWITCH = "ENGINE_MATMUL_WARP_SPECIALIZE"
 
@@ -60,9 +61,10 @@ def _unit_dim(rows, cols, row_stride, col_stride):
     return None
 
 
-def warp_specialized(requested, layout, persistent, split_epilogue):
-    """Whether a configuration asking for warp specialization gets it on operands loaded as
-    `layout` ("" for pointer loads), unless ENGINE_MATMUL_WARP_SPECIALIZE is off. Triton (3.6 to
+def warp_specialized(meta, layout):
+    """Whether a configuration (its meta-parameters `meta`: WARP_SPECIALIZE asked for, PERSISTENT,
+    SPLIT_EPILOGUE) gets warp specialization on operands loaded as `layout` ("" for pointer
+    loads), unless ENGINE_MATMUL_WARP_SPECIALIZE is off. Triton (3.6 to
     3.9) compiles a warp-specialized K loop for an H100 (4 warps issue the TMA loads, 8 run
     wgmma) only on TMA loads of a K-major B with an A K-major ("kk") or through registers ("mk",
     where a TF32 A is unless ENGINE_MATMUL_REGISTER_A is off): not for pointer loads, a B tile
@@ -70,8 +72,8 @@ def warp_specialized(requested, layout, persistent, split_epilogue):
     (bench/gpu_compile_check.py compiles every variant the launcher can produce, with the
     register path on and off)."""
     loads_fit = layout == "kk" or (layout == "mk" and REGISTER_A_ALLOWED)
-    return (WARP_SPECIALIZE_ALLOWED and bool(requested) and loads_fit and not persistent
-            and not split_epilogue)
+    return (WARP_SPECIALIZE_ALLOWED and bool(meta["WARP_SPECIALIZE"]) and loads_fit
+            and not meta["PERSISTENT"] and not meta["SPLIT_EPILOGUE"])
 
 
 def register_a(precision, stride_ak):

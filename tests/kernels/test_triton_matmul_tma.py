@@ -257,12 +257,15 @@ def test_warp_specialization_only_where_it_compiles(monkeypatch):
 
     monkeypatch.setattr(matmul_layouts, "REGISTER_A_ALLOWED", True)
     monkeypatch.setattr(matmul_layouts, "WARP_SPECIALIZE_ALLOWED", True)
-    assert warp_specialized(True, "kk", False, False) and warp_specialized(True, "mk", False, False)
+    def asked(requested=True, persistent=False, split=False):
+        return {"WARP_SPECIALIZE": requested, "PERSISTENT": persistent, "SPLIT_EPILOGUE": split}
+
+    assert warp_specialized(asked(), "kk") and warp_specialized(asked(), "mk")
     for layout in ("kn", "mn", ""):
-        assert not warp_specialized(True, layout, False, False)
-    assert not warp_specialized(True, "kk", True, False)
-    assert not warp_specialized(True, "kk", False, True)
-    assert not warp_specialized(False, "kk", False, False)
+        assert not warp_specialized(asked(), layout)
+    assert not warp_specialized(asked(persistent=True), "kk")
+    assert not warp_specialized(asked(split=True), "kk")
+    assert not warp_specialized(asked(requested=False), "kk")
     plain = triton_matmul._config(128, 128, 32, 8, 4, 4, tma=True)
     specialized = triton_matmul._config(128, 128, 32, 8, 4, 4, tma=True, ws=True)
     pointer = triton_matmul._config(128, 128, 32, 8, 4, 4)
@@ -275,12 +278,11 @@ def test_warp_specialization_only_where_it_compiles(monkeypatch):
     assert triton_matmul._tma_fallback([specialized], {}, TMA_LAYOUT="mn") == [specialized]
     # ENGINE_MATMUL_REGISTER_A=off: an M-major A stays in shared memory, where it does not compile.
     monkeypatch.setattr(matmul_layouts, "REGISTER_A_ALLOWED", False)
-    assert warp_specialized(True, "kk", False, False)
-    assert not warp_specialized(True, "mk", False, False)
+    assert warp_specialized(asked(), "kk") and not warp_specialized(asked(), "mk")
     assert triton_matmul._tma_fallback(configs, {}, TMA_LAYOUT="mk") == [pointer, plain]
     # ENGINE_MATMUL_WARP_SPECIALIZE=off (the GPU check's canary saw it fail): nowhere.
     monkeypatch.setattr(matmul_layouts, "WARP_SPECIALIZE_ALLOWED", False)
-    assert not warp_specialized(True, "kk", False, False)
+    assert not warp_specialized(asked(), "kk")
     assert triton_matmul._tma_fallback(configs, {}, TMA_LAYOUT="kk") == [pointer, plain]
 
 
