@@ -63,7 +63,7 @@ test-fast: setup
 gpu-wheels: setup
 	rm -rf .gpu_wheels && mkdir -p .gpu_wheels
 	$(BIN)/pip wheel -q --no-deps -w .gpu_wheels hydra-core==1.3.8 omegaconf==2.3.1 \
-		antlr4-python3-runtime==4.9.3 packaging
+		antlr4-python3-runtime==4.9.3 packaging pytest-timeout==2.4.0
 	$(BIN)/pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
 		--platform manylinux2014_x86_64 -d .gpu_wheels PyYAML==6.0.4
 

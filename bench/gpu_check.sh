@@ -57,12 +57,13 @@ for path in tests/backend tests/kernels; do
 done
 
 stage env 60 "$PY" bench/gpu_env.py
-# The harness's config stack (hydra, omegaconf) is not on the GPU machine and no index is reachable
-# there: install what is missing from the wheels `make gpu-wheels` put in .gpu_wheels (carried with
-# the working tree), into a folder of its own so nothing installed shadows the machine's packages.
+# The harness's config stack (hydra, omegaconf) and pytest-timeout are not on the GPU machine and no
+# index is reachable there: install what is missing from the wheels `make gpu-wheels` put in
+# .gpu_wheels (carried with the working tree), into a folder of its own so nothing installed
+# shadows the machine's packages.
 missing=()
 for pair in hydra:hydra-core omegaconf:omegaconf antlr4:antlr4-python3-runtime yaml:PyYAML \
-    packaging:packaging; do
+    packaging:packaging pytest_timeout:pytest-timeout; do
   "$PY" -c "import ${pair%%:*}" 2>/dev/null || missing+=("${pair#*:}")
 done
 if ((${#missing[@]})) && [[ -d .gpu_wheels ]]; then
@@ -99,6 +100,12 @@ fi
 workers=()
 if [[ -z "${TRITON_INTERPRET:-}" ]] && "$PY" -c "import xdist" 2>/dev/null; then
   workers=(-n 12)
+  # A hung kernel blocks in a CUDA wait that no signal interrupts: the thread method ends the
+  # worker process, xdist records that test as crashed and a fresh worker takes the rest, so the
+  # stage still writes its report.
+  if "$PY" -c "import pytest_timeout" 2>/dev/null; then
+    workers+=(--timeout=120 --timeout-method=thread)
+  fi
 fi
 stage tests 200 "$PY" -m pytest -q -p no:cacheprovider -m "not slow" "${workers[@]}" \
   --junitxml="$OUT/tests.xml" "${test_paths[@]}"
