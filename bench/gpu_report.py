@@ -152,6 +152,12 @@ def main():
             print("  ", {k: v for k, v in run.items() if k not in ("output_tail", "losses")})
         if train.get("per_step_ms"):
             print("   one more training step (ms):", train["per_step_ms"])
+        profile = train.get("cuda_profile")
+        if profile:
+            print(f"   cuda run under cProfile: {profile['total_s']} s, launch entries called "
+                  f"{profile['launch_calls']}; top cumulative, then top own time:")
+            for line in profile["top_cumulative"] + ["..."] + profile["top_own"]:
+                print("    ", line)
     overhead = results["overhead"]
     if overhead:
         print("\nhost time per call (us, launch loop without syncs) and device time per kernel "

@@ -3,12 +3,14 @@
 wheels, see gpu_check.sh), else a small engine MLP on synthetic data; records wall times, losses
 and errors in $OUT/train.json. The cuda run goes twice: the first process may compile kernels,
 the second loads them from Triton's cache; then each device runs twice the steps, which gives the
-cost of one training step apart from the fixed start-up costs. Extra harness overrides come from
+cost of one training step apart from the fixed start-up costs, and a last cuda run under cProfile
+says where the host time goes (launches, kernel loading). Extra harness overrides come from
 GPU_TRAIN_ARGS (default "data=synthetic train.steps=200": the GPU machine has no MNIST copy).
 Usage: python bench/gpu_train.py
 """
 
 import os
+import pstats
 import re
 import shlex
 import subprocess
@@ -17,7 +19,7 @@ import time
 
 import numpy as np
 
-from bench.gpu_common import save
+from bench.gpu_common import out_dir, save
 
 RUN_LIMIT_S = int(os.environ.get("GPU_TRAIN_RUN_LIMIT", "50"))
 
@@ -44,9 +46,10 @@ def _steps(overrides):
     return int(float(given[-1])) if given else None  # Hydra also takes 1e3
 
 
-def harness_run(device, steps=None):
+def harness_run(device, steps=None, profile_to=None):
     extra = _harness_overrides(steps)
-    command = [sys.executable, "-m", "harness", "run", f"device={device}", *extra]
+    profiler = ["-m", "cProfile", "-o", profile_to] if profile_to else []
+    command = [sys.executable, *profiler, "-m", "harness", "run", f"device={device}", *extra]
     start = time.perf_counter()
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=RUN_LIMIT_S)
@@ -60,6 +63,34 @@ def harness_run(device, steps=None):
             "status": status.group(1) if status else None,
             "metrics": status.group(2).strip() if status else None,
             "trial_s": float(status.group(3)) if status else None, "output_tail": output[-3000:]}
+
+
+# Where a launch enters Triton: compiled kernels, the interpreter (smoke runs), the autotuner.
+LAUNCH_ENTRIES = {("jit.py", "run"), ("interpreter.py", "run"), ("autotuner.py", "run")}
+
+
+def profile_summary(path, top=20):
+    """The calls to Triton's launch entries, and the functions with the most cumulative and own
+    time, from a cProfile dump (cProfile slows pure-Python calls, so the shares are what count)."""
+    stats = pstats.Stats(path).stats  # {(file, line, name): (calls, ncalls, tottime, cumtime, _)}
+    total = max(entry[3] for entry in stats.values())
+
+    def label(key):
+        file, line, name = key
+        parts = file.replace(os.sep, "/").split("/")
+        return f"{'/'.join(parts[-2:])}:{line}({name})"
+
+    def ranked(column):
+        # Past the call chain from the interpreter down to the trial, which holds all the time.
+        keys = sorted((key for key in stats if stats[key][3] < 0.9 * total),
+                      key=lambda key: stats[key][column], reverse=True)[:top]
+        return [f"{stats[k][1]:>8} {stats[k][2]:8.3f}s own {stats[k][3]:8.3f}s cum  {label(k)}"
+                for k in keys]
+
+    launches = {label(key): entry[1] for key, entry in stats.items()
+                if (os.path.basename(key[0]), key[2]) in LAUNCH_ENTRIES}
+    return {"total_s": round(total, 3), "launch_calls": launches,
+            "top_cumulative": ranked(3), "top_own": ranked(2)}
 
 
 def engine_run(device_name, steps=60, batch=128):
@@ -114,6 +145,12 @@ def main():
                     result["per_step_ms"][device] = round(
                         (longer["trial_s"] - base["trial_s"]) / steps * 1e3, 2)
                 save("train", result)
+        profile_to = os.path.join(out_dir(), "train_cuda.prof")
+        profiled = dict(harness_run("cuda", profile_to=profile_to), label="cuda under cProfile")
+        result["runs"].append(profiled)
+        if profiled["rc"] == 0 and os.path.exists(profile_to):
+            result["cuda_profile"] = profile_summary(profile_to)
+        save("train", result)
     else:
         result["mode"] = "engine MLP (harness run not available)"
         result["runs"] = []
