@@ -120,12 +120,14 @@ def _sweep_configs(smoke):
     """The configurations to time on a K-major and on a row-major B: pointer-load tiles, the TMA
     ones the tf32 autotuner tries, then (never yet run on hardware) the pointer twin of each
     split-epilogue TMA configuration, not an autotune candidate until measured here, and for the
-    row-major B the REGISTER_TILES."""
+    row-major B the REGISTER_TILES. Third, the best K-major tiles of each kind (pointer, TMA,
+    warp-specialized) again with their K-major A through registers, rounded to TF32 on the way:
+    what rounding both operands (cuBLAS's error) would cost where staging leaves B K-major."""
     if smoke:
         tiles = [triton_matmul._config(16, 16, 16, 2, 1, 1)]
         tma = [triton_matmul._config(16, 32, 16, 2, 1, 1, True, True, split=True),
                triton_matmul._config(16, 32, 16, 2, 1, 1, tma=True, ws=True)]
-        return tiles + tma, tiles + tma
+        return tiles + tma, tiles + tma, tiles + tma[1:]
     tma = [c for c in triton_matmul.matmul_configs("tf32") if c.kwargs["TMA"]]
     split_twins = [triton_matmul._config(
         *(c.kwargs[key] for key in ("BLOCK_M", "BLOCK_N", "BLOCK_K", "GROUP_M")), c.num_warps,
@@ -133,7 +135,10 @@ def _sweep_configs(smoke):
         for c in tma if c.kwargs["SPLIT_EPILOGUE"]]
     tiles = [triton_matmul._config(*tile) for tile in POINTER_TILES]
     register_tiles = [triton_matmul._config(*tile) for tile in REGISTER_TILES]
-    return tiles + tma + split_twins, tiles + tma + split_twins + register_tiles
+    plain_tma = [c for c in tma if not c.kwargs["PERSISTENT"] and not c.kwargs["WARP_SPECIALIZE"]]
+    specialized = [c for c in tma if c.kwargs["WARP_SPECIALIZE"]]
+    return (tiles + tma + split_twins, tiles + tma + split_twins + register_tiles,
+            tiles[:1] + plain_tma[:1] + specialized[:1])
 
 
 def _config_tuple(config):
@@ -141,14 +146,20 @@ def _config_tuple(config):
                  for key in CONFIG_KEYS)
 
 
-def _time_config(fn, out, reference, cublas_ms):
-    """Error against `reference` and speed against cuBLAS of one forced configuration."""
+def _rel_err(got, exact):
+    return (got.double() - exact).abs().max().item() / exact.abs().max().item()
+
+
+def _time_config(fn, out, reference, exact, cublas_ms):
+    """Error against cuBLAS's `reference` (a kernel more than 1 % off is wrong) and the float64
+    product `exact`, and speed against cuBLAS, of one forced configuration."""
     try:
         out.fill_(float("nan"))  # a kernel that skips tiles must not pass on stale output
         fn()
         rel_err = (out - reference).abs().max().item() / reference.abs().max().item()
+        err_f64 = _rel_err(out, exact)
         ms = time_ms(fn)
-        return {"rel_err": rel_err, "ms": ms, "ratio": cublas_ms / ms}
+        return {"rel_err": rel_err, "err_f64": err_f64, "ms": ms, "ratio": cublas_ms / ms}
     except Exception as error:  # out of shared memory and the like: others still run
         return {"error": repr(error)[:200]}
 
@@ -157,8 +168,9 @@ def tf32_config_sweep(size, save_rows):
     """Our TF32 kernel, tile configuration by configuration, pointer or tensor-descriptor (TMA)
     loads, against cuBLAS TF32 in the same run and layout: on a K-major B (as staging leaves it)
     and on the row-major B as stored (no staging: the launcher swaps the operands, B^T first and
-    through registers, and writes the result transposed back). Each row's error is against
-    cuBLAS's product; `save_rows(result)` runs after every row."""
+    through registers, and writes the result transposed back); last, K-major tiles with A too
+    through registers. Each row's errors are against cuBLAS's product and the float64 one;
+    `save_rows(result)` runs after every row."""
     torch.backends.cuda.matmul.allow_tf32 = True
     a = torch.randn(size * size, device=DEVICE)
     b = torch.randn(size * size, device=DEVICE)
@@ -166,27 +178,33 @@ def tf32_config_sweep(size, save_rows):
     sm_count = 1
     if torch.cuda.is_available():
         sm_count = torch.cuda.get_device_properties(0).multi_processor_count
-    result = {"size": size, "rows": [], "cublas_ms": {}}
-    k_major_configs, n_major_configs = _sweep_configs(not torch.cuda.is_available())
-    # B layout: (B as cuBLAS sees it, our stored layout of A and B, configs to try)
-    layouts = {"k_major": (b.view(size, size).t(), "kk", k_major_configs),
-               "n_major": (b.view(size, size), "kn", n_major_configs)}
-    for b_layout, (b_matrix, stored, tiles) in layouts.items():
+    result = {"size": size, "rows": [], "cublas_ms": {}, "cublas_err_f64": {}}
+    k_major, n_major, rounded_a = _sweep_configs(not torch.cuda.is_available())
+    # B layout: (B as cuBLAS sees it, our stored layout of A and B, configs to try, A forced
+    # through registers or not, None: as the launcher decides)
+    layouts = {"k_major": (b.view(size, size).t(), "kk", k_major, None),
+               "n_major": (b.view(size, size), "kn", n_major, None),
+               "k_major, A rounded in registers": (b.view(size, size).t(), "kk", rounded_a, True)}
+    for b_layout, (b_matrix, stored, tiles, register) in layouts.items():
         view = tf32_stored_view(stored, a, b, size, size, size)
         tma_layout = view[1]
         reference = torch.matmul(a.view(size, size), b_matrix)
+        exact = torch.matmul(a.view(size, size).double(), b_matrix.double())
         cublas_ms = time_ms(lambda b_matrix=b_matrix: torch.matmul(a.view(size, size), b_matrix))
         result["cublas_ms"][b_layout] = cublas_ms
+        result["cublas_err_f64"][b_layout] = _rel_err(reference, exact)
         for config in tiles:
-            def fn(config=config, view=view):
-                run_tf32_config(config, view, out, size, sm_count)
+            def fn(config=config, view=view, register=register):
+                run_tf32_config(config, view, out, size, sm_count, register)
             row = {"b_layout": b_layout, "config": _config_tuple(config)}
-            if config.kwargs["TMA"] and tma_layout not in matmul_layouts.TMA_ALLOWED:
+            if register and not matmul_layouts.REGISTER_A_ALLOWED:
+                row["skipped"] = f"{matmul_layouts.REGISTER_SWITCH} is off"
+            elif config.kwargs["TMA"] and tma_layout not in matmul_layouts.TMA_ALLOWED:
                 row["skipped"] = f"{matmul_layouts.TMA_SWITCH} leaves {tma_layout} out"
             elif config.kwargs["TMA"] and not triton_matmul.timed_on(config, tma_layout):
                 row["skipped"] = f"not an autotune candidate on {tma_layout or 'pointer loads'}"
             else:
-                row.update(_time_config(fn, out.view(size, size), reference, cublas_ms))
+                row.update(_time_config(fn, out.view(size, size), reference, exact, cublas_ms))
             result["rows"].append(row)
             print("tf32 config", row, flush=True)
             save_rows(result)

@@ -56,7 +56,8 @@ def _sweep_cell(row):
     if "ratio" not in row:
         return f"{tuple(row['config'])} error"
     wrong = "" if row.get("rel_err", 0) <= 1e-2 else " WRONG"  # NaN (tiles never written) too
-    return f"{tuple(row['config'])} {row['ratio']:.2f}{wrong}"
+    error = f" err {row['err_f64']:.1e}" if "err_f64" in row else ""
+    return f"{tuple(row['config'])} {row['ratio']:.2f}{error}{wrong}"
 
 
 def _print_conv(conv):
@@ -168,10 +169,12 @@ def main():
         sweep = overhead.get("tf32_configs")
         if sweep:
             print(f"TF32 {sweep['size']}^3, ours/cuBLAS by tile config (BLOCK_M, BLOCK_N, "
-                  "BLOCK_K, GROUP_M, warps, stages, persistent, tma, split epilogue):")
+                  "BLOCK_K, GROUP_M, warps, stages, persistent, tma, split epilogue, "
+                  "warp-specialized) and error against float64:")
             for b_layout in dict.fromkeys(row.get("b_layout", "k_major")
                                           for row in sweep["rows"]):
-                print(f"  B {b_layout}:", ", ".join(
+                cublas_err = sweep.get("cublas_err_f64", {}).get(b_layout)
+                print(f"  B {b_layout} (cuBLAS err {_err_cell(cublas_err, 0)}):", ", ".join(
                     _sweep_cell(row) for row in sweep["rows"]
                     if row.get("b_layout", "k_major") == b_layout))
     print(f"\nwrote {os.path.join(out, 'gpu_results.json')}")

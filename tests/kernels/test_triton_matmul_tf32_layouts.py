@@ -8,7 +8,7 @@ operands as the tensor cores read them, and the rounding itself on ties and spec
 import numpy as np
 import pytest
 
-from tests.kernels.test_triton_matmul import _check, _matmul, _view
+from tests.kernels.test_triton_matmul import _check, _matmul, _upload, _view
 from tests.kernels.triton_support import as_read_by_tensor_cores, round_to_tf32, triton_marks
 
 pytestmark = triton_marks()
@@ -141,3 +141,29 @@ def test_rounding_to_tf32_ties_and_special_values(cuda, launch_path):
     finite = ~np.isnan(expected)
     assert [hex(x) for x in got[finite].view(np.uint32)] == \
         [hex(int(x)) for x in expected[finite]]
+
+
+@pytest.mark.parametrize("case,register", [("kk", True), ("mk", False)])
+def test_forced_register_path(cuda, case, register):
+    """`run_config`'s `register` overrides the launcher's choice (the GPU check times K-major
+    tiles with A rounded in registers): forced on, a K-major A is rounded; forced off, an M-major
+    A is read as stored, unrounded."""
+    from kernels_triton import matmul as triton_matmul
+    from kernels_triton.common import interpreting
+
+    a_layout, b_layout, _ = LAYOUTS[case]
+    a = RNG.standard_normal(BATCH * M * K + 8).astype(np.float32)
+    b = RNG.standard_normal(BATCH * K * N + 8).astype(np.float32)
+    out = cuda.alloc(BATCH * M * N)
+    args = (_upload(cuda, a), _upload(cuda, b), out, M, N, K, a_layout[0], *a_layout[1],
+            b_layout[0], *b_layout[1])
+    triton_matmul.run_config(triton_matmul.small_config(),
+                             triton_matmul._tile_grid(M, N, BATCH, None), args, "tf32", "", False,
+                             register=register)
+    got = cuda.to_numpy(out, (BATCH, M, N), (M * N, N, 1), 0)
+    expected = _reference(as_read_by_tensor_cores(a, register), as_read_by_tensor_cores(b, False),
+                          a_layout, b_layout)
+    _check(got, expected, K)
+    if register or not interpreting():
+        with pytest.raises(AssertionError):
+            _check(got, _reference(a, b, a_layout, b_layout), K)
