@@ -109,8 +109,9 @@ def profile_top(fn, calls=100, top=14):
 POINTER_TILES = [(128, 256, 32, 8, 8, 4, False), (256, 128, 32, 8, 8, 4, False),
                  (128, 256, 32, 16, 8, 4, False), (256, 128, 32, 8, 8, 3, True),
                  (128, 256, 32, 8, 8, 2, True), (128, 128, 32, 8, 8, 4, True)]
-# Register-path tiles the autotuner does not try yet, for the row-major B: a 64-wide K step halves
-# the loop's barriers per multiply-add, and neither spills on sm_90 (bench/gpu_ir_probe.py).
+# Register-path tiles for the row-major B: a 64-wide K step halves the loop's barriers per
+# multiply-add, and neither spills on sm_90 (bench/gpu_ir_probe.py). The first is a TF32 autotune
+# candidate; the persistent one is not: on K-major operands it needs 256 KB of shared memory.
 REGISTER_TILES = [(128, 256, 64, 8, 8, 2, False), (128, 128, 64, 8, 8, 3, True)]
 CONFIG_KEYS = ("BLOCK_M", "BLOCK_N", "BLOCK_K", "GROUP_M", "warps", "stages", "PERSISTENT", "TMA",
                "SPLIT_EPILOGUE", "WARP_SPECIALIZE")

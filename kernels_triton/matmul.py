@@ -64,8 +64,13 @@ def matmul_configs(precision):
     # warp-specialize the K loop where it compiles (matmul_layouts.warp_specialized): 4 warps
     # issue the loads while 8 more run wgmma (384 threads), the way CUTLASS's fastest Hopper
     # kernels are built; the best software-pipelined tile (pointer loads) reached 0.81 of cuBLAS
-    # on K-major operands (bench/results/gpu_overhead_h100.json).
+    # on K-major operands (bench/results/gpu_overhead_h100.json). Before them comes one more
+    # pointer-load tile, for the register path (an operand that is not K-major, see
+    # matmul_layouts.py): a 64-wide K step halves the loop's waits per multiply-add there, in 246
+    # registers without spills and 160 KB of shared memory on sm_90 (bench/gpu_ir_probe.py); on
+    # K-major operands it measured 0.65 of cuBLAS and should lose.
     return tensor_core + [
+        _config(128, 256, 64, 8, 8, 2),
         _config(128, 256, 32, 8, 8, 3, tma=True), _config(128, 256, 32, 8, 8, 4, tma=True),
         _config(256, 128, 32, 8, 8, 3, tma=True), _config(256, 128, 32, 8, 8, 3, True, True),
         _config(128, 128, 32, 8, 8, 4, True, True),
