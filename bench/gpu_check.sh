@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # GPU check of the cuda device (bench layer): the test suite on cuda, matmul and conv benchmarks
 # against cuBLAS/cuDNN, a short training run cuda vs cpu. Every stage runs under a timeout inside
-# one overall budget. Results: $OUT/gpu_results.json; logs: $OUT/<stage>.log.
+# one overall budget. Results: $OUT/gpu_results.json and report.txt; each stage's log and outputs
+# end up packed in $OUT/stage_files.tgz.
 # Usage, from anywhere:  OUT=/some/dir bash bench/gpu_check.sh   (OUT defaults to ./gpu_out);
 # on the lent machine carry .gpu_wheels (`make gpu-wheels`) so the training stage runs the harness.
 # Knobs: PY (python), GPU_CHECK_BUDGET (s, default 580), GPU_CHECK_STAGES (default all:
@@ -120,4 +121,13 @@ stage train 170 "$PY" bench/gpu_train.py
 stage overhead 170 "$PY" bench/gpu_overhead_probe.py "${SMOKE[@]}"
 stage conv_large 90 "$PY" bench/gpu_conv.py --large "${SMOKE[@]}"
 "$PY" bench/gpu_report.py | tee "$OUT/report.txt"
+# A lent GPU machine sends back at most 8 files from $OUT: the merged results, the report, and one
+# archive of everything else (stage logs and JSONs, the tests' junit XML, the canary's switch
+# files, the training profile).
+cd "$OUT" || exit 1
+mapfile -t stage_files < <(find . -maxdepth 1 -type f ! -name gpu_results.json \
+  ! -name report.txt ! -name stage_files.tgz -printf '%f\n')
+if ((${#stage_files[@]})); then
+  tar czf stage_files.tgz "${stage_files[@]}" && rm -f "${stage_files[@]}"
+fi
 echo "total ${SECONDS}s"

@@ -170,11 +170,15 @@ def tf32_config_sweep(size, save_rows):
     loads, against cuBLAS TF32 in the same run and layout: on a K-major B (as staging leaves it)
     and on the row-major B as stored (no staging: the launcher swaps the operands, B^T first and
     through registers, and writes the result transposed back); last, K-major tiles with A too
-    through registers. Each row's errors are against cuBLAS's product and the float64 one;
+    through registers, on B rounded as staging leaves it (both operands rounded, as cuBLAS's
+    error suggests it does). Each row's errors are against cuBLAS's product and the float64 one;
     `save_rows(result)` runs after every row."""
     torch.backends.cuda.matmul.allow_tf32 = True
     a = torch.randn(size * size, device=DEVICE)
     b = torch.randn(size * size, device=DEVICE)
+    # B as a staging copy leaves it, rounded to nearest TF32 (kernels_triton/common.py), for the
+    # group that rounds A too; the references stay those of b.
+    b_rounded = ((b.view(torch.int32) + 0x1000) & -0x2000).view(torch.float32)
     out = torch.empty(size * size, device=DEVICE)
     sm_count = 1
     if torch.cuda.is_available():
@@ -182,12 +186,13 @@ def tf32_config_sweep(size, save_rows):
     result = {"size": size, "rows": [], "cublas_ms": {}, "cublas_err_f64": {}}
     k_major, n_major, rounded_a = _sweep_configs(not torch.cuda.is_available())
     # B layout: (B as cuBLAS sees it, our stored layout of A and B, configs to try, A forced
-    # through registers or not, None: as the launcher decides)
-    layouts = {"k_major": (b.view(size, size).t(), "kk", k_major, None),
-               "n_major": (b.view(size, size), "kn", n_major, None),
-               "k_major, A rounded in registers": (b.view(size, size).t(), "kk", rounded_a, True)}
-    for b_layout, (b_matrix, stored, tiles, register) in layouts.items():
-        view = tf32_stored_view(stored, a, b, size, size, size)
+    # through registers or not (None: as the launcher decides), the B our kernel reads)
+    layouts = {"k_major": (b.view(size, size).t(), "kk", k_major, None, b),
+               "n_major": (b.view(size, size), "kn", n_major, None, b),
+               "k_major, A rounded in registers": (b.view(size, size).t(), "kk", rounded_a, True,
+                                                   b_rounded)}
+    for b_layout, (b_matrix, stored, tiles, register, b_read) in layouts.items():
+        view = tf32_stored_view(stored, a, b_read, size, size, size)
         tma_layout = view[1]
         reference = torch.matmul(a.view(size, size), b_matrix)
         exact = torch.matmul(a.view(size, size).double(), b_matrix.double())

@@ -54,8 +54,9 @@ def harness_run(device, steps=None, profile_to=None):
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=RUN_LIMIT_S)
         rc, output = done.returncode, done.stdout + done.stderr
-    except subprocess.TimeoutExpired as expired:
-        rc, output = "timeout", str(expired.stdout or "")
+    except subprocess.TimeoutExpired as expired:  # its output is bytes, even with text=True
+        rc, output = "timeout", b"".join(
+            part or b"" for part in (expired.stdout, expired.stderr)).decode(errors="replace")
     # The harness prints "status: ok  <metrics>  (<trial seconds>s)": the trial without start-up.
     status = re.search(r"^status: (\w+)\s+(.*)\((\d+\.?\d*)s\)\s*$", output, re.MULTILINE)
     return {"device": device, "command": shlex.join(command), "rc": rc,
@@ -80,9 +81,10 @@ def profile_summary(path, top=20):
         parts = file.replace(os.sep, "/").split("/")
         return f"{'/'.join(parts[-2:])}:{line}({name})"
 
-    def ranked(column):
-        # Past the call chain from the interpreter down to the trial, which holds all the time.
-        keys = sorted((key for key in stats if stats[key][3] < 0.9 * total),
+    def ranked(column, skip_single_calls):
+        # Functions called once (the call chain from the interpreter down to the trial, module
+        # bodies) only pass time on: the functions they call say where it goes.
+        keys = sorted((key for key in stats if not skip_single_calls or stats[key][1] > 1),
                       key=lambda key: stats[key][column], reverse=True)[:top]
         return [f"{stats[k][1]:>8} {stats[k][2]:8.3f}s own {stats[k][3]:8.3f}s cum  {label(k)}"
                 for k in keys]
@@ -90,7 +92,7 @@ def profile_summary(path, top=20):
     launches = {label(key): entry[1] for key, entry in stats.items()
                 if (os.path.basename(key[0]), key[2]) in LAUNCH_ENTRIES}
     return {"total_s": round(total, 3), "launch_calls": launches,
-            "top_cumulative": ranked(3), "top_own": ranked(2)}
+            "top_cumulative": ranked(3, True), "top_own": ranked(2, False)}
 
 
 def engine_run(device_name, steps=60, batch=128):
@@ -148,7 +150,7 @@ def main():
         profile_to = os.path.join(out_dir(), "train_cuda.prof")
         profiled = dict(harness_run("cuda", profile_to=profile_to), label="cuda under cProfile")
         result["runs"].append(profiled)
-        if profiled["rc"] == 0 and os.path.exists(profile_to):
+        if os.path.exists(profile_to):  # cProfile exits 0 whatever the run did
             result["cuda_profile"] = profile_summary(profile_to)
         save("train", result)
     else:

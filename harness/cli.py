@@ -126,7 +126,7 @@ def run_command(args):
 
         print(f"record: {SweepStore(args.output_dir).write_record(record)}")
     final = ", ".join(f"{key}={_fmt(record['final'][key])}" for key in METRIC_KEYS)
-    print(f"status: {record['status']}  {final}  ({record['wall_time_s']:.1f}s)")
+    print(f"status: {record['status']}  {final}  ({record['wall_time_s']:.2f}s)")
     if record["error"]:
         print(record["error"], file=sys.stderr)
     return EXIT_FAILED_RUNS if record["status"] == "failed" else EXIT_OK
