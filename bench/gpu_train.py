@@ -148,6 +148,8 @@ def main():
                         (longer["trial_s"] - base["trial_s"]) / steps * 1e3, 2)
                 save("train", result)
         profile_to = os.path.join(out_dir(), "train_cuda.prof")
+        if os.path.exists(profile_to):  # an earlier check's, which a killed run would leave
+            os.remove(profile_to)
         profiled = dict(harness_run("cuda", profile_to=profile_to), label="cuda under cProfile")
         result["runs"].append(profiled)
         if os.path.exists(profile_to):  # cProfile exits 0 whatever the run did
