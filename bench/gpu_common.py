@@ -22,6 +22,12 @@ def save(name, payload):
     os.replace(tmp, path)
 
 
+def rel_err(got, exact):
+    """max |got - exact| / max |exact|, in float64: how the benchmarks report a result's error
+    (`exact` is the float64 product, or cuBLAS's to tell a wrong kernel from a right one)."""
+    return ((got.double() - exact).abs().max() / exact.abs().max()).item()
+
+
 def device_name():
     import torch
 

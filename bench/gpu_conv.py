@@ -14,7 +14,7 @@ import argparse
 
 import torch
 
-from bench.gpu_common import Stopwatch, device_name, save, time_ms, warm_up_gpu
+from bench.gpu_common import Stopwatch, device_name, rel_err, save, time_ms, warm_up_gpu
 from engine.backend import cuda_device
 
 N, H, W, C, K, R, S, PAD = 32, 16, 16, 64, 64, 3, 3, 1
@@ -68,11 +68,8 @@ def _errors(ours_tensors, torch_fns, torch_inputs):
     ours, theirs = {}, {}
     for name, ref in refs.items():
         ref = ref.permute(*_TO_OURS[name])
-        scale = ref.abs().max()
-        ours[name] = ((ours_tensors[name].double().cpu().view(ref.shape) - ref).abs().max()
-                      / scale).item()
-        torch_result = torch_fns[name]().double().cpu().permute(*_TO_OURS[name])
-        theirs[name] = ((torch_result - ref).abs().max() / scale).item()
+        ours[name] = rel_err(ours_tensors[name].cpu().view(ref.shape), ref)
+        theirs[name] = rel_err(torch_fns[name]().cpu().permute(*_TO_OURS[name]), ref)
     return ours, theirs
 
 

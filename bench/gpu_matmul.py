@@ -12,7 +12,15 @@ import argparse
 
 import torch
 
-from bench.gpu_common import Stopwatch, config_label, device_name, save, time_ms, warm_up_gpu
+from bench.gpu_common import (
+    Stopwatch,
+    config_label,
+    device_name,
+    rel_err,
+    save,
+    time_ms,
+    warm_up_gpu,
+)
 from engine.backend import cuda_device, cuda_staging
 from kernels_triton import matmul as triton_matmul
 from kernels_triton import matmul_layouts
@@ -45,9 +53,7 @@ def measure(size, precision, allow_tf32, staging):
     tune_s = clock.seconds()
     # A float64 product (cuBLAS DGEMM: about 20 ms at 8192 on an H100) measures both sides.
     reference = torch.matmul(a2.double(), b2.double())
-    scale = reference.abs().max().item()
-    ours_err = (out.view(size, size).double() - reference).abs().max().item() / scale
-    theirs_err = (theirs().double() - reference).abs().max().item() / scale
+    ours_err, theirs_err = rel_err(out.view(size, size), reference), rel_err(theirs(), reference)
     warm_up_gpu()
     ours_ms, theirs_ms = time_ms(ours), time_ms(theirs)
     flops = 2 * size ** 3

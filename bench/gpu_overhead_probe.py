@@ -14,7 +14,14 @@ import time
 
 import torch
 
-from bench.gpu_common import device_name, run_tf32_config, save, tf32_stored_view, time_ms
+from bench.gpu_common import (
+    device_name,
+    rel_err,
+    run_tf32_config,
+    save,
+    tf32_stored_view,
+    time_ms,
+)
 from bench.gpu_conv import conv_passes
 from engine.backend import cuda_device, cuda_staging
 from kernels_triton import matmul as triton_matmul
@@ -147,20 +154,15 @@ def _config_tuple(config):
                  for key in CONFIG_KEYS)
 
 
-def _rel_err(got, exact):
-    return (got.double() - exact).abs().max().item() / exact.abs().max().item()
-
-
 def _time_config(fn, out, reference, exact, cublas_ms):
     """Error against cuBLAS's `reference` (a kernel more than 1 % off is wrong) and the float64
     product `exact`, and speed against cuBLAS, of one forced configuration."""
     try:
         out.fill_(float("nan"))  # a kernel that skips tiles must not pass on stale output
         fn()
-        rel_err = (out - reference).abs().max().item() / reference.abs().max().item()
-        err_f64 = _rel_err(out, exact)
+        errors = {"rel_err": rel_err(out, reference), "err_f64": rel_err(out, exact)}
         ms = time_ms(fn)
-        return {"rel_err": rel_err, "err_f64": err_f64, "ms": ms, "ratio": cublas_ms / ms}
+        return {**errors, "ms": ms, "ratio": cublas_ms / ms}
     except Exception as error:  # out of shared memory and the like: others still run
         return {"error": repr(error)[:200]}
 
@@ -198,7 +200,7 @@ def tf32_config_sweep(size, save_rows):
         exact = torch.matmul(a.view(size, size).double(), b_matrix.double())
         cublas_ms = time_ms(lambda b_matrix=b_matrix: torch.matmul(a.view(size, size), b_matrix))
         result["cublas_ms"][b_layout] = cublas_ms
-        result["cublas_err_f64"][b_layout] = _rel_err(reference, exact)
+        result["cublas_err_f64"][b_layout] = rel_err(reference, exact)
         for config in tiles:
             def fn(config=config, view=view, register=register):
                 run_tf32_config(config, view, out, size, sm_count, register)

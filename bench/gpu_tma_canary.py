@@ -22,6 +22,7 @@ from bench.gpu_common import (
     config_label,
     device_name,
     out_dir,
+    rel_err,
     run_tf32_config,
     save,
     stored_strides,
@@ -99,7 +100,7 @@ def _product_error(config, layout, shape, seed, smoke):
     a_strides, b_strides = stored_strides(layout, m, k, n)
     reference = (torch.as_strided(a, (m, k), a_strides).double()
                  @ torch.as_strided(b, (k, n), b_strides).double())
-    return ((out.view(m, n).double() - reference).abs().max() / reference.abs().max()).item()
+    return rel_err(out.view(m, n), reference)
 
 
 def run_case(index, layouts, smoke, registers=False):
