@@ -87,8 +87,9 @@ def variants(quick):
         for mode in ("gather", "scatter", "fill"):
             yield memory._strided_kernel, {"MODE": mode, "RANK": rank, "BLOCK": 1024}
     yield memory._fill_kernel, {"BLOCK": 1024}
-    for op in ewise.BINARY_OPS:
+    for op in ewise.BINARY_OPS + ewise.GATE_OPS:
         yield ewise._ewise_kernel, {"OP": op, "BLOCK": 1024}
+    yield ewise._add_scaled_kernel, {"BLOCK": 1024}
     for op in ewise.SCALAR_OPS:
         powers = (-2, -1, 0, 3) if op == "power" else (-1,)
         for power in powers:

@@ -302,7 +302,7 @@ class Tensor(Value):
 
     def __sub__(self, other):
         if isinstance(other, (Tensor, NDArray)):
-            return self + (-other)
+            return self._binary(other, ops.subtract, None)
         return ops.add_scalar(self, -other)
 
     def __rsub__(self, other):

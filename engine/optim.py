@@ -1,6 +1,7 @@
 """Optimizers (SGD with the lectures' momentum variants, Adam) with each update rule written out.
 Engine layer, above autograd. Updates run on the parameters' NDArrays, so no graph is built or
-kept alive, and `.grad` is only read, never modified.
+kept alive, and `.grad` is only read, never modified. Every `x + c * y` is one fused kernel
+(`NDArray.add_scaled`), where NDArray arithmetic would launch two.
 """
 
 from .autograd import Tensor
@@ -14,18 +15,6 @@ def _check_hyper(name, value, low, high=None, open_high=False):
         raise ValueError(f"{name} must lie in {bound if high is not None else f'>= {low}'}, "
                          f"got {value}")
     return value
-
-
-def _add_scaled(w, g, alpha):
-    """w + alpha * g as a new array: two kernel calls into one new buffer (NDArray arithmetic
-    would allocate twice; subtraction would add a negation pass). Shapes match (checked by
-    `_gradients`)."""
-    out = g * alpha
-    w = w.compact()
-    if w.device is not out.device and w.device != out.device:
-        raise ValueError(f"elementwise op across devices {w.device} and {out.device}")
-    w.device.ewise_add(w.handle, out.handle, out.handle, out.size)
-    return out
 
 
 class Optimizer:
@@ -99,25 +88,26 @@ class SGD(Optimizer):
         lr, b = self.lr, self.momentum
         for i, param, w, g in self._gradients():
             if self.weight_decay:
-                g = g + w * self.weight_decay
+                g = g.add_scaled(w, self.weight_decay)
             if b == 0.0:
-                param.cached_data = _add_scaled(w, g, -lr)
+                param.cached_data = w.add_scaled(g, -lr)
                 continue
             state = self._state(i)
             t = state.get("step", 0) + 1
             state["step"] = t
             u = state.get("u")
-            u = g * (1.0 - self.dampening) if u is None else u * b + g * (1.0 - self.dampening)
+            u = g * (1.0 - self.dampening) if u is None else \
+                (u * b).add_scaled(g, 1.0 - self.dampening)
             state["u"] = u
             s = u / (1.0 - b ** t) if self.bias_correction else u
             if self.nesterov:
                 previous = state.get("s")
                 lookahead_shift = s * (2.0 * lr) if previous is None else \
-                    s * (2.0 * lr) - previous * lr
+                    (s * (2.0 * lr)).add_scaled(previous, -lr)
                 state["s"] = s
                 param.cached_data = w - lookahead_shift
             else:
-                param.cached_data = _add_scaled(w, s, -lr)
+                param.cached_data = w.add_scaled(s, -lr)
 
 
 class Adam(Optimizer):
@@ -144,17 +134,17 @@ class Adam(Optimizer):
         b1, b2 = self.beta1, self.beta2
         for i, param, w, g in self._gradients():
             if self.weight_decay:
-                g = g + w * self.weight_decay
+                g = g.add_scaled(w, self.weight_decay)
             state = self._state(i)
             t = state.get("step", 0) + 1
             state["step"] = t
             m = state.get("m")
             v = state.get("v")
-            m = g * (1.0 - b1) if m is None else m * b1 + g * (1.0 - b1)
-            v = (g * g) * (1.0 - b2) if v is None else v * b2 + (g * g) * (1.0 - b2)
+            m = g * (1.0 - b1) if m is None else (m * b1).add_scaled(g, 1.0 - b1)
+            v = (g * g) * (1.0 - b2) if v is None else (v * b2).add_scaled(g * g, 1.0 - b2)
             state["m"], state["v"] = m, v
             if self.bias_correction:
                 m_hat, v_hat = m / (1.0 - b1 ** t), v / (1.0 - b2 ** t)
             else:
                 m_hat, v_hat = m, v
-            param.cached_data = w - (m_hat * self.lr) / (v_hat.sqrt() + self.eps)
+            param.cached_data = w.add_scaled(m_hat / (v_hat.sqrt() + self.eps), -self.lr)

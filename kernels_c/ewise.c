@@ -1,4 +1,4 @@
-/* Elementwise kernels over compact data: binary, scalar and unary math.
+/* Elementwise kernels over compact data: binary, scalar and unary math, and two fused pairs.
  * Kernel layer (kernels_c); ABI in nd_kernels.h. Written out one function per op on purpose (no
  * macro-generated C), each a single loop the compiler vectorizes. out may alias an input. */
 #include <math.h>
@@ -342,6 +342,40 @@ int nd_ewise_sqrt_f32(const float *a, float *out, int64_t size)
     } else {
 #pragma omp simd
         for (int64_t i = 0; i < size; i++) out[i] = sqrtf(a[i]);
+    }
+    return ND_OK;
+}
+
+/* The ReLU gradient, one pass instead of a mask and a product: out = g where x > 0, else 0 (a NaN
+ * x gives 0, and so does x <= 0 with a NaN g, as in PyTorch). */
+int nd_ewise_relu_grad_f32(const float *g, const float *x, float *out, int64_t size)
+{
+    int status = check_args(size, g, x, out);
+    if (status != ND_OK) return status;
+    int threads = nd_threads_for(size, ND_GRAIN_CHEAP);
+    if (threads > 1) {
+#pragma omp parallel for simd num_threads(threads)
+        for (int64_t i = 0; i < size; i++) out[i] = x[i] > 0.0f ? g[i] : 0.0f;
+    } else {
+#pragma omp simd
+        for (int64_t i = 0; i < size; i++) out[i] = x[i] > 0.0f ? g[i] : 0.0f;
+    }
+    return ND_OK;
+}
+
+/* out = a + value * b, the update of SGD, momentum and weight decay in one pass (contracted to a
+ * fused multiply-add where the CPU has one). */
+int nd_ewise_add_scaled_f32(const float *a, const float *b, float value, float *out, int64_t size)
+{
+    int status = check_args(size, a, b, out);
+    if (status != ND_OK) return status;
+    int threads = nd_threads_for(size, ND_GRAIN_CHEAP);
+    if (threads > 1) {
+#pragma omp parallel for simd num_threads(threads)
+        for (int64_t i = 0; i < size; i++) out[i] = a[i] + value * b[i];
+    } else {
+#pragma omp simd
+        for (int64_t i = 0; i < size; i++) out[i] = a[i] + value * b[i];
     }
     return ND_OK;
 }

@@ -89,6 +89,9 @@ int nd_ewise_tanh_f32(const float *a, float *out, int64_t size);
 int nd_ewise_relu_f32(const float *a, float *out, int64_t size);
 int nd_ewise_sigmoid_f32(const float *a, float *out, int64_t size);
 int nd_ewise_sqrt_f32(const float *a, float *out, int64_t size);
+int nd_ewise_relu_grad_f32(const float *g, const float *x, float *out, int64_t size);
+int nd_ewise_add_scaled_f32(const float *a, const float *b, float value, float *out,
+                            int64_t size); /* a + value * b */
 
 /* reduce.c: over the last axis of compact a (out_size, reduce_size).
  * reduce_max needs reduce_size >= 1 and propagates NaN. */

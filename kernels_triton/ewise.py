@@ -1,6 +1,7 @@
 """Elementwise kernels over compact float32 data (kernel layer): binary (a OP b), scalar
 (a OP value, value / a) and unary ops with numpy's semantics (NaN-propagating maximum, 0./1.
-comparisons). One kernel per arity; the op is a compile-time string, so each op compiles once.
+comparisons), and the fused ReLU gradient and a + value * b. One kernel per arity; the op is a
+compile-time string, so each op compiles once.
 """
 
 import triton
@@ -12,6 +13,8 @@ from .memory import block_config
 BINARY_OPS = ("add", "mul", "div", "maximum", "eq", "ge", "gt")
 SCALAR_OPS = BINARY_OPS + ("power", "rdiv")
 UNARY_OPS = ("neg", "log", "exp", "tanh", "relu", "sigmoid", "sqrt")
+# Binary ops with no scalar form: g gated by x > 0 (the ReLU gradient).
+GATE_OPS = ("relu_grad",)
 # Integer powers up to this magnitude are repeated products (exact like numpy's powf for x**2).
 MAX_INTEGER_POWER = 4
 
@@ -32,6 +35,8 @@ def _binary(a, b, OP: tl.constexpr):
         r = (a >= b).to(tl.float32)
     elif OP == "gt":
         r = (a > b).to(tl.float32)
+    elif OP == "relu_grad":
+        r = tl.where(b > 0.0, a, 0.0)
     else:
         r = tl.div_rn(b, a)  # "rdiv": value / a
     return r
@@ -107,6 +112,15 @@ def _ewise_kernel(a, b, out, size, OP: tl.constexpr, BLOCK: tl.constexpr):
 
 
 @triton.jit
+def _add_scaled_kernel(a, b, out, value, size, BLOCK: tl.constexpr):
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < size
+    x = tl.load(a + offs, mask=mask, other=0.0)
+    y = tl.load(b + offs, mask=mask, other=0.0)
+    tl.store(out + offs, x + value * y, mask=mask)
+
+
+@triton.jit
 def _scalar_kernel(a, out, value, size, OP: tl.constexpr, POWER: tl.constexpr,
                    INVERT: tl.constexpr, BLOCK: tl.constexpr):
     # OP "power": |exponent| POWER (1 / product when INVERT) for small integer exponents, the
@@ -142,9 +156,9 @@ def _checked(names, buffers, size):
 
 
 def ewise(op, a, b, out, size):
-    """out[0:size] = a OP b for op in BINARY_OPS."""
-    if op not in BINARY_OPS:
-        raise ValueError(f"unknown binary op {op!r}; choose one of {BINARY_OPS}")
+    """out[0:size] = a OP b for op in BINARY_OPS + GATE_OPS."""
+    if op not in BINARY_OPS + GATE_OPS:
+        raise ValueError(f"unknown binary op {op!r}; choose one of {BINARY_OPS + GATE_OPS}")
     grid, block, warps = _checked(("a", "b", "out"), (a, b, out), size)
     if size:
         _ewise_kernel[grid](a, b, out, size, OP=op, BLOCK=block, num_warps=warps)
@@ -164,6 +178,13 @@ def scalar(op, a, value, out, size):
     if size:
         _scalar_kernel[grid](a, out, value, size, OP=op, POWER=power, INVERT=value < 0,
                              BLOCK=block, num_warps=warps)
+
+
+def add_scaled(a, b, value, out, size):
+    """out[0:size] = a + value * b (one fused multiply-add on a GPU)."""
+    grid, block, warps = _checked(("a", "b", "out"), (a, b, out), size)
+    if size:
+        _add_scaled_kernel[grid](a, b, out, float(value), size, BLOCK=block, num_warps=warps)
 
 
 def unary(op, a, out, size):

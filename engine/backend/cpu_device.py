@@ -218,6 +218,20 @@ ewise_relu = _unary("ewise_relu")
 ewise_sigmoid = _unary("ewise_sigmoid")
 ewise_sqrt = _unary("ewise_sqrt")
 
+ewise_relu_grad = _binary("ewise_relu_grad")
+
+
+def ewise_add_scaled(a, b, value, out, size):
+    try:
+        pa, pb, pout = a.address, b.address, out.address
+    except AttributeError:
+        pa, pb, pout = _ptr(a), _ptr(b), _ptr(out)
+    if size > a.size or size > b.size or size > out.size or size < 0:
+        _check_sizes("ewise_add_scaled", size, a, b, out)
+    status = _lib.nd_ewise_add_scaled_f32(pa, pb, value, pout, size)
+    if status:
+        raise _fail("ewise_add_scaled", status, size=size)
+
 
 # Reductions
 def _reduction(name):

@@ -166,6 +166,14 @@ ewise_sigmoid = _unary("sigmoid")
 ewise_sqrt = _unary("sqrt")
 
 
+def ewise_relu_grad(g, x, out, size):
+    _ewise.ewise("relu_grad", g, x, out, size)
+
+
+def ewise_add_scaled(a, b, value, out, size):
+    _ewise.add_scaled(a, b, value, out, size)
+
+
 # Reductions
 def reduce_sum(a, out, reduce_size, out_size):
     _reduce.reduce("sum", a, out, reduce_size, out_size)

@@ -340,6 +340,8 @@ class NDArray:
     __radd__ = __add__
 
     def __sub__(self, other):
+        if isinstance(other, NDArray):
+            return self.add_scaled(other, -1.0)  # exact: a + (-1) * b rounds once, like a - b
         return self + (-other)
 
     def __rsub__(self, other):
@@ -408,6 +410,20 @@ class NDArray:
 
     def sqrt(self):
         return self._unary(self.device.ewise_sqrt)
+
+    # fused pairs (one kernel each where NDArray arithmetic would launch two)
+    def relu_grad(self, x):
+        """self where x > 0, else 0: the ReLU gradient of cotangent `self` at input `x`."""
+        if not isinstance(x, NDArray):
+            raise TypeError(f"relu_grad needs an NDArray input, got {type(x).__name__}")
+        return self._ewise(x, self.device.ewise_relu_grad, None)
+
+    def add_scaled(self, other, value):
+        """self + value * other (arrays of one shape), in one pass."""
+        if not isinstance(other, NDArray):
+            raise TypeError(f"add_scaled needs an NDArray to scale, got {type(other).__name__}")
+        value, fused = float(value), self.device.ewise_add_scaled
+        return self._ewise(other, lambda a, b, out, size: fused(a, b, value, out, size), None)
 
     # reductions
     def _reduce(self, fn, axis, keepdims, sum_by_matmul=False):

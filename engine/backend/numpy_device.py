@@ -104,6 +104,15 @@ ewise_sigmoid = _unary(_sigmoid)
 ewise_sqrt = _unary(np.sqrt)
 
 
+def ewise_relu_grad(g, x, out, size):
+    out[:size] = np.where(x[:size] > 0, g[:size], out.dtype.type(0))
+
+
+def ewise_add_scaled(a, b, value, out, size):
+    # Two roundings (numpy has no fused multiply-add); the other devices may round once.
+    out[:size] = a[:size] + out.dtype.type(value) * b[:size]
+
+
 def reduce_sum(a, out, reduce_size, out_size):
     out[:out_size] = a[: out_size * reduce_size].reshape(out_size, reduce_size).sum(axis=1)
 

@@ -25,11 +25,18 @@ Strided access (the only gateway between strided views and dense data)
     scalar_setitem(size, value, out, shape, strides, offset)
         out[offset + sum_d idx_d(i) * strides[d]] = value, size == prod(shape)
 
-Elementwise over compact data, `size` elements
+Elementwise over compact data, `size` elements (`out` may be one of the inputs)
     ewise_add/mul/div/maximum/eq/ge/gt(a, b, out, size)      out = a OP b (comparisons give 0./1.)
     scalar_add/mul/div/power/maximum/eq/ge/gt(a, value, out, size)   out = a OP value
     scalar_rdiv(a, value, out, size)                          out = value / a
     ewise_neg/log/exp/tanh/relu/sigmoid/sqrt(a, out, size)    out = f(a)
+
+Fused elementwise over compact data: the training step's two commonest pairs of launches in one
+pass each (the ReLU gradient; SGD, momentum and weight-decay updates); `out` may be an input
+    ewise_relu_grad(g, x, out, size)           out = g where x > 0, else 0 (also where x is NaN,
+                                               whatever g holds: PyTorch's threshold_backward)
+    ewise_add_scaled(a, b, value, out, size)   out = a + value * b, value rounded to float32 first;
+                                               one rounding (fused multiply-add) or two
 
 Reductions over the last axis of compact data
     reduce_sum(a, out, reduce_size, out_size)   out[i] = sum_j a[i * reduce_size + j]
@@ -61,6 +68,7 @@ EWISE_FUNCTIONS = tuple(f"ewise_{op}" for op in BINARY_OPS)
 SCALAR_FUNCTIONS = tuple(f"scalar_{op}" for op in BINARY_OPS + ("power", "rdiv"))
 UNARY_OPS = ("neg", "log", "exp", "tanh", "relu", "sigmoid", "sqrt")
 UNARY_FUNCTIONS = tuple(f"ewise_{op}" for op in UNARY_OPS)
+FUSED_FUNCTIONS = ("ewise_relu_grad", "ewise_add_scaled")
 REDUCE_FUNCTIONS = ("reduce_sum", "reduce_max")
 MATMUL_FUNCTIONS = ("matmul",)
 CONV_FUNCTIONS = ("conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight")
@@ -72,6 +80,7 @@ CORE_FUNCTIONS = (
     + EWISE_FUNCTIONS
     + SCALAR_FUNCTIONS
     + UNARY_FUNCTIONS
+    + FUSED_FUNCTIONS
     + REDUCE_FUNCTIONS
     + MATMUL_FUNCTIONS
     + THREAD_FUNCTIONS

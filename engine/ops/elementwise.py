@@ -13,6 +13,15 @@ class EWiseAdd(TensorOp):
         return out_grad, out_grad
 
 
+class EWiseSub(TensorOp):
+    # One kernel forward (a + (-1) * b, exact) where a + (-b) takes two.
+    def compute(self, a, b):
+        return a - b
+
+    def gradient(self, out_grad, node):
+        return out_grad, negate(out_grad)
+
+
 class AddScalar(TensorOp):
     def __init__(self, scalar):
         self.scalar = scalar
@@ -137,9 +146,22 @@ class ReLU(TensorOp):
         return a.relu()
 
     def gradient(self, out_grad, node):
-        # The mask is piecewise constant, so it carries no gradient of its own.
-        mask = Tensor.make_const(node.inputs[0].realize_cached_data() > 0)
-        return multiply(out_grad, mask)
+        return _make(ReLUGate(node.inputs[0].realize_cached_data()), (out_grad,))
+
+
+class ReLUGate(TensorOp):
+    """g -> g where x > 0, else 0, for a fixed input `x` (an NDArray): ReLU's gradient in one
+    kernel. Linear in g, so its own gradient is the same gate; x is piecewise constant here and
+    carries none."""
+
+    def __init__(self, x):
+        self.x = x
+
+    def compute(self, g):
+        return g.relu_grad(self.x)
+
+    def gradient(self, out_grad, node):
+        return _make(self, (out_grad,))
 
 
 class Tanh(TensorOp):
@@ -161,13 +183,17 @@ class Sigmoid(TensorOp):
 # Stateless ops are shared instances, and the functions below call make_from_op directly: one
 # object and one Python call fewer per op.
 _make = Tensor.make_from_op
-_ADD, _MULTIPLY, _DIVIDE = EWiseAdd(), EWiseMul(), EWiseDiv()
+_ADD, _SUBTRACT, _MULTIPLY, _DIVIDE = EWiseAdd(), EWiseSub(), EWiseMul(), EWiseDiv()
 _POWER, _NEGATE, _LOG, _EXP = EWisePow(), Negate(), Log(), Exp()
 _RELU, _TANH, _SIGMOID = ReLU(), Tanh(), Sigmoid()
 
 
 def add(a, b):
     return _make(_ADD, (a, b))
+
+
+def subtract(a, b):
+    return _make(_SUBTRACT, (a, b))
 
 
 def add_scalar(a, scalar):

@@ -102,6 +102,39 @@ def test_elementwise_scalar_and_unary_match_spec(device, size):
     np.testing.assert_array_equal(read(device, out, size), np.full(size, 3.25, np.float32))
 
 
+def test_fused_spec_semantics():
+    # The spec itself, against values written out: a NaN or non-positive x blocks g, NaN included.
+    g = np.array([1.0, 2.0, np.nan, 4.0, np.nan, -6.0], np.float32)
+    x = np.array([0.5, -1.0, -2.0, np.nan, 3.0, 0.0], np.float32)
+    out = np.empty(6, np.float32)
+    spec.ewise_relu_grad(g, x, out, 6)
+    np.testing.assert_array_equal(out, [1.0, 0.0, 0.0, 0.0, np.nan, 0.0])
+    spec.ewise_add_scaled(g[:2], x[:2], -2.0, out, 2)
+    np.testing.assert_array_equal(out[:2], [0.0, 4.0])
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+@pytest.mark.parametrize("size", [1, 37, 70_001])  # 70_001: past the C kernels' threading grain
+@pytest.mark.parametrize("alias", [None, "first", "second"])
+def test_fused_functions_match_spec(device, size, alias):
+    g = RNG.standard_normal(size).astype(np.float32)
+    x = RNG.standard_normal(size).astype(np.float32)
+    if size > 8:
+        g[:8] = [np.nan, np.nan, np.inf, -np.inf, 1.0, -0.0, 5.0, 2.0]
+        x[:8] = [-1.0, 2.0, 3.0, 0.0, np.nan, 1.0, np.inf, -np.inf]
+    for name, scalars in (("ewise_relu_grad", ()), ("ewise_add_scaled", (-0.37,)),
+                          ("ewise_add_scaled", (3.0,))):
+        want = spec.alloc(size, "float32")
+        with np.errstate(invalid="ignore"):
+            getattr(spec, name)(g, x, *scalars, want, size)
+        dg, dx = to_device(device, g), to_device(device, x)
+        out = {"first": dg, "second": dx}[alias] if alias else device.alloc(size, "float32")
+        getattr(device, name)(dg, dx, *scalars, out, size)
+        # add_scaled may round once (fused multiply-add) where numpy rounds twice.
+        np.testing.assert_allclose(read(device, out, size), want, rtol=1e-6, atol=1e-6,
+                                   equal_nan=True, err_msg=f"{name}{scalars}, out={alias}")
+
+
 @pytest.mark.parametrize("device", DEVICE_PARAMS)
 @pytest.mark.parametrize("out_size,reduce_size", [(1, 1), (1, 1000), (7, 13), (300, 3), (2, 5001)])
 def test_reductions_match_spec(device, out_size, reduce_size):

@@ -1,6 +1,6 @@
 """Triton elementwise and reduction kernels (kernel layer) through the cuda device, against the
-numpy device: every binary, scalar and unary op of the protocol, sizes 1, primes and several blocks,
-special values (NaN, inf, zeros, negative bases), and row reductions of any length.
+numpy device: every binary, scalar, unary and fused op of the protocol, sizes 1, primes and
+several blocks, special values (NaN, inf, zeros, negative bases), row reductions of any length.
 """
 
 import numpy as np
@@ -28,12 +28,8 @@ def _run(cuda, name, inputs, *scalars):
         cuda.from_numpy(host, handle)
         handles.append(handle)
     out = cuda.alloc(size)
-    if scalars:
-        getattr(numpy_device, name)(inputs[0], scalars[0], expected, size)
-        getattr(cuda, name)(handles[0], scalars[0], out, size)
-    else:
-        getattr(numpy_device, name)(*inputs, expected, size)
-        getattr(cuda, name)(*handles, out, size)
+    getattr(numpy_device, name)(*inputs, *scalars, expected, size)
+    getattr(cuda, name)(*handles, *scalars, out, size)
     return cuda.to_numpy(out, (size,), (1,), 0), expected
 
 
@@ -60,6 +56,28 @@ def test_binary_special_values(cuda, name):
     a = np.repeat(SPECIAL, SPECIAL.size)
     b = np.tile(SPECIAL, SPECIAL.size)
     _check(*_run(cuda, name, [a, b]))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_relu_grad(cuda, size):
+    g = RNG.standard_normal(size).astype(np.float32)
+    x = RNG.standard_normal(size).astype(np.float32)
+    _check(*_run(cuda, "ewise_relu_grad", [g, x]))
+
+
+def test_relu_grad_special_values(cuda):
+    # NaN or non-positive x gives 0 whatever g holds (NaN, inf); positive x passes g through.
+    g = np.repeat(SPECIAL, SPECIAL.size)
+    x = np.tile(SPECIAL, SPECIAL.size)
+    _check(*_run(cuda, "ewise_relu_grad", [g, x]))
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("value", [-0.01, 1.0, -1.0, 0.0])
+def test_add_scaled(cuda, size, value):
+    a = RNG.standard_normal(size).astype(np.float32)
+    b = RNG.standard_normal(size).astype(np.float32)
+    _check(*_run(cuda, "ewise_add_scaled", [a, b], value))
 
 
 @pytest.mark.parametrize("name", protocol.SCALAR_FUNCTIONS)

@@ -1,0 +1,93 @@
+"""How many device kernels the training step's hot paths launch: optimizer updates, the ReLU
+gradient, subtraction. On a GPU each launch costs tens of microseconds of host time, so a fused
+pair that comes apart is a regression even when every value stays right. Engine layer tests.
+"""
+
+import collections
+
+import numpy as np
+import pytest
+
+import engine as ndl
+from engine import nn, optim
+from engine.backend.protocol import MEMORY_FUNCTIONS, THREAD_FUNCTIONS
+
+DEVICE = ndl.cpu_numpy()
+NOT_KERNELS = MEMORY_FUNCTIONS[:1] + ("from_numpy", "to_numpy") + THREAD_FUNCTIONS
+
+
+@pytest.fixture
+def launches(monkeypatch):
+    """A Counter of protocol calls on the cpu_numpy device, by function name."""
+    counter = collections.Counter()
+    for name in DEVICE.module.__dict__:
+        function = getattr(DEVICE.module, name)
+        if name.startswith("_") or not callable(function) or name in NOT_KERNELS:
+            continue
+
+        def counted(*args, _name=name, _function=function, **kwargs):
+            counter[_name] += 1
+            return _function(*args, **kwargs)
+
+        monkeypatch.setattr(DEVICE, name, counted, raising=False)
+    return counter
+
+
+def _params(count=3):
+    rng = np.random.default_rng(0)
+    params = [nn.Parameter(ndl.Tensor(rng.standard_normal((4, 5)), device=DEVICE))
+              for _ in range(count)]
+    for param in params:
+        param.grad = ndl.Tensor(rng.standard_normal((4, 5)), device=DEVICE, requires_grad=False)
+    return params
+
+
+@pytest.mark.parametrize("make,per_param", [
+    (lambda p: optim.SGD(p, lr=0.1), {"ewise_add_scaled": 1}),
+    (lambda p: optim.SGD(p, lr=0.1, weight_decay=0.01), {"ewise_add_scaled": 2}),
+    # From the second step on: u <- b u + (1 - d) g, then w <- w - lr u.
+    (lambda p: optim.SGD(p, lr=0.1, momentum=0.9),
+     {"scalar_mul": 1, "ewise_add_scaled": 2}),
+    (lambda p: optim.Adam(p, lr=0.1),
+     {"scalar_mul": 2, "ewise_mul": 1, "ewise_add_scaled": 3, "scalar_div": 2,
+      "ewise_sqrt": 1, "scalar_add": 1, "ewise_div": 1}),
+], ids=["sgd", "sgd_weight_decay", "momentum", "adam"])
+def test_optimizer_step_launches(make, per_param, launches):
+    params = _params()
+    optimizer = make(params)
+    optimizer.step()
+    launches.clear()
+    optimizer.step()
+    assert dict(launches) == {name: n * len(params) for name, n in per_param.items()}
+
+
+def test_relu_backward_is_one_kernel(launches):
+    x = ndl.Tensor(np.array([[-1.0, 2.0], [0.0, 3.0]]), device=DEVICE, requires_grad=True)
+    y = ndl.relu(x)
+    launches.clear()
+    y.backward(ndl.Tensor(np.array([[5.0, 6.0], [7.0, 8.0]]), device=DEVICE))
+    assert dict(launches) == {"ewise_relu_grad": 1}
+    np.testing.assert_array_equal(x.grad.numpy(), [[0.0, 6.0], [0.0, 8.0]])
+
+
+def test_relu_second_derivative_gates_again():
+    # ReLU's gradient is linear in the cotangent, so differentiating it applies the same gate.
+    x = ndl.Tensor(np.array([-1.0, 2.0, 0.5]), device=DEVICE, requires_grad=True)
+    cotangent = ndl.Tensor(np.array([3.0, 4.0, 5.0]), device=DEVICE, requires_grad=True)
+    y = ndl.relu(x)
+    (grad_x,) = y.op.gradient_as_tuple(cotangent, y)
+    np.testing.assert_array_equal(grad_x.numpy(), [0.0, 4.0, 5.0])
+    grad_x.backward(ndl.Tensor(np.array([1.0, 1.0, 1.0]), device=DEVICE))
+    np.testing.assert_array_equal(cotangent.grad.numpy(), [0.0, 1.0, 1.0])
+
+
+def test_subtraction_is_one_kernel_each_way(launches):
+    a = ndl.Tensor(np.array([1.0, 2.0]), device=DEVICE, requires_grad=True)
+    b = ndl.Tensor(np.array([0.5, -4.0]), device=DEVICE, requires_grad=True)
+    out = a - b
+    assert dict(launches) == {"ewise_add_scaled": 1}
+    launches.clear()
+    out.backward(ndl.Tensor(np.array([1.0, 3.0]), device=DEVICE))
+    assert dict(launches) == {"ewise_neg": 1}
+    np.testing.assert_array_equal(out.numpy(), [0.5, 6.0])
+    np.testing.assert_array_equal(b.grad.numpy(), [-1.0, -3.0])
