@@ -72,6 +72,12 @@ def test_operators_reductions_and_matmul_match_numpy(device):
     np.testing.assert_allclose(a.max(axis=(0, 1), keepdims=True).numpy(),
                                x.max(keepdims=True))
     np.testing.assert_allclose((a @ b.permute((1, 0))).numpy(), x @ y.T, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(a.relu_grad(b).numpy(), np.where(y > 0, x, 0))
+    # Strided operands (a transposed view, a broadcast row) are compacted first.
+    np.testing.assert_allclose(a.add_scaled(b.permute((1, 0)).permute((1, 0)), -0.5).numpy(),
+                               x - 0.5 * y, rtol=1e-6)
+    row = b[1:2, :].broadcast_to((3, 4))
+    np.testing.assert_allclose(a.add_scaled(row, 2.0).numpy(), x + 2.0 * y[1:2], rtol=1e-6)
 
 
 def test_pad_and_fill(device):
@@ -91,6 +97,10 @@ def test_pad_and_fill(device):
     (lambda a: a[0, 0, 0], IndexError, "too many indices"),
     (lambda a: a + NDArray(np.ones((6, 4)), device=a.device), ValueError, r"\(4, 6\).*\(6, 4\)"),
     (lambda a: a @ a, ValueError, r"\(4, 6\) @ \(4, 6\)"),
+    (lambda a: a.relu_grad(a[:2]), ValueError, r"\(4, 6\) and \(2, 6\)"),
+    (lambda a: a.relu_grad(1.0), TypeError, "relu_grad needs an NDArray input, got float"),
+    (lambda a: a.add_scaled(2.0, 0.5), TypeError, "add_scaled needs an NDArray to scale"),
+    (lambda a: a.add_scaled(a.permute((1, 0)), 0.5), ValueError, r"\(4, 6\) and \(6, 4\)"),
     (lambda a: a.sum(axis=3), ValueError, "axis 3 is out of range"),
     (lambda a: a["x"], TypeError, "unsupported index"),
     (lambda a: bool(a), TypeError, "ambiguous"),
