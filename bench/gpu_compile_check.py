@@ -101,6 +101,8 @@ def variants(quick):
         for rows, cols in ((1, 1024), (4, 1024), (64, 64), (1, 1)):
             yield reduce._reduce_kernel, {"IS_MAX": is_max, "BLOCK_ROWS": rows,
                                           "BLOCK_COLS": cols}
+    for rows, cols in ((1, 1024), (64, 64), (1, 1)):
+        yield reduce._logsumexp_kernel, {"BLOCK_ROWS": rows, "BLOCK_COLS": cols}
     yield conv._sum_splits_kernel, {"BLOCK": 128, "SPLIT_BLOCK": 32}
     for rounding in (False, True):
         yield transpose._transpose_kernel, {"BLOCK_R": 64, "BLOCK_C": 64, "ROUND_TF32": rounding,

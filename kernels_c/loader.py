@@ -40,6 +40,7 @@ SIGNATURES = {
     "nd_scalar_setitem_f32": [F32, P, I64, I64, I64, P, P, I64],
     "nd_reduce_sum_f32": [P, P, I64, I64],
     "nd_reduce_max_f32": [P, P, I64, I64],
+    "nd_reduce_logsumexp_f32": [P, P, I64, I64],
     "nd_sgemm_f32": _SGEMM,
     "nd_sgemm_naive_f32": _SGEMM,
     "nd_matmul_f32": _MATMUL,

@@ -94,9 +94,10 @@ int nd_ewise_add_scaled_f32(const float *a, const float *b, float value, float *
                             int64_t size); /* a + value * b */
 
 /* reduce.c: over the last axis of compact a (out_size, reduce_size).
- * reduce_max needs reduce_size >= 1 and propagates NaN. */
+ * reduce_max needs reduce_size >= 1 and propagates NaN; logsumexp of an empty row is -inf. */
 int nd_reduce_sum_f32(const float *a, float *out, int64_t reduce_size, int64_t out_size);
 int nd_reduce_max_f32(const float *a, float *out, int64_t reduce_size, int64_t out_size);
+int nd_reduce_logsumexp_f32(const float *a, float *out, int64_t reduce_size, int64_t out_size);
 
 /* sgemm.c
  * nd_sgemm_f32: C[i, j] (+)= sum_l A[i, l] * B[l, j] with A[i, l] = a[i*a_rs + l*a_cs],

@@ -1,6 +1,7 @@
-/* Reductions over the last axis of compact data: sum and max.
+/* Reductions over the last axis of compact data: sum, max and logsumexp.
  * Kernel layer (kernels_c); ABI in nd_kernels.h. The sum keeps 32 partial sums in two vectors
  * (a fixed, reproducible reassociation, like numpy's pairwise sum); no -ffast-math anywhere. */
+#include <math.h>
 #include <string.h>
 
 #include "nd_kernels.h"
@@ -33,6 +34,19 @@ static float max_contiguous(const float *a, int64_t n)
     float m = a[0];
     for (int64_t i = 1; i < n; i++) m = (a[i] > m || a[i] != a[i]) ? a[i] : m;
     return m;
+}
+
+/* log(sum exp(a)) shifted by the finite maximum. An infinite or NaN maximum shifts by 0, and the
+ * sum itself then gives inf (an inf element), 0 (all -inf: log gives -inf) or NaN (a NaN). */
+static float logsumexp_contiguous(const float *a, int64_t n)
+{
+    if (n == 0) return -INFINITY;
+    float peak = max_contiguous(a, n);
+    float shift = isfinite(peak) ? peak : 0.0f;
+    float total = 0.0f;
+#pragma omp simd reduction(+ : total)
+    for (int64_t i = 0; i < n; i++) total += expf(a[i] - shift);
+    return logf(total) + shift;
 }
 
 int nd_reduce_sum_f32(const float *a, float *out, int64_t reduce_size, int64_t out_size)
@@ -81,5 +95,23 @@ int nd_reduce_max_f32(const float *a, float *out, int64_t reduce_size, int64_t o
     }
 #pragma omp parallel for num_threads(threads)
     for (int64_t i = 0; i < out_size; i++) out[i] = max_contiguous(a + i * reduce_size, reduce_size);
+    return ND_OK;
+}
+
+int nd_reduce_logsumexp_f32(const float *a, float *out, int64_t reduce_size, int64_t out_size)
+{
+    if (reduce_size < 0 || out_size < 0) return ND_ERR_SIZE;
+    if (out_size == 0) return ND_OK;
+    if (!out || (reduce_size > 0 && !a)) return ND_ERR_NULL;
+    int threads = nd_threads_for(reduce_size * out_size, ND_GRAIN / 8); /* exp: more work each */
+    if (threads > out_size) threads = (int)out_size;
+    if (threads == 1) {
+        for (int64_t i = 0; i < out_size; i++)
+            out[i] = logsumexp_contiguous(a + i * reduce_size, reduce_size);
+        return ND_OK;
+    }
+#pragma omp parallel for num_threads(threads)
+    for (int64_t i = 0; i < out_size; i++)
+        out[i] = logsumexp_contiguous(a + i * reduce_size, reduce_size);
     return ND_OK;
 }

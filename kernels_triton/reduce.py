@@ -1,6 +1,6 @@
-"""Row reductions over the last axis of compact float32 data (kernel layer): sum and max. Each
-program owns BLOCK_ROWS rows and walks the reduced axis in BLOCK_COLS chunks, so any reduce size
-fits; max propagates NaN like numpy.
+"""Row reductions over the last axis of compact float32 data (kernel layer): sum, max and
+logsumexp. Each program owns BLOCK_ROWS rows and walks the reduced axis in BLOCK_COLS chunks, so
+any reduce size fits; max propagates NaN like numpy.
 """
 
 import triton
@@ -8,7 +8,7 @@ import triton.language as tl
 
 from .common import cdiv, check_buffer, interpreting
 
-REDUCE_OPS = ("sum", "max")
+REDUCE_OPS = ("sum", "max", "logsumexp")
 
 
 def block_config(reduce_size, out_size):
@@ -46,6 +46,38 @@ def _reduce_kernel(a, out, reduce_size, out_size, IS_MAX: tl.constexpr,
     tl.store(out + rows, result, mask=row_mask)
 
 
+@triton.jit
+def _logsumexp_kernel(a, out, reduce_size, out_size, BLOCK_ROWS: tl.constexpr,
+                      BLOCK_COLS: tl.constexpr):
+    # Two passes over each row: its maximum, then the sum of exp(x - maximum). A NaN may drop out
+    # of the maximum (tl.maximum ignores it) but not out of the sum, so the row still gives NaN.
+    rows = tl.program_id(0).to(tl.int64) * BLOCK_ROWS + tl.arange(0, BLOCK_ROWS)
+    row_mask = rows < out_size
+    cols = tl.arange(0, BLOCK_COLS)
+    row_start = rows[:, None] * reduce_size
+    peak = tl.full([BLOCK_ROWS, BLOCK_COLS], float("-inf"), tl.float32)
+    for start in range(0, reduce_size, BLOCK_COLS):
+        c = start + cols
+        mask = row_mask[:, None] & (c < reduce_size)[None, :]
+        peak = tl.maximum(peak, tl.load(a + row_start + c[None, :], mask=mask,
+                                        other=float("-inf")))
+    row_peak = tl.max(peak, axis=1)
+    # An infinite maximum shifts nothing: the sum then gives inf (an inf element) or 0 (all -inf,
+    # and an empty row), whose log is -inf.
+    shift = tl.where(tl.abs(row_peak) < float("inf"), row_peak, 0.0)
+    total = tl.zeros([BLOCK_ROWS, BLOCK_COLS], tl.float32)
+    for start in range(0, reduce_size, BLOCK_COLS):
+        c = start + cols
+        mask = row_mask[:, None] & (c < reduce_size)[None, :]
+        x = tl.load(a + row_start + c[None, :], mask=mask, other=float("-inf"))
+        total += tl.exp(x - shift[:, None])
+    row_sum = tl.sum(total, axis=1)
+    # log(0) = -inf written out: the interpreter's numpy would warn on every padding row.
+    result = tl.where(row_sum > 0.0, tl.log(tl.where(row_sum > 0.0, row_sum, 1.0)) + shift,
+                      tl.where(row_sum == row_sum, float("-inf"), row_sum))
+    tl.store(out + rows, result, mask=row_mask)
+
+
 def reduce(op, a, out, reduce_size, out_size):
     """out[i] = OP_j a[i * reduce_size + j] for op in REDUCE_OPS."""
     if op not in REDUCE_OPS:
@@ -60,5 +92,10 @@ def reduce(op, a, out, reduce_size, out_size):
     if out_size == 0:
         return
     rows, cols, warps = block_config(reduce_size, out_size)
-    _reduce_kernel[(cdiv(out_size, rows),)](a, out, reduce_size, out_size, IS_MAX=op == "max",
-                                            BLOCK_ROWS=rows, BLOCK_COLS=cols, num_warps=warps)
+    grid = (cdiv(out_size, rows),)
+    if op == "logsumexp":
+        _logsumexp_kernel[grid](a, out, reduce_size, out_size, BLOCK_ROWS=rows, BLOCK_COLS=cols,
+                                num_warps=warps)
+    else:
+        _reduce_kernel[grid](a, out, reduce_size, out_size, IS_MAX=op == "max",
+                             BLOCK_ROWS=rows, BLOCK_COLS=cols, num_warps=warps)

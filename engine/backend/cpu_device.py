@@ -255,6 +255,7 @@ def _reduction(name):
 
 reduce_sum = _reduction("reduce_sum")
 reduce_max = _reduction("reduce_max")
+reduce_logsumexp = _reduction("reduce_logsumexp")
 
 
 # Matrix multiply

@@ -183,6 +183,10 @@ def reduce_max(a, out, reduce_size, out_size):
     _reduce.reduce("max", a, out, reduce_size, out_size)
 
 
+def reduce_logsumexp(a, out, reduce_size, out_size):
+    _reduce.reduce("logsumexp", a, out, reduce_size, out_size)
+
+
 # Matmul and convolution
 def matmul(a, b, out, batch, m, k, n,
            a_offset, a_batch_stride, a_row_stride, a_col_stride,

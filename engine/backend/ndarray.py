@@ -457,6 +457,11 @@ class NDArray:
     def max(self, axis=None, keepdims=False):
         return self._reduce(self.device.reduce_max, axis, keepdims)
 
+    def logsumexp(self, axis=None, keepdims=False):
+        """log(sum(exp(self))) over `axis` in one kernel, without overflow; -inf over an empty
+        axis."""
+        return self._reduce(self.device.reduce_logsumexp, axis, keepdims)
+
     # matmul
     def __matmul__(self, other):
         return matmul(self, other)

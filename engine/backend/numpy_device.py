@@ -121,6 +121,18 @@ def reduce_max(a, out, reduce_size, out_size):
     out[:out_size] = a[: out_size * reduce_size].reshape(out_size, reduce_size).max(axis=1)
 
 
+def reduce_logsumexp(a, out, reduce_size, out_size):
+    if reduce_size == 0:
+        out[:out_size] = -np.inf
+        return
+    rows = a[: reduce_size * out_size].reshape(out_size, reduce_size)
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        peak = rows.max(axis=1, keepdims=True)
+        # An infinite (or NaN) maximum shifts nothing: exp then gives inf, 0 or NaN as it should.
+        shift = np.where(np.isfinite(peak), peak, 0).astype(rows.dtype)
+        out[:out_size] = np.log(np.exp(rows - shift).sum(axis=1)) + shift[:, 0]
+
+
 def matmul(a, b, out, batch, m, k, n,
            a_offset, a_batch_stride, a_row_stride, a_col_stride,
            b_offset, b_batch_stride, b_row_stride, b_col_stride):

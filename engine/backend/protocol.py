@@ -41,6 +41,9 @@ pass each (the ReLU gradient; SGD, momentum and weight-decay updates); `out` may
 Reductions over the last axis of compact data
     reduce_sum(a, out, reduce_size, out_size)   out[i] = sum_j a[i * reduce_size + j]
     reduce_max(a, out, reduce_size, out_size)   out[i] = max_j a[i * reduce_size + j]
+    reduce_logsumexp(a, out, reduce_size, out_size)
+        out[i] = log(sum_j exp(a[i * reduce_size + j])), without overflow (shifted by the row's
+        finite maximum): -inf for an empty or all -inf row, inf with an inf, NaN with a NaN
 
 Matrix multiply (strided operands: transposed and broadcast views need no copy)
     matmul(a, b, out, batch, m, k, n,
@@ -69,7 +72,7 @@ SCALAR_FUNCTIONS = tuple(f"scalar_{op}" for op in BINARY_OPS + ("power", "rdiv")
 UNARY_OPS = ("neg", "log", "exp", "tanh", "relu", "sigmoid", "sqrt")
 UNARY_FUNCTIONS = tuple(f"ewise_{op}" for op in UNARY_OPS)
 FUSED_FUNCTIONS = ("ewise_relu_grad", "ewise_add_scaled")
-REDUCE_FUNCTIONS = ("reduce_sum", "reduce_max")
+REDUCE_FUNCTIONS = ("reduce_sum", "reduce_max", "reduce_logsumexp")
 MATMUL_FUNCTIONS = ("matmul",)
 CONV_FUNCTIONS = ("conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight")
 THREAD_FUNCTIONS = ("set_num_threads", "get_num_threads")

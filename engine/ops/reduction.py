@@ -53,7 +53,7 @@ class Max(TensorOp):
 
 
 class LogSumExp(TensorOp):
-    """log(sum(exp(x), axes)), computed as max + log(sum(exp(x - max)))."""
+    """log(sum(exp(x), axes)): one device reduction, which shifts by the maximum (no overflow)."""
 
     def __init__(self, axes=None, keepdims=False):
         self.axes = axes
@@ -61,12 +61,7 @@ class LogSumExp(TensorOp):
 
     def compute(self, a):
         axes = _normalize_axes(self.axes, a.ndim, "logsumexp")
-        # Clamped so that an all -inf slice gives -inf rather than nan from (-inf) - (-inf).
-        peak = a.max(axis=axes, keepdims=True).maximum(-3.0e38)
-        shifted = (a - peak.broadcast_to(a.shape)).exp().sum(axis=axes, keepdims=True).log()
-        out = shifted + peak
-        return out if self.keepdims else out.reshape(
-            tuple(n for i, n in enumerate(a.shape) if i not in axes))
+        return a.logsumexp(axis=axes, keepdims=self.keepdims)
 
     def gradient(self, out_grad, node):
         x = node.inputs[0]

@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 
 from engine.backend import numpy_device as spec
-from engine.backend.protocol import BINARY_OPS, CORE_FUNCTIONS, UNARY_OPS, missing_functions
+from engine.backend.protocol import (
+    BINARY_OPS,
+    CORE_FUNCTIONS,
+    REDUCE_FUNCTIONS,
+    UNARY_OPS,
+    missing_functions,
+)
 from tests.devices import DEVICE_PARAMS
 
 RNG = np.random.default_rng(0)
@@ -141,12 +147,40 @@ def test_reductions_match_spec(device, out_size, reduce_size):
     a = RNG.standard_normal(out_size * reduce_size).astype(np.float32)
     da = to_device(device, a)
     out = device.alloc(out_size, "float32")
-    for name in ("reduce_sum", "reduce_max"):
+    for name in REDUCE_FUNCTIONS:
         want = spec.alloc(out_size, "float32")
         getattr(spec, name)(a, want, reduce_size, out_size)
         getattr(device, name)(da, out, reduce_size, out_size)
         np.testing.assert_allclose(read(device, out, out_size), want, rtol=1e-5, atol=1e-4,
                                    err_msg=name)
+
+
+# Rows of two: the expected logsumexp of each, written out (a row's shift must not overflow, and
+# infinities and NaN come out as the mathematics says).
+LSE_ROWS = [([0.0, 0.0], np.log(2.0)), ([1000.0, 1000.0], 1000.0 + np.log(2.0)),
+            ([-1000.0, -1000.0], -1000.0 + np.log(2.0)), ([-np.inf, -np.inf], -np.inf),
+            ([-np.inf, 3.0], 3.0), ([np.inf, 1.0], np.inf), ([np.inf, -np.inf], np.inf),
+            ([np.nan, 1.0], np.nan), ([1.0, np.nan], np.nan), ([-np.inf, np.nan], np.nan),
+            ([88.0, 89.0], 89.0 + np.log1p(np.exp(-1.0)))]
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+def test_logsumexp_special_values(device):
+    rows = np.array([row for row, _ in LSE_ROWS], np.float32).reshape(-1)
+    want = np.array([value for _, value in LSE_ROWS], np.float32)
+    out_size = len(LSE_ROWS)
+    for label, impl in (("spec", spec), (device.name, device)):
+        out = impl.alloc(out_size, "float32")
+        impl.reduce_logsumexp(to_device(impl, rows), out, 2, out_size)
+        np.testing.assert_allclose(read(impl, out, out_size), want, rtol=1e-6, equal_nan=True,
+                                   err_msg=label)
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+def test_logsumexp_of_an_empty_row_is_minus_inf(device):
+    out = device.alloc(3, "float32")
+    device.reduce_logsumexp(device.alloc(1, "float32"), out, 0, 3)
+    np.testing.assert_array_equal(read(device, out, 3), [-np.inf] * 3)
 
 
 MATMUL_CASES = [

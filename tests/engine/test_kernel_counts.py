@@ -91,3 +91,11 @@ def test_subtraction_is_one_kernel_each_way(launches):
     assert dict(launches) == {"ewise_neg": 1}
     np.testing.assert_array_equal(out.numpy(), [0.5, 6.0])
     np.testing.assert_array_equal(b.grad.numpy(), [-1.0, -3.0])
+
+
+def test_logsumexp_forward_is_one_kernel(launches):
+    z = ndl.Tensor(np.array([[1.0, 2.0, 3.0], [1000.0, 0.0, -np.inf]]), device=DEVICE)
+    out = ndl.logsumexp(z, axes=(1,))
+    assert dict(launches) == {"reduce_logsumexp": 1}
+    np.testing.assert_allclose(out.numpy(), [3.0 + np.log1p(np.exp(-1.0) + np.exp(-2.0)), 1000.0],
+                               rtol=1e-6)
