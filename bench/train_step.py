@@ -1,7 +1,8 @@
 """Benchmark: one training step (forward, backward, SGD step) of our engine on the cpu device next
 to PyTorch CPU eager, same model, batch and thread count (1), measured in the same run.
 Models: the 784-100-10 MLP and a 50-layer width-100 ReLU MLP, batch 100. Prints times and ratios
-(target: engine <= 1.5x torch). Usage: python bench/train_step.py [--device cpu] [--repeats N]
+(target: engine <= 1.5x torch), and the engine's kernels per step (what a GPU step pays for).
+Usage: python bench/train_step.py [--device cpu] [--repeats N]
 """
 
 import argparse
@@ -13,6 +14,7 @@ from threadpoolctl import threadpool_limits
 
 import engine as ndl
 from engine import nn, optim
+from engine.backend import count_launches
 
 
 def engine_model(widths, device):
@@ -70,7 +72,9 @@ def bench(widths, batch, repeats, device):
         t_loss(t_model(tx), ty).backward()
         t_optimizer.step()
 
-    return best_time(engine_step, repeats), best_time(torch_step, repeats)
+    with count_launches(device) as launches:
+        engine_step()
+    return best_time(engine_step, repeats), best_time(torch_step, repeats), launches.total()
 
 
 def main():
@@ -86,12 +90,12 @@ def main():
     cases = [("784-100-10 MLP", [784, 100, 10]), ("50-layer width-100 MLP", [784] + [100] * 49
                                                   + [10])]
     print(f"engine device {device.name}, torch {torch.__version__}, 1 thread, batch 100")
-    print(f"{'model':<24} {'engine ms':>10} {'torch ms':>10} {'ratio':>7}   (best of "
-          f"{args.repeats}; median ratio)")
+    print(f"{'model':<24} {'engine ms':>10} {'torch ms':>10} {'ratio':>7} {'kernels':>8}   "
+          f"(best of {args.repeats}; median ratio)")
     for name, widths in cases:
-        (e_best, e_median), (t_best, t_median) = bench(widths, 100, args.repeats, device)
+        (e_best, e_median), (t_best, t_median), kernels = bench(widths, 100, args.repeats, device)
         print(f"{name:<24} {e_best * 1e3:>10.3f} {t_best * 1e3:>10.3f} {e_best / t_best:>6.2f}x"
-              f"   ({e_median / t_median:.2f}x)")
+              f" {kernels:>8}   ({e_median / t_median:.2f}x)")
 
 
 if __name__ == "__main__":

@@ -346,8 +346,8 @@ int nd_ewise_sqrt_f32(const float *a, float *out, int64_t size)
     return ND_OK;
 }
 
-/* The ReLU gradient, one pass instead of a mask and a product: out = g where x > 0, else 0 (a NaN
- * x gives 0, and so does x <= 0 with a NaN g, as in PyTorch). */
+/* The ReLU gradient, one pass instead of a mask and a product: out = 0 where x <= 0, NaN g
+ * included, else g (a NaN x passes g on, so a NaN's gradient stays traceable), as in PyTorch. */
 int nd_ewise_relu_grad_f32(const float *g, const float *x, float *out, int64_t size)
 {
     int status = check_args(size, g, x, out);
@@ -355,10 +355,10 @@ int nd_ewise_relu_grad_f32(const float *g, const float *x, float *out, int64_t s
     int threads = nd_threads_for(size, ND_GRAIN_CHEAP);
     if (threads > 1) {
 #pragma omp parallel for simd num_threads(threads)
-        for (int64_t i = 0; i < size; i++) out[i] = x[i] > 0.0f ? g[i] : 0.0f;
+        for (int64_t i = 0; i < size; i++) out[i] = x[i] <= 0.0f ? 0.0f : g[i];
     } else {
 #pragma omp simd
-        for (int64_t i = 0; i < size; i++) out[i] = x[i] > 0.0f ? g[i] : 0.0f;
+        for (int64_t i = 0; i < size; i++) out[i] = x[i] <= 0.0f ? 0.0f : g[i];
     }
     return ND_OK;
 }

@@ -43,10 +43,11 @@ static float logsumexp_contiguous(const float *a, int64_t n)
     if (n == 0) return -INFINITY;
     float peak = max_contiguous(a, n);
     float shift = isfinite(peak) ? peak : 0.0f;
-    float total = 0.0f;
-#pragma omp simd reduction(+ : total)
+    /* A double sum: expf does not vectorize here (no vector expf without -ffast-math), so a float
+     * sum would be sequential and lose digits on long rows; the double costs nothing beside expf. */
+    double total = 0.0;
     for (int64_t i = 0; i < n; i++) total += expf(a[i] - shift);
-    return logf(total) + shift;
+    return logf((float)total) + shift;
 }
 
 int nd_reduce_sum_f32(const float *a, float *out, int64_t reduce_size, int64_t out_size)

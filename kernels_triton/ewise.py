@@ -1,7 +1,7 @@
 """Elementwise kernels over compact float32 data (kernel layer): binary (a OP b), scalar
 (a OP value, value / a) and unary ops with numpy's semantics (NaN-propagating maximum, 0./1.
-comparisons), and the fused ReLU gradient and a + value * b. One kernel per arity; the op is a
-compile-time string, so each op compiles once.
+comparisons), and the fused ReLU gradient and a + value * b. One kernel per arity (and one for
+a + value * b); the op is a compile-time string, so each op compiles once.
 """
 
 import triton
@@ -13,7 +13,7 @@ from .memory import block_config
 BINARY_OPS = ("add", "mul", "div", "maximum", "eq", "ge", "gt")
 SCALAR_OPS = BINARY_OPS + ("power", "rdiv")
 UNARY_OPS = ("neg", "log", "exp", "tanh", "relu", "sigmoid", "sqrt")
-# Binary ops with no scalar form: g gated by x > 0 (the ReLU gradient).
+# Binary ops with no scalar form: g blocked where x <= 0 (the ReLU gradient).
 GATE_OPS = ("relu_grad",)
 # Integer powers up to this magnitude are repeated products (exact like numpy's powf for x**2).
 MAX_INTEGER_POWER = 4
@@ -36,7 +36,7 @@ def _binary(a, b, OP: tl.constexpr):
     elif OP == "gt":
         r = (a > b).to(tl.float32)
     elif OP == "relu_grad":
-        r = tl.where(b > 0.0, a, 0.0)
+        r = tl.where(b <= 0.0, 0.0, a)
     else:
         r = tl.div_rn(b, a)  # "rdiv": value / a
     return r

@@ -413,7 +413,7 @@ class NDArray:
 
     # fused pairs (one kernel each where NDArray arithmetic would launch two)
     def relu_grad(self, x):
-        """self where x > 0, else 0: the ReLU gradient of cotangent `self` at input `x`."""
+        """0 where x <= 0, else self: the ReLU gradient of cotangent `self` at input `x`."""
         if not isinstance(x, NDArray):
             raise TypeError(f"relu_grad needs an NDArray input, got {type(x).__name__}")
         return self._ewise(x, self.device.ewise_relu_grad, None)
@@ -422,6 +422,8 @@ class NDArray:
         """self + value * other (arrays of one shape), in one pass."""
         if not isinstance(other, NDArray):
             raise TypeError(f"add_scaled needs an NDArray to scale, got {type(other).__name__}")
+        if not isinstance(value, numbers.Real):
+            raise TypeError(f"add_scaled needs a number to scale by, got {type(value).__name__}")
         value, fused = float(value), self.device.ewise_add_scaled
         return self._ewise(other, lambda a, b, out, size: fused(a, b, value, out, size), None)
 

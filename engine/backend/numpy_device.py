@@ -105,7 +105,7 @@ ewise_sqrt = _unary(np.sqrt)
 
 
 def ewise_relu_grad(g, x, out, size):
-    out[:size] = np.where(x[:size] > 0, g[:size], out.dtype.type(0))
+    out[:size] = np.where(x[:size] <= 0, out.dtype.type(0), g[:size])
 
 
 def ewise_add_scaled(a, b, value, out, size):

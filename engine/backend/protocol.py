@@ -33,10 +33,10 @@ Elementwise over compact data, `size` elements (`out` may be one of the inputs)
 
 Fused elementwise over compact data: the training step's two commonest pairs of launches in one
 pass each (the ReLU gradient; SGD, momentum and weight-decay updates); `out` may be an input
-    ewise_relu_grad(g, x, out, size)           out = g where x > 0, else 0 (also where x is NaN,
-                                               whatever g holds: PyTorch's threshold_backward)
-    ewise_add_scaled(a, b, value, out, size)   out = a + value * b, value rounded to float32 first;
-                                               one rounding (fused multiply-add) or two
+    ewise_relu_grad(g, x, out, size)           out = 0 where x <= 0 (whatever g holds), else g (so
+                                               a NaN x passes g on: PyTorch's threshold_backward)
+    ewise_add_scaled(a, b, value, out, size)   out = a + value * b, value rounded to the arrays'
+                                               dtype first; one rounding (fused multiply-add) or two
 
 Reductions over the last axis of compact data
     reduce_sum(a, out, reduce_size, out_size)   out[i] = sum_j a[i * reduce_size + j]

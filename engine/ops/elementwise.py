@@ -150,7 +150,7 @@ class ReLU(TensorOp):
 
 
 class ReLUGate(TensorOp):
-    """g -> g where x > 0, else 0, for a fixed input `x` (an NDArray): ReLU's gradient in one
+    """g -> 0 where x <= 0, else g, for a fixed input `x` (an NDArray): ReLU's gradient in one
     kernel. Linear in g, so its own gradient is the same gate; x is piecewise constant here and
     carries none."""
 

@@ -100,6 +100,7 @@ def test_pad_and_fill(device):
     (lambda a: a.relu_grad(a[:2]), ValueError, r"\(4, 6\) and \(2, 6\)"),
     (lambda a: a.relu_grad(1.0), TypeError, "relu_grad needs an NDArray input, got float"),
     (lambda a: a.add_scaled(2.0, 0.5), TypeError, "add_scaled needs an NDArray to scale"),
+    (lambda a: a.add_scaled(a, "x"), TypeError, "add_scaled needs a number to scale by, got str"),
     (lambda a: a.add_scaled(a.permute((1, 0)), 0.5), ValueError, r"\(4, 6\) and \(6, 4\)"),
     (lambda a: a.sum(axis=3), ValueError, "axis 3 is out of range"),
     (lambda a: a["x"], TypeError, "unsupported index"),

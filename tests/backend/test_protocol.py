@@ -109,12 +109,13 @@ def test_elementwise_scalar_and_unary_match_spec(device, size):
 
 
 def test_fused_spec_semantics():
-    # The spec itself, against values written out: a NaN or non-positive x blocks g, NaN included.
+    # The spec itself, against values written out: x <= 0 blocks g, NaN included; a NaN x
+    # passes g on (PyTorch's rule, which keeps a NaN's gradient traceable).
     g = np.array([1.0, 2.0, np.nan, 4.0, np.nan, -6.0], np.float32)
     x = np.array([0.5, -1.0, -2.0, np.nan, 3.0, 0.0], np.float32)
     out = np.empty(6, np.float32)
     spec.ewise_relu_grad(g, x, out, 6)
-    np.testing.assert_array_equal(out, [1.0, 0.0, 0.0, 0.0, np.nan, 0.0])
+    np.testing.assert_array_equal(out, [1.0, 0.0, 0.0, 4.0, np.nan, 0.0])
     spec.ewise_add_scaled(g[:2], x[:2], -2.0, out, 2)
     np.testing.assert_array_equal(out[:2], [0.0, 4.0])
 
@@ -174,6 +175,25 @@ def test_logsumexp_special_values(device):
         impl.reduce_logsumexp(to_device(impl, rows), out, 2, out_size)
         np.testing.assert_allclose(read(impl, out, out_size), want, rtol=1e-6, equal_nan=True,
                                    err_msg=label)
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+def test_logsumexp_special_values_in_long_rows(device):
+    # Rows longer than a Triton chunk (1024) and than the C threading grain, with the special
+    # value in a later chunk, and more rows than a Triton program's block.
+    out_size, reduce_size = 5, 3000
+    rows = RNG.standard_normal((out_size, reduce_size)).astype(np.float32)
+    rows[0, 2500] = np.nan
+    rows[1, 1500] = np.inf
+    rows[2] = -np.inf
+    rows[3, 2999], rows[3, 7] = np.nan, np.inf
+    rows[4] *= 30.0  # exp overflows unshifted
+    want = spec.alloc(out_size, "float32")
+    spec.reduce_logsumexp(rows.reshape(-1), want, reduce_size, out_size)
+    np.testing.assert_array_equal(want[:4], [np.nan, np.inf, -np.inf, np.nan])
+    out = device.alloc(out_size, "float32")
+    device.reduce_logsumexp(to_device(device, rows), out, reduce_size, out_size)
+    np.testing.assert_allclose(read(device, out, out_size), want, rtol=1e-6, equal_nan=True)
 
 
 @pytest.mark.parametrize("device", DEVICE_PARAMS)

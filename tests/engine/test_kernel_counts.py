@@ -1,36 +1,23 @@
 """How many device kernels the training step's hot paths launch: optimizer updates, the ReLU
-gradient, subtraction. On a GPU each launch costs tens of microseconds of host time, so a fused
-pair that comes apart is a regression even when every value stays right. Engine layer tests.
+gradient, subtraction, logsumexp. On a GPU each launch costs tens of microseconds of host time, so
+a fused pair that comes apart is a regression even when every value stays right. Engine tests.
 """
-
-import collections
 
 import numpy as np
 import pytest
 
 import engine as ndl
 from engine import nn, optim
-from engine.backend.protocol import MEMORY_FUNCTIONS, THREAD_FUNCTIONS
+from engine.backend import count_launches
 
 DEVICE = ndl.cpu_numpy()
-NOT_KERNELS = MEMORY_FUNCTIONS[:1] + ("from_numpy", "to_numpy") + THREAD_FUNCTIONS
 
 
 @pytest.fixture
-def launches(monkeypatch):
-    """A Counter of protocol calls on the cpu_numpy device, by function name."""
-    counter = collections.Counter()
-    for name in DEVICE.module.__dict__:
-        function = getattr(DEVICE.module, name)
-        if name.startswith("_") or not callable(function) or name in NOT_KERNELS:
-            continue
-
-        def counted(*args, _name=name, _function=function, **kwargs):
-            counter[_name] += 1
-            return _function(*args, **kwargs)
-
-        monkeypatch.setattr(DEVICE, name, counted, raising=False)
-    return counter
+def launches():
+    """A Counter of kernel calls on the cpu_numpy device, by protocol function."""
+    with count_launches(DEVICE) as counter:
+        yield counter
 
 
 def _params(count=3):
