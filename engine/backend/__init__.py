@@ -4,7 +4,8 @@ Backend layer of the engine; imports nothing above it.
 
 from .device import BackendDevice, all_devices, by_name, cpu, cpu_numpy, cuda, default_device
 from .launch_count import count_launches
-from .ndarray import NDArray, array, broadcast_to, empty, full, matmul, reshape
+from .ndarray import NDArray, matmul
+from .ndarray_functions import array, broadcast_to, empty, full, reshape
 
 __all__ = ["BackendDevice", "NDArray", "all_devices", "array", "broadcast_to", "by_name", "cpu",
            "count_launches", "cpu_numpy", "cuda", "default_device", "empty", "full", "matmul",
