@@ -79,6 +79,16 @@ class Stopwatch:
         return round(time.perf_counter() - self.start, 2)
 
 
+# A matmul configuration as a tuple, in this order (the overhead sweep's rows, the decisions).
+CONFIG_KEYS = ("BLOCK_M", "BLOCK_N", "BLOCK_K", "GROUP_M", "warps", "stages", "PERSISTENT", "TMA",
+               "SPLIT_EPILOGUE", "WARP_SPECIALIZE")
+
+
+def config_tuple(config):
+    return tuple(config.kwargs.get(key, getattr(config, f"num_{key}", None))
+                 for key in CONFIG_KEYS)
+
+
 def config_label(config):
     """A matmul autotune configuration in short: tile, warps, stages, persistent or not, TMA
     loads or not, epilogue split or not, warp-specialized or not."""

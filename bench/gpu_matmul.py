@@ -15,6 +15,7 @@ import torch
 from bench.gpu_common import (
     Stopwatch,
     config_label,
+    config_tuple,
     device_name,
     rel_err,
     save,
@@ -65,6 +66,7 @@ def measure(size, precision, allow_tf32, staging):
             "ratio": theirs_ms / ours_ms, "ours_rel_err": ours_err, "torch_rel_err": theirs_err,
             "reference": "float64",
             "autotune_s": tune_s, "best_config": str(config), "best_tiles": config_label(config),
+            "best_config_tuple": config_tuple(config) if config is not None else None,
             # True/False: the device timed staging against the copy-free kernel (operands swapped,
             # B^T through registers) and chose.
             "timed_staging": cuda_staging.timed_choices().get(

@@ -15,6 +15,7 @@ import time
 import torch
 
 from bench.gpu_common import (
+    config_tuple,
     device_name,
     rel_err,
     run_tf32_config,
@@ -120,8 +121,6 @@ POINTER_TILES = [(128, 256, 32, 8, 8, 4, False), (256, 128, 32, 8, 8, 4, False),
 # multiply-add, and neither spills on sm_90 (bench/gpu_ir_probe.py). The first is a TF32 autotune
 # candidate; the persistent one is not: on K-major operands it needs 256 KB of shared memory.
 REGISTER_TILES = [(128, 256, 64, 8, 8, 2, False), (128, 128, 64, 8, 8, 3, True)]
-CONFIG_KEYS = ("BLOCK_M", "BLOCK_N", "BLOCK_K", "GROUP_M", "warps", "stages", "PERSISTENT", "TMA",
-               "SPLIT_EPILOGUE", "WARP_SPECIALIZE")
 
 
 def _sweep_configs(smoke):
@@ -147,11 +146,6 @@ def _sweep_configs(smoke):
     specialized = [c for c in tma if c.kwargs["WARP_SPECIALIZE"]]
     return (tiles + tma + split_twins, tiles + tma + split_twins + register_tiles,
             tiles[:1] + plain_tma[:1] + specialized[:1])
-
-
-def _config_tuple(config):
-    return tuple(config.kwargs.get(key, getattr(config, f"num_{key}", None))
-                 for key in CONFIG_KEYS)
 
 
 def _time_config(fn, out, reference, exact, cublas_ms):
@@ -204,7 +198,7 @@ def tf32_config_sweep(size, save_rows):
         for config in tiles:
             def fn(config=config, view=view, register=register):
                 run_tf32_config(config, view, out, size, sm_count, register)
-            row = {"b_layout": b_layout, "config": _config_tuple(config)}
+            row = {"b_layout": b_layout, "config": config_tuple(config)}
             if register and not matmul_layouts.REGISTER_A_ALLOWED:
                 row["skipped"] = f"{matmul_layouts.REGISTER_SWITCH} is off"
             elif config.kwargs["TMA"] and tma_layout not in matmul_layouts.TMA_ALLOWED:

@@ -8,7 +8,8 @@ import json
 import os
 import xml.etree.ElementTree as ElementTree
 
-from bench.gpu_common import out_dir
+from bench.gpu_common import config_tuple, out_dir
+from bench.gpu_decisions import decisions
 
 MATMUL_TARGET, CONV_TARGET = 0.8, 0.5
 
@@ -77,6 +78,15 @@ def _print_conv(conv):
               f"{row['torch_gflops']:>7.0f} {row['ratio']:>6.2f} "
               f"{(f'{graph:.2f}' if graph else 'n/a'):>6} "
               f"{target:>6} {row['rel_err']:>8.1e} {_err_cell(row.get('torch_rel_err'))}")
+
+
+def _tf32_candidates():
+    """The TF32 autotune configurations as tuples (none where Triton does not import)."""
+    try:
+        from kernels_triton.matmul import matmul_configs
+    except ImportError:
+        return []
+    return [config_tuple(config) for config in matmul_configs("tf32")]
 
 
 def main():
@@ -178,6 +188,9 @@ def main():
                 print(f"  B {b_layout} (cuBLAS err {_err_cell(cublas_err, 0)}):", ", ".join(
                     _sweep_cell(row) for row in sweep["rows"]
                     if row.get("b_layout", "k_major") == b_layout))
+    print("\nwhat the numbers decide (bench/gpu_decisions.py):")
+    for line in decisions(results, _tf32_candidates()):
+        print("  ", line)
     print(f"\nwrote {os.path.join(out, 'gpu_results.json')}")
 
 
