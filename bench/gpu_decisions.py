@@ -12,11 +12,12 @@ ROUNDED_A = "k_major, A rounded in registers"
 
 
 def tuple_label(config):
-    """A sweep configuration tuple (CONFIG_KEYS order) in short, like gpu_common.config_label."""
-    meta = dict(zip(CONFIG_KEYS, config, strict=True))
+    """A sweep configuration tuple (CONFIG_KEYS order) in short, like gpu_common.config_label.
+    Tuples saved before the later keys existed lack them: those flags were off."""
+    meta = dict(zip(CONFIG_KEYS, config))
     flags = [name for name, key in (("persistent", "PERSISTENT"), ("tma", "TMA"),
                                     ("split", "SPLIT_EPILOGUE"), ("ws", "WARP_SPECIALIZE"))
-             if meta[key]]
+             if meta.get(key)]
     return " ".join([f"{meta['BLOCK_M']}x{meta['BLOCK_N']}x{meta['BLOCK_K']} w{meta['warps']} "
                      f"s{meta['stages']}"] + flags)
 

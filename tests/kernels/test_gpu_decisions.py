@@ -72,3 +72,13 @@ def test_an_empty_or_cut_short_run_decides_nothing_it_cannot():
     cut = {"overhead": {"tf32_configs": {"size": 8192, "cublas_ms": 2.9, "rows": []}}}
     assert decisions(cut) == ["A rounded in registers: no row to compare (cut by the budget, "
                               "or wrong)"]
+
+
+def test_a_sweep_saved_before_the_later_keys_still_reads():
+    # The last H100 run's sweep: 8-field tuples, one cuBLAS time, rows without a B layout.
+    run = {"overhead": {
+        "cases": {"transpose 8192": {"kernels_us": {"_transpose_kernel": 186.0}}},
+        "tf32_configs": {"size": 8192, "cublas_ms": 2.93, "rows": [
+            {"config": [128, 256, 32, 8, 8, 4, False, False], "ms": 3.62, "ratio": 0.81}]}}}
+    assert decisions(run)[0] == ("TF32 8192, row-major B: copy B K-major, then 128x256x32 w8 s4: "
+                                 "0.77")
