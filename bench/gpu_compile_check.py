@@ -10,7 +10,8 @@ import os
 import sys
 import time
 
-POINTERS = {"a", "b", "out", "src", "dst", "x", "w", "gy", "gx", "partial"}
+POINTERS = {"a", "b", "out", "src", "dst", "x", "w", "gy", "gx", "partial", "z", "labels",
+            "g"}
 
 
 def _aligned(fn):
@@ -81,7 +82,7 @@ def _stored_variants(config):
 
 
 def variants(quick):
-    from kernels_triton import conv, ewise, matmul, memory, reduce, transpose
+    from kernels_triton import conv, ewise, loss, matmul, memory, reduce, transpose
 
     for rank in range(memory.MAX_RANK + 1):
         for mode in ("gather", "scatter", "fill"):
@@ -103,6 +104,9 @@ def variants(quick):
                                           "BLOCK_COLS": cols}
     for rows, cols in ((1, 1024), (64, 64), (1, 1)):
         yield reduce._logsumexp_kernel, {"BLOCK_ROWS": rows, "BLOCK_COLS": cols}
+    for kernel in (loss._softmax_xent_kernel, loss._softmax_xent_grad_kernel):
+        for rows, cols in ((1, 1024), (4, 1024), (256, 16), (1, 1)):
+            yield kernel, {"BLOCK_ROWS": rows, "BLOCK_COLS": cols}
     yield conv._sum_splits_kernel, {"BLOCK": 128, "SPLIT_BLOCK": 32}
     for rounding in (False, True):
         yield transpose._transpose_kernel, {"BLOCK_R": 64, "BLOCK_C": 64, "ROUND_TF32": rounding,

@@ -41,6 +41,8 @@ SIGNATURES = {
     "nd_reduce_sum_f32": [P, P, I64, I64],
     "nd_reduce_max_f32": [P, P, I64, I64],
     "nd_reduce_logsumexp_f32": [P, P, I64, I64],
+    "nd_softmax_xent_f32": [P, P, P, I64, I64],
+    "nd_softmax_xent_grad_f32": [P, P, P, P, I64, I64],
     "nd_sgemm_f32": _SGEMM,
     "nd_sgemm_naive_f32": _SGEMM,
     "nd_matmul_f32": _MATMUL,

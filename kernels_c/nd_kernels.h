@@ -99,6 +99,17 @@ int nd_reduce_sum_f32(const float *a, float *out, int64_t reduce_size, int64_t o
 int nd_reduce_max_f32(const float *a, float *out, int64_t reduce_size, int64_t out_size);
 int nd_reduce_logsumexp_f32(const float *a, float *out, int64_t reduce_size, int64_t out_size);
 
+/* softmax_xent.c: compact logits z (rows, classes), labels (rows,) as floats, lse_i the value
+ * nd_reduce_logsumexp_f32 gives row i. A label is valid when 0 <= label < classes (NaN is not)
+ * and names class (int64_t)label; an invalid one makes its row NaN, and z is never read outside.
+ * xent:  out[i] = lse_i - z[i, label_i]; classes == 0 gives all NaN.
+ * grad:  out[i, j] = g[i] * (exp(z[i, j] - lse_i) - (j == label_i)), out (rows, classes);
+ *        out may alias z. rows == 0 (either) or classes == 0 (grad) writes nothing. */
+int nd_softmax_xent_f32(const float *z, const float *labels, float *out, int64_t classes,
+                        int64_t rows);
+int nd_softmax_xent_grad_f32(const float *z, const float *labels, const float *g, float *out,
+                             int64_t classes, int64_t rows);
+
 /* sgemm.c
  * nd_sgemm_f32: C[i, j] (+)= sum_l A[i, l] * B[l, j] with A[i, l] = a[i*a_rs + l*a_cs],
  * B[l, j] = b[l*b_rs + j*b_cs], C[i, j] = c[i*ldc + j]; accumulate = 0 overwrites C.

@@ -47,35 +47,43 @@ def _reduce_kernel(a, out, reduce_size, out_size, IS_MAX: tl.constexpr,
 
 
 @triton.jit
-def _logsumexp_kernel(a, out, reduce_size, out_size, BLOCK_ROWS: tl.constexpr,
-                      BLOCK_COLS: tl.constexpr):
-    # Two passes over each row: its maximum, then the sum of exp(x - maximum). A NaN may drop out
-    # of the maximum (tl.maximum ignores it) but not out of the sum, so the row still gives NaN.
-    rows = tl.program_id(0).to(tl.int64) * BLOCK_ROWS + tl.arange(0, BLOCK_ROWS)
-    row_mask = rows < out_size
+def row_logsumexp(z, row_start, row_mask, row_length, BLOCK_ROWS: tl.constexpr,
+                  BLOCK_COLS: tl.constexpr):
+    """The lse of each of BLOCK_ROWS rows starting at z + row_start ([BLOCK_ROWS, 1], int64), also
+    softmax cross-entropy's (loss.py): -inf for an empty or masked row."""
+    # Two passes: the maximum, then the sum of exp(x - maximum). A NaN may drop out of the maximum
+    # (tl.maximum ignores it) but not out of the sum, so the row still gives NaN.
     cols = tl.arange(0, BLOCK_COLS)
-    row_start = rows[:, None] * reduce_size
     peak = tl.full([BLOCK_ROWS, BLOCK_COLS], float("-inf"), tl.float32)
-    for start in range(0, reduce_size, BLOCK_COLS):
+    for start in range(0, row_length, BLOCK_COLS):
         c = start + cols
-        mask = row_mask[:, None] & (c < reduce_size)[None, :]
-        peak = tl.maximum(peak, tl.load(a + row_start + c[None, :], mask=mask,
+        mask = row_mask[:, None] & (c < row_length)[None, :]
+        peak = tl.maximum(peak, tl.load(z + row_start + c[None, :], mask=mask,
                                         other=float("-inf")))
     row_peak = tl.max(peak, axis=1)
     # An infinite maximum shifts nothing: the sum then gives inf (an inf element) or 0 (all -inf,
     # and an empty row), whose log is -inf.
     shift = tl.where(tl.abs(row_peak) < float("inf"), row_peak, 0.0)
     total = tl.zeros([BLOCK_ROWS, BLOCK_COLS], tl.float32)
-    for start in range(0, reduce_size, BLOCK_COLS):
+    for start in range(0, row_length, BLOCK_COLS):
         c = start + cols
-        mask = row_mask[:, None] & (c < reduce_size)[None, :]
-        x = tl.load(a + row_start + c[None, :], mask=mask, other=float("-inf"))
+        mask = row_mask[:, None] & (c < row_length)[None, :]
+        x = tl.load(z + row_start + c[None, :], mask=mask, other=float("-inf"))
         total += tl.exp(x - shift[:, None])
     row_sum = tl.sum(total, axis=1)
     # log(0) = -inf written out: the interpreter's numpy would warn on every padding row.
-    result = tl.where(row_sum > 0.0, tl.log(tl.where(row_sum > 0.0, row_sum, 1.0)) + shift,
-                      tl.where(row_sum == row_sum, float("-inf"), row_sum))
-    tl.store(out + rows, result, mask=row_mask)
+    return tl.where(row_sum > 0.0, tl.log(tl.where(row_sum > 0.0, row_sum, 1.0)) + shift,
+                    tl.where(row_sum == row_sum, float("-inf"), row_sum))
+
+
+@triton.jit
+def _logsumexp_kernel(a, out, reduce_size, out_size, BLOCK_ROWS: tl.constexpr,
+                      BLOCK_COLS: tl.constexpr):
+    rows = tl.program_id(0).to(tl.int64) * BLOCK_ROWS + tl.arange(0, BLOCK_ROWS)
+    row_mask = rows < out_size
+    lse = row_logsumexp(a, rows[:, None] * reduce_size, row_mask, reduce_size, BLOCK_ROWS,
+                        BLOCK_COLS)
+    tl.store(out + rows, lse, mask=row_mask)
 
 
 def reduce(op, a, out, reduce_size, out_size):

@@ -258,6 +258,47 @@ reduce_max = _reduction("reduce_max")
 reduce_logsumexp = _reduction("reduce_logsumexp")
 
 
+# Softmax cross-entropy
+def _check_xent_buffers(name, classes, rows, buffers):
+    """Raise naming the first buffer of `buffers` ((label, handle, elements needed)) too small.
+    Negative sizes are left to the kernel, which reports them before touching any buffer."""
+    if classes < 0 or rows < 0:
+        return
+    for label, handle, needed in buffers:
+        if needed > handle.size:
+            raise ValueError(f"{name}: {label} needs {needed} elements for rows={rows}, "
+                             f"classes={classes}, its buffer has {handle.size}")
+
+
+def softmax_xent(z, labels, out, classes, rows):
+    try:
+        pz, plabels, pout = z.address, labels.address, out.address
+    except AttributeError:
+        pz, plabels, pout = _ptr(z), _ptr(labels), _ptr(out)
+    if classes * rows > z.size or rows > labels.size or rows > out.size:
+        _check_xent_buffers("softmax_xent", classes, rows,
+                            (("z", z, classes * rows), ("labels", labels, rows),
+                             ("out", out, rows)))
+    status = _lib.nd_softmax_xent_f32(pz, plabels, pout, classes, rows)
+    if status:
+        raise _fail("softmax_xent", status, classes=classes, rows=rows)
+
+
+def softmax_xent_grad(z, labels, g, out, classes, rows):
+    try:
+        pz, plabels, pg, pout = z.address, labels.address, g.address, out.address
+    except AttributeError:
+        pz, plabels, pg, pout = _ptr(z), _ptr(labels), _ptr(g), _ptr(out)
+    size = classes * rows
+    if size > z.size or rows > labels.size or rows > g.size or size > out.size:
+        _check_xent_buffers("softmax_xent_grad", classes, rows,
+                            (("z", z, size), ("labels", labels, rows), ("g", g, rows),
+                             ("out", out, size)))
+    status = _lib.nd_softmax_xent_grad_f32(pz, plabels, pg, pout, classes, rows)
+    if status:
+        raise _fail("softmax_xent_grad", status, classes=classes, rows=rows)
+
+
 # Matrix multiply
 def matmul(a, b, out, batch, m, k, n,
            a_offset, a_batch_stride, a_row_stride, a_col_stride,

@@ -15,6 +15,7 @@ try:
 
     from kernels_triton import conv as _conv
     from kernels_triton import ewise as _ewise
+    from kernels_triton import loss as _loss
     from kernels_triton import matmul as _matmul
     from kernels_triton import memory as _memory
     from kernels_triton import reduce as _reduce
@@ -185,6 +186,15 @@ def reduce_max(a, out, reduce_size, out_size):
 
 def reduce_logsumexp(a, out, reduce_size, out_size):
     _reduce.reduce("logsumexp", a, out, reduce_size, out_size)
+
+
+# Softmax cross-entropy
+def softmax_xent(z, labels, out, classes, rows):
+    _loss.softmax_xent(z, labels, out, classes, rows)
+
+
+def softmax_xent_grad(z, labels, g, out, classes, rows):
+    _loss.softmax_xent_grad(z, labels, g, out, classes, rows)
 
 
 # Matmul and convolution

@@ -133,6 +133,38 @@ def reduce_logsumexp(a, out, reduce_size, out_size):
         out[:out_size] = np.log(np.exp(rows - shift).sum(axis=1)) + shift[:, 0]
 
 
+def _softmax_xent_rows(z, labels, classes, rows):
+    """The logits as (rows, classes), each row's lse, its label as an index (0 where invalid) and
+    whether the label is valid."""
+    logits = z[: classes * rows].reshape(rows, classes)
+    lse = np.empty(rows, dtype=z.dtype)
+    reduce_logsumexp(z, lse, classes, rows)
+    label_values = labels[:rows]
+    with np.errstate(invalid="ignore"):
+        valid = (label_values >= 0) & (label_values < classes)
+    index = np.where(valid, label_values, 0).astype(np.int64)
+    return logits, lse, index, valid
+
+
+def softmax_xent(z, labels, out, classes, rows):
+    logits, lse, index, valid = _softmax_xent_rows(z, labels, classes, rows)
+    picked = logits[np.arange(rows), index] if classes else np.zeros(rows, dtype=z.dtype)
+    with np.errstate(invalid="ignore"):
+        out[:rows] = np.where(valid, lse - picked, np.nan)
+
+
+def softmax_xent_grad(z, labels, g, out, classes, rows):
+    if classes == 0 or rows == 0:
+        return
+    logits, lse, index, valid = _softmax_xent_rows(z, labels, classes, rows)
+    with np.errstate(invalid="ignore", over="ignore"):
+        grad = np.exp(logits - lse[:, None])
+        grad[np.arange(rows), index] -= 1
+        grad *= g[:rows, None]
+    grad[~valid] = np.nan
+    out[: classes * rows] = grad.reshape(-1)
+
+
 def matmul(a, b, out, batch, m, k, n,
            a_offset, a_batch_stride, a_row_stride, a_col_stride,
            b_offset, b_batch_stride, b_row_stride, b_col_stride):

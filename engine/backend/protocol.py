@@ -45,6 +45,15 @@ Reductions over the last axis of compact data
         out[i] = log(sum_j exp(a[i * reduce_size + j])), without overflow (shifted by the row's
         finite maximum): -inf for an empty or all -inf row, inf with an inf, NaN with a NaN
 
+Softmax cross-entropy over the last axis of compact logits z (rows, classes), with compact labels
+(rows,) of z's dtype. A label is valid when 0 <= label < classes (NaN is not) and names class
+int(label); an invalid one makes its row NaN, so a device never reads outside z (callers check
+labels first and raise). lse_i below is reduce_logsumexp's value of row i.
+    softmax_xent(z, labels, out, classes, rows)
+        out[i] = lse_i - z[i, labels[i]]                      (the loss of row i)
+    softmax_xent_grad(z, labels, g, out, classes, rows)
+        out[i, j] = g[i] * (exp(z[i, j] - lse_i) - (j == labels[i]))   (its gradient, g compact)
+
 Matrix multiply (strided operands: transposed and broadcast views need no copy)
     matmul(a, b, out, batch, m, k, n,
            a_offset, a_batch_stride, a_row_stride, a_col_stride,
@@ -73,6 +82,7 @@ UNARY_OPS = ("neg", "log", "exp", "tanh", "relu", "sigmoid", "sqrt")
 UNARY_FUNCTIONS = tuple(f"ewise_{op}" for op in UNARY_OPS)
 FUSED_FUNCTIONS = ("ewise_relu_grad", "ewise_add_scaled")
 REDUCE_FUNCTIONS = ("reduce_sum", "reduce_max", "reduce_logsumexp")
+LOSS_FUNCTIONS = ("softmax_xent", "softmax_xent_grad")
 MATMUL_FUNCTIONS = ("matmul",)
 CONV_FUNCTIONS = ("conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight")
 THREAD_FUNCTIONS = ("set_num_threads", "get_num_threads")
@@ -85,6 +95,7 @@ CORE_FUNCTIONS = (
     + UNARY_FUNCTIONS
     + FUSED_FUNCTIONS
     + REDUCE_FUNCTIONS
+    + LOSS_FUNCTIONS
     + MATMUL_FUNCTIONS
     + THREAD_FUNCTIONS
 )

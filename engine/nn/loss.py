@@ -1,20 +1,15 @@
 """`SoftmaxLoss`: mean cross-entropy of logits against integer labels. Engine layer (nn)."""
 
-from .. import init, ops
+from .. import ops
 from .module import Module
 
 
 class SoftmaxLoss(Module):
-    """mean_i( logsumexp(z_i) - z_i[y_i] ) for logits z (N, k) and labels y (N,)."""
+    """mean_i( logsumexp(z_i) - z_i[y_i] ) for logits z (N, k) and labels y (N,): one fused op
+    (ops.softmax_cross_entropy), so a step spends 3 kernels forward and 4 backward on it."""
 
     def forward(self, logits, y):
         if len(logits.shape) != 2:
             raise ValueError(f"SoftmaxLoss expects logits of shape (N, classes), got "
                              f"{tuple(logits.shape)}")
-        n, classes = logits.shape
-        if tuple(y.shape) != (n,):
-            raise ValueError(f"SoftmaxLoss: labels of shape {tuple(y.shape)} do not match "
-                             f"{n} logits rows")
-        y_one_hot = init.one_hot(classes, y, device=logits.device, dtype=logits.dtype)
-        true_logit = ops.summation(logits * y_one_hot, axes=(1,))
-        return ops.summation(ops.logsumexp(logits, axes=(1,)) - true_logit) / n
+        return ops.summation(ops.softmax_cross_entropy(logits, y)) / logits.shape[0]

@@ -1,6 +1,7 @@
-"""C kernels of the cpu device (fill, strided access, elementwise, reductions) against the numpy
-device, the protocol's specification. Kernel layer tests; seeded random shapes and strides
-(ranks 0..8, sizes 1 and primes, negative and 0 strides), 1 and 2 threads, and bad input.
+"""C kernels of the cpu device (fill, strided access, elementwise, reductions, softmax
+cross-entropy) against the numpy device, the protocol's specification. Kernel layer tests; seeded
+random shapes and strides (ranks 0..8, sizes 1 and primes, negative and 0 strides), 1 and 2
+threads, and bad input.
 """
 
 import numpy as np
@@ -234,3 +235,46 @@ def test_foreign_numpy_handles_are_accepted():
     out = np.empty(6, np.float32)
     cpu.scalar_mul(host, 2.0, out, 6)
     np.testing.assert_array_equal(out, host * 2)
+
+
+def xent_operands(rows, classes, seed):
+    rng = np.random.default_rng(seed)
+    z = (4 * rng.standard_normal(rows * classes)).astype(np.float32)
+    labels = rng.integers(0, classes, rows).astype(np.float32)
+    labels[::7] = np.nan  # invalid labels in every thread's share of rows
+    return z, labels, rng.standard_normal(rows).astype(np.float32)
+
+
+@pytest.mark.parametrize("rows,classes", [(3, 5), (5000, 10)])
+def test_softmax_xent_is_exactly_logsumexp_minus_the_label_logit(rows, classes, threads):
+    """Bit for bit, whatever the thread count: the loss reuses reduce_logsumexp's row value, and
+    the gradient computed in place (out aliasing z) equals the one written elsewhere."""
+    z, labels, g = xent_operands(rows, classes, rows)
+    losses, lse = cpu.alloc(rows), cpu.alloc(rows)
+    cpu.softmax_xent(on_cpu(z), on_cpu(labels), losses, classes, rows)
+    cpu.reduce_logsumexp(on_cpu(z), lse, classes, rows)
+    valid = ~np.isnan(labels)
+    picked = z.reshape(rows, classes)[np.arange(rows)[valid], labels[valid].astype(np.int64)]
+    np.testing.assert_array_equal(np.asarray(losses)[valid], np.asarray(lse)[valid] - picked)
+    assert np.isnan(np.asarray(losses)[~valid]).all()
+    grad, in_place = cpu.alloc(rows * classes), on_cpu(z)
+    cpu.softmax_xent_grad(on_cpu(z), on_cpu(labels), on_cpu(g), grad, classes, rows)
+    cpu.softmax_xent_grad(in_place, on_cpu(labels), on_cpu(g), in_place, classes, rows)
+    np.testing.assert_array_equal(np.asarray(in_place), np.asarray(grad))
+    assert np.isnan(np.asarray(grad).reshape(rows, classes)[~valid]).all()
+
+
+def test_softmax_xent_bad_sizes_raise():
+    z, labels, out = cpu.alloc(12), cpu.alloc(3), cpu.alloc(12)
+    with pytest.raises(ValueError, match="softmax_xent: z needs 15 elements for rows=3, classes=5"):
+        cpu.softmax_xent(z, labels, out, 5, 3)
+    with pytest.raises(ValueError, match="softmax_xent: labels needs 4 elements"):
+        cpu.softmax_xent(z, labels, out, 3, 4)
+    with pytest.raises(ValueError, match="softmax_xent_grad: g needs 3 elements"):
+        cpu.softmax_xent_grad(z, labels, cpu.alloc(2), out, 4, 3)
+    with pytest.raises(ValueError, match="softmax_xent_grad: out needs 12 elements"):
+        cpu.softmax_xent_grad(z, labels, labels, cpu.alloc(11), 4, 3)
+    with pytest.raises(KernelError, match=r"softmax_xent: negative .*classes=-4, rows=-3"):
+        cpu.softmax_xent(z, labels, out, -4, -3)
+    with pytest.raises(KernelError, match=r"softmax_xent_grad: negative .*classes=4, rows=-1"):
+        cpu.softmax_xent_grad(z, labels, labels, out, 4, -1)
