@@ -11,7 +11,7 @@ import sys
 import time
 
 POINTERS = {"a", "b", "out", "src", "dst", "x", "w", "gy", "gx", "partial", "z", "labels",
-            "g"}
+            "g", "stats", "xhat"}
 
 
 def _aligned(fn):
@@ -20,14 +20,16 @@ def _aligned(fn):
     also mark strides and specialise unit ones). Shared-memory sizes depend on it: vector widths
     change the epilogue's layout conversion. bench/gpu_ir_probe.py uses the exact one."""
     return {(i,): [["tt.divisibility", 16]] for i, param in enumerate(fn.params)
-            if param.name in POINTERS or param.name in ("m", "n", "k")}
+            if param.name in POINTERS or param.name in ("m", "n", "k", "group_stride",
+                                                        "member_stride")}
 
 
-def _signature(fn, constexprs, floats=("value",)):
+def _signature(fn, constexprs, floats=("value", "eps")):
     signature = {}
     for param in fn.params:
         name = param.name
-        if param.is_constexpr:
+        # A plain argument among the constexprs is one a launch specializes (a unit stride).
+        if param.is_constexpr or name in constexprs:
             signature[name] = "constexpr"
         elif name in POINTERS:
             signature[name] = "*fp32"
@@ -82,7 +84,7 @@ def _stored_variants(config):
 
 
 def variants(quick):
-    from kernels_triton import conv, ewise, loss, matmul, memory, reduce, transpose
+    from kernels_triton import conv, ewise, loss, matmul, memory, norm, reduce, transpose
 
     for rank in range(memory.MAX_RANK + 1):
         for mode in ("gather", "scatter", "fill"):
@@ -107,6 +109,16 @@ def variants(quick):
     for kernel in (loss._softmax_xent_kernel, loss._softmax_xent_grad_kernel):
         for rows, cols in ((1, 1024), (4, 1024), (256, 16), (1, 1)):
             yield kernel, {"BLOCK_ROWS": rows, "BLOCK_COLS": cols}
+    for kernel in (norm._norm_forward_kernel, norm._norm_backward_kernel):
+        # (BLOCK_GROUPS, BLOCK_MEMBERS, MEMBER_AXIS) of norm.block_config: per row, generic and
+        # with the unit member stride a launch on compact data specializes; per column, where
+        # block_config requires a unit group stride, always specialized.
+        for groups, members, axis in ((1, 1024, 1), (4, 1024, 1), (64, 64, 1), (1, 1, 1),
+                                      (8, 512, 0), (32, 128, 0), (4, 1024, 0), (1, 1, 0)):
+            unit = ({}, {"member_stride": 1}) if axis == 1 else ({"group_stride": 1},)
+            for specialized in unit:
+                yield kernel, {"BLOCK_GROUPS": groups, "BLOCK_MEMBERS": members,
+                               "MEMBER_AXIS": axis, **specialized}
     yield conv._sum_splits_kernel, {"BLOCK": 128, "SPLIT_BLOCK": 32}
     for rounding in (False, True):
         yield transpose._transpose_kernel, {"BLOCK_R": 64, "BLOCK_C": 64, "ROUND_TF32": rounding,

@@ -11,6 +11,7 @@ from .build import build
 P = ctypes.c_void_p
 I64 = ctypes.c_int64
 F32 = ctypes.c_float
+F64 = ctypes.c_double
 INT = ctypes.c_int
 
 STATUS_MESSAGES = {
@@ -43,6 +44,8 @@ SIGNATURES = {
     "nd_reduce_logsumexp_f32": [P, P, I64, I64],
     "nd_softmax_xent_f32": [P, P, P, I64, I64],
     "nd_softmax_xent_grad_f32": [P, P, P, P, I64, I64],
+    "nd_norm_forward_f32": [P, P, P, I64, I64, I64, I64, F64],
+    "nd_norm_backward_f32": [P, P, P, P, I64, I64, I64, I64, F64],
     "nd_sgemm_f32": _SGEMM,
     "nd_sgemm_naive_f32": _SGEMM,
     "nd_matmul_f32": _MATMUL,

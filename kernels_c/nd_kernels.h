@@ -110,6 +110,21 @@ int nd_softmax_xent_f32(const float *z, const float *labels, float *out, int64_t
 int nd_softmax_xent_grad_f32(const float *z, const float *labels, const float *g, float *out,
                              int64_t classes, int64_t rows);
 
+/* norm.c: group i < groups has members x[i*group_stride + j*member_stride], j < members (per row
+ * of a compact (rows, cols) array: (rows, cols, cols, 1); per column: (cols, rows, 1, cols));
+ * g, xhat and out are indexed alike, stats is compact (2 * groups). Strides must be >= 0.
+ * forward:  stats[i] = mean_i, stats[groups + i] = var_i (biased, two-pass, summed in double),
+ *           out = (x - mean_i) / sqrt(var_i + eps); members == 0 gives NaN stats only.
+ * backward: out = (g - mean_j(g) - xhat * mean_j(g * xhat)) / sqrt(var_i + eps) with var_i read
+ *           from stats; members == 0 writes nothing.
+ * out may alias x (forward) or g / xhat (backward) element for element; results do not depend on
+ * the thread count. Overlapping groups run serially, group after group. */
+int nd_norm_forward_f32(const float *x, float *out, float *stats, int64_t groups, int64_t members,
+                        int64_t group_stride, int64_t member_stride, double eps);
+int nd_norm_backward_f32(const float *g, const float *xhat, const float *stats, float *out,
+                         int64_t groups, int64_t members, int64_t group_stride,
+                         int64_t member_stride, double eps);
+
 /* sgemm.c
  * nd_sgemm_f32: C[i, j] (+)= sum_l A[i, l] * B[l, j] with A[i, l] = a[i*a_rs + l*a_cs],
  * B[l, j] = b[l*b_rs + j*b_cs], C[i, j] = c[i*ldc + j]; accumulate = 0 overwrites C.

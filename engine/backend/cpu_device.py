@@ -4,71 +4,29 @@ copies host data in and out; every computation is one C call. Per-call Python co
 ops, so buffer addresses are cached on the handle and shape/stride arrays are cached by value.
 """
 
-import ctypes
-
 import numpy as np
 
-from kernels_c import load, status_error
+# Part of this device's protocol, written in a file of their own.
+from .cpu_device_rows import (  # noqa: F401
+    norm_backward,
+    norm_forward,
+    softmax_xent,
+    softmax_xent_grad,
+)
+from .cpu_handles import (
+    _F32,
+    Buffer,
+    _address_of,
+    _char_at,
+    _check_sizes,
+    _fail,
+    _i64,
+    _lib,
+    _new_buffer,
+    _ptr,
+)
 
 DTYPES = ("float32",)
-_F32 = np.dtype(np.float32)
-_lib = load()
-_I64_ARRAYS = {}
-_I64_CACHE_LIMIT = 4096
-
-
-class Buffer(np.ndarray):
-    """A float32 handle that remembers its data address. Only `alloc` sets it; views of a Buffer
-    leave the slot empty (reading it raises AttributeError) and so take the checked path."""
-
-    __slots__ = ("address",)
-
-
-_new_buffer = np.ndarray.__new__
-_char_at = ctypes.c_char.from_buffer
-_address_of = ctypes.addressof
-
-
-def _foreign_address(handle):
-    if not isinstance(handle, np.ndarray):
-        raise TypeError(f"cpu device handles are numpy float32 arrays, got {type(handle).__name__}")
-    if handle.dtype != _F32:
-        raise TypeError(f"cpu device supports float32 only, got a {handle.dtype} handle")
-    if handle.ndim != 1 or not handle.flags.c_contiguous:
-        raise ValueError(f"cpu device handles are 1-D contiguous, got shape {handle.shape} and "
-                         f"strides {handle.strides}")
-    return handle.ctypes.data
-
-
-def _ptr(handle):
-    # Only `alloc`'s Buffers carry `address`; anything else (a view, a foreign array) is checked.
-    try:
-        return handle.address
-    except AttributeError:
-        return _foreign_address(handle)
-
-
-def _i64(values):
-    """A cached ctypes int64 array holding the tuple `values`."""
-    array = _I64_ARRAYS.get(values)
-    if array is None:
-        if len(_I64_ARRAYS) > _I64_CACHE_LIMIT:
-            _I64_ARRAYS.clear()
-        array = _I64_ARRAYS[values] = (ctypes.c_int64 * max(len(values), 1))(*values)
-    return array
-
-
-def _fail(name, status, **details):
-    detail = ", ".join(f"{key}={value}" for key, value in details.items())
-    return status_error(name, status, detail)
-
-
-def _check_sizes(name, size, *handles):
-    for handle in handles:
-        if size > handle.size:
-            raise ValueError(f"{name}: size {size} exceeds a buffer of {handle.size} elements")
-    if size < 0:
-        raise ValueError(f"{name}: negative size {size}")
 
 
 # Memory
@@ -256,47 +214,6 @@ def _reduction(name):
 reduce_sum = _reduction("reduce_sum")
 reduce_max = _reduction("reduce_max")
 reduce_logsumexp = _reduction("reduce_logsumexp")
-
-
-# Softmax cross-entropy
-def _check_xent_buffers(name, classes, rows, buffers):
-    """Raise naming the first buffer of `buffers` ((label, handle, elements needed)) too small.
-    Negative sizes are left to the kernel, which reports them before touching any buffer."""
-    if classes < 0 or rows < 0:
-        return
-    for label, handle, needed in buffers:
-        if needed > handle.size:
-            raise ValueError(f"{name}: {label} needs {needed} elements for rows={rows}, "
-                             f"classes={classes}, its buffer has {handle.size}")
-
-
-def softmax_xent(z, labels, out, classes, rows):
-    try:
-        pz, plabels, pout = z.address, labels.address, out.address
-    except AttributeError:
-        pz, plabels, pout = _ptr(z), _ptr(labels), _ptr(out)
-    if classes * rows > z.size or rows > labels.size or rows > out.size:
-        _check_xent_buffers("softmax_xent", classes, rows,
-                            (("z", z, classes * rows), ("labels", labels, rows),
-                             ("out", out, rows)))
-    status = _lib.nd_softmax_xent_f32(pz, plabels, pout, classes, rows)
-    if status:
-        raise _fail("softmax_xent", status, classes=classes, rows=rows)
-
-
-def softmax_xent_grad(z, labels, g, out, classes, rows):
-    try:
-        pz, plabels, pg, pout = z.address, labels.address, g.address, out.address
-    except AttributeError:
-        pz, plabels, pg, pout = _ptr(z), _ptr(labels), _ptr(g), _ptr(out)
-    size = classes * rows
-    if size > z.size or rows > labels.size or rows > g.size or size > out.size:
-        _check_xent_buffers("softmax_xent_grad", classes, rows,
-                            (("z", z, size), ("labels", labels, rows), ("g", g, rows),
-                             ("out", out, size)))
-    status = _lib.nd_softmax_xent_grad_f32(pz, plabels, pg, pout, classes, rows)
-    if status:
-        raise _fail("softmax_xent_grad", status, classes=classes, rows=rows)
 
 
 # Matrix multiply

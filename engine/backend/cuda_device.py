@@ -18,6 +18,7 @@ try:
     from kernels_triton import loss as _loss
     from kernels_triton import matmul as _matmul
     from kernels_triton import memory as _memory
+    from kernels_triton import norm as _norm
     from kernels_triton import reduce as _reduce
     from kernels_triton.common import interpreting as _interpreting
 
@@ -195,6 +196,15 @@ def softmax_xent(z, labels, out, classes, rows):
 
 def softmax_xent_grad(z, labels, g, out, classes, rows):
     _loss.softmax_xent_grad(z, labels, g, out, classes, rows)
+
+
+# Normalization (batch and layer norm)
+def norm_forward(x, out, stats, groups, members, group_stride, member_stride, eps):
+    _norm.norm_forward(x, out, stats, groups, members, group_stride, member_stride, eps)
+
+
+def norm_backward(g, xhat, stats, out, groups, members, group_stride, member_stride, eps):
+    _norm.norm_backward(g, xhat, stats, out, groups, members, group_stride, member_stride, eps)
 
 
 # Matmul and convolution

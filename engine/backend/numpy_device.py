@@ -165,6 +165,39 @@ def softmax_xent_grad(z, labels, g, out, classes, rows):
     out[: classes * rows] = grad.reshape(-1)
 
 
+def _groups(buffer, groups, members, group_stride, member_stride):
+    """The (groups, members) strided view of `buffer` that the norm functions work on."""
+    itemsize = buffer.itemsize
+    return np.lib.stride_tricks.as_strided(
+        buffer, (groups, members), (group_stride * itemsize, member_stride * itemsize),
+        writeable=True)
+
+
+def norm_forward(x, out, stats, groups, members, group_stride, member_stride, eps):
+    view = _groups(x, groups, members, group_stride, member_stride)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = view.sum(axis=1) / view.dtype.type(members)
+        centered = view - mean[:, None]
+        var = (centered * centered).sum(axis=1) / view.dtype.type(members)
+        scale = np.sqrt(var + view.dtype.type(eps))
+    stats[:groups], stats[groups: 2 * groups] = mean, var
+    if members:
+        _groups(out, groups, members, group_stride, member_stride)[...] = centered / scale[:, None]
+
+
+def norm_backward(g, xhat, stats, out, groups, members, group_stride, member_stride, eps):
+    if members == 0:
+        return
+    grad = _groups(g, groups, members, group_stride, member_stride)
+    normed = _groups(xhat, groups, members, group_stride, member_stride)
+    count = grad.dtype.type(members)
+    grad_mean = grad.sum(axis=1, keepdims=True) / count
+    projection = (grad * normed).sum(axis=1, keepdims=True) / count
+    scale = np.sqrt(stats[groups: 2 * groups] + grad.dtype.type(eps))[:, None]
+    _groups(out, groups, members, group_stride, member_stride)[...] = (
+        (grad - grad_mean - normed * projection) / scale)
+
+
 def matmul(a, b, out, batch, m, k, n,
            a_offset, a_batch_stride, a_row_stride, a_col_stride,
            b_offset, b_batch_stride, b_row_stride, b_col_stride):

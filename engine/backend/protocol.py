@@ -54,6 +54,17 @@ labels first and raise). lse_i below is reduce_logsumexp's value of row i.
     softmax_xent_grad(z, labels, g, out, classes, rows)
         out[i, j] = g[i] * (exp(z[i, j] - lse_i) - (j == labels[i]))   (its gradient, g compact)
 
+Normalization over one axis (batch and layer norm), one pass per direction: the elements
+x[i * group_stride + j * member_stride] for i < groups, j < members form group i (a compact
+(rows, cols) array is normalized per row with (rows, cols, cols, 1), per column with
+(cols, rows, 1, cols)); g, xhat and out are indexed the same way, stats is compact (2 * groups).
+    norm_forward(x, out, stats, groups, members, group_stride, member_stride, eps)
+        stats[i] = mean_i, stats[groups + i] = var_i (biased: the mean squared deviation from
+        mean_i), out = (x - mean_i) / sqrt(var_i + eps); NaN statistics when members == 0
+    norm_backward(g, xhat, stats, out, groups, members, group_stride, member_stride, eps)
+        out = (g - mean_j(g) - xhat * mean_j(g * xhat)) / sqrt(var_i + eps): the gradient of
+        norm_forward's out for the cotangent g, where xhat is that out (means over the group)
+
 Matrix multiply (strided operands: transposed and broadcast views need no copy)
     matmul(a, b, out, batch, m, k, n,
            a_offset, a_batch_stride, a_row_stride, a_col_stride,
@@ -83,6 +94,7 @@ UNARY_FUNCTIONS = tuple(f"ewise_{op}" for op in UNARY_OPS)
 FUSED_FUNCTIONS = ("ewise_relu_grad", "ewise_add_scaled")
 REDUCE_FUNCTIONS = ("reduce_sum", "reduce_max", "reduce_logsumexp")
 LOSS_FUNCTIONS = ("softmax_xent", "softmax_xent_grad")
+NORM_FUNCTIONS = ("norm_forward", "norm_backward")
 MATMUL_FUNCTIONS = ("matmul",)
 CONV_FUNCTIONS = ("conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight")
 THREAD_FUNCTIONS = ("set_num_threads", "get_num_threads")
@@ -96,6 +108,7 @@ CORE_FUNCTIONS = (
     + FUSED_FUNCTIONS
     + REDUCE_FUNCTIONS
     + LOSS_FUNCTIONS
+    + NORM_FUNCTIONS
     + MATMUL_FUNCTIONS
     + THREAD_FUNCTIONS
 )

@@ -1,8 +1,11 @@
 """Normalization layers over features of (N, dim) inputs: LayerNorm1d, BatchNorm1d.
-Engine layer (nn). BatchNorm2d comes with the convolution issue.
+Engine layer (nn). Training-mode statistics come from one fused op (ops.normalize) each way; the
+affine part and evaluation mode are composed ops. BatchNorm2d comes with the convolution issue.
 """
 
-from .. import init
+from .. import init, ops
+from ..autograd import Tensor
+from ..ops.normalization import Normalize
 from .module import Module, Parameter
 
 
@@ -29,13 +32,7 @@ class LayerNorm1d(Module):
 
     def forward(self, x):
         _check_2d("LayerNorm1d", x, self.dim)
-        n = x.shape[0]
-        mean = (x.sum(axes=(1,)) / self.dim).reshape((n, 1)).broadcast_to(x.shape)
-        centered = x - mean
-        var = ((centered ** 2).sum(axes=(1,)) / self.dim).reshape((n, 1)).broadcast_to(x.shape)
-        normed = centered / (var + self.eps) ** 0.5
-        return (self.weight.reshape((1, self.dim)).broadcast_to(x.shape) * normed
-                + self.bias.reshape((1, self.dim)).broadcast_to(x.shape))
+        return _affine(ops.normalize(x, 1, self.eps), self.weight, self.bias)
 
     def extra_repr(self):
         return f"{self.dim}, eps={self.eps}"
@@ -67,21 +64,30 @@ class BatchNorm1d(Module):
 
     def forward(self, x):
         _check_2d("BatchNorm1d", x, self.dim)
-        n = x.shape[0]
         if self.training:
-            mean = x.sum(axes=(0,)) / n
-            centered = x - mean.reshape((1, self.dim)).broadcast_to(x.shape)
-            var = (centered ** 2).sum(axes=(0,)) / n
-            m = self.momentum
-            self.running_mean = (self.running_mean * (1 - m) + mean.detach() * m).detach()
-            self.running_var = (self.running_var * (1 - m) + var.detach() * m).detach()
+            op = Normalize(0, self.eps)
+            normed = Tensor.make_from_op(op, (x,))
+            normed.realize_cached_data()
+            self.running_mean = _running(self.running_mean, op.stats[0], self.momentum)
+            self.running_var = _running(self.running_var, op.stats[1], self.momentum)
         else:
-            mean, var = self.running_mean, self.running_var
-            centered = x - mean.reshape((1, self.dim)).broadcast_to(x.shape)
-        scale = (var + self.eps) ** 0.5
-        normed = centered / scale.reshape((1, self.dim)).broadcast_to(x.shape)
-        return (self.weight.reshape((1, self.dim)).broadcast_to(x.shape) * normed
-                + self.bias.reshape((1, self.dim)).broadcast_to(x.shape))
+            shape = (1, self.dim)
+            centered = x - self.running_mean.reshape(shape).broadcast_to(x.shape)
+            scale = (self.running_var + self.eps) ** 0.5
+            normed = centered / scale.reshape(shape).broadcast_to(x.shape)
+        return _affine(normed, self.weight, self.bias)
 
     def extra_repr(self):
         return f"{self.dim}, eps={self.eps}, momentum={self.momentum}"
+
+
+def _affine(normed, weight, bias):
+    """weight * normed + bias, the (dim,) parameters broadcast over the rows."""
+    shape, row = normed.shape, (1, normed.shape[1])
+    return weight.reshape(row).broadcast_to(shape) * normed + bias.reshape(row).broadcast_to(shape)
+
+
+def _running(estimate, batch_value, momentum):
+    """(1 - momentum) * estimate + momentum * batch_value, a constant tensor (two kernels)."""
+    data = estimate.realize_cached_data() * (1.0 - momentum)
+    return Tensor.make_const(data.add_scaled(batch_value, momentum))

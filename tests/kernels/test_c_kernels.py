@@ -1,7 +1,7 @@
 """C kernels of the cpu device (fill, strided access, elementwise, reductions, softmax
-cross-entropy) against the numpy device, the protocol's specification. Kernel layer tests; seeded
-random shapes and strides (ranks 0..8, sizes 1 and primes, negative and 0 strides), 1 and 2
-threads, and bad input.
+cross-entropy, normalization) against the numpy device, the protocol's specification. Kernel layer
+tests; seeded random shapes and strides (ranks 0..8, sizes 1 and primes, negative and 0 strides),
+1 and 2 threads, and bad input.
 """
 
 import numpy as np
@@ -278,3 +278,86 @@ def test_softmax_xent_bad_sizes_raise():
         cpu.softmax_xent(z, labels, out, -4, -3)
     with pytest.raises(KernelError, match=r"softmax_xent_grad: negative .*classes=4, rows=-1"):
         cpu.softmax_xent_grad(z, labels, labels, out, 4, -1)
+
+
+def norm_both(x, g, sizes, eps=1e-5):
+    """(out, stats, gradient) of the cpu device's norm pair on host arrays x and g."""
+    groups = sizes[0]
+    out, stats, grad = cpu.alloc(x.size), cpu.alloc(2 * groups), cpu.alloc(x.size)
+    cpu.fill(out, 0.0, x.size)  # elements outside every group stay 0
+    cpu.fill(grad, 0.0, x.size)
+    cpu.norm_forward(on_cpu(x), out, stats, *sizes, eps)
+    cpu.norm_backward(on_cpu(g), out, stats, grad, *sizes, eps)
+    return np.array(out), np.array(stats[: 2 * groups]), np.array(grad)
+
+
+# (groups, members, group_stride, member_stride) over 4000 * 70 elements: per row, per column (two
+# stack blocks of columns, one partial), then strides outside both fast paths.
+NORM_LAYOUTS = [(4000, 70, 70, 1), (300, 900, 1, 300), (70, 4000, 1, 70), (35, 4000, 2, 70),
+                (10, 90, 5, 2), (6, 50, 0, 3), (1, 1000, 9, 3)]
+
+
+@pytest.mark.parametrize("sizes", NORM_LAYOUTS, ids=str)
+def test_norm_matches_spec_for_any_strides_and_threads(sizes):
+    """Any strides (overlapping groups included) agree with the spec, and 1 and 2 threads agree
+    bit for bit: each group's sums never depend on how groups are shared out."""
+    rng = np.random.default_rng(sum(sizes))
+    x = (3 * rng.standard_normal(4000 * 70) + 2).astype(np.float32)
+    g = rng.standard_normal(x.size).astype(np.float32)
+    expected = [np.array(x), np.empty(2 * sizes[0], np.float32), np.array(x)]
+    spec.norm_forward(x, expected[0], expected[1], *sizes, 1e-5)
+    spec.norm_backward(g, expected[0], expected[1], expected[2], *sizes, 1e-5)
+    before = cpu.get_num_threads()
+    try:
+        results = []
+        for threads in (1, 2):
+            cpu.set_num_threads(threads)
+            results.append(norm_both(x, g, sizes))
+    finally:
+        cpu.set_num_threads(before)
+    for one, two in zip(*results, strict=True):
+        np.testing.assert_array_equal(one, two)
+    # Elements outside every group are neither spec's nor ours to write: compare the groups.
+    groups, members, group_stride, member_stride = sizes
+    touched = np.unique((np.arange(groups)[:, None] * group_stride
+                         + np.arange(members) * member_stride).reshape(-1))
+    for name, got, want in (("out", results[0][0], expected[0]),
+                            ("gradient", results[0][2], expected[2])):
+        np.testing.assert_allclose(got[touched], want[touched], rtol=1e-4, atol=1e-4,
+                                   err_msg=name)
+    np.testing.assert_allclose(results[0][1], expected[1], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("per_row", [True, False], ids=["rows", "columns"])
+def test_norm_in_place_equals_out_of_place(per_row, threads):
+    rows, cols = 500, 96
+    sizes = (rows, cols, cols, 1) if per_row else (cols, rows, 1, cols)
+    rng = np.random.default_rng(per_row)
+    x = rng.standard_normal(rows * cols).astype(np.float32)
+    g = rng.standard_normal(x.size).astype(np.float32)
+    out, stats, grad = norm_both(x, g, sizes)
+    in_place, in_place_stats, in_place_grad = on_cpu(x), cpu.alloc(2 * sizes[0]), on_cpu(g)
+    cpu.norm_forward(in_place, in_place, in_place_stats, *sizes, 1e-5)
+    cpu.norm_backward(in_place_grad, in_place, in_place_stats, in_place_grad, *sizes, 1e-5)
+    np.testing.assert_array_equal(np.asarray(in_place), out)
+    np.testing.assert_array_equal(np.asarray(in_place_stats), stats)
+    np.testing.assert_array_equal(np.asarray(in_place_grad), grad)
+
+
+def test_norm_bad_sizes_raise():
+    x, stats = cpu.alloc(12), cpu.alloc(8)
+    with pytest.raises(ValueError, match=r"norm_forward: x needs 15 elements for groups=3, "
+                                         r"members=5, strides=\(5, 1\), its buffer has 12"):
+        cpu.norm_forward(x, cpu.alloc(15), stats, 3, 5, 5, 1, 1e-5)
+    with pytest.raises(ValueError, match="norm_forward: out needs 12 elements"):
+        cpu.norm_forward(x, cpu.alloc(11), stats, 4, 3, 1, 4, 1e-5)
+    with pytest.raises(ValueError, match="norm_forward: stats needs 10 elements"):
+        cpu.norm_forward(x, x, stats, 5, 2, 2, 1, 1e-5)
+    with pytest.raises(ValueError, match="norm_backward: xhat needs 12 elements"):
+        cpu.norm_backward(x, cpu.alloc(6), stats, x, 4, 3, 3, 1, 1e-5)
+    with pytest.raises(ValueError, match="norm_backward: stats needs 10 elements"):
+        cpu.norm_backward(x, x, stats, x, 5, 0, 1, 1, 1e-5)
+    with pytest.raises(KernelError, match=r"norm_forward: negative .*groups=-1, members=3"):
+        cpu.norm_forward(x, x, stats, -1, 3, 3, 1, 1e-5)
+    with pytest.raises(KernelError, match=r"norm_backward: negative .*member_stride=-1"):
+        cpu.norm_backward(x, x, stats, x, 2, 3, 6, -1, 1e-5)

@@ -1,0 +1,95 @@
+"""The cpu device's row-wise fused functions (backend layer): softmax cross-entropy and
+normalization over one axis, each one C call (kernels_c/softmax_xent.c, norm.c). cpu_device.py
+exports them with the rest of the protocol.
+"""
+
+from .cpu_handles import _fail, _lib, _ptr
+
+
+# Softmax cross-entropy
+def _check_xent_buffers(name, classes, rows, buffers):
+    """Raise naming the first buffer of `buffers` ((label, handle, elements needed)) too small.
+    Negative sizes are left to the kernel, which reports them before touching any buffer."""
+    if classes < 0 or rows < 0:
+        return
+    for label, handle, needed in buffers:
+        if needed > handle.size:
+            raise ValueError(f"{name}: {label} needs {needed} elements for rows={rows}, "
+                             f"classes={classes}, its buffer has {handle.size}")
+
+
+def softmax_xent(z, labels, out, classes, rows):
+    try:
+        pz, plabels, pout = z.address, labels.address, out.address
+    except AttributeError:
+        pz, plabels, pout = _ptr(z), _ptr(labels), _ptr(out)
+    if classes * rows > z.size or rows > labels.size or rows > out.size:
+        _check_xent_buffers("softmax_xent", classes, rows,
+                            (("z", z, classes * rows), ("labels", labels, rows),
+                             ("out", out, rows)))
+    status = _lib.nd_softmax_xent_f32(pz, plabels, pout, classes, rows)
+    if status:
+        raise _fail("softmax_xent", status, classes=classes, rows=rows)
+
+
+def softmax_xent_grad(z, labels, g, out, classes, rows):
+    try:
+        pz, plabels, pg, pout = z.address, labels.address, g.address, out.address
+    except AttributeError:
+        pz, plabels, pg, pout = _ptr(z), _ptr(labels), _ptr(g), _ptr(out)
+    size = classes * rows
+    if size > z.size or rows > labels.size or rows > g.size or size > out.size:
+        _check_xent_buffers("softmax_xent_grad", classes, rows,
+                            (("z", z, size), ("labels", labels, rows), ("g", g, rows),
+                             ("out", out, size)))
+    status = _lib.nd_softmax_xent_grad_f32(pz, plabels, pg, pout, classes, rows)
+    if status:
+        raise _fail("softmax_xent_grad", status, classes=classes, rows=rows)
+
+
+# Normalization over one axis
+def _check_norm_buffers(name, groups, members, group_stride, member_stride, strided, stats):
+    """Raise naming the first buffer too small: the `strided` (label, handle) pairs are indexed
+    by the groups, stats holds 2 * groups. Negative sizes are left to the kernel."""
+    if min(groups, members, group_stride, member_stride) < 0:
+        return
+    reach = (groups - 1) * group_stride + (members - 1) * member_stride + 1 if groups and members \
+        else 0
+    needs = [(label, handle, reach) for label, handle in strided] + [("stats", stats, 2 * groups)]
+    for label, handle, needed in needs:
+        if needed > handle.size:
+            raise ValueError(f"{name}: {label} needs {needed} elements for groups={groups}, "
+                             f"members={members}, strides=({group_stride}, {member_stride}), "
+                             f"its buffer has {handle.size}")
+
+
+def norm_forward(x, out, stats, groups, members, group_stride, member_stride, eps):
+    try:
+        px, pout, pstats = x.address, out.address, stats.address
+    except AttributeError:
+        px, pout, pstats = _ptr(x), _ptr(out), _ptr(stats)
+    reach = (groups - 1) * group_stride + (members - 1) * member_stride + 1
+    if reach > min(x.size, out.size) or 2 * groups > stats.size:
+        _check_norm_buffers("norm_forward", groups, members, group_stride, member_stride,
+                            (("x", x), ("out", out)), stats)
+    status = _lib.nd_norm_forward_f32(px, pout, pstats, groups, members, group_stride,
+                                      member_stride, eps)
+    if status:
+        raise _fail("norm_forward", status, groups=groups, members=members,
+                    group_stride=group_stride, member_stride=member_stride)
+
+
+def norm_backward(g, xhat, stats, out, groups, members, group_stride, member_stride, eps):
+    try:
+        pg, pxhat, pstats, pout = g.address, xhat.address, stats.address, out.address
+    except AttributeError:
+        pg, pxhat, pstats, pout = _ptr(g), _ptr(xhat), _ptr(stats), _ptr(out)
+    reach = (groups - 1) * group_stride + (members - 1) * member_stride + 1
+    if reach > min(g.size, xhat.size, out.size) or 2 * groups > stats.size:
+        _check_norm_buffers("norm_backward", groups, members, group_stride, member_stride,
+                            (("g", g), ("xhat", xhat), ("out", out)), stats)
+    status = _lib.nd_norm_backward_f32(pg, pxhat, pstats, pout, groups, members, group_stride,
+                                       member_stride, eps)
+    if status:
+        raise _fail("norm_backward", status, groups=groups, members=members,
+                    group_stride=group_stride, member_stride=member_stride)

@@ -1,0 +1,189 @@
+"""Triton normalization kernels (kernel layer) through the cuda device, against the numpy spec: per
+row and per column, groups and members past one tile, strided groups with gaps, special groups
+(NaN, inf, constant, large offset), empty shapes and the launchers' argument errors.
+"""
+
+import numpy as np
+import pytest
+
+from engine.backend import numpy_device
+from kernels_triton import norm
+from tests.kernels.triton_support import triton_marks
+
+pytestmark = triton_marks(pytest.mark.filterwarnings("ignore::RuntimeWarning"))
+
+RNG = np.random.default_rng(5)
+EPS = 1e-5
+SENTINEL = 7.0
+
+
+def _handle(cuda, host):
+    handle = cuda.alloc(max(host.size, 1))
+    if host.size:
+        cuda.from_numpy(np.asarray(host, np.float32).reshape(-1), handle)
+    return handle
+
+
+def _read(cuda, handle, size):
+    return cuda.to_numpy(handle, (size,), (1,), 0)
+
+
+def _run(device, x, g, groups, members, group_stride, member_stride, eps=EPS):
+    """(out, stats, gradient) as host buffers of x's size (SENTINEL where nothing was written);
+    `device` is the cuda module or the numpy spec."""
+    size, fill = x.size, np.full(x.size, SENTINEL, np.float32)
+    if device is numpy_device:
+        out, stats, grad = fill.copy(), np.full(2 * groups, SENTINEL, np.float32), fill.copy()
+        numpy_device.norm_forward(x, out, stats, groups, members, group_stride, member_stride,
+                                  eps)
+        numpy_device.norm_backward(g, out, stats, grad, groups, members, group_stride,
+                                   member_stride, eps)
+        return out, stats, grad
+    out, grad = _handle(device, fill), _handle(device, fill)
+    stats = _handle(device, np.full(2 * groups, SENTINEL, np.float32))
+    device.norm_forward(_handle(device, x), out, stats, groups, members, group_stride,
+                        member_stride, eps)
+    device.norm_backward(_handle(device, g), out, stats, grad, groups, members, group_stride,
+                         member_stride, eps)
+    return _read(device, out, size), _read(device, stats, 2 * groups), _read(device, grad, size)
+
+
+def _check_against_spec(cuda, x, g, groups, members, group_stride, member_stride, atol=1e-5):
+    want = _run(numpy_device, x, g, groups, members, group_stride, member_stride)
+    got = _run(cuda, x, g, groups, members, group_stride, member_stride)
+    for name, value, expected in zip(("out", "stats", "gradient"), got, want, strict=True):
+        np.testing.assert_allclose(value, expected, rtol=1e-4, atol=atol, equal_nan=True,
+                                   err_msg=name)
+    return got
+
+
+def _layout(rows, cols, per_row):
+    return (rows, cols, cols, 1) if per_row else (cols, rows, 1, cols)
+
+
+def _random(rows, cols):
+    x = (3.0 * RNG.standard_normal(rows * cols) - 1.5).astype(np.float32)
+    return x, RNG.standard_normal(rows * cols).astype(np.float32)
+
+
+# (rows, cols) of a compact array: single elements; groups past one group tile (row tiles of 64
+# and 4, column tiles of 8); members past one chunk (1024 per row, 512 per column of <= 8 groups)
+# with a partial last chunk; enough columns for the wide 32-group column tiles.
+SHAPES = [(1, 1), (1, 9), (9, 1), (70, 64), (37, 300), (3, 2049), (1300, 5), (600, 40), (3, 4100)]
+
+
+@pytest.mark.parametrize("per_row", [True, False], ids=["rows", "columns"])
+@pytest.mark.parametrize("rows, cols", SHAPES, ids=str)
+def test_compact_layouts_match_spec(cuda, rows, cols, per_row):
+    x, g = _random(rows, cols)
+    _check_against_spec(cuda, x, g, *_layout(rows, cols, per_row))
+
+
+def test_launcher_tiles_follow_the_contiguous_axis():
+    assert norm.block_config(100, 1000, 1000, 1)[2] == 1  # per row: members contiguous
+    assert norm.block_config(16, 100_000, 1, 16)[2] == 0  # per column: groups contiguous
+    assert norm.block_config(16, 100_000, 1, 16)[0] == 8  # several programs for 16 channels
+    assert norm.block_config(5000, 10, 1, 5000)[0] == 32
+    assert norm.block_config(1, 1, 1, 1)[2] == 1
+    for config in (norm.block_config(*args) for args in
+                   [(3, 5000, 5000, 1), (5000, 3, 3, 1), (7, 9000, 1, 7), (9000, 7, 1, 9000)]):
+        assert config[0] * config[1] <= 4096
+
+
+@pytest.mark.parametrize("group_stride, member_stride", [(1, 11), (11, 1), (3, 40), (50, 2)])
+def test_strided_groups_leave_gaps_untouched(cuda, group_stride, member_stride):
+    groups, members = 10, 20
+    size = (groups - 1) * group_stride + (members - 1) * member_stride + 1
+    x, g = _random(size, 1)
+    out, _, grad = _check_against_spec(cuda, x, g, groups, members, group_stride, member_stride)
+    touched = np.zeros(size, bool)
+    touched[(np.arange(groups)[:, None] * group_stride
+             + np.arange(members)[None, :] * member_stride).reshape(-1)] = True
+    assert (out[~touched] == SENTINEL).all() and (grad[~touched] == SENTINEL).all()
+    assert (out[touched] != SENTINEL).all()
+
+
+# Groups (rows here, columns when transposed): constant (variance 0); a large offset with small
+# noise (a one-pass variance would cancel); a NaN; an infinity; -inf and inf together.
+SPECIAL_GROUPS = np.array([
+    [3.0, 3.0, 3.0, 3.0, 3.0, 3.0],
+    [1e4 + 0.5, 1e4 - 0.5, 1e4 + 0.25, 1e4 - 0.25, 1e4, 1e4],
+    [1.0, np.nan, 2.0, 3.0, 4.0, 5.0],
+    [1.0, 2.0, 3.0, 4.0, 5.0, np.inf],
+    [-np.inf, 0.0, 1.0, 2.0, 3.0, np.inf],
+], np.float32)
+
+
+@pytest.mark.parametrize("per_row", [True, False], ids=["rows", "columns"])
+def test_special_groups_match_spec(cuda, per_row):
+    rows, cols = SPECIAL_GROUPS.shape
+    x = SPECIAL_GROUPS if per_row else np.ascontiguousarray(SPECIAL_GROUPS.T)
+    g = np.linspace(-1.0, 1.0, x.size).astype(np.float32)
+    layout = _layout(rows, cols, True) if per_row else _layout(cols, rows, False)
+    out, stats, grad = _check_against_spec(cuda, x.reshape(-1), g, *layout, atol=1e-4)
+    per_group = (lambda a: a.reshape(rows, cols)) if per_row else (lambda a: a.reshape(cols,
+                                                                                       rows).T)
+    assert (per_group(out)[0] == 0).all() and stats[rows] == 0.0
+    assert np.isclose(stats[rows + 1], 0.625 / 6, rtol=1e-4)  # group 1's exact variance
+    assert np.isnan(per_group(out)[2:]).all() and np.isnan(per_group(grad)[2:]).all()
+    assert np.isnan(stats[[2, 4]]).all() and stats[3] == np.inf
+    assert np.isnan(stats[rows + 2:]).all()
+
+
+def test_special_values_in_a_later_chunk(cuda):
+    for per_row, (rows, cols) in ((True, (3, 1500)), (False, (1500, 3))):
+        x, g = _random(rows, cols)
+        host = x.reshape(rows, cols) if per_row else x.reshape(rows, cols).T
+        host[1, 1400] = np.nan
+        host[2, 1100:] = 5.0
+        _, stats, grad = _check_against_spec(cuda, x, g, *_layout(rows, cols, per_row))
+        assert np.isnan(stats[[1, 4]]).all() and stats[5] > 0.0
+        groups = 3
+        assert np.isfinite(stats[[0, 2, groups, groups + 2]]).all()
+        per_group = grad.reshape(rows, cols) if per_row else grad.reshape(rows, cols).T
+        assert np.isnan(per_group[1]).all() and np.isfinite(per_group[[0, 2]]).all()
+
+
+def test_no_members_gives_nan_statistics_and_writes_nothing(cuda):
+    out, stats = _handle(cuda, np.full(4, SENTINEL)), _handle(cuda, np.full(6, SENTINEL))
+    cuda.norm_forward(cuda.alloc(1), out, stats, 3, 0, 1, 3, EPS)
+    assert np.isnan(_read(cuda, stats, 6)).all()
+    cuda.norm_backward(cuda.alloc(1), cuda.alloc(1), stats, out, 3, 0, 1, 3, EPS)
+    np.testing.assert_array_equal(_read(cuda, out, 4), [SENTINEL] * 4)
+
+
+def test_no_groups_writes_nothing(cuda):
+    out, stats = _handle(cuda, np.full(4, SENTINEL)), _handle(cuda, np.full(2, SENTINEL))
+    cuda.norm_forward(_handle(cuda, np.ones(4)), out, stats, 0, 4, 4, 1, EPS)
+    cuda.norm_backward(_handle(cuda, np.ones(4)), out, stats, out, 0, 4, 4, 1, EPS)
+    np.testing.assert_array_equal(_read(cuda, out, 4), [SENTINEL] * 4)
+    np.testing.assert_array_equal(_read(cuda, stats, 2), [SENTINEL] * 2)
+
+
+def test_eps_sets_the_scale(cuda):
+    x = np.array([1.0, 3.0], np.float32)
+    out, stats = cuda.alloc(2), cuda.alloc(2)
+    cuda.norm_forward(_handle(cuda, x), out, stats, 1, 2, 2, 1, 3.0)
+    np.testing.assert_allclose(_read(cuda, out, 2), [-0.5, 0.5], rtol=1e-6)
+
+
+def test_bad_arguments_raise(cuda):
+    x, out, stats = cuda.alloc(12), cuda.alloc(12), cuda.alloc(6)
+    with pytest.raises(ValueError, match="norm_forward: negative sizes groups=-1, members=4"):
+        cuda.norm_forward(x, out, stats, -1, 4, 4, 1, EPS)
+    with pytest.raises(ValueError, match="norm_backward: negative sizes groups=3, members=-4"):
+        cuda.norm_backward(x, x, stats, out, 3, -4, 4, 1, EPS)
+    with pytest.raises(ValueError, match=r"norm_forward x: view shape \(3, 5\) strides \(5, 1\)"):
+        cuda.norm_forward(x, out, stats, 3, 5, 5, 1, EPS)
+    with pytest.raises(ValueError, match=r"norm_forward out: .* reaches elements \[0, 11\]"):
+        cuda.norm_forward(x, cuda.alloc(11), stats, 3, 4, 4, 1, EPS)
+    with pytest.raises(ValueError, match="norm_forward stats: buffer holds 5 elements, 6 needed"):
+        cuda.norm_forward(x, out, cuda.alloc(5), 3, 4, 4, 1, EPS)
+    with pytest.raises(ValueError, match="norm_backward g: view shape"):
+        cuda.norm_backward(cuda.alloc(11), x, stats, out, 3, 4, 4, 1, EPS)
+    with pytest.raises(ValueError, match="norm_backward xhat: view shape"):
+        cuda.norm_backward(x, cuda.alloc(11), stats, out, 3, 4, 1, 3, EPS)
+    with pytest.raises(ValueError, match="norm_backward stats: buffer holds 4 elements, 6"):
+        cuda.norm_backward(x, x, cuda.alloc(4), out, 3, 4, 4, 1, EPS)
+    with pytest.raises(TypeError, match="norm_forward stats: expected a torch tensor"):
+        cuda.norm_forward(x, out, np.zeros(6, np.float32), 3, 4, 4, 1, EPS)
