@@ -11,7 +11,7 @@ import sys
 import time
 
 POINTERS = {"a", "b", "out", "src", "dst", "x", "w", "gy", "gx", "partial", "z", "labels",
-            "g", "stats", "xhat"}
+            "g", "stats", "xhat", "row"}
 
 
 def _aligned(fn):
@@ -24,7 +24,7 @@ def _aligned(fn):
                                                         "member_stride")}
 
 
-def _signature(fn, constexprs, floats=("value", "eps")):
+def _signature(fn, constexprs, int64=(), floats=("value", "eps")):
     signature = {}
     for param in fn.params:
         name = param.name
@@ -36,7 +36,8 @@ def _signature(fn, constexprs, floats=("value", "eps")):
         elif name in floats:
             signature[name] = "fp32"
         else:
-            signature[name] = "i64" if name in ("offset", "a_offset", "b_offset") else "i32"
+            wide = name in ("offset", "a_offset", "b_offset") or name in int64
+            signature[name] = "i64" if wide else "i32"
     missing = [p.name for p in fn.params if p.is_constexpr and p.name not in constexprs]
     if missing:
         raise ValueError(f"{fn.__name__}: constexprs {missing} not given")
@@ -93,6 +94,11 @@ def variants(quick):
     for op in ewise.BINARY_OPS + ewise.GATE_OPS:
         yield ewise._ewise_kernel, {"OP": op, "BLOCK": 1024}
     yield ewise._add_scaled_kernel, {"BLOCK": 1024}
+    for op in ewise.ROW_OPS:
+        # A launch specializes a period of 1 to a constant and passes one past int32 as i64.
+        for wide, specialized in ((False, {}), (False, {"period": 1}),
+                                  (True, {"_int64": ("period",)})):
+            yield ewise._row_kernel, {"OP": op, "WIDE_ROW": wide, "BLOCK": 1024, **specialized}
     for op in ewise.SCALAR_OPS:
         powers = (-2, -1, 0, 3) if op == "power" else (-1,)
         for power in powers:
@@ -161,9 +167,10 @@ def main():
     for fn, constexprs in variants(args.quick):
         options = {"num_warps": constexprs.pop("_warps", 4), "num_stages": constexprs.pop(
             "_stages", 3)}
+        int64 = constexprs.pop("_int64", ())
         label = f"{fn.__name__} {constexprs} {options}"
         try:
-            source = ASTSource(fn, _signature(fn, constexprs), constexprs=constexprs,
+            source = ASTSource(fn, _signature(fn, constexprs, int64), constexprs=constexprs,
                                attrs=_aligned(fn))
             compiled = triton.compile(source, target=target, options=options)
             shared = compiled.metadata.shared

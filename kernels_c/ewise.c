@@ -1,6 +1,7 @@
-/* Elementwise kernels over compact data: binary, scalar and unary math, and two fused pairs.
- * Kernel layer (kernels_c); ABI in nd_kernels.h. Written out one function per op on purpose (no
- * macro-generated C), each a single loop the compiler vectorizes. out may alias an input. */
+/* Elementwise kernels over compact data: binary, scalar and unary math and two fused pairs
+ * (a row repeated along an array is in ewise_row.c). Kernel layer (kernels_c); ABI in
+ * nd_kernels.h. Written out one function per op on purpose (no macro-generated C), each a single
+ * loop the compiler vectorizes. out may alias an input. */
 #include <math.h>
 
 #include "nd_kernels.h"

@@ -92,6 +92,12 @@ int nd_ewise_sqrt_f32(const float *a, float *out, int64_t size);
 int nd_ewise_relu_grad_f32(const float *g, const float *x, float *out, int64_t size);
 int nd_ewise_add_scaled_f32(const float *a, const float *b, float value, float *out,
                             int64_t size); /* a + value * b */
+/* a and out compact over size, row over period (>= 1, dividing size; size 0 writes nothing):
+ * out[i] = a[i] OP row[i % period], a broadcast bias or scale. */
+int nd_ewise_add_row_f32(const float *a, const float *row, float *out, int64_t size,
+                         int64_t period);
+int nd_ewise_mul_row_f32(const float *a, const float *row, float *out, int64_t size,
+                         int64_t period);
 
 /* reduce.c: over the last axis of compact a (out_size, reduce_size).
  * reduce_max needs reduce_size >= 1 and propagates NaN; logsumexp of an empty row is -inf. */

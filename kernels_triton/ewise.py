@@ -1,7 +1,8 @@
 """Elementwise kernels over compact float32 data (kernel layer): binary (a OP b), scalar
 (a OP value, value / a) and unary ops with numpy's semantics (NaN-propagating maximum, 0./1.
-comparisons), and the fused ReLU gradient and a + value * b. One kernel per arity (and one for
-a + value * b); the op is a compile-time string, so each op compiles once.
+comparisons), the fused ReLU gradient and a + value * b, and a OP a repeated row (a broadcast
+bias or scale). One kernel per arity (and one each for a + value * b and the row ops); the op is a
+compile-time string, so each op compiles once.
 """
 
 import triton
@@ -17,6 +18,10 @@ UNARY_OPS = ("neg", "log", "exp", "tanh", "relu", "sigmoid", "sqrt")
 GATE_OPS = ("relu_grad",)
 # Integer powers up to this magnitude are repeated products (exact like numpy's powf for x**2).
 MAX_INTEGER_POWER = 4
+ROW_OPS = ("add", "mul")
+# Row indices stay int32 (an int32 remainder per element is far cheaper than an int64 one) while
+# period + BLOCK fits; a longer row (over 8 GiB of data) takes the int64 path.
+INT32_LIMIT = 2**31 - 1
 
 
 @triton.jit
@@ -121,6 +126,24 @@ def _add_scaled_kernel(a, b, out, value, size, BLOCK: tl.constexpr):
 
 
 @triton.jit
+def _row_kernel(a, row, out, size, period, OP: tl.constexpr, WIDE_ROW: tl.constexpr,
+                BLOCK: tl.constexpr):
+    # Rows within int32: one int64 remainder per program gives the block's first row index,
+    # the per-element ones are int32.
+    start = tl.program_id(0).to(tl.int64) * BLOCK
+    offs = start + tl.arange(0, BLOCK)
+    mask = offs < size
+    if WIDE_ROW:
+        cols = offs % period
+    else:
+        cols = ((start % period).to(tl.int32) + tl.arange(0, BLOCK)) % period
+    x = tl.load(a + offs, mask=mask, other=1.0)
+    # Every lane's column lies in the row, masked ones included; the hot row stays in L1/L2.
+    y = tl.load(row + cols)
+    tl.store(out + offs, _binary(x, y, OP), mask=mask)
+
+
+@triton.jit
 def _scalar_kernel(a, out, value, size, OP: tl.constexpr, POWER: tl.constexpr,
                    INVERT: tl.constexpr, BLOCK: tl.constexpr):
     # OP "power": |exponent| POWER (1 / product when INVERT) for small integer exponents, the
@@ -185,6 +208,21 @@ def add_scaled(a, b, value, out, size):
     grid, block, warps = _checked(("a", "b", "out"), (a, b, out), size)
     if size:
         _add_scaled_kernel[grid](a, b, out, float(value), size, BLOCK=block, num_warps=warps)
+
+
+def row_op(op, a, row, out, size, period):
+    """out[i] = a[i] OP row[i % period] for i < size, op in ROW_OPS; size a multiple of period."""
+    if op not in ROW_OPS:
+        raise ValueError(f"unknown row op {op!r}; choose one of {ROW_OPS}")
+    grid, block, warps = _checked(("a", "out"), (a, out), size)
+    if size and period < 1:
+        raise ValueError(f"period must be >= 1 for a nonempty input, got {period}")
+    if size % max(period, 1):
+        raise ValueError(f"size {size} is not a multiple of the row's period {period}")
+    check_buffer("row", row, period if size else 0)
+    if size:
+        _row_kernel[grid](a, row, out, size, period, OP=op,
+                          WIDE_ROW=period > INT32_LIMIT - block, BLOCK=block, num_warps=warps)
 
 
 def unary(op, a, out, size):

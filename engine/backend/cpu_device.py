@@ -191,6 +191,45 @@ def ewise_add_scaled(a, b, value, out, size):
         raise _fail("ewise_add_scaled", status, size=size)
 
 
+def _check_row_sizes(name, size, period, a, row, out):
+    """The clear error for sizes a row kernel would refuse or buffers it would overrun; size 0
+    reads and writes nothing, whatever the period."""
+    if size == 0:
+        return
+    if size < 0:
+        raise ValueError(f"{name}: negative size {size}")
+    if period < 1 or size % period:
+        raise ValueError(f"{name}: size {size} is not a whole number of rows of period {period}")
+    for label, handle, needed in (("a", a, size), ("row", row, period), ("out", out, size)):
+        if needed > handle.size:
+            raise ValueError(f"{name}: {label} needs {needed} elements for size={size}, "
+                             f"period={period}, its buffer has {handle.size}")
+
+
+def _row_binary(name):
+    kernel = getattr(_lib, f"nd_{name}_f32")
+
+    def row_op(a, row, out, size, period):
+        try:
+            pa, prow, pout = a.address, row.address, out.address
+        except AttributeError:
+            pa, prow, pout = _ptr(a), _ptr(row), _ptr(out)
+        # Ordered so that size % period only runs once period >= 1.
+        if size > a.size or size > out.size or size < 0 or not 0 < period <= row.size \
+                or size % period:
+            _check_row_sizes(name, size, period, a, row, out)
+        status = kernel(pa, prow, pout, size, period)
+        if status:
+            raise _fail(name, status, size=size, period=period)
+
+    row_op.__name__ = name
+    return row_op
+
+
+ewise_add_row = _row_binary("ewise_add_row")
+ewise_mul_row = _row_binary("ewise_mul_row")
+
+
 # Reductions
 def _reduction(name):
     kernel = getattr(_lib, f"nd_{name}_f32")

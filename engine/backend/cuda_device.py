@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from .ndarray import compact_strides
+from .strides import compact_strides
 
 try:
     import torch
@@ -174,6 +174,14 @@ def ewise_relu_grad(g, x, out, size):
 
 def ewise_add_scaled(a, b, value, out, size):
     _ewise.add_scaled(a, b, value, out, size)
+
+
+def ewise_add_row(a, row, out, size, period):
+    _ewise.row_op("add", a, row, out, size, period)
+
+
+def ewise_mul_row(a, row, out, size, period):
+    _ewise.row_op("mul", a, row, out, size, period)
 
 
 # Reductions

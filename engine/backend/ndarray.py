@@ -4,7 +4,6 @@ metadata only; `compact()` is the one gateway from strided to dense; every compu
 of the device protocol (see protocol.py) writing into a freshly allocated `out`.
 """
 
-import functools
 import math
 import numbers
 
@@ -13,18 +12,10 @@ import numpy as np
 from .device import BackendDevice, default_device
 from .matmul import matmul, ones_row
 from .reduce_plan import reduce_plan
+from .strides import compact_strides, repeated_row_period
 
 prod = math.prod
 _new_object = object.__new__
-
-
-@functools.lru_cache(maxsize=4096)
-def compact_strides(shape):
-    strides, stride = [], 1
-    for n in reversed(shape):
-        strides.append(stride)
-        stride *= n
-    return tuple(reversed(strides))
 
 
 class NDArray:
@@ -301,12 +292,13 @@ class NDArray:
                                         offset)
 
     # elementwise
-    def _ewise(self, other, ewise_fn, scalar_fn):
+    def _ewise(self, other, ewise_fn, scalar_fn, row_fn=None):
         # Written out flat (no helper calls): this runs once per elementwise op. An input that had
         # to be compacted is a fresh temporary, so it doubles as `out` (elementwise kernels allow
-        # out to alias an input), which saves an allocation, e.g. for every broadcast bias add.
+        # out to alias an input), which saves an allocation. A commutative op (`row_fn` given)
+        # reads a broadcast row (a bias, a scale) as stored instead of compacting it.
         shape = self.shape
-        a = self if self.offset == 0 and self.strides == compact_strides(shape) else self.compact()
+        self_compact = self.offset == 0 and self.strides == compact_strides(shape)
         if isinstance(other, NDArray):
             if other.shape != shape:
                 raise ValueError(f"elementwise op on shapes {shape} and {other.shape}: "
@@ -314,13 +306,23 @@ class NDArray:
             if other.device is not self.device and other.device != self.device:
                 raise ValueError(f"elementwise op across devices {self.device} and "
                                  f"{other.device}")
-            if other.offset == 0 and other.strides == compact_strides(shape):
+            other_compact = other.offset == 0 and other.strides == compact_strides(shape)
+            if row_fn is not None and self_compact != other_compact:
+                dense, row = (self, other) if self_compact else (other, self)
+                period = repeated_row_period(row)
+                if period:
+                    out = self._new(shape)
+                    row_fn(dense.handle, row.handle, out.handle, prod(shape), period)
+                    return out
+            a = self if self_compact else self.compact()
+            if other_compact:
                 b = other
                 out = a if a is not self else self._new(shape)
             else:
                 b = out = other.compact()
             ewise_fn(a.handle, b.handle, out.handle, prod(shape))
         else:
+            a = self if self_compact else self.compact()
             out = a if a is not self else self._new(shape)
             scalar_fn(a.handle, float(other), out.handle, prod(shape))
         return out
@@ -335,7 +337,8 @@ class NDArray:
         return out
 
     def __add__(self, other):
-        return self._ewise(other, self.device.ewise_add, self.device.scalar_add)
+        device = self.device
+        return self._ewise(other, device.ewise_add, device.scalar_add, device.ewise_add_row)
 
     __radd__ = __add__
 
@@ -348,7 +351,8 @@ class NDArray:
         return (-self) + other
 
     def __mul__(self, other):
-        return self._ewise(other, self.device.ewise_mul, self.device.scalar_mul)
+        device = self.device
+        return self._ewise(other, device.ewise_mul, device.scalar_mul, device.ewise_mul_row)
 
     __rmul__ = __mul__
 

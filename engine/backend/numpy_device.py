@@ -78,6 +78,19 @@ ewise_gt, scalar_gt = _binary(np.greater)
 _, scalar_power = _binary(np.power)
 
 
+def _row_binary(fn):
+    def row_op(a, row, out, size, period):
+        if size:
+            values = a[:size].reshape(-1, period)
+            out[:size] = fn(values, row[:period]).reshape(-1)
+
+    return row_op
+
+
+ewise_add_row = _row_binary(np.add)
+ewise_mul_row = _row_binary(np.multiply)
+
+
 def scalar_rdiv(a, value, out, size):
     out[:size] = out.dtype.type(value) / a[:size]
 

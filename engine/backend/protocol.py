@@ -31,6 +31,11 @@ Elementwise over compact data, `size` elements (`out` may be one of the inputs)
     scalar_rdiv(a, value, out, size)                          out = value / a
     ewise_neg/log/exp/tanh/relu/sigmoid/sqrt(a, out, size)    out = f(a)
 
+Elementwise with a repeated row: `a` and `out` compact over `size` elements, `row` compact over
+`period` elements (size a multiple of period, period >= 1): a broadcast bias or scale, read as
+stored instead of copied out to `size` first; `out` may be `a`
+    ewise_add_row/mul_row(a, row, out, size, period)          out[i] = a[i] OP row[i % period]
+
 Fused elementwise over compact data: the training step's two commonest pairs of launches in one
 pass each (the ReLU gradient; SGD, momentum and weight-decay updates); `out` may be an input
     ewise_relu_grad(g, x, out, size)           out = 0 where x <= 0 (whatever g holds), else g (so
@@ -91,6 +96,7 @@ EWISE_FUNCTIONS = tuple(f"ewise_{op}" for op in BINARY_OPS)
 SCALAR_FUNCTIONS = tuple(f"scalar_{op}" for op in BINARY_OPS + ("power", "rdiv"))
 UNARY_OPS = ("neg", "log", "exp", "tanh", "relu", "sigmoid", "sqrt")
 UNARY_FUNCTIONS = tuple(f"ewise_{op}" for op in UNARY_OPS)
+ROW_FUNCTIONS = ("ewise_add_row", "ewise_mul_row")
 FUSED_FUNCTIONS = ("ewise_relu_grad", "ewise_add_scaled")
 REDUCE_FUNCTIONS = ("reduce_sum", "reduce_max", "reduce_logsumexp")
 LOSS_FUNCTIONS = ("softmax_xent", "softmax_xent_grad")
@@ -105,6 +111,7 @@ CORE_FUNCTIONS = (
     + EWISE_FUNCTIONS
     + SCALAR_FUNCTIONS
     + UNARY_FUNCTIONS
+    + ROW_FUNCTIONS
     + FUSED_FUNCTIONS
     + REDUCE_FUNCTIONS
     + LOSS_FUNCTIONS

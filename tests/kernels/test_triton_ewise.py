@@ -1,6 +1,7 @@
 """Triton elementwise and reduction kernels (kernel layer) through the cuda device, against the
-numpy device: every binary, scalar, unary and fused op of the protocol, sizes 1, primes and
-several blocks, special values (NaN, inf, zeros, negative bases), row reductions of any length.
+numpy device: every binary, scalar, unary, fused and repeated-row op of the protocol, sizes 1,
+primes and several blocks, special values (NaN, inf, zeros, negative bases), row reductions of any
+length.
 """
 
 import numpy as np
@@ -78,6 +79,86 @@ def test_add_scaled(cuda, size, value):
     a = RNG.standard_normal(size).astype(np.float32)
     b = RNG.standard_normal(size).astype(np.float32)
     _check(*_run(cuda, "ewise_add_scaled", [a, b], value))
+
+
+def _run_row(cuda, name, a, row, alias=False):
+    """Run repeated-row function `name` on both devices (out = a when `alias`); return (ours,
+    numpy's)."""
+    size, period = a.size, row.size
+    expected = np.empty(size, np.float32)
+    getattr(numpy_device, name)(a, row, expected, size, period)
+    a_handle, row_handle = cuda.alloc(size), cuda.alloc(period)
+    cuda.from_numpy(a, a_handle)
+    cuda.from_numpy(row, row_handle)
+    out = a_handle if alias else cuda.alloc(size)
+    getattr(cuda, name)(a_handle, row_handle, out, size, period)
+    return cuda.to_numpy(out, (size,), (1,), 0), expected
+
+
+# (rows, period): period 1 (specialized to a constant by Triton), periods that do not divide the
+# 1024-element block (so a block starts mid-row), one longer than a block, several blocks.
+ROW_SHAPES = [(1, 1), (2000, 1), (3, 7), (40, 100), (9, 1031), (5, 3000), (1024, 3)]
+
+
+@pytest.mark.parametrize("name", protocol.ROW_FUNCTIONS)
+@pytest.mark.parametrize("rows,period", ROW_SHAPES)
+@pytest.mark.parametrize("alias", [False, True], ids=["new_out", "out_is_a"])
+def test_row_ops(cuda, name, rows, period, alias):
+    a = RNG.standard_normal(rows * period).astype(np.float32)
+    row = RNG.standard_normal(period).astype(np.float32)
+    got, expected = _run_row(cuda, name, a, row, alias)
+    np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("rows,period", [(3, 7), (2, 1500)])
+def test_row_ops_int64_row_path(cuda, monkeypatch, rows, period):
+    # The path rows past int32 take (over 8 GiB of data), forced on a small one.
+    from kernels_triton import ewise
+
+    monkeypatch.setattr(ewise, "INT32_LIMIT", 0)
+    a = RNG.standard_normal(rows * period).astype(np.float32)
+    row = RNG.standard_normal(period).astype(np.float32)
+    got, expected = _run_row(cuda, "ewise_mul_row", a, row)
+    np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("name", protocol.ROW_FUNCTIONS)
+def test_row_ops_special_values(cuda, name):
+    # Every special value of `a` meets every special value of the row (inf * 0, inf - inf, NaN).
+    a = np.repeat(SPECIAL, SPECIAL.size)
+    _check(*_run_row(cuda, name, a, SPECIAL.copy()))
+
+
+@pytest.mark.parametrize("name", protocol.ROW_FUNCTIONS)
+def test_row_ops_empty_launches_nothing(cuda, name):
+    out = cuda.alloc(3)
+    cuda.from_numpy(np.full(3, 7.0, np.float32), out)
+    getattr(cuda, name)(cuda.alloc(0), cuda.alloc(0), out, 0, 0)
+    np.testing.assert_array_equal(cuda.to_numpy(out, (3,), (1,), 0), [7.0] * 3)
+
+
+@pytest.mark.parametrize("size,period,a_size,row_size,error,message", [
+    (-4, 2, 4, 2, ValueError, "a: negative size -4"),
+    (4, 0, 4, 2, ValueError, "period must be >= 1 for a nonempty input, got 0"),
+    (4, -2, 4, 2, ValueError, "period must be >= 1 for a nonempty input, got -2"),
+    (6, 4, 6, 4, ValueError, "size 6 is not a multiple of the row's period 4"),
+    (8, 4, 6, 4, ValueError, "a: buffer holds 6 elements, 8 needed"),
+    (8, 4, 8, 3, ValueError, "row: buffer holds 3 elements, 4 needed"),
+])
+def test_row_ops_bad_arguments_raise(cuda, size, period, a_size, row_size, error, message):
+    a, row = cuda.alloc(a_size), cuda.alloc(row_size)
+    with pytest.raises(error, match=message):
+        cuda.ewise_add_row(a, row, a, size, period)
+
+
+def test_row_ops_reject_unknown_op_and_host_arrays(cuda):
+    from kernels_triton import ewise
+
+    a = cuda.alloc(4)
+    with pytest.raises(ValueError, match="unknown row op 'div'"):
+        ewise.row_op("div", a, a, a, 4, 2)
+    with pytest.raises(TypeError, match="row: expected a torch tensor"):
+        cuda.ewise_mul_row(a, np.ones(2, np.float32), a, 4, 2)
 
 
 @pytest.mark.parametrize("name", protocol.SCALAR_FUNCTIONS)

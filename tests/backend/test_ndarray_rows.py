@@ -1,0 +1,69 @@
+"""NDArray arithmetic with a broadcast row (a bias, a scale): add and multiply read the row as
+stored, one kernel and no copy, on either side of the operator; other broadcasts still compact.
+Tests of the backend layer.
+"""
+
+import numpy as np
+import pytest
+
+import engine as ndl
+from engine.backend import NDArray, count_launches
+from engine.backend.strides import repeated_row_period
+from tests.devices import DEVICE_PARAMS
+
+RNG = np.random.default_rng(11)
+
+
+@pytest.mark.parametrize("shape, strides, offset, period", [
+    ((4, 10), (0, 1), 0, 10),            # a bias row over a batch
+    ((2, 3, 3, 5), (0, 0, 0, 1), 0, 5),  # a channel bias over NHWC pixels
+    ((4, 3, 5), (0, 5, 1), 0, 15),       # a repeated matrix
+    ((4, 10), (0, 0), 0, 1),             # a broadcast scalar
+    ((1, 10), (10, 1), 0, 10),           # a size-1 axis's stride does not matter
+    ((4, 10), (0, 1), 3, 0),             # not at the start of its buffer
+    ((4, 10), (1, 0), 0, 0),             # a column repeated along rows
+    ((4, 10), (0, 2), 0, 0),             # a strided row
+])
+def test_repeated_row_period(shape, strides, offset, period):
+    base = NDArray(np.zeros(64), device=ndl.cpu_numpy())
+    assert repeated_row_period(base._like(shape, strides, offset)) == period
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+@pytest.mark.parametrize("op", ["add", "mul"])
+@pytest.mark.parametrize("row_first", [False, True], ids=["dense_op_row", "row_op_dense"])
+@pytest.mark.parametrize("shape, row_shape", [((6, 10), (1, 10)), ((2, 3, 4, 5), (1, 1, 1, 5)),
+                                              ((6, 10), (1, 1))], ids=str)
+def test_broadcast_row_is_one_kernel(device, op, row_first, shape, row_shape):
+    dense_host = RNG.standard_normal(shape).astype(np.float32)
+    row_host = RNG.standard_normal(row_shape).astype(np.float32)
+    dense = NDArray(dense_host, device=device)
+    row = NDArray(row_host, device=device).broadcast_to(shape)
+    apply = (lambda a, b: a + b) if op == "add" else (lambda a, b: a * b)
+    with count_launches(device) as launches:
+        out = apply(row, dense) if row_first else apply(dense, row)
+    assert dict(launches) == {f"ewise_{op}_row": 1}
+    np.testing.assert_array_equal(out.numpy(), apply(dense_host, row_host))
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+def test_other_broadcasts_and_ops_still_compact(device):
+    dense_host = RNG.standard_normal((4, 6)).astype(np.float32)
+    column_host = RNG.standard_normal((4, 1)).astype(np.float32)
+    dense = NDArray(dense_host, device=device)
+    column = NDArray(column_host, device=device).broadcast_to((4, 6))
+    with count_launches(device) as launches:
+        total = dense + column
+        quotient = dense / NDArray(column_host.T[:, :1], device=device).broadcast_to((4, 6))
+    assert launches["compact"] == 2 and "ewise_add_row" not in launches
+    np.testing.assert_array_equal(total.numpy(), dense_host + column_host)
+    np.testing.assert_allclose(quotient.numpy(), dense_host / column_host.T[:, :1], rtol=1e-6)
+
+
+def test_linear_layer_forward_with_bias_is_two_kernels():
+    device = ndl.cpu_numpy()
+    layer = ndl.nn.Linear(5, 3, device=device)
+    x = ndl.Tensor(RNG.standard_normal((4, 5)), device=device, dtype="float32")
+    with count_launches(device) as launches:
+        layer(x)
+    assert dict(launches) == {"matmul": 1, "ewise_add_row": 1}
