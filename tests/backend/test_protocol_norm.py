@@ -7,20 +7,10 @@ import numpy as np
 import pytest
 
 from engine.backend import numpy_device as spec
+from tests.device_buffers import read, to_device
 from tests.devices import DEVICE_PARAMS
 
 EPS = 1e-5
-
-
-def to_device(device, host, dtype="float32"):
-    handle = device.alloc(max(host.size, 1), dtype)
-    if host.size:
-        device.from_numpy(np.ascontiguousarray(host, dtype=dtype).reshape(-1), handle)
-    return handle
-
-
-def read(device, handle, size):
-    return device.to_numpy(handle, (size,), (1,), 0)
 
 
 def layout(shape, per_row):

@@ -8,18 +8,8 @@ import pytest
 
 from engine.backend import numpy_device as spec
 from engine.backend.protocol import ROW_FUNCTIONS
+from tests.device_buffers import read, to_device
 from tests.devices import DEVICE_PARAMS
-
-
-def to_device(device, host):
-    handle = device.alloc(max(host.size, 1), "float32")
-    if host.size:
-        device.from_numpy(np.ascontiguousarray(host, dtype=np.float32).reshape(-1), handle)
-    return handle
-
-
-def read(device, handle, size):
-    return device.to_numpy(handle, (size,), (1,), 0)
 
 
 def run(device, name, a, row, alias=False):

@@ -7,22 +7,12 @@ import numpy as np
 import pytest
 
 from engine.backend import numpy_device
+from tests.device_buffers import read, to_device
 from tests.kernels.triton_support import triton_marks
 
 pytestmark = triton_marks(pytest.mark.filterwarnings("ignore::RuntimeWarning"))
 
 RNG = np.random.default_rng(3)
-
-
-def _handle(cuda, host):
-    handle = cuda.alloc(max(host.size, 1))
-    if host.size:
-        cuda.from_numpy(np.asarray(host, np.float32).reshape(-1), handle)
-    return handle
-
-
-def _read(cuda, handle, size):
-    return cuda.to_numpy(handle, (size,), (1,), 0)
 
 
 def _run(device, z, labels, g):
@@ -33,12 +23,12 @@ def _run(device, z, labels, g):
         numpy_device.softmax_xent(z.reshape(-1), labels, losses, classes, rows)
         numpy_device.softmax_xent_grad(z.reshape(-1), labels, g, grad, classes, rows)
         return losses, grad.reshape(rows, classes)
-    z_handle, label_handle = _handle(device, z), _handle(device, labels)
+    z_handle, label_handle = to_device(device, z), to_device(device, labels)
     losses, grad = device.alloc(max(rows, 1)), device.alloc(max(rows * classes, 1))
     device.softmax_xent(z_handle, label_handle, losses, classes, rows)
-    device.softmax_xent_grad(z_handle, label_handle, _handle(device, g), grad, classes, rows)
-    return (_read(device, losses, rows),
-            _read(device, grad, rows * classes).reshape(rows, classes))
+    device.softmax_xent_grad(z_handle, label_handle, to_device(device, g), grad, classes, rows)
+    return (read(device, losses, rows),
+            read(device, grad, rows * classes).reshape(rows, classes))
 
 
 def _check_against_spec(cuda, z, labels, g):
@@ -74,11 +64,11 @@ def test_loss_uses_reduce_logsumexp_value(cuda):
     z[4, 1099] = 1000.0
     labels = np.array([0, 1, 2, 1070, 4, 1099], np.float32)
     z[np.arange(rows), labels.astype(int)] = 0.0
-    z_handle, lse = _handle(cuda, z), cuda.alloc(rows)
+    z_handle, lse = to_device(cuda, z), cuda.alloc(rows)
     cuda.reduce_logsumexp(z_handle, lse, classes, rows)
     losses = cuda.alloc(rows)
-    cuda.softmax_xent(z_handle, _handle(cuda, labels), losses, classes, rows)
-    np.testing.assert_array_equal(_read(cuda, losses, rows), _read(cuda, lse, rows))
+    cuda.softmax_xent(z_handle, to_device(cuda, labels), losses, classes, rows)
+    np.testing.assert_array_equal(read(cuda, losses, rows), read(cuda, lse, rows))
 
 
 def test_invalid_labels_give_nan_rows(cuda):
@@ -136,16 +126,16 @@ def test_special_logits_in_a_later_chunk(cuda):
 
 
 def test_no_classes_gives_nan_losses_and_no_rows_writes_nothing(cuda):
-    losses = _handle(cuda, np.full(3, 5.0))
-    cuda.softmax_xent(cuda.alloc(1), _handle(cuda, np.zeros(3)), losses, 0, 3)
-    assert np.isnan(_read(cuda, losses, 3)).all()
-    sentinel = _handle(cuda, np.full(4, 5.0))
-    cuda.softmax_xent_grad(cuda.alloc(1), _handle(cuda, np.zeros(3)), cuda.alloc(3), sentinel,
+    losses = to_device(cuda, np.full(3, 5.0))
+    cuda.softmax_xent(cuda.alloc(1), to_device(cuda, np.zeros(3)), losses, 0, 3)
+    assert np.isnan(read(cuda, losses, 3)).all()
+    sentinel = to_device(cuda, np.full(4, 5.0))
+    cuda.softmax_xent_grad(cuda.alloc(1), to_device(cuda, np.zeros(3)), cuda.alloc(3), sentinel,
                            0, 3)
-    cuda.softmax_xent(_handle(cuda, np.zeros(4)), cuda.alloc(1), sentinel, 4, 0)
-    cuda.softmax_xent_grad(_handle(cuda, np.zeros(4)), cuda.alloc(1), cuda.alloc(1), sentinel,
+    cuda.softmax_xent(to_device(cuda, np.zeros(4)), cuda.alloc(1), sentinel, 4, 0)
+    cuda.softmax_xent_grad(to_device(cuda, np.zeros(4)), cuda.alloc(1), cuda.alloc(1), sentinel,
                            4, 0)
-    np.testing.assert_array_equal(_read(cuda, sentinel, 4), [5.0] * 4)
+    np.testing.assert_array_equal(read(cuda, sentinel, 4), [5.0] * 4)
 
 
 def test_bad_arguments_raise(cuda):

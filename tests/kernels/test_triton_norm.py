@@ -8,6 +8,7 @@ import pytest
 
 from engine.backend import numpy_device
 from kernels_triton import norm
+from tests.device_buffers import read, to_device
 from tests.kernels.triton_support import triton_marks
 
 pytestmark = triton_marks(pytest.mark.filterwarnings("ignore::RuntimeWarning"))
@@ -15,17 +16,6 @@ pytestmark = triton_marks(pytest.mark.filterwarnings("ignore::RuntimeWarning"))
 RNG = np.random.default_rng(5)
 EPS = 1e-5
 SENTINEL = 7.0
-
-
-def _handle(cuda, host):
-    handle = cuda.alloc(max(host.size, 1))
-    if host.size:
-        cuda.from_numpy(np.asarray(host, np.float32).reshape(-1), handle)
-    return handle
-
-
-def _read(cuda, handle, size):
-    return cuda.to_numpy(handle, (size,), (1,), 0)
 
 
 def _run(device, x, g, groups, members, group_stride, member_stride, eps=EPS):
@@ -39,13 +29,13 @@ def _run(device, x, g, groups, members, group_stride, member_stride, eps=EPS):
         numpy_device.norm_backward(g, out, stats, grad, groups, members, group_stride,
                                    member_stride, eps)
         return out, stats, grad
-    out, grad = _handle(device, fill), _handle(device, fill)
-    stats = _handle(device, np.full(2 * groups, SENTINEL, np.float32))
-    device.norm_forward(_handle(device, x), out, stats, groups, members, group_stride,
+    out, grad = to_device(device, fill), to_device(device, fill)
+    stats = to_device(device, np.full(2 * groups, SENTINEL, np.float32))
+    device.norm_forward(to_device(device, x), out, stats, groups, members, group_stride,
                         member_stride, eps)
-    device.norm_backward(_handle(device, g), out, stats, grad, groups, members, group_stride,
+    device.norm_backward(to_device(device, g), out, stats, grad, groups, members, group_stride,
                          member_stride, eps)
-    return _read(device, out, size), _read(device, stats, 2 * groups), _read(device, grad, size)
+    return read(device, out, size), read(device, stats, 2 * groups), read(device, grad, size)
 
 
 def _check_against_spec(cuda, x, g, groups, members, group_stride, member_stride, atol=1e-5):
@@ -145,26 +135,26 @@ def test_special_values_in_a_later_chunk(cuda):
 
 
 def test_no_members_gives_nan_statistics_and_writes_nothing(cuda):
-    out, stats = _handle(cuda, np.full(4, SENTINEL)), _handle(cuda, np.full(6, SENTINEL))
+    out, stats = to_device(cuda, np.full(4, SENTINEL)), to_device(cuda, np.full(6, SENTINEL))
     cuda.norm_forward(cuda.alloc(1), out, stats, 3, 0, 1, 3, EPS)
-    assert np.isnan(_read(cuda, stats, 6)).all()
+    assert np.isnan(read(cuda, stats, 6)).all()
     cuda.norm_backward(cuda.alloc(1), cuda.alloc(1), stats, out, 3, 0, 1, 3, EPS)
-    np.testing.assert_array_equal(_read(cuda, out, 4), [SENTINEL] * 4)
+    np.testing.assert_array_equal(read(cuda, out, 4), [SENTINEL] * 4)
 
 
 def test_no_groups_writes_nothing(cuda):
-    out, stats = _handle(cuda, np.full(4, SENTINEL)), _handle(cuda, np.full(2, SENTINEL))
-    cuda.norm_forward(_handle(cuda, np.ones(4)), out, stats, 0, 4, 4, 1, EPS)
-    cuda.norm_backward(_handle(cuda, np.ones(4)), out, stats, out, 0, 4, 4, 1, EPS)
-    np.testing.assert_array_equal(_read(cuda, out, 4), [SENTINEL] * 4)
-    np.testing.assert_array_equal(_read(cuda, stats, 2), [SENTINEL] * 2)
+    out, stats = to_device(cuda, np.full(4, SENTINEL)), to_device(cuda, np.full(2, SENTINEL))
+    cuda.norm_forward(to_device(cuda, np.ones(4)), out, stats, 0, 4, 4, 1, EPS)
+    cuda.norm_backward(to_device(cuda, np.ones(4)), out, stats, out, 0, 4, 4, 1, EPS)
+    np.testing.assert_array_equal(read(cuda, out, 4), [SENTINEL] * 4)
+    np.testing.assert_array_equal(read(cuda, stats, 2), [SENTINEL] * 2)
 
 
 def test_eps_sets_the_scale(cuda):
     x = np.array([1.0, 3.0], np.float32)
     out, stats = cuda.alloc(2), cuda.alloc(2)
-    cuda.norm_forward(_handle(cuda, x), out, stats, 1, 2, 2, 1, 3.0)
-    np.testing.assert_allclose(_read(cuda, out, 2), [-0.5, 0.5], rtol=1e-6)
+    cuda.norm_forward(to_device(cuda, x), out, stats, 1, 2, 2, 1, 3.0)
+    np.testing.assert_allclose(read(cuda, out, 2), [-0.5, 0.5], rtol=1e-6)
 
 
 def test_bad_arguments_raise(cuda):
