@@ -226,16 +226,22 @@ static int norm_threads(int64_t groups, int64_t members, enum layout layout, int
     return threads > units ? (int)units : threads;
 }
 
-/* This caller's share of the column units, walked in stack-sized blocks. Each column's arithmetic
- * does not depend on the block or thread that computes it, so results are identical for any
- * thread count. */
-static void forward_column_share(const float *x, float *out, float *stats, int64_t groups,
-                                 int64_t rows, int64_t row_stride, double eps)
+/* This caller's share [first, last) of the columns, in whole units; the callers below walk it in
+ * stack-sized blocks. Each column's arithmetic does not depend on the block or thread that
+ * computes it, so results are identical for any thread count. */
+static void column_share(int64_t groups, int64_t *first, int64_t *last)
 {
     int64_t units = (groups + ND_NORM_COLUMN_UNIT - 1) / ND_NORM_COLUMN_UNIT, begin, end;
     nd_thread_rows(units, &begin, &end);
-    int64_t first = begin * ND_NORM_COLUMN_UNIT;
-    int64_t last = end * ND_NORM_COLUMN_UNIT < groups ? end * ND_NORM_COLUMN_UNIT : groups;
+    *first = begin * ND_NORM_COLUMN_UNIT;
+    *last = end * ND_NORM_COLUMN_UNIT < groups ? end * ND_NORM_COLUMN_UNIT : groups;
+}
+
+static void forward_column_share(const float *x, float *out, float *stats, int64_t groups,
+                                 int64_t rows, int64_t row_stride, double eps)
+{
+    int64_t first, last;
+    column_share(groups, &first, &last);
     for (int64_t c0 = first; c0 < last; c0 += ND_NORM_COLUMN_BLOCK) {
         int64_t width = last - c0 < ND_NORM_COLUMN_BLOCK ? last - c0 : ND_NORM_COLUMN_BLOCK;
         forward_columns(x, out, stats, groups, rows, row_stride, c0, width, eps);
@@ -246,10 +252,8 @@ static void backward_column_share(const float *g, const float *xhat, const float
                                   float *out, int64_t groups, int64_t rows, int64_t row_stride,
                                   double eps)
 {
-    int64_t units = (groups + ND_NORM_COLUMN_UNIT - 1) / ND_NORM_COLUMN_UNIT, begin, end;
-    nd_thread_rows(units, &begin, &end);
-    int64_t first = begin * ND_NORM_COLUMN_UNIT;
-    int64_t last = end * ND_NORM_COLUMN_UNIT < groups ? end * ND_NORM_COLUMN_UNIT : groups;
+    int64_t first, last;
+    column_share(groups, &first, &last);
     for (int64_t c0 = first; c0 < last; c0 += ND_NORM_COLUMN_BLOCK) {
         int64_t width = last - c0 < ND_NORM_COLUMN_BLOCK ? last - c0 : ND_NORM_COLUMN_BLOCK;
         backward_columns(g, xhat, stats, out, groups, rows, row_stride, c0, width, eps);
