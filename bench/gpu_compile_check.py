@@ -24,7 +24,7 @@ def _aligned(fn):
                                                         "member_stride")}
 
 
-def _signature(fn, constexprs, int64=(), floats=("value", "eps")):
+def _signature(fn, constexprs, int64=(), floats=("value", "eps", "alpha", "beta")):
     signature = {}
     for param in fn.params:
         name = param.name
@@ -94,6 +94,7 @@ def variants(quick):
     for op in ewise.BINARY_OPS + ewise.GATE_OPS:
         yield ewise._ewise_kernel, {"OP": op, "BLOCK": 1024}
     yield ewise._add_scaled_kernel, {"BLOCK": 1024}
+    yield ewise._axpby_kernel, {"BLOCK": 1024}
     for op in ewise.ROW_OPS:
         # A launch specializes a period of 1 to a constant and passes one past int32 as i64.
         for wide, specialized in ((False, {}), (False, {"period": 1}),

@@ -1,8 +1,11 @@
 """Optimizers (SGD with the lectures' momentum variants, Adam) with each update rule written out.
 Engine layer, above autograd. Updates run on the parameters' NDArrays, so no graph is built or
 kept alive, and `.grad` is only read, never modified. Every `x + c * y` is one fused kernel
-(`NDArray.add_scaled`), where NDArray arithmetic would launch two.
+(`NDArray.add_scaled`) and every moving average `a x + b y` another (`NDArray.axpby`), where
+NDArray arithmetic would launch two or three.
 """
+
+import math
 
 from .autograd import Tensor
 
@@ -96,18 +99,19 @@ class SGD(Optimizer):
             t = state.get("step", 0) + 1
             state["step"] = t
             u = state.get("u")
-            u = g * (1.0 - self.dampening) if u is None else \
-                (u * b).add_scaled(g, 1.0 - self.dampening)
+            u = g * (1.0 - self.dampening) if u is None else u.axpby(b, g, 1.0 - self.dampening)
             state["u"] = u
-            s = u / (1.0 - b ** t) if self.bias_correction else u
-            if self.nesterov:
-                previous = state.get("s")
-                lookahead_shift = s * (2.0 * lr) if previous is None else \
-                    (s * (2.0 * lr)).add_scaled(previous, -lr)
-                state["s"] = s
-                param.cached_data = w - lookahead_shift
-            else:
-                param.cached_data = w.add_scaled(s, -lr)
+            correction = 1.0 - b ** t if self.bias_correction else 1.0
+            if not self.nesterov:
+                # The bias correction folds into the step's scale: one kernel, not two.
+                param.cached_data = w.add_scaled(u, -lr / correction)
+                continue
+            s = u / correction if self.bias_correction else u
+            previous = state.get("s")
+            lookahead_shift = s * (2.0 * lr) if previous is None else \
+                s.axpby(2.0 * lr, previous, -lr)
+            state["s"] = s
+            param.cached_data = w - lookahead_shift
 
 
 class Adam(Optimizer):
@@ -140,11 +144,12 @@ class Adam(Optimizer):
             state["step"] = t
             m = state.get("m")
             v = state.get("v")
-            m = g * (1.0 - b1) if m is None else (m * b1).add_scaled(g, 1.0 - b1)
-            v = (g * g) * (1.0 - b2) if v is None else (v * b2).add_scaled(g * g, 1.0 - b2)
+            m = g * (1.0 - b1) if m is None else m.axpby(b1, g, 1.0 - b1)
+            v = (g * g) * (1.0 - b2) if v is None else v.axpby(b2, g * g, 1.0 - b2)
             state["m"], state["v"] = m, v
-            if self.bias_correction:
-                m_hat, v_hat = m / (1.0 - b1 ** t), v / (1.0 - b2 ** t)
-            else:
-                m_hat, v_hat = m, v
-            param.cached_data = w.add_scaled(m_hat / (v_hat.sqrt() + self.eps), -self.lr)
+            # m^ / (sqrt(v^) + eps) = (sqrt(c2) / c1) * m / (sqrt(v) + eps sqrt(c2)) with the
+            # corrections c = 1 - beta^t folded into two scalars: 4 kernels instead of 6.
+            c1, c2 = (1.0 - b1 ** t, 1.0 - b2 ** t) if self.bias_correction else (1.0, 1.0)
+            root_c2 = math.sqrt(c2)
+            ratio = m / (v.sqrt() + self.eps * root_c2)
+            param.cached_data = w.add_scaled(ratio, -self.lr * root_c2 / c1)

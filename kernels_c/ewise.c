@@ -366,6 +366,22 @@ int nd_ewise_relu_grad_f32(const float *g, const float *x, float *out, int64_t s
 
 /* out = a + value * b, the update of SGD, momentum and weight decay in one pass (contracted to a
  * fused multiply-add where the CPU has one). */
+int nd_ewise_axpby_f32(const float *a, const float *b, float alpha, float beta, float *out,
+                       int64_t size)
+{
+    int status = check_args(size, a, b, out);
+    if (status != ND_OK) return status;
+    int threads = nd_threads_for(size, ND_GRAIN_CHEAP);
+    if (threads > 1) {
+#pragma omp parallel for simd num_threads(threads)
+        for (int64_t i = 0; i < size; i++) out[i] = alpha * a[i] + beta * b[i];
+    } else {
+#pragma omp simd
+        for (int64_t i = 0; i < size; i++) out[i] = alpha * a[i] + beta * b[i];
+    }
+    return ND_OK;
+}
+
 int nd_ewise_add_scaled_f32(const float *a, const float *b, float value, float *out, int64_t size)
 {
     int status = check_args(size, a, b, out);

@@ -56,6 +56,7 @@ SIGNATURES = {
     **{f"nd_ewise_{op}_f32": [P, P, I64] for op in UNARY_OPS},
     "nd_ewise_relu_grad_f32": [P, P, P, I64],
     "nd_ewise_add_scaled_f32": [P, P, F32, P, I64],
+    "nd_ewise_axpby_f32": [P, P, F32, F32, P, I64],
     "nd_ewise_add_row_f32": [P, P, P, I64, I64],
     "nd_ewise_mul_row_f32": [P, P, P, I64, I64],
     **{f"nd_{op}_f32": _CONV for op in CONV_OPS},

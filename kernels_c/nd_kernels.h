@@ -92,6 +92,8 @@ int nd_ewise_sqrt_f32(const float *a, float *out, int64_t size);
 int nd_ewise_relu_grad_f32(const float *g, const float *x, float *out, int64_t size);
 int nd_ewise_add_scaled_f32(const float *a, const float *b, float value, float *out,
                             int64_t size); /* a + value * b */
+int nd_ewise_axpby_f32(const float *a, const float *b, float alpha, float beta, float *out,
+                       int64_t size); /* alpha * a + beta * b */
 /* a and out compact over size, row over period (>= 1, dividing size; size 0 writes nothing):
  * out[i] = a[i] OP row[i % period], a broadcast bias or scale. */
 int nd_ewise_add_row_f32(const float *a, const float *row, float *out, int64_t size,

@@ -126,6 +126,15 @@ def _add_scaled_kernel(a, b, out, value, size, BLOCK: tl.constexpr):
 
 
 @triton.jit
+def _axpby_kernel(a, b, out, alpha, beta, size, BLOCK: tl.constexpr):
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < size
+    x = tl.load(a + offs, mask=mask, other=0.0)
+    y = tl.load(b + offs, mask=mask, other=0.0)
+    tl.store(out + offs, alpha * x + beta * y, mask=mask)
+
+
+@triton.jit
 def _row_kernel(a, row, out, size, period, OP: tl.constexpr, WIDE_ROW: tl.constexpr,
                 BLOCK: tl.constexpr):
     # Rows within int32: one int64 remainder per program gives the block's first row index,
@@ -208,6 +217,14 @@ def add_scaled(a, b, value, out, size):
     grid, block, warps = _checked(("a", "b", "out"), (a, b, out), size)
     if size:
         _add_scaled_kernel[grid](a, b, out, float(value), size, BLOCK=block, num_warps=warps)
+
+
+def axpby(a, b, alpha, beta, out, size):
+    """out[0:size] = alpha * a + beta * b (one product fused into the sum on a GPU)."""
+    grid, block, warps = _checked(("a", "b", "out"), (a, b, out), size)
+    if size:
+        _axpby_kernel[grid](a, b, out, float(alpha), float(beta), size, BLOCK=block,
+                            num_warps=warps)
 
 
 def row_op(op, a, row, out, size, period):

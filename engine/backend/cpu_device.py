@@ -191,6 +191,18 @@ def ewise_add_scaled(a, b, value, out, size):
         raise _fail("ewise_add_scaled", status, size=size)
 
 
+def ewise_axpby(a, b, alpha, beta, out, size):
+    try:
+        pa, pb, pout = a.address, b.address, out.address
+    except AttributeError:
+        pa, pb, pout = _ptr(a), _ptr(b), _ptr(out)
+    if size > a.size or size > b.size or size > out.size or size < 0:
+        _check_sizes("ewise_axpby", size, a, b, out)
+    status = _lib.nd_ewise_axpby_f32(pa, pb, alpha, beta, pout, size)
+    if status:
+        raise _fail("ewise_axpby", status, size=size)
+
+
 def _check_row_sizes(name, size, period, a, row, out):
     """The clear error for sizes a row kernel would refuse or buffers it would overrun; size 0
     reads and writes nothing, whatever the period."""

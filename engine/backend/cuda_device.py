@@ -176,6 +176,10 @@ def ewise_add_scaled(a, b, value, out, size):
     _ewise.add_scaled(a, b, value, out, size)
 
 
+def ewise_axpby(a, b, alpha, beta, out, size):
+    _ewise.axpby(a, b, alpha, beta, out, size)
+
+
 def ewise_add_row(a, row, out, size, period):
     _ewise.row_op("add", a, row, out, size, period)
 

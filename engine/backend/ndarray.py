@@ -431,6 +431,17 @@ class NDArray:
         value, fused = float(value), self.device.ewise_add_scaled
         return self._ewise(other, lambda a, b, out, size: fused(a, b, value, out, size), None)
 
+    def axpby(self, alpha, other, beta):
+        """alpha * self + beta * other (arrays of one shape), in one pass: a moving average."""
+        if not isinstance(other, NDArray):
+            raise TypeError(f"axpby needs an NDArray to add, got {type(other).__name__}")
+        for name, value in (("alpha", alpha), ("beta", beta)):
+            if not isinstance(value, numbers.Real):
+                raise TypeError(f"axpby needs a number as {name}, got {type(value).__name__}")
+        alpha, beta, fused = float(alpha), float(beta), self.device.ewise_axpby
+        return self._ewise(other, lambda a, b, out, size: fused(a, b, alpha, beta, out, size),
+                           None)
+
     # reductions
     def _reduce(self, fn, axis, keepdims, sum_by_matmul=False):
         shape = self.shape

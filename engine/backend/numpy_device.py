@@ -126,6 +126,11 @@ def ewise_add_scaled(a, b, value, out, size):
     out[:size] = a[:size] + out.dtype.type(value) * b[:size]
 
 
+def ewise_axpby(a, b, alpha, beta, out, size):
+    dtype = out.dtype.type
+    out[:size] = dtype(alpha) * a[:size] + dtype(beta) * b[:size]
+
+
 def reduce_sum(a, out, reduce_size, out_size):
     out[:out_size] = a[: out_size * reduce_size].reshape(out_size, reduce_size).sum(axis=1)
 

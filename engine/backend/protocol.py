@@ -42,6 +42,10 @@ pass each (the ReLU gradient; SGD, momentum and weight-decay updates); `out` may
                                                a NaN x passes g on: PyTorch's threshold_backward)
     ewise_add_scaled(a, b, value, out, size)   out = a + value * b, value rounded to the arrays'
                                                dtype first; one rounding (fused multiply-add) or two
+    ewise_axpby(a, b, alpha, beta, out, size)  out = alpha * a + beta * b (moving averages:
+                                               momentum, Adam's moments, running statistics),
+                                               alpha and beta rounded to the dtype first; two
+                                               roundings (one product fused) or three
 
 Reductions over the last axis of compact data
     reduce_sum(a, out, reduce_size, out_size)   out[i] = sum_j a[i * reduce_size + j]
@@ -97,7 +101,7 @@ SCALAR_FUNCTIONS = tuple(f"scalar_{op}" for op in BINARY_OPS + ("power", "rdiv")
 UNARY_OPS = ("neg", "log", "exp", "tanh", "relu", "sigmoid", "sqrt")
 UNARY_FUNCTIONS = tuple(f"ewise_{op}" for op in UNARY_OPS)
 ROW_FUNCTIONS = ("ewise_add_row", "ewise_mul_row")
-FUSED_FUNCTIONS = ("ewise_relu_grad", "ewise_add_scaled")
+FUSED_FUNCTIONS = ("ewise_relu_grad", "ewise_add_scaled", "ewise_axpby")
 REDUCE_FUNCTIONS = ("reduce_sum", "reduce_max", "reduce_logsumexp")
 LOSS_FUNCTIONS = ("softmax_xent", "softmax_xent_grad")
 NORM_FUNCTIONS = ("norm_forward", "norm_backward")

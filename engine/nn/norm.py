@@ -88,6 +88,6 @@ def _affine(normed, weight, bias):
 
 
 def _running(estimate, batch_value, momentum):
-    """(1 - momentum) * estimate + momentum * batch_value, a constant tensor (two kernels)."""
-    data = estimate.realize_cached_data() * (1.0 - momentum)
-    return Tensor.make_const(data.add_scaled(batch_value, momentum))
+    """(1 - momentum) * estimate + momentum * batch_value, a constant tensor (one kernel)."""
+    data = estimate.realize_cached_data()
+    return Tensor.make_const(data.axpby(1.0 - momentum, batch_value, momentum))

@@ -118,6 +118,8 @@ def test_fused_spec_semantics():
     np.testing.assert_array_equal(out, [1.0, 0.0, 0.0, 4.0, np.nan, 0.0])
     spec.ewise_add_scaled(g[:2], x[:2], -2.0, out, 2)
     np.testing.assert_array_equal(out[:2], [0.0, 4.0])
+    spec.ewise_axpby(g[:2], x[:2], 0.5, -2.0, out, 2)
+    np.testing.assert_array_equal(out[:2], [-0.5, 3.0])
 
 
 @pytest.mark.parametrize("device", DEVICE_PARAMS)
@@ -130,14 +132,15 @@ def test_fused_functions_match_spec(device, size, alias):
         g[:8] = [np.nan, np.nan, np.inf, -np.inf, 1.0, -0.0, 5.0, 2.0]
         x[:8] = [-1.0, 2.0, 3.0, 0.0, np.nan, 1.0, np.inf, -np.inf]
     for name, scalars in (("ewise_relu_grad", ()), ("ewise_add_scaled", (-0.37,)),
-                          ("ewise_add_scaled", (3.0,))):
+                          ("ewise_add_scaled", (3.0,)), ("ewise_axpby", (0.9, 0.1)),
+                          ("ewise_axpby", (-2.0, 0.5))):
         want = spec.alloc(size, "float32")
         with np.errstate(invalid="ignore"):
             getattr(spec, name)(g, x, *scalars, want, size)
         dg, dx = to_device(device, g), to_device(device, x)
         out = {"first": dg, "second": dx}[alias] if alias else device.alloc(size, "float32")
         getattr(device, name)(dg, dx, *scalars, out, size)
-        # add_scaled may round once (fused multiply-add) where numpy rounds twice.
+        # add_scaled and axpby may fuse a product into the sum where numpy rounds each step.
         np.testing.assert_allclose(read(device, out, size), want, rtol=1e-6, atol=1e-6,
                                    equal_nan=True, err_msg=f"{name}{scalars}, out={alias}")
 

@@ -34,11 +34,16 @@ def _params(count=3):
     (lambda p: optim.SGD(p, lr=0.1, weight_decay=0.01), {"ewise_add_scaled": 2}),
     # From the second step on: u <- b u + (1 - d) g, then w <- w - lr u.
     (lambda p: optim.SGD(p, lr=0.1, momentum=0.9),
-     {"scalar_mul": 1, "ewise_add_scaled": 2}),
+     {"ewise_axpby": 1, "ewise_add_scaled": 1}),
+    (lambda p: optim.SGD(p, lr=0.1, momentum=0.9, bias_correction=True),
+     {"ewise_axpby": 1, "ewise_add_scaled": 1}),
+    (lambda p: optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True),
+     {"ewise_axpby": 2, "ewise_add_scaled": 1}),
+    # g^2, both moments, then sqrt(v) + eps', m / that and the update.
     (lambda p: optim.Adam(p, lr=0.1),
-     {"scalar_mul": 2, "ewise_mul": 1, "ewise_add_scaled": 3, "scalar_div": 2,
-      "ewise_sqrt": 1, "scalar_add": 1, "ewise_div": 1}),
-], ids=["sgd", "sgd_weight_decay", "momentum", "adam"])
+     {"ewise_mul": 1, "ewise_axpby": 2, "ewise_sqrt": 1, "scalar_add": 1, "ewise_div": 1,
+      "ewise_add_scaled": 1}),
+], ids=["sgd", "sgd_weight_decay", "momentum", "momentum_bias_corrected", "nesterov", "adam"])
 def test_optimizer_step_launches(make, per_param, launches):
     params = _params()
     optimizer = make(params)

@@ -81,6 +81,14 @@ def test_add_scaled(cuda, size, value):
     _check(*_run(cuda, "ewise_add_scaled", [a, b], value))
 
 
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("alpha, beta", [(0.9, 0.1), (1.0, -0.01), (0.0, 2.0), (-1.5, 0.0)])
+def test_axpby(cuda, size, alpha, beta):
+    a = RNG.standard_normal(size).astype(np.float32)
+    b = RNG.standard_normal(size).astype(np.float32)
+    _check(*_run(cuda, "ewise_axpby", [a, b], alpha, beta))
+
+
 def _run_row(cuda, name, a, row, alias=False):
     """Run repeated-row function `name` on both devices (out = a when `alias`); return (ours,
     numpy's)."""
