@@ -78,6 +78,9 @@ def test_operators_reductions_and_matmul_match_numpy(device):
                                x - 0.5 * y, rtol=1e-6)
     row = b[1:2, :].broadcast_to((3, 4))
     np.testing.assert_allclose(a.add_scaled(row, 2.0).numpy(), x + 2.0 * y[1:2], rtol=1e-6)
+    np.testing.assert_allclose(a.axpby(0.9, row, 0.1).numpy(), 0.9 * x + 0.1 * y[1:2], rtol=1e-6)
+    np.testing.assert_allclose(row.axpby(-2.0, a, 0.5).numpy(), -2.0 * y[1:2] + 0.5 * x,
+                               rtol=1e-6)
 
 
 def test_pad_and_fill(device):
@@ -102,6 +105,9 @@ def test_pad_and_fill(device):
     (lambda a: a.add_scaled(2.0, 0.5), TypeError, "add_scaled needs an NDArray to scale"),
     (lambda a: a.add_scaled(a, "x"), TypeError, "add_scaled needs a number to scale by, got str"),
     (lambda a: a.add_scaled(a.permute((1, 0)), 0.5), ValueError, r"\(4, 6\) and \(6, 4\)"),
+    (lambda a: a.axpby(0.9, 2.0, 0.1), TypeError, "axpby needs an NDArray to add, got float"),
+    (lambda a: a.axpby(0.9, a, None), TypeError, "axpby needs a number as beta, got NoneType"),
+    (lambda a: a.axpby(0.9, a[:2], 0.1), ValueError, r"\(4, 6\) and \(2, 6\)"),
     (lambda a: a.sum(axis=3), ValueError, "axis 3 is out of range"),
     (lambda a: a["x"], TypeError, "unsupported index"),
     (lambda a: bool(a), TypeError, "ambiguous"),
