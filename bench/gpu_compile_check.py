@@ -24,7 +24,7 @@ def _aligned(fn):
                                                         "member_stride")}
 
 
-def _signature(fn, constexprs, int64=(), floats=("value", "eps", "alpha", "beta")):
+def _signature(fn, constexprs, int64=(), floats=("value", "eps", "alpha", "beta", "scale")):
     signature = {}
     for param in fn.params:
         name = param.name
@@ -95,6 +95,8 @@ def variants(quick):
         yield ewise._ewise_kernel, {"OP": op, "BLOCK": 1024}
     yield ewise._add_scaled_kernel, {"BLOCK": 1024}
     yield ewise._axpby_kernel, {"BLOCK": 1024}
+    # Launched with seed and threshold as unspecialized i32 (ewise.seed_bits), scale fp32.
+    yield ewise._dropout_kernel, {"BLOCK": 1024}
     for op in ewise.ROW_OPS:
         # A launch specializes a period of 1 to a constant and passes one past int32 as i64.
         for wide, specialized in ((False, {}), (False, {"period": 1}),

@@ -59,6 +59,7 @@ SIGNATURES = {
     "nd_ewise_axpby_f32": [P, P, F32, F32, P, I64],
     "nd_ewise_add_row_f32": [P, P, P, I64, I64],
     "nd_ewise_mul_row_f32": [P, P, P, I64, I64],
+    "nd_ewise_dropout_f32": [P, P, I64, I64, F32, I64],
     **{f"nd_{op}_f32": _CONV for op in CONV_OPS},
     **{f"nd_{op}_naive_f32": _CONV for op in CONV_OPS},
 }

@@ -101,6 +101,13 @@ int nd_ewise_add_row_f32(const float *a, const float *row, float *out, int64_t s
 int nd_ewise_mul_row_f32(const float *a, const float *row, float *out, int64_t size,
                          int64_t period);
 
+/* dropout.c: out[i] = a[i] * scale where (hash(seed, i) >> 8) >= threshold, else 0 (a dropped
+ * NaN or inf too), hash being the device protocol's (fmix32 of (i * 0x9E3779B9) ^ seed, uint32).
+ * size <= 2^32, 0 <= threshold <= 2^24, 0 <= seed < 2^32, else ND_ERR_SIZE; out may alias a; the
+ * result does not depend on the thread count. */
+int nd_ewise_dropout_f32(const float *a, float *out, int64_t size, int64_t threshold, float scale,
+                         int64_t seed);
+
 /* reduce.c: over the last axis of compact a (out_size, reduce_size).
  * reduce_max needs reduce_size >= 1 and propagates NaN; logsumexp of an empty row is -inf. */
 int nd_reduce_sum_f32(const float *a, float *out, int64_t reduce_size, int64_t out_size);

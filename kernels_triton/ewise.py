@@ -1,9 +1,12 @@
 """Elementwise kernels over compact float32 data (kernel layer): binary (a OP b), scalar
 (a OP value, value / a) and unary ops with numpy's semantics (NaN-propagating maximum, 0./1.
-comparisons), the fused ReLU gradient and a + value * b, and a OP a repeated row (a broadcast
-bias or scale). One kernel per arity (and one each for a + value * b and the row ops); the op is a
-compile-time string, so each op compiles once.
+comparisons), the fused ReLU gradient and a + value * b, a OP a repeated row (a broadcast
+bias or scale), and dropout with its mask from a counter-based hash. One kernel per arity (and
+one each for a + value * b, the row ops and dropout); the op is a compile-time string, so each op
+compiles once.
 """
+
+import operator
 
 import triton
 import triton.language as tl
@@ -22,6 +25,9 @@ ROW_OPS = ("add", "mul")
 # Row indices stay int32 (an int32 remainder per element is far cheaper than an int64 one) while
 # period + BLOCK fits; a longer row (over 8 GiB of data) takes the int64 path.
 INT32_LIMIT = 2**31 - 1
+# Dropout's limits (the protocol's): thresholds are 24-bit, seeds and indices 32-bit words.
+DROPOUT_THRESHOLD_LIMIT = 2**24
+DROPOUT_WORD = 2**32
 
 
 @triton.jit
@@ -108,6 +114,21 @@ def _unary(a, OP: tl.constexpr):
 
 
 @triton.jit
+def _dropout_hash(seed_bits, index):
+    # The protocol's hash in uint32 arithmetic, which wraps mod 2^32 like the spec's. seed_bits is
+    # the seed's int32 bit pattern (see seed_bits below), index any integer type (truncated to 32
+    # bits). Every constant is a uint32 tensor: a uint32 mixed with an int32 or int64 operand
+    # would promote and stop wrapping, and a signed right shift would drag in the sign bit.
+    x = index.to(tl.uint32) * tl.full([], 0x9E3779B9, tl.uint32)
+    x = x ^ seed_bits.to(tl.uint32, bitcast=True)
+    x = x ^ (x >> tl.full([], 16, tl.uint32))
+    x = x * tl.full([], 0x85EBCA6B, tl.uint32)
+    x = x ^ (x >> tl.full([], 13, tl.uint32))
+    x = x * tl.full([], 0xC2B2AE35, tl.uint32)
+    return x ^ (x >> tl.full([], 16, tl.uint32))
+
+
+@triton.jit
 def _ewise_kernel(a, b, out, size, OP: tl.constexpr, BLOCK: tl.constexpr):
     offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < size
@@ -132,6 +153,19 @@ def _axpby_kernel(a, b, out, alpha, beta, size, BLOCK: tl.constexpr):
     x = tl.load(a + offs, mask=mask, other=0.0)
     y = tl.load(b + offs, mask=mask, other=0.0)
     tl.store(out + offs, alpha * x + beta * y, mask=mask)
+
+
+# Seed and threshold stay plain int32 arguments: a launch would otherwise make a value of 1 a
+# constant (and mark multiples of 16), compiling extra variants for particular seeds.
+@triton.jit(do_not_specialize=["threshold", "seed"])
+def _dropout_kernel(a, out, size, threshold, scale, seed, BLOCK: tl.constexpr):
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < size
+    x = tl.load(a + offs, mask=mask, other=0.0)
+    # hash >> 8 is below 2^24, so the comparison with the int32 threshold is exact in int32.
+    keep = (_dropout_hash(seed, offs) >> tl.full([], 8, tl.uint32)).to(tl.int32) >= threshold
+    # A select, not a product with the mask: a dropped NaN or inf must give 0.
+    tl.store(out + offs, tl.where(keep, x * scale, 0.0), mask=mask)
 
 
 @triton.jit
@@ -225,6 +259,28 @@ def axpby(a, b, alpha, beta, out, size):
     if size:
         _axpby_kernel[grid](a, b, out, float(alpha), float(beta), size, BLOCK=block,
                             num_warps=warps)
+
+
+def seed_bits(seed):
+    """The int32 with the bits of uint32 `seed`: the launch then types it i32 (a value past 2^31
+    would travel as i64) and the kernel bitcasts it back."""
+    return seed - DROPOUT_WORD if seed >= DROPOUT_WORD // 2 else seed
+
+
+def dropout(a, out, size, threshold, scale, seed):
+    """out[i] = a[i] * scale where (hash(seed, i) >> 8) >= threshold, else 0, for i < size (the
+    protocol's ewise_dropout; out may be a)."""
+    threshold, seed = operator.index(threshold), operator.index(seed)
+    if size > DROPOUT_WORD:
+        raise ValueError(f"size {size} exceeds 2^32: dropout indices are 32-bit")
+    if not 0 <= threshold <= DROPOUT_THRESHOLD_LIMIT:
+        raise ValueError(f"threshold {threshold} outside [0, 2^24]")
+    if not 0 <= seed < DROPOUT_WORD:
+        raise ValueError(f"seed {seed} outside [0, 2^32)")
+    grid, block, warps = _checked(("a", "out"), (a, out), size)
+    if size:
+        _dropout_kernel[grid](a, out, size, threshold, float(scale), seed_bits(seed),
+                              BLOCK=block, num_warps=warps)
 
 
 def row_op(op, a, row, out, size, period):

@@ -4,6 +4,8 @@ copies host data in and out; every computation is one C call. Per-call Python co
 ops, so buffer addresses are cached on the handle and shape/stride arrays are cached by value.
 """
 
+import ctypes
+
 import numpy as np
 
 # Part of this device's protocol, written in a file of their own.
@@ -201,6 +203,36 @@ def ewise_axpby(a, b, alpha, beta, out, size):
     status = _lib.nd_ewise_axpby_f32(pa, pb, alpha, beta, pout, size)
     if status:
         raise _fail("ewise_axpby", status, size=size)
+
+
+_DROPOUT_THRESHOLD_MAX = 1 << 24
+_DROPOUT_SEED_MAX = (1 << 32) - 1
+
+
+def _check_dropout_draw(threshold, seed):
+    """The clear error for a threshold or seed the kernel would refuse (ctypes would silently
+    truncate a seed of 2^64 or more to a valid one, so the range is checked here)."""
+    if not 0 <= threshold <= _DROPOUT_THRESHOLD_MAX:
+        raise ValueError(f"ewise_dropout: threshold {threshold} outside [0, 2^24]")
+    raise ValueError(f"ewise_dropout: seed {seed} outside [0, 2^32)")
+
+
+def ewise_dropout(a, out, size, threshold, scale, seed):
+    try:
+        pa, pout = a.address, out.address
+    except AttributeError:
+        pa, pout = _ptr(a), _ptr(out)
+    if size > a.size or size > out.size or size < 0:
+        _check_sizes("ewise_dropout", size, a, out)
+    if not (0 <= threshold <= _DROPOUT_THRESHOLD_MAX and 0 <= seed <= _DROPOUT_SEED_MAX):
+        _check_dropout_draw(threshold, seed)
+    try:
+        status = _lib.nd_ewise_dropout_f32(pa, pout, size, threshold, scale, seed)
+    except ctypes.ArgumentError as error:
+        raise TypeError(f"ewise_dropout: size, threshold and seed must be integers, got "
+                        f"{size!r}, {threshold!r}, {seed!r}") from error
+    if status:
+        raise _fail("ewise_dropout", status, size=size, threshold=threshold, seed=seed)
 
 
 def _check_row_sizes(name, size, period, a, row, out):

@@ -180,6 +180,10 @@ def ewise_axpby(a, b, alpha, beta, out, size):
     _ewise.axpby(a, b, alpha, beta, out, size)
 
 
+def ewise_dropout(a, out, size, threshold, scale, seed):
+    _ewise.dropout(a, out, size, threshold, scale, seed)
+
+
 def ewise_add_row(a, row, out, size, period):
     _ewise.row_op("add", a, row, out, size, period)
 

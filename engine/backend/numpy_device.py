@@ -131,6 +131,23 @@ def ewise_axpby(a, b, alpha, beta, out, size):
     out[:size] = dtype(alpha) * a[:size] + dtype(beta) * b[:size]
 
 
+def dropout_hash(seed, index):
+    """hash(seed, i) of the protocol's ewise_dropout for the uint64 array `index` (values < 2^32),
+    as uint64 values < 2^32."""
+    mask = np.uint64(0xFFFFFFFF)
+    x = ((index * np.uint64(0x9E3779B9)) & mask) ^ np.uint64(seed)
+    x ^= x >> np.uint64(16)
+    x = (x * np.uint64(0x85EBCA6B)) & mask
+    x ^= x >> np.uint64(13)
+    x = (x * np.uint64(0xC2B2AE35)) & mask
+    return x ^ (x >> np.uint64(16))
+
+
+def ewise_dropout(a, out, size, threshold, scale, seed):
+    keep = (dropout_hash(seed, np.arange(size, dtype=np.uint64)) >> np.uint64(8)) >= threshold
+    out[:size] = np.where(keep, a[:size] * out.dtype.type(scale), out.dtype.type(0))
+
+
 def reduce_sum(a, out, reduce_size, out_size):
     out[:out_size] = a[: out_size * reduce_size].reshape(out_size, reduce_size).sum(axis=1)
 

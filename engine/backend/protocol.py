@@ -47,6 +47,15 @@ pass each (the ReLU gradient; SGD, momentum and weight-decay updates); `out` may
                                                alpha and beta rounded to the dtype first; two
                                                roundings (one product fused) or three
 
+Dropout over compact data, the mask drawn on the device from a counter-based hash, so every device
+draws the same mask for a seed and the backward pass redraws it instead of storing it
+    ewise_dropout(a, out, size, threshold, scale, seed)
+        out[i] = a[i] * scale where (hash(seed, i) >> 8) >= threshold, else 0; scale rounded to
+        the dtype, 0 <= threshold <= 2^24 (a keep probability of 1 - threshold / 2^24),
+        0 <= seed < 2^32, size <= 2^32. hash(seed, i) = fmix32(((i * 0x9E3779B9) mod 2^32) XOR
+        seed), fmix32 being MurmurHash3's 32-bit finalizer: x ^= x >> 16; x *= 0x85EBCA6B;
+        x ^= x >> 13; x *= 0xC2B2AE35; x ^= x >> 16 (all mod 2^32)
+
 Reductions over the last axis of compact data
     reduce_sum(a, out, reduce_size, out_size)   out[i] = sum_j a[i * reduce_size + j]
     reduce_max(a, out, reduce_size, out_size)   out[i] = max_j a[i * reduce_size + j]
@@ -102,6 +111,7 @@ UNARY_OPS = ("neg", "log", "exp", "tanh", "relu", "sigmoid", "sqrt")
 UNARY_FUNCTIONS = tuple(f"ewise_{op}" for op in UNARY_OPS)
 ROW_FUNCTIONS = ("ewise_add_row", "ewise_mul_row")
 FUSED_FUNCTIONS = ("ewise_relu_grad", "ewise_add_scaled", "ewise_axpby")
+RANDOM_FUNCTIONS = ("ewise_dropout",)
 REDUCE_FUNCTIONS = ("reduce_sum", "reduce_max", "reduce_logsumexp")
 LOSS_FUNCTIONS = ("softmax_xent", "softmax_xent_grad")
 NORM_FUNCTIONS = ("norm_forward", "norm_backward")
@@ -117,6 +127,7 @@ CORE_FUNCTIONS = (
     + UNARY_FUNCTIONS
     + ROW_FUNCTIONS
     + FUSED_FUNCTIONS
+    + RANDOM_FUNCTIONS
     + REDUCE_FUNCTIONS
     + LOSS_FUNCTIONS
     + NORM_FUNCTIONS

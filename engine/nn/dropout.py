@@ -1,12 +1,16 @@
-"""`Dropout`: inverted dropout; masks come from the engine's seeded generator. Engine layer (nn)."""
+"""`Dropout`: inverted dropout; each mask is drawn on the device from a seed that the engine's
+seeded generator gives (one draw per call), so a run's seed fixes every mask. Engine layer (nn).
+"""
 
-from .. import init
+from .. import ops
+from .. import random as _random
 from .module import Module
 
 
 class Dropout(Module):
     """Training: keep each element with probability 1-p and scale the kept ones by 1/(1-p), so the
-    expected output equals the input. Evaluation: identity."""
+    expected output equals the input. Evaluation: identity. One kernel each way
+    (ops.dropout), with the same mask on every device for a given seed."""
 
     def __init__(self, p=0.5):
         super().__init__()
@@ -17,8 +21,7 @@ class Dropout(Module):
     def forward(self, x):
         if not self.training or self.p == 0.0:
             return x
-        mask = init.randb(*x.shape, p=1.0 - self.p, device=x.device, dtype=x.dtype)
-        return x * (mask / (1.0 - self.p))
+        return ops.dropout(x, self.p, int(_random.generator().integers(0, 2**32)))
 
     def extra_repr(self):
         return f"p={self.p}"

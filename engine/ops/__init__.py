@@ -5,6 +5,7 @@ convolution family (conv, flip, dilate, pad, pooling). Engine ops layer.
 from functools import reduce
 
 from .conv import conv, dilate, flip, pad, undilate
+from .dropout import dropout
 from .elementwise import (
     add,
     add_scalar,
@@ -50,7 +51,7 @@ def sum_tensors(tensors):
 
 __all__ = ["add", "add_scalar", "divide", "divide_scalar", "exp", "log", "mul_scalar", "multiply",
            "negate", "power", "power_scalar", "rdivide_scalar", "relu", "sigmoid", "subtract",
-           "tanh", "matmul", "softmax_cross_entropy", "normalize",
+           "tanh", "matmul", "softmax_cross_entropy", "normalize", "dropout",
            "logsoftmax", "logsumexp", "max", "mean", "summation",
            "broadcast_pair", "broadcast_shape", "broadcast_to", "get_item", "make_tuple", "permute",
            "reshape", "split", "stack", "transpose", "tuple_get_item", "sum_tensors", "conv",

@@ -1,6 +1,7 @@
 """C kernels of the cpu device that each replace several launches (a repeated row, softmax
-cross-entropy, normalization over one axis): exact agreement across 1 and 2 threads and in place,
-agreement with the numpy spec for any strides, and bad sizes. Kernel layer tests.
+cross-entropy, normalization over one axis, dropout with its mask hashed in place): exact agreement
+across 1 and 2 threads and in place, agreement with the numpy spec for any strides, and bad sizes.
+Kernel layer tests.
 """
 
 import numpy as np
@@ -199,3 +200,61 @@ def test_norm_bad_sizes_raise():
         cpu.norm_forward(x, x, stats, -1, 3, 3, 1, 1e-5)
     with pytest.raises(KernelError, match=r"norm_backward: negative .*member_stride=-1"):
         cpu.norm_backward(x, x, stats, x, 2, 3, 6, -1, 1e-5)
+
+
+def test_dropout_is_exact_for_1_and_2_threads_and_in_place():
+    """Past the threading grain, 1 and 2 threads and out aliasing a all give the spec's values bit
+    for bit (NaN and inf dropped to 0 or scaled), and nothing past size is written."""
+    size, threshold, scale, seed = 100_003, round(0.25 * 2**24), 1.0 / 0.75, 0xDEADBEEF
+    a = np.random.default_rng(size).standard_normal(size).astype(np.float32)
+    a[::1000] = np.nan
+    a[1::1000] = np.inf
+    expected = np.empty(size, np.float32)
+    spec.ewise_dropout(a, expected, size, threshold, scale, seed)
+    before = cpu.get_num_threads()
+    try:
+        for threads in (1, 2):
+            cpu.set_num_threads(threads)
+            out = cpu.alloc(size + 3)
+            cpu.fill(out, 7.0, size + 3)
+            cpu.ewise_dropout(on_cpu(a), out, size, threshold, scale, seed)
+            np.testing.assert_array_equal(np.asarray(out)[:size], expected, err_msg=f"{threads}")
+            np.testing.assert_array_equal(np.asarray(out)[size:], [7.0] * 3)
+            in_place = on_cpu(a)
+            cpu.ewise_dropout(in_place, in_place, size, threshold, scale, seed)
+            np.testing.assert_array_equal(np.asarray(in_place), expected, err_msg=f"{threads}")
+    finally:
+        cpu.set_num_threads(before)
+    assert 0.24 < (expected == 0).mean() < 0.26
+
+
+def test_dropout_bad_arguments_raise():
+    a = cpu.alloc(8)
+    with pytest.raises(ValueError, match="ewise_dropout: size 9 exceeds a buffer of 8 elements"):
+        cpu.ewise_dropout(a, a, 9, 0, 1.0, 0)
+    with pytest.raises(ValueError, match="ewise_dropout: negative size -1"):
+        cpu.ewise_dropout(a, a, -1, 0, 1.0, 0)
+    with pytest.raises(ValueError, match=r"ewise_dropout: threshold 16777217 outside \[0, 2\^24\]"):
+        cpu.ewise_dropout(a, a, 8, 2**24 + 1, 1.0, 0)
+    with pytest.raises(ValueError, match="ewise_dropout: threshold -1 outside"):
+        cpu.ewise_dropout(a, a, 8, -1, 1.0, 0)
+    # 2^64 + 5 would reach C as seed 5 (ctypes truncates), so it must be refused in Python.
+    for seed in (-1, 2**32, 2**64 + 5):
+        with pytest.raises(ValueError, match=rf"ewise_dropout: seed {seed} outside \[0, 2\^32\)"):
+            cpu.ewise_dropout(a, a, 8, 0, 1.0, seed)
+    with pytest.raises(TypeError, match="ewise_dropout: size, threshold and seed must be integers"):
+        cpu.ewise_dropout(a, a, 8, 0.5 * 2**24, 1.0, 0)
+
+
+def test_dropout_kernel_reports_status_before_any_access():
+    lib, a = load(), cpu.alloc(8)
+    kernel = lib.nd_ewise_dropout_f32
+    assert kernel(a.address, a.address, 2**32 + 1, 0, 1.0, 0) == 2  # ND_ERR_SIZE
+    assert kernel(a.address, a.address, -1, 0, 1.0, 0) == 2
+    assert kernel(a.address, a.address, 8, 2**24 + 1, 1.0, 0) == 2
+    assert kernel(a.address, a.address, 8, -1, 1.0, 0) == 2
+    assert kernel(a.address, a.address, 8, 0, 1.0, 2**32) == 2
+    assert kernel(a.address, a.address, 8, 0, 1.0, -1) == 2
+    assert kernel(None, a.address, 8, 0, 1.0, 0) == 4  # ND_ERR_NULL
+    assert kernel(a.address, None, 8, 0, 1.0, 0) == 4
+    assert kernel(None, None, 0, 2**24, 1.0, 2**32 - 1) == 0

@@ -1,7 +1,7 @@
 """Triton elementwise and reduction kernels (kernel layer) through the cuda device, against the
 numpy device: every binary, scalar, unary, fused and repeated-row op of the protocol, sizes 1,
 primes and several blocks, special values (NaN, inf, zeros, negative bases), row reductions of any
-length.
+length, and dropout's mask bit for bit (its hash at 32-bit extremes through a probe kernel).
 """
 
 import numpy as np
@@ -9,6 +9,11 @@ import pytest
 
 from engine.backend import numpy_device, protocol
 from tests.kernels.triton_support import triton_marks
+
+# Every test here runs Triton kernels, and the hash probe below is one of its own.
+triton = pytest.importorskip("triton")
+tl = pytest.importorskip("triton.language")
+ewise = pytest.importorskip("kernels_triton.ewise")
 
 pytestmark = triton_marks(pytest.mark.filterwarnings("ignore::RuntimeWarning"))
 
@@ -121,8 +126,6 @@ def test_row_ops(cuda, name, rows, period, alias):
 @pytest.mark.parametrize("rows,period", [(3, 7), (2, 1500)])
 def test_row_ops_int64_row_path(cuda, monkeypatch, rows, period):
     # The path rows past int32 take (over 8 GiB of data), forced on a small one.
-    from kernels_triton import ewise
-
     monkeypatch.setattr(ewise, "INT32_LIMIT", 0)
     a = RNG.standard_normal(rows * period).astype(np.float32)
     row = RNG.standard_normal(period).astype(np.float32)
@@ -160,8 +163,6 @@ def test_row_ops_bad_arguments_raise(cuda, size, period, a_size, row_size, error
 
 
 def test_row_ops_reject_unknown_op_and_host_arrays(cuda):
-    from kernels_triton import ewise
-
     a = cuda.alloc(4)
     with pytest.raises(ValueError, match="unknown row op 'div'"):
         ewise.row_op("div", a, a, a, 4, 2)
@@ -234,3 +235,95 @@ def test_bad_sizes_raise(cuda):
         cuda.ewise_add(a, a, out, 5)
     with pytest.raises(TypeError, match="torch tensor"):
         cuda.ewise_exp(np.zeros(4, np.float32), out, 4)
+
+
+DROPOUT_SEEDS = (0, 1, 2**31 - 1, 2**31, 2**32 - 1)
+
+
+def _run_dropout(cuda, a, threshold, scale, seed, alias=False):
+    """ewise_dropout on both devices (out = a when `alias`); return (ours, numpy's)."""
+    expected = np.empty(a.size, np.float32)
+    numpy_device.ewise_dropout(a, expected, a.size, threshold, scale, seed)
+    handle = cuda.alloc(a.size)
+    cuda.from_numpy(a, handle)
+    out = handle if alias else cuda.alloc(a.size)
+    cuda.ewise_dropout(handle, out, a.size, threshold, scale, seed)
+    return cuda.to_numpy(out, (a.size,), (1,), 0), expected
+
+
+@pytest.mark.parametrize("seed", DROPOUT_SEEDS)
+@pytest.mark.parametrize("size", SIZES + (3000,))
+@pytest.mark.parametrize("alias", [False, True], ids=["new_out", "out_is_a"])
+def test_dropout_draws_the_spec_mask(cuda, seed, size, alias):
+    a = RNG.standard_normal(size).astype(np.float32)
+    got, expected = _run_dropout(cuda, a, round(0.4 * 2**24), 1.0 / 0.6, seed, alias)
+    np.testing.assert_array_equal(got, expected)
+    if size > 100:  # the mask is neither empty nor full, so a wrong hash cannot hide
+        assert 0 < (got == 0).sum() < size
+
+
+@pytest.mark.parametrize("threshold", [0, 1, 2**23, 2**24 - 1, 2**24])
+def test_dropout_thresholds_and_special_values(cuda, threshold):
+    # A dropped NaN or inf gives exactly 0 (a select, not a product); a kept one is scaled.
+    a = np.tile(SPECIAL, 70)
+    got, expected = _run_dropout(cuda, a, threshold, 3.0, 2**32 - 7)
+    np.testing.assert_array_equal(got, expected)
+    if threshold == 0:
+        np.testing.assert_array_equal(got, a * np.float32(3.0))
+    if threshold == 2**24:
+        np.testing.assert_array_equal(got, np.zeros_like(a))
+
+
+@triton.jit(do_not_specialize=["seed"])
+def _hash_probe_kernel(index, out, seed, n, BLOCK: tl.constexpr):
+    offs = tl.arange(0, BLOCK)
+    mask = offs < n
+    i = tl.load(index + offs, mask=mask, other=0)
+    h = ewise._dropout_hash(seed, i)
+    tl.store(out + offs, h.to(tl.int32, bitcast=True), mask=mask)
+
+
+def _hash_probe(cuda, seed, indices):
+    """ewise's jit hash of int64 `indices`, the seed passed as the launcher passes it."""
+    import torch
+
+    device = cuda.alloc(1).device
+    index = torch.tensor(indices, dtype=torch.int64, device=device)
+    out = torch.zeros(len(indices), dtype=torch.int32, device=device)
+    _hash_probe_kernel[(1,)](index, out, ewise.seed_bits(seed), len(indices), BLOCK=16)
+    return out.cpu().numpy().view(np.uint32)
+
+
+@pytest.mark.parametrize("seed", DROPOUT_SEEDS)
+def test_dropout_hash_at_32_bit_extremes(cuda, seed):
+    # Indices a real launch reaches only past 2^31 elements (8 GiB), down to the last of 2^32.
+    indices = [0, 1, 2**31 - 2, 2**31 - 1, 2**31, 2**31 + 1, 3 * 2**30, 2**32 - 2, 2**32 - 1]
+    want = numpy_device.dropout_hash(seed, np.array(indices, np.uint64))
+    np.testing.assert_array_equal(_hash_probe(cuda, seed, indices), want.astype(np.uint32))
+
+
+def test_dropout_seed_bits():
+    assert [ewise.seed_bits(s) for s in DROPOUT_SEEDS] == [0, 1, 2**31 - 1, -(2**31), -1]
+
+
+def test_dropout_empty_writes_nothing(cuda):
+    out = cuda.alloc(3)
+    cuda.from_numpy(np.full(3, 7.0, np.float32), out)
+    cuda.ewise_dropout(cuda.alloc(0), out, 0, 5, 2.0, 9)
+    np.testing.assert_array_equal(cuda.to_numpy(out, (3,), (1,), 0), [7.0] * 3)
+
+
+@pytest.mark.parametrize("size,threshold,seed,error,message", [
+    (-1, 0, 0, ValueError, "a: negative size -1"),
+    (2**32 + 1, 0, 0, ValueError, r"size 4294967297 exceeds 2\^32"),
+    (4, -1, 0, ValueError, r"threshold -1 outside \[0, 2\^24\]"),
+    (4, 2**24 + 1, 0, ValueError, r"threshold 16777217 outside \[0, 2\^24\]"),
+    (4, 0, -1, ValueError, r"seed -1 outside \[0, 2\^32\)"),
+    (4, 0, 2**32, ValueError, r"seed 4294967296 outside \[0, 2\^32\)"),
+    (4, 0.5, 0, TypeError, "'float' object cannot be interpreted as an integer"),
+    (5, 0, 0, ValueError, "a: buffer holds 4 elements, 5 needed"),
+])
+def test_dropout_bad_arguments_raise(cuda, size, threshold, seed, error, message):
+    a = cuda.alloc(4)
+    with pytest.raises(error, match=message):
+        cuda.ewise_dropout(a, a, size, threshold, 2.0, seed)
