@@ -21,6 +21,27 @@ def xent_operands(rows, classes, seed):
     return z, labels, rng.standard_normal(rows).astype(np.float32)
 
 
+def assert_exact_for_1_and_2_threads(run, a, expected):
+    """`run(source, out)` (one C kernel over a.size elements of `a`'s copy `source`) equals
+    `expected` bit for bit with 1 and 2 threads, into a fresh buffer (nothing past the end
+    written) and in place (out aliasing source)."""
+    size = a.size
+    before = cpu.get_num_threads()
+    try:
+        for threads in (1, 2):
+            cpu.set_num_threads(threads)
+            out = cpu.alloc(size + 3)
+            cpu.fill(out, 7.0, size + 3)
+            run(on_cpu(a), out)
+            np.testing.assert_array_equal(np.asarray(out)[:size], expected, err_msg=f"{threads}")
+            np.testing.assert_array_equal(np.asarray(out)[size:], [7.0] * 3)
+            in_place = on_cpu(a)
+            run(in_place, in_place)
+            np.testing.assert_array_equal(np.asarray(in_place), expected, err_msg=f"{threads}")
+    finally:
+        cpu.set_num_threads(before)
+
+
 # (rows, period): period 1 over the threading grain; short rows repeated into a tile, with the
 # tile capped by size (7 x 10) or ending in a partial block (100 x 10, 10_007 x 7); the longest
 # tiled row and the shortest untiled one; long rows.
@@ -39,20 +60,9 @@ def test_row_ops_are_exact_for_1_and_2_threads_and_in_place(op, rows, period):
     row = rng.standard_normal(period).astype(np.float32)
     expected = np.empty(size, np.float32)
     getattr(spec, name)(a, row, expected, size, period)
-    before = cpu.get_num_threads()
-    try:
-        for threads in (1, 2):
-            cpu.set_num_threads(threads)
-            out = cpu.alloc(size + 3)
-            cpu.fill(out, 7.0, size + 3)
-            getattr(cpu, name)(on_cpu(a), on_cpu(row), out, size, period)
-            np.testing.assert_array_equal(np.asarray(out)[:size], expected, err_msg=f"{threads}")
-            np.testing.assert_array_equal(np.asarray(out)[size:], [7.0] * 3)
-            in_place = on_cpu(a)
-            getattr(cpu, name)(in_place, on_cpu(row), in_place, size, period)
-            np.testing.assert_array_equal(np.asarray(in_place), expected, err_msg=f"{threads}")
-    finally:
-        cpu.set_num_threads(before)
+    kernel = getattr(cpu, name)
+    assert_exact_for_1_and_2_threads(
+        lambda source, out: kernel(source, on_cpu(row), out, size, period), a, expected)
 
 
 def test_row_ops_bad_sizes_raise():
@@ -211,20 +221,9 @@ def test_dropout_is_exact_for_1_and_2_threads_and_in_place():
     a[1::1000] = np.inf
     expected = np.empty(size, np.float32)
     spec.ewise_dropout(a, expected, size, threshold, scale, seed)
-    before = cpu.get_num_threads()
-    try:
-        for threads in (1, 2):
-            cpu.set_num_threads(threads)
-            out = cpu.alloc(size + 3)
-            cpu.fill(out, 7.0, size + 3)
-            cpu.ewise_dropout(on_cpu(a), out, size, threshold, scale, seed)
-            np.testing.assert_array_equal(np.asarray(out)[:size], expected, err_msg=f"{threads}")
-            np.testing.assert_array_equal(np.asarray(out)[size:], [7.0] * 3)
-            in_place = on_cpu(a)
-            cpu.ewise_dropout(in_place, in_place, size, threshold, scale, seed)
-            np.testing.assert_array_equal(np.asarray(in_place), expected, err_msg=f"{threads}")
-    finally:
-        cpu.set_num_threads(before)
+    assert_exact_for_1_and_2_threads(
+        lambda source, out: cpu.ewise_dropout(source, out, size, threshold, scale, seed), a,
+        expected)
     assert 0.24 < (expected == 0).mean() < 0.26
 
 
