@@ -4,6 +4,7 @@ device and a backward pass redraws it. Backend layer, beside ndarray.py; engine.
 """
 
 import math
+import operator
 
 # The protocol draws 24-bit uniforms and indexes elements with 32 bits.
 UNIFORM_BITS = 24
@@ -15,6 +16,7 @@ def dropout(array, p, seed):
     1 / (1 - p), the rest 0; the mask depends only on `seed` and the element's position."""
     if not 0.0 <= p < 1.0:
         raise ValueError(f"dropout probability p must lie in [0, 1), got {p}")
+    seed = operator.index(seed)
     if not 0 <= seed < 2**32:
         raise ValueError(f"dropout seed must lie in [0, 2^32), got {seed}")
     size = math.prod(array.shape)
@@ -24,5 +26,5 @@ def dropout(array, p, seed):
     a = array.compact()
     out = a._new(a.shape)
     a.device.ewise_dropout(a.handle, out.handle, size, round(p * 2**UNIFORM_BITS),
-                           1.0 / (1.0 - p), int(seed))
+                           1.0 / (1.0 - p), seed)
     return out

@@ -309,7 +309,8 @@ class NDArray:
             other_compact = other.offset == 0 and other.strides == compact_strides(shape)
             if row_fn is not None and self_compact != other_compact:
                 dense, row = (self, other) if self_compact else (other, self)
-                period = repeated_row_period(row)
+                # Every broadcast row has a stride-0 axis: other views skip the search.
+                period = repeated_row_period(row) if 0 in row.strides else 0
                 if period:
                     out = self._new(shape)
                     row_fn(dense.handle, row.handle, out.handle, prod(shape), period)
@@ -319,7 +320,9 @@ class NDArray:
                 b = other
                 out = a if a is not self else self._new(shape)
             else:
-                b = out = other.compact()
+                b = other.compact()
+                # The result takes self's dtype whatever the layouts (mixed dtypes on cpu_numpy).
+                out = b if b.dtype == self.dtype else (a if a is not self else self._new(shape))
             ewise_fn(a.handle, b.handle, out.handle, prod(shape))
         else:
             a = self if self_compact else self.compact()

@@ -12,9 +12,22 @@ DTYPES = ("float32", "float64")
 
 
 def _view(a, shape, strides, offset):
-    """A numpy view of the strided region of handle `a` (strides in elements, may be negative)."""
+    """A numpy view of the strided region of handle `a` (strides in elements, non-negative here):
+    as_strided checks nothing, so a region past the buffer raises instead of reading or writing
+    outside it."""
     item = a.itemsize
+    if all(shape):
+        last = offset + sum((n - 1) * s for n, s in zip(shape, strides))
+        if offset < 0 or last >= a.size or any(n < 0 for n in shape):
+            raise ValueError(f"strided region shape {tuple(shape)} strides {tuple(strides)} "
+                             f"offset {offset} reaches past a buffer of {a.size} elements")
     return as_strided(a[offset:], shape=shape, strides=tuple(s * item for s in strides))
+
+
+def _check_sizes(name, **sizes):
+    for key, value in sizes.items():
+        if value < 0:
+            raise ValueError(f"{name}: negative {key} {value}")
 
 
 def _checked_view(a, shape, strides, offset):
@@ -80,6 +93,11 @@ _, scalar_power = _binary(np.power)
 
 def _row_binary(fn):
     def row_op(a, row, out, size, period):
+        if size < 0 or size > min(a.size, out.size) or (size and not 0 < period <= row.size) \
+                or (size and size % period):
+            raise ValueError(f"row op: size {size} and period {period} do not fit buffers of "
+                             f"{a.size} (a), {row.size} (row) and {out.size} (out) elements, "
+                             f"or size is not a whole number of rows")
         if size:
             values = a[:size].reshape(-1, period)
             out[:size] = fn(values, row[:period]).reshape(-1)
@@ -144,6 +162,11 @@ def dropout_hash(seed, index):
 
 
 def ewise_dropout(a, out, size, threshold, scale, seed):
+    if not (0 <= size <= min(a.size, out.size, 2**32) and 0 <= threshold <= 2**24
+            and 0 <= seed < 2**32):
+        raise ValueError(f"ewise_dropout: size {size} (buffers of {a.size} and {out.size}), "
+                         f"threshold {threshold} (0 to 2^24) or seed {seed} (0 to 2^32) out "
+                         f"of range")
     keep = (dropout_hash(seed, np.arange(size, dtype=np.uint64)) >> np.uint64(8)) >= threshold
     out[:size] = np.where(keep, a[:size] * out.dtype.type(scale), out.dtype.type(0))
 
@@ -182,6 +205,7 @@ def _softmax_xent_rows(z, labels, classes, rows):
 
 
 def softmax_xent(z, labels, out, classes, rows):
+    _check_sizes("softmax_xent", classes=classes, rows=rows)
     logits, lse, index, valid = _softmax_xent_rows(z, labels, classes, rows)
     picked = logits[np.arange(rows), index] if classes else np.zeros(rows, dtype=z.dtype)
     with np.errstate(invalid="ignore"):
@@ -189,6 +213,7 @@ def softmax_xent(z, labels, out, classes, rows):
 
 
 def softmax_xent_grad(z, labels, g, out, classes, rows):
+    _check_sizes("softmax_xent_grad", classes=classes, rows=rows)
     if classes == 0 or rows == 0:
         return
     logits, lse, index, valid = _softmax_xent_rows(z, labels, classes, rows)
@@ -200,16 +225,17 @@ def softmax_xent_grad(z, labels, g, out, classes, rows):
     out[: classes * rows] = grad.reshape(-1)
 
 
-def _groups(buffer, groups, members, group_stride, member_stride):
+def _groups(buffer, stats, groups, members, group_stride, member_stride):
     """The (groups, members) strided view of `buffer` that the norm functions work on."""
-    itemsize = buffer.itemsize
-    return np.lib.stride_tricks.as_strided(
-        buffer, (groups, members), (group_stride * itemsize, member_stride * itemsize),
-        writeable=True)
+    _check_sizes("norm", groups=groups, members=members, group_stride=group_stride,
+                 member_stride=member_stride)
+    if stats.size < 2 * groups:
+        raise ValueError(f"norm: stats holds {stats.size} elements, {2 * groups} needed")
+    return _view(buffer, (groups, members), (group_stride, member_stride), 0)
 
 
 def norm_forward(x, out, stats, groups, members, group_stride, member_stride, eps):
-    view = _groups(x, groups, members, group_stride, member_stride)
+    view = _groups(x, stats, groups, members, group_stride, member_stride)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = view.sum(axis=1) / view.dtype.type(members)
         centered = view - mean[:, None]
@@ -217,19 +243,20 @@ def norm_forward(x, out, stats, groups, members, group_stride, member_stride, ep
         scale = np.sqrt(var + view.dtype.type(eps))
     stats[:groups], stats[groups: 2 * groups] = mean, var
     if members:
-        _groups(out, groups, members, group_stride, member_stride)[...] = centered / scale[:, None]
+        normed = _groups(out, stats, groups, members, group_stride, member_stride)
+        normed[...] = centered / scale[:, None]
 
 
 def norm_backward(g, xhat, stats, out, groups, members, group_stride, member_stride, eps):
     if members == 0:
         return
-    grad = _groups(g, groups, members, group_stride, member_stride)
-    normed = _groups(xhat, groups, members, group_stride, member_stride)
+    grad = _groups(g, stats, groups, members, group_stride, member_stride)
+    normed = _groups(xhat, stats, groups, members, group_stride, member_stride)
     count = grad.dtype.type(members)
     grad_mean = grad.sum(axis=1, keepdims=True) / count
     projection = (grad * normed).sum(axis=1, keepdims=True) / count
     scale = np.sqrt(stats[groups: 2 * groups] + grad.dtype.type(eps))[:, None]
-    _groups(out, groups, members, group_stride, member_stride)[...] = (
+    _groups(out, stats, groups, members, group_stride, member_stride)[...] = (
         (grad - grad_mean - normed * projection) / scale)
 
 

@@ -20,6 +20,10 @@ def softmax_xent_grad(logits, labels, g):
     """g[i] * (softmax(logits[i]) - one_hot(labels[i])): the gradient of `softmax_xent` for the
     per-row cotangent g."""
     z = _operand(logits, logits, "logits", 2)
+    # Mixed dtypes follow the first operand in the engine's arithmetic, so a float64 seed on a
+    # float32 loss arrives here as a float64 cotangent.
+    if isinstance(g, NDArray) and g.device == z.device:
+        g = g.astype(z.dtype)
     labels, g = _operand(labels, z, "labels", 1), _operand(g, z, "cotangent", 1)
     out = z._new(z.shape)
     z.device.softmax_xent_grad(z.handle, labels.handle, g.handle, out.handle, z.shape[1],

@@ -90,4 +90,4 @@ def _affine(normed, weight, bias):
 def _running(estimate, batch_value, momentum):
     """(1 - momentum) * estimate + momentum * batch_value, a constant tensor (one kernel)."""
     data = estimate.realize_cached_data()
-    return Tensor.make_const(data.axpby(1.0 - momentum, batch_value, momentum))
+    return Tensor.make_const(data.axpby(1.0 - momentum, batch_value.astype(data.dtype), momentum))

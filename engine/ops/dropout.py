@@ -11,7 +11,7 @@ class Dropout(TensorOp):
     draws the same mask."""
 
     def __init__(self, p, seed):
-        self.p, self.seed = float(p), int(seed)
+        self.p, self.seed = float(p), seed
 
     def compute(self, x):
         return dropout_array(x, self.p, self.seed)

@@ -67,3 +67,12 @@ def test_linear_layer_forward_with_bias_is_two_kernels():
     with count_launches(device) as launches:
         layer(x)
     assert dict(launches) == {"matmul": 1, "ewise_add_row": 1}
+
+
+def test_mixed_dtypes_follow_the_first_operand_whatever_the_layouts():
+    device = ndl.cpu_numpy()
+    narrow = NDArray(np.ones((3, 4)), device=device, dtype="float32")
+    wide = NDArray(np.ones((4, 3)), device=device, dtype="float64")
+    assert (narrow + wide.permute((1, 0))).dtype == "float32"
+    assert (narrow * NDArray(np.ones(4), device=device, dtype="float64").broadcast_to((3, 4))
+            ).dtype == "float32"

@@ -118,3 +118,15 @@ def test_empty_groups_give_nan_statistics(device):
     device.norm_backward(device.alloc(1, "float32"), device.alloc(1, "float32"), stats, out, 3, 0,
                          1, 3, EPS)
     np.testing.assert_array_equal(read(device, out, 2), [7.0, 7.0])
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+@pytest.mark.parametrize("layout", [(1, 12, 1, 2), (1, 4000, 1, 64), (3, 3, 6, 1)], ids=str)
+def test_layouts_past_the_buffer_raise(device, layout):
+    # 12 elements: each layout's last element lies past them. No device may read or write there.
+    x, out, stats = (to_device(device, np.ones(12)), device.alloc(12, "float32"),
+                     device.alloc(8, "float32"))
+    with pytest.raises(ValueError):
+        device.norm_forward(x, out, stats, *layout, EPS)
+    with pytest.raises(ValueError):
+        device.norm_backward(x, x, stats, out, *layout, EPS)

@@ -62,3 +62,9 @@ def test_dropout_layer_is_one_kernel_each_way_and_seeded_by_the_engine():
 def test_bad_arguments_raise(p, seed, message):
     with pytest.raises(ValueError, match=message):
         ndl.ops.dropout(ndl.Tensor(np.ones(3), device=ndl.cpu_numpy()), p, seed)
+
+
+def test_a_fractional_seed_is_rejected():
+    with pytest.raises(TypeError):
+        ndl.ops.dropout(ndl.Tensor(np.ones(3), device=ndl.cpu_numpy()), 0.5, 1.5)
+

@@ -79,3 +79,10 @@ def test_normalization_layer_launches(make, per_step):
         layer(x).sum().backward()
     assert launches["norm_forward"] == 1 and launches["norm_backward"] == 1
     assert sum(launches.values()) == per_step
+
+
+def test_running_estimates_keep_the_layer_dtype_on_wider_input():
+    layer = nn.BatchNorm1d(3, device=ndl.cpu_numpy())
+    layer(ndl.Tensor(np.random.default_rng(1).standard_normal((5, 3)), device=ndl.cpu_numpy(),
+                     dtype="float64"))
+    assert layer.running_mean.dtype == "float32" and layer.running_var.dtype == "float32"

@@ -115,3 +115,12 @@ def test_softmax_loss_launches_three_kernels_forward_and_four_backward():
     assert dict(forward) == {"softmax_xent": 1, "reduce_sum": 1, "scalar_div": 1}
     # The seed, the mean's division, the broadcast of its gradient to rows, then the fused one.
     assert dict(backward) == {"fill": 1, "scalar_div": 1, "compact": 1, "softmax_xent_grad": 1}
+
+
+def test_a_float64_seed_on_a_float32_loss():
+    device = ndl.cpu_numpy()
+    logits = ndl.Tensor(np.zeros((2, 3)), device=device, dtype="float32")
+    loss = nn.SoftmaxLoss()(logits, [0, 2])
+    loss.backward(ndl.Tensor(1.0, device=device, dtype="float64"))
+    np.testing.assert_allclose(logits.grad.numpy(), (np.full((2, 3), 1 / 3) - np.eye(3)[[0, 2]])
+                               / 2, rtol=1e-6)
