@@ -7,6 +7,7 @@ import triton
 import triton.language as tl
 
 from .common import cdiv, check_buffer, check_strided, interpreting
+from .reduce import block_config as reduce_block_config
 
 # Column layouts get narrow group tiles so that a few groups (BatchNorm2d's 16-64 channels) still
 # spread over several programs; wider ones once the groups alone fill the GPU.
@@ -23,8 +24,7 @@ def block_config(groups, members, group_stride, member_stride):
         block_groups = min(triton.next_power_of_2(max(groups, 1)), wide)
         block_members = min(triton.next_power_of_2(max(members, 1)), 4096 // block_groups)
         return block_groups, block_members, 0, warps
-    block_members = min(triton.next_power_of_2(max(members, 1)), 1024)
-    block_groups = min(triton.next_power_of_2(max(groups, 1)), max(1, 4096 // block_members))
+    block_groups, block_members, _ = reduce_block_config(members, groups)  # rows, as reduce.py
     return block_groups, block_members, 1, warps
 
 

@@ -42,10 +42,13 @@ class NormalizeGrad(TensorOp):
         x, g = node.inputs
         axis, eps = self.forward.axis, self.forward.eps
         count = x.shape[axis]
-        xhat = normalize(x, axis, eps)
+        # Built from an op of its own (not `normalize`), whose statistics J(x) v needs even when
+        # no graph is kept.
+        forward = Normalize(axis, eps)
+        xhat = Tensor.make_from_op(forward, (x,))
         centered = x - _group_sum(x, axis) / count
         scale = (_group_sum(centered * centered, axis) / count + eps) ** -0.5
-        j_v = NormalizeGrad(xhat.op, xhat.realize_cached_data())(x, out_grad)
+        j_v = NormalizeGrad(forward, xhat.realize_cached_data())(x, out_grad)
         # d<v, J(x) g>/dx = -(s / n) (xhat S(v J g) + (J v) S(g xhat) + (J g) S(v xhat)), with
         # S the group sum and s = 1 / sqrt(var + eps): J depends on x through s and xhat.
         grad_x = (scale / -count) * (xhat * _group_sum(out_grad * node, axis)
