@@ -11,7 +11,7 @@ import sys
 import time
 
 POINTERS = {"a", "b", "out", "src", "dst", "x", "w", "gy", "gx", "partial", "z", "labels",
-            "g", "stats", "xhat", "row"}
+            "g", "stats", "xhat", "row", "weight", "bias", "weight_grad", "bias_grad"}
 
 
 def _aligned(fn):
@@ -118,16 +118,24 @@ def variants(quick):
     for kernel in (loss._softmax_xent_kernel, loss._softmax_xent_grad_kernel):
         for rows, cols in ((1, 1024), (4, 1024), (256, 16), (1, 1)):
             yield kernel, {"BLOCK_ROWS": rows, "BLOCK_COLS": cols}
-    for kernel in (norm._norm_forward_kernel, norm._norm_backward_kernel):
-        # (BLOCK_GROUPS, BLOCK_MEMBERS, MEMBER_AXIS) of norm.block_config: per row, generic and
-        # with the unit member stride a launch on compact data specializes; per column, where
-        # block_config requires a unit group stride, always specialized.
-        for groups, members, axis in ((1, 1024, 1), (4, 1024, 1), (64, 64, 1), (1, 1, 1),
-                                      (8, 512, 0), (32, 128, 0), (4, 1024, 0), (1, 1, 0)):
+    # (BLOCK_GROUPS, BLOCK_MEMBERS, MEMBER_AXIS) of norm.block_config, then of
+    # norm.parameter_grad_config: per row, generic and with the unit member stride a launch on
+    # compact data specializes; per column, where the configs require a unit group stride, always
+    # specialized. Plain, per-group affine (batch norm) and per-member affine (layer norm).
+    norm_tiles = {norm._norm_forward_kernel: ((1, 1024, 1), (4, 1024, 1), (64, 64, 1), (1, 1, 1),
+                                              (8, 512, 0), (32, 128, 0), (4, 1024, 0), (1, 1, 0))}
+    norm_tiles[norm._norm_backward_kernel] = norm_tiles[norm._norm_forward_kernel]
+    norm_tiles[norm._member_parameter_grad_kernel] = ((128, 32, 1), (4, 32, 1), (1, 1, 1),
+                                                      (128, 32, 0), (4, 8, 0), (1, 1, 0))
+    for kernel, tiles in norm_tiles.items():
+        forms = ({},) if kernel is norm._member_parameter_grad_kernel else (
+            {"AFFINE": False, "PER_MEMBER": False}, {"AFFINE": True, "PER_MEMBER": False},
+            {"AFFINE": True, "PER_MEMBER": True})
+        for (groups, members, axis), form in itertools.product(tiles, forms):
             unit = ({}, {"member_stride": 1}) if axis == 1 else ({"group_stride": 1},)
             for specialized in unit:
                 yield kernel, {"BLOCK_GROUPS": groups, "BLOCK_MEMBERS": members,
-                               "MEMBER_AXIS": axis, **specialized}
+                               "MEMBER_AXIS": axis, **form, **specialized}
     yield conv._sum_splits_kernel, {"BLOCK": 128, "SPLIT_BLOCK": 32}
     for rounding in (False, True):
         yield transpose._transpose_kernel, {"BLOCK_R": 64, "BLOCK_C": 64, "ROUND_TF32": rounding,

@@ -139,6 +139,26 @@ int nd_norm_forward_f32(const float *x, float *out, float *stats, int64_t groups
 int nd_norm_backward_f32(const float *g, const float *xhat, const float *stats, float *out,
                          int64_t groups, int64_t members, int64_t group_stride,
                          int64_t member_stride, double eps);
+/* norm.c, with a learned scale and shift (norm_parameter_grads.c, norm_lines.c): one parameter
+ * per group (per_member 0, batch norm) or per member (per_member 1, layer norm), p = i or j;
+ * weight, bias, weight_grad and bias_grad are compact with that many elements; per_member other
+ * than 0 or 1 gives ND_ERR_ARG.
+ * forward:  norm_forward's stats, out = weight[p] * xhat + bias[p] (out may alias x).
+ * backward: xhat = (x - mean_i) / sqrt(var_i + eps) from stats, h = weight[p] * g,
+ *           out = norm_backward's out for the cotangent h, weight_grad[p] = sum of g * xhat and
+ *           bias_grad[p] = sum of g over parameter p's elements (0 with none: groups or members 0
+ *           write only those zeros). out, weight_grad and bias_grad overlap no input.
+ * Per-group sums are the ones the gradient needs anyway; per-member sums are a second pass that
+ * splits members among threads. Results do not depend on the thread count. */
+int nd_norm_affine_forward_f32(const float *x, const float *weight, const float *bias, float *out,
+                               float *stats, int64_t groups, int64_t members,
+                               int64_t group_stride, int64_t member_stride, double eps,
+                               int per_member);
+int nd_norm_affine_backward_f32(const float *g, const float *x, const float *stats,
+                                const float *weight, float *out, float *weight_grad,
+                                float *bias_grad, int64_t groups, int64_t members,
+                                int64_t group_stride, int64_t member_stride, double eps,
+                                int per_member);
 
 /* sgemm.c
  * nd_sgemm_f32: C[i, j] (+)= sum_l A[i, l] * B[l, j] with A[i, l] = a[i*a_rs + l*a_cs],

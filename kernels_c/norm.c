@@ -1,147 +1,91 @@
-/* Normalization over one axis (layer norm per row, batch norm per column): forward and backward.
- * Kernel layer (kernels_c); ABI in nd_kernels.h. Sums are kept in double and the variance is
- * two-pass (mean first, then the mean squared deviation), so long or offset groups lose nothing. */
+/* Normalization over one axis (layer norm per row, batch norm per column), plain or with a learned
+ * scale and shift: forward and backward. Kernel layer (kernels_c); ABI in nd_kernels.h. Sums are
+ * kept in double and the variance is two-pass (mean first, then the mean squared deviation), so
+ * long or offset groups lose nothing. Line kernels: norm_lines.c; per-member parameter gradients:
+ * norm_parameter_grads.c. */
 #include <math.h>
-#include <string.h>
+#include <stddef.h>
 
 #include "nd_kernels.h"
+#include "norm_parts.h"
 
-/* Elements per thread: each element is read three times (forward) and written once. */
-#define ND_NORM_GRAIN 16384
-/* Columns per stack block of the per-column path: its double sums stay in L1. */
-#define ND_NORM_COLUMN_BLOCK 256
-/* Threads of the per-column path split columns in units of a cache line of floats, so no two
- * threads write the same line. */
-#define ND_NORM_COLUMN_UNIT 16
+/* One forward call (weight NULL: the plain norm_forward). */
+typedef struct {
+    const float *x, *weight, *bias;
+    float *out, *stats;
+    int64_t groups, members, group_stride, member_stride;
+    double eps;
+    int per_member;
+} forward_args;
 
-typedef float v8f __attribute__((vector_size(32)));
-typedef double v8d __attribute__((vector_size(64)));
+typedef nd_norm_backward_args backward_args;
 
-static v8d load_as_double(const float *a)
+/* The weight and bias of a line whose elements share parameter `index` (step 0) or run through
+ * the parameters from `index` on (step 1); without a weight, the identity. */
+static void set_parameters(nd_norm_line *ops, const float *weight, const float *bias,
+                           int64_t index, int64_t step)
 {
-    v8f x;
-    memcpy(&x, a, sizeof x); /* unaligned vector load */
-    return __builtin_convertvector(x, v8d);
+    if (!weight) {
+        ops->weight = &nd_norm_one;
+        ops->bias = &nd_norm_zero;
+        ops->param_step = 0;
+        return;
+    }
+    ops->weight = weight + index;
+    ops->bias = bias ? bias + index : &nd_norm_zero;
+    ops->param_step = step;
 }
 
-static double horizontal_sum(v8d acc)
+/* Group i, all of its members read before any is written (out may alias x). */
+static void forward_group(const forward_args *a, int64_t i)
 {
-    double total = 0.0;
-    for (int j = 0; j < 8; j++) total += acc[j];
-    return total;
+    int64_t n = a->members, stride = n == 1 ? 1 : a->member_stride;
+    const float *x = a->x + i * a->group_stride;
+    double mean = nd_norm_line_sum(x, n, stride) / (double)n;
+    double var = nd_norm_line_squared_deviation(x, n, stride, mean) / (double)n;
+    float shift = (float)mean, scale = nd_norm_inverse_std(var, a->eps);
+    a->stats[i] = shift;
+    a->stats[a->groups + i] = (float)var;
+    nd_norm_line ops = {.shift = &shift, .scale = &scale, .stat_step = 0};
+    set_parameters(&ops, a->weight, a->bias, a->per_member ? 0 : i, a->per_member);
+    nd_norm_line_affine(x, a->out + i * a->group_stride, n, stride, &ops);
 }
 
-/* The three per-group sums. Unit stride keeps two vector accumulators (a fixed reassociation,
- * independent of threads); other strides sum in order. */
-static double group_sum(const float *a, int64_t n, int64_t stride)
+/* Group i of a backward call. A group's own weight factors out of its sums (which then are its
+ * weight_grad and bias_grad); per-member weights enter them. */
+static void backward_group(const backward_args *a, int64_t i)
 {
-    double total = 0.0;
-    int64_t i = 0;
-    if (stride == 1) {
-        v8d acc0 = {0}, acc1 = {0};
-        for (; i + 16 <= n; i += 16) {
-            acc0 += load_as_double(a + i);
-            acc1 += load_as_double(a + i + 8);
-        }
-        total = horizontal_sum(acc0 + acc1);
+    int64_t n = a->members, stride = n == 1 ? 1 : a->member_stride, at = i * a->group_stride;
+    float inv_std = nd_norm_inverse_std(a->stats[a->groups + i], a->eps);
+    float shift = a->x_is_xhat ? 0.0f : a->stats[i], scale = a->x_is_xhat ? 1.0f : inv_std;
+    nd_norm_line ops = {.shift = &shift, .scale = &scale, .inv_std = &inv_std, .stat_step = 0};
+    set_parameters(&ops, a->per_member ? a->weight : NULL, NULL, 0, 1);
+    double sum_h, sum_hx, factor = 1.0;
+    nd_norm_line_gradient_sums(a->g + at, a->x + at, n, stride, &ops, &sum_h, &sum_hx);
+    if (a->weight && !a->per_member) {
+        a->weight_grad[i] = (float)sum_hx;
+        a->bias_grad[i] = (float)sum_h;
+        factor = a->weight[i];
     }
-    for (; i < n; i++) total += a[i * stride];
-    return total;
-}
-
-static double group_squared_deviation(const float *a, int64_t n, int64_t stride, double mean)
-{
-    double total = 0.0;
-    int64_t i = 0;
-    if (stride == 1) {
-        v8d acc0 = {0}, acc1 = {0};
-        for (; i + 16 <= n; i += 16) {
-            v8d d0 = load_as_double(a + i) - mean, d1 = load_as_double(a + i + 8) - mean;
-            acc0 += d0 * d0;
-            acc1 += d1 * d1;
-        }
-        total = horizontal_sum(acc0 + acc1);
-    }
-    for (; i < n; i++) {
-        double d = a[i * stride] - mean;
-        total += d * d;
-    }
-    return total;
-}
-
-static void group_gradient_sums(const float *g, const float *xhat, int64_t n, int64_t stride,
-                                double *sum_g, double *sum_gx)
-{
-    double total_g = 0.0, total_gx = 0.0;
-    int64_t i = 0;
-    if (stride == 1) {
-        v8d acc_g = {0}, acc_gx = {0};
-        for (; i + 8 <= n; i += 8) {
-            v8d gv = load_as_double(g + i);
-            acc_g += gv;
-            acc_gx += gv * load_as_double(xhat + i);
-        }
-        total_g = horizontal_sum(acc_g);
-        total_gx = horizontal_sum(acc_gx);
-    }
-    for (; i < n; i++) {
-        total_g += g[i * stride];
-        total_gx += (double)g[i * stride] * xhat[i * stride];
-    }
-    *sum_g = total_g;
-    *sum_gx = total_gx;
-}
-
-static float inverse_std(double var, double eps)
-{
-    return (float)(1.0 / sqrt(var + eps));
-}
-
-/* One group, all of its members read before any is written (out may alias x). */
-static void forward_group(const float *x, float *out, float *mean_out, float *var_out,
-                          int64_t n, int64_t stride, double eps)
-{
-    double mean = group_sum(x, n, stride) / (double)n;
-    double var = group_squared_deviation(x, n, stride, mean) / (double)n;
-    float shift = (float)mean, scale = inverse_std(var, eps);
-    *mean_out = shift;
-    *var_out = (float)var;
-    if (stride == 1) {
-        for (int64_t i = 0; i < n; i++) out[i] = (x[i] - shift) * scale;
-    } else {
-        for (int64_t i = 0; i < n; i++) out[i * stride] = (x[i * stride] - shift) * scale;
-    }
-}
-
-static void backward_group(const float *g, const float *xhat, float var, float *out, int64_t n,
-                           int64_t stride, double eps)
-{
-    double sum_g, sum_gx;
-    group_gradient_sums(g, xhat, n, stride, &sum_g, &sum_gx);
-    float mean_g = (float)(sum_g / (double)n), projection = (float)(sum_gx / (double)n);
-    float scale = inverse_std(var, eps);
-    if (stride == 1) {
-        for (int64_t i = 0; i < n; i++) out[i] = (g[i] - mean_g - xhat[i] * projection) * scale;
-    } else {
-        for (int64_t i = 0; i < n; i++) {
-            int64_t at = i * stride;
-            out[at] = (g[at] - mean_g - xhat[at] * projection) * scale;
-        }
-    }
+    float mean_h = (float)(factor * sum_h / (double)n);
+    float projection = (float)(factor * sum_hx / (double)n);
+    ops.mean_h = &mean_h;
+    ops.projection = &projection;
+    set_parameters(&ops, a->weight, NULL, a->per_member ? 0 : i, a->per_member);
+    nd_norm_line_gradient(a->g + at, a->x + at, a->out + at, n, stride, &ops);
 }
 
 /* Columns [c0, c0 + width) of the per-column layout (group i at column i, member j at row j *
- * row_stride), width <= ND_NORM_COLUMN_BLOCK: sweeps over rows, each a unit-stride loop that
+ * member_stride), width <= ND_NORM_COLUMN_BLOCK: sweeps over rows, each a unit-stride loop that
  * vectorizes across columns, so no column is walked with a stride. */
-static void forward_columns(const float *x, float *out, float *stats, int64_t groups,
-                            int64_t rows, int64_t row_stride, int64_t c0, int64_t width,
-                            double eps)
+static void forward_columns(const forward_args *a, int64_t c0, int64_t width)
 {
+    int64_t rows = a->members, row_stride = a->member_stride;
     double sum[ND_NORM_COLUMN_BLOCK], mean[ND_NORM_COLUMN_BLOCK];
     float shift[ND_NORM_COLUMN_BLOCK], scale[ND_NORM_COLUMN_BLOCK];
     for (int64_t i = 0; i < width; i++) sum[i] = 0.0;
     for (int64_t j = 0; j < rows; j++) {
-        const float *row = x + j * row_stride + c0;
+        const float *row = a->x + j * row_stride + c0;
         for (int64_t i = 0; i < width; i++) sum[i] += row[i];
     }
     for (int64_t i = 0; i < width; i++) {
@@ -149,7 +93,7 @@ static void forward_columns(const float *x, float *out, float *stats, int64_t gr
         sum[i] = 0.0;
     }
     for (int64_t j = 0; j < rows; j++) {
-        const float *row = x + j * row_stride + c0;
+        const float *row = a->x + j * row_stride + c0;
         for (int64_t i = 0; i < width; i++) {
             double d = row[i] - mean[i];
             sum[i] += d * d;
@@ -158,42 +102,51 @@ static void forward_columns(const float *x, float *out, float *stats, int64_t gr
     for (int64_t i = 0; i < width; i++) {
         double var = sum[i] / (double)rows;
         shift[i] = (float)mean[i];
-        scale[i] = inverse_std(var, eps);
-        stats[c0 + i] = shift[i];
-        stats[groups + c0 + i] = (float)var;
+        scale[i] = nd_norm_inverse_std(var, a->eps);
+        a->stats[c0 + i] = shift[i];
+        a->stats[a->groups + c0 + i] = (float)var;
     }
+    nd_norm_line ops = {.shift = shift, .scale = scale, .stat_step = 1};
     for (int64_t j = 0; j < rows; j++) {
-        const float *row = x + j * row_stride + c0;
-        float *out_row = out + j * row_stride + c0;
-        for (int64_t i = 0; i < width; i++) out_row[i] = (row[i] - shift[i]) * scale[i];
+        set_parameters(&ops, a->weight, a->bias, a->per_member ? j : c0, !a->per_member);
+        nd_norm_line_affine(a->x + j * row_stride + c0, a->out + j * row_stride + c0, width, 1,
+                            &ops);
     }
 }
 
-static void backward_columns(const float *g, const float *xhat, const float *stats, float *out,
-                             int64_t groups, int64_t rows, int64_t row_stride, int64_t c0,
-                             int64_t width, double eps)
+static void backward_columns(const backward_args *a, int64_t c0, int64_t width)
 {
-    double sum_g[ND_NORM_COLUMN_BLOCK], sum_gx[ND_NORM_COLUMN_BLOCK];
-    float mean_g[ND_NORM_COLUMN_BLOCK], projection[ND_NORM_COLUMN_BLOCK];
-    float scale[ND_NORM_COLUMN_BLOCK];
-    for (int64_t i = 0; i < width; i++) sum_g[i] = sum_gx[i] = 0.0;
+    int64_t rows = a->members, row_stride = a->member_stride;
+    double sum_h[ND_NORM_COLUMN_BLOCK], sum_hx[ND_NORM_COLUMN_BLOCK];
+    float shift[ND_NORM_COLUMN_BLOCK], scale[ND_NORM_COLUMN_BLOCK], inv_std[ND_NORM_COLUMN_BLOCK];
+    float mean_h[ND_NORM_COLUMN_BLOCK], projection[ND_NORM_COLUMN_BLOCK];
+    for (int64_t i = 0; i < width; i++) {
+        inv_std[i] = nd_norm_inverse_std(a->stats[a->groups + c0 + i], a->eps);
+        shift[i] = a->x_is_xhat ? 0.0f : a->stats[c0 + i];
+        scale[i] = a->x_is_xhat ? 1.0f : inv_std[i];
+        sum_h[i] = sum_hx[i] = 0.0;
+    }
+    nd_norm_line ops = {.shift = shift, .scale = scale, .mean_h = mean_h,
+                        .projection = projection, .inv_std = inv_std, .stat_step = 1};
     for (int64_t j = 0; j < rows; j++) {
-        const float *g_row = g + j * row_stride + c0, *x_row = xhat + j * row_stride + c0;
-        for (int64_t i = 0; i < width; i++) {
-            sum_g[i] += g_row[i];
-            sum_gx[i] += (double)g_row[i] * x_row[i];
-        }
+        set_parameters(&ops, a->per_member ? a->weight : NULL, NULL, j, 0);
+        int64_t at = j * row_stride + c0;
+        nd_norm_line_accumulate(a->g + at, a->x + at, width, 1, &ops, sum_h, sum_hx);
     }
     for (int64_t i = 0; i < width; i++) {
-        mean_g[i] = (float)(sum_g[i] / (double)rows);
-        projection[i] = (float)(sum_gx[i] / (double)rows);
-        scale[i] = inverse_std(stats[groups + c0 + i], eps);
+        double factor = 1.0;
+        if (a->weight && !a->per_member) {
+            a->weight_grad[c0 + i] = (float)sum_hx[i];
+            a->bias_grad[c0 + i] = (float)sum_h[i];
+            factor = a->weight[c0 + i];
+        }
+        mean_h[i] = (float)(factor * sum_h[i] / (double)rows);
+        projection[i] = (float)(factor * sum_hx[i] / (double)rows);
     }
     for (int64_t j = 0; j < rows; j++) {
-        const float *g_row = g + j * row_stride + c0, *x_row = xhat + j * row_stride + c0;
-        float *out_row = out + j * row_stride + c0;
-        for (int64_t i = 0; i < width; i++)
-            out_row[i] = (g_row[i] - mean_g[i] - x_row[i] * projection[i]) * scale[i];
+        set_parameters(&ops, a->weight, NULL, a->per_member ? j : c0, !a->per_member);
+        int64_t at = j * row_stride + c0;
+        nd_norm_line_gradient(a->g + at, a->x + at, a->out + at, width, 1, &ops);
     }
 }
 
@@ -237,27 +190,68 @@ static void column_share(int64_t groups, int64_t *first, int64_t *last)
     *last = end * ND_NORM_COLUMN_UNIT < groups ? end * ND_NORM_COLUMN_UNIT : groups;
 }
 
-static void forward_column_share(const float *x, float *out, float *stats, int64_t groups,
-                                 int64_t rows, int64_t row_stride, double eps)
+static void forward_column_share(const forward_args *a)
 {
     int64_t first, last;
-    column_share(groups, &first, &last);
-    for (int64_t c0 = first; c0 < last; c0 += ND_NORM_COLUMN_BLOCK) {
-        int64_t width = last - c0 < ND_NORM_COLUMN_BLOCK ? last - c0 : ND_NORM_COLUMN_BLOCK;
-        forward_columns(x, out, stats, groups, rows, row_stride, c0, width, eps);
+    column_share(a->groups, &first, &last);
+    for (int64_t c0 = first; c0 < last; c0 += ND_NORM_COLUMN_BLOCK)
+        forward_columns(a, c0, last - c0 < ND_NORM_COLUMN_BLOCK ? last - c0
+                                                                : ND_NORM_COLUMN_BLOCK);
+}
+
+static void backward_column_share(const backward_args *a)
+{
+    int64_t first, last;
+    column_share(a->groups, &first, &last);
+    for (int64_t c0 = first; c0 < last; c0 += ND_NORM_COLUMN_BLOCK)
+        backward_columns(a, c0, last - c0 < ND_NORM_COLUMN_BLOCK ? last - c0
+                                                                 : ND_NORM_COLUMN_BLOCK);
+}
+
+/* Sizes already checked, groups >= 1, members >= 1. */
+static void run_forward(const forward_args *a)
+{
+    int disjoint;
+    enum layout layout = choose_layout(a->groups, a->members, a->group_stride, a->member_stride,
+                                       &disjoint);
+    int threads = norm_threads(a->groups, a->members, layout, disjoint);
+    if (layout == PER_COLUMN) {
+        /* A single column (groups == 1) may come with any group stride; it is never used. */
+        if (threads == 1) {
+            forward_column_share(a);
+        } else {
+#pragma omp parallel num_threads(threads)
+            forward_column_share(a);
+        }
+    } else if (threads == 1) {
+        /* No OpenMP region at all: even a serial one costs microseconds per call. */
+        for (int64_t i = 0; i < a->groups; i++) forward_group(a, i);
+    } else {
+#pragma omp parallel for num_threads(threads)
+        for (int64_t i = 0; i < a->groups; i++) forward_group(a, i);
     }
 }
 
-static void backward_column_share(const float *g, const float *xhat, const float *stats,
-                                  float *out, int64_t groups, int64_t rows, int64_t row_stride,
-                                  double eps)
+static void run_backward(const backward_args *a)
 {
-    int64_t first, last;
-    column_share(groups, &first, &last);
-    for (int64_t c0 = first; c0 < last; c0 += ND_NORM_COLUMN_BLOCK) {
-        int64_t width = last - c0 < ND_NORM_COLUMN_BLOCK ? last - c0 : ND_NORM_COLUMN_BLOCK;
-        backward_columns(g, xhat, stats, out, groups, rows, row_stride, c0, width, eps);
+    int disjoint;
+    enum layout layout = choose_layout(a->groups, a->members, a->group_stride, a->member_stride,
+                                       &disjoint);
+    int threads = norm_threads(a->groups, a->members, layout, disjoint);
+    if (layout == PER_COLUMN) {
+        if (threads == 1) {
+            backward_column_share(a);
+        } else {
+#pragma omp parallel num_threads(threads)
+            backward_column_share(a);
+        }
+    } else if (threads == 1) {
+        for (int64_t i = 0; i < a->groups; i++) backward_group(a, i);
+    } else {
+#pragma omp parallel for num_threads(threads)
+        for (int64_t i = 0; i < a->groups; i++) backward_group(a, i);
     }
+    if (a->weight && a->per_member) nd_norm_member_parameter_grads(a);
 }
 
 static int check_norm_args(int64_t groups, int64_t members, int64_t group_stride,
@@ -267,43 +261,39 @@ static int check_norm_args(int64_t groups, int64_t members, int64_t group_stride
     return ND_OK;
 }
 
+/* The checks and edge cases both forward entry points share. */
+static int forward(const forward_args *a)
+{
+    int status = check_norm_args(a->groups, a->members, a->group_stride, a->member_stride);
+    if (status != ND_OK) return status;
+    if (a->groups == 0) return ND_OK;
+    if (!a->stats || (a->members > 0 && (!a->x || !a->out))) return ND_ERR_NULL;
+    if (a->members == 0) {
+        for (int64_t i = 0; i < 2 * a->groups; i++) a->stats[i] = NAN;
+        return ND_OK;
+    }
+    run_forward(a);
+    return ND_OK;
+}
+
 int nd_norm_forward_f32(const float *x, float *out, float *stats, int64_t groups, int64_t members,
                         int64_t group_stride, int64_t member_stride, double eps)
 {
-    int status = check_norm_args(groups, members, group_stride, member_stride);
-    if (status != ND_OK) return status;
-    if (groups == 0) return ND_OK;
-    if (!stats || (members > 0 && (!x || !out))) return ND_ERR_NULL;
-    if (members == 0) {
-        for (int64_t i = 0; i < 2 * groups; i++) stats[i] = NAN;
-        return ND_OK;
-    }
-    int disjoint;
-    enum layout layout = choose_layout(groups, members, group_stride, member_stride, &disjoint);
-    int threads = norm_threads(groups, members, layout, disjoint);
-    if (layout == PER_COLUMN) {
-        /* A single column (groups == 1) may come with any group stride; it is never used. */
-        if (threads == 1) {
-            forward_column_share(x, out, stats, groups, members, member_stride, eps);
-        } else {
-#pragma omp parallel num_threads(threads)
-            forward_column_share(x, out, stats, groups, members, member_stride, eps);
-        }
-        return ND_OK;
-    }
-    int64_t stride = members == 1 ? 1 : member_stride;
-    if (threads == 1) {
-        /* No OpenMP region at all: even a serial one costs microseconds per call. */
-        for (int64_t i = 0; i < groups; i++)
-            forward_group(x + i * group_stride, out + i * group_stride, stats + i,
-                          stats + groups + i, members, stride, eps);
-        return ND_OK;
-    }
-#pragma omp parallel for num_threads(threads)
-    for (int64_t i = 0; i < groups; i++)
-        forward_group(x + i * group_stride, out + i * group_stride, stats + i, stats + groups + i,
-                      members, stride, eps);
-    return ND_OK;
+    forward_args a = {x, NULL, NULL, out, stats, groups, members, group_stride, member_stride,
+                      eps, 0};
+    return forward(&a);
+}
+
+int nd_norm_affine_forward_f32(const float *x, const float *weight, const float *bias, float *out,
+                               float *stats, int64_t groups, int64_t members,
+                               int64_t group_stride, int64_t member_stride, double eps,
+                               int per_member)
+{
+    if (per_member != 0 && per_member != 1) return ND_ERR_ARG;
+    if (groups > 0 && members > 0 && (!weight || !bias)) return ND_ERR_NULL;
+    forward_args a = {x, weight, bias, out, stats, groups, members, group_stride, member_stride,
+                      eps, per_member};
+    return forward(&a);
 }
 
 int nd_norm_backward_f32(const float *g, const float *xhat, const float *stats, float *out,
@@ -314,28 +304,31 @@ int nd_norm_backward_f32(const float *g, const float *xhat, const float *stats, 
     if (status != ND_OK) return status;
     if (groups == 0 || members == 0) return ND_OK;
     if (!g || !xhat || !stats || !out) return ND_ERR_NULL;
-    int disjoint;
-    enum layout layout = choose_layout(groups, members, group_stride, member_stride, &disjoint);
-    int threads = norm_threads(groups, members, layout, disjoint);
-    if (layout == PER_COLUMN) {
-        if (threads == 1) {
-            backward_column_share(g, xhat, stats, out, groups, members, member_stride, eps);
-        } else {
-#pragma omp parallel num_threads(threads)
-            backward_column_share(g, xhat, stats, out, groups, members, member_stride, eps);
-        }
+    backward_args a = {g, xhat, stats, NULL, out, NULL, NULL, groups, members, group_stride,
+                       member_stride, eps, 0, 1};
+    run_backward(&a);
+    return ND_OK;
+}
+
+int nd_norm_affine_backward_f32(const float *g, const float *x, const float *stats,
+                                const float *weight, float *out, float *weight_grad,
+                                float *bias_grad, int64_t groups, int64_t members,
+                                int64_t group_stride, int64_t member_stride, double eps,
+                                int per_member)
+{
+    int status = check_norm_args(groups, members, group_stride, member_stride);
+    if (status != ND_OK) return status;
+    if (per_member != 0 && per_member != 1) return ND_ERR_ARG;
+    int64_t parameters = per_member ? members : groups;
+    if (parameters > 0 && (!weight_grad || !bias_grad)) return ND_ERR_NULL;
+    if (groups == 0 || members == 0) {
+        /* Sums over no elements. */
+        for (int64_t p = 0; p < parameters; p++) weight_grad[p] = bias_grad[p] = 0.0f;
         return ND_OK;
     }
-    int64_t stride = members == 1 ? 1 : member_stride;
-    if (threads == 1) {
-        for (int64_t i = 0; i < groups; i++)
-            backward_group(g + i * group_stride, xhat + i * group_stride, stats[groups + i],
-                           out + i * group_stride, members, stride, eps);
-        return ND_OK;
-    }
-#pragma omp parallel for num_threads(threads)
-    for (int64_t i = 0; i < groups; i++)
-        backward_group(g + i * group_stride, xhat + i * group_stride, stats[groups + i],
-                       out + i * group_stride, members, stride, eps);
+    if (!g || !x || !stats || !weight || !out) return ND_ERR_NULL;
+    backward_args a = {g, x, stats, weight, out, weight_grad, bias_grad, groups, members,
+                       group_stride, member_stride, eps, per_member, 0};
+    run_backward(&a);
     return ND_OK;
 }

@@ -10,6 +10,8 @@ import numpy as np
 
 # Part of this device's protocol, written in a file of their own.
 from .cpu_device_rows import (  # noqa: F401
+    norm_affine_backward,
+    norm_affine_forward,
     norm_backward,
     norm_forward,
     softmax_xent,

@@ -1,7 +1,8 @@
 """The cpu device's row-wise fused functions (backend layer): softmax cross-entropy and
-normalization over one axis, each one C call (kernels_c/softmax_xent.c, norm.c). cpu_device.py
-exports them with the rest of the protocol.
+normalization over one axis, plain or with a learned scale and shift, each one C call
+(kernels_c/softmax_xent.c, norm.c). cpu_device.py exports them with the rest of the protocol.
 """
+
 
 from .cpu_handles import _fail, _lib, _ptr
 
@@ -48,19 +49,30 @@ def softmax_xent_grad(z, labels, g, out, classes, rows):
 
 
 # Normalization over one axis
-def _check_norm_buffers(name, groups, members, group_stride, member_stride, strided, stats):
+def _check_norm_buffers(name, groups, members, group_stride, member_stride, strided, stats,
+                       parameters=(), per_member=0):
     """Raise naming the first buffer too small: the `strided` (label, handle) pairs are indexed
-    by the groups, stats holds 2 * groups. Negative sizes are left to the kernel."""
+    by the groups, stats holds 2 * groups, each of `parameters` one value per group (per_member
+    0) or per member (1). Negative sizes are left to the kernel."""
     if min(groups, members, group_stride, member_stride) < 0:
         return
     reach = (groups - 1) * group_stride + (members - 1) * member_stride + 1 if groups and members \
         else 0
-    needs = [(label, handle, reach) for label, handle in strided] + [("stats", stats, 2 * groups)]
+    count = members if per_member else groups
+    needs = ([(label, handle, reach) for label, handle in strided] + [("stats", stats, 2 * groups)]
+             + [(label, handle, count) for label, handle in parameters])
+    sizes = f"groups={groups}, members={members}, strides=({group_stride}, {member_stride})"
+    if parameters:
+        sizes += f", per_member={per_member}"
     for label, handle, needed in needs:
         if needed > handle.size:
-            raise ValueError(f"{name}: {label} needs {needed} elements for groups={groups}, "
-                             f"members={members}, strides=({group_stride}, {member_stride}), "
-                             f"its buffer has {handle.size}")
+            raise ValueError(f"{name}: {label} needs {needed} elements for {sizes}, its buffer "
+                             f"has {handle.size}")
+
+
+def _check_per_member(name, per_member):
+    if per_member not in (0, 1):
+        raise ValueError(f"{name}: per_member must be 0 or 1, got {per_member!r}")
 
 
 def norm_forward(x, out, stats, groups, members, group_stride, member_stride, eps):
@@ -93,3 +105,54 @@ def norm_backward(g, xhat, stats, out, groups, members, group_stride, member_str
     if status:
         raise _fail("norm_backward", status, groups=groups, members=members,
                     group_stride=group_stride, member_stride=member_stride)
+
+
+def norm_affine_forward(x, weight, bias, out, stats, groups, members, group_stride, member_stride,
+                        eps, per_member):
+    try:
+        px, pweight, pbias = x.address, weight.address, bias.address
+        pout, pstats = out.address, stats.address
+    except AttributeError:
+        px, pweight, pbias, pout, pstats = _ptr(x), _ptr(weight), _ptr(bias), _ptr(out), _ptr(stats)
+    if per_member != 0 and per_member != 1:
+        _check_per_member("norm_affine_forward", per_member)
+    reach = (groups - 1) * group_stride + (members - 1) * member_stride + 1
+    count = members if per_member else groups
+    if (reach > min(x.size, out.size) or 2 * groups > stats.size
+            or count > min(weight.size, bias.size)):
+        _check_norm_buffers("norm_affine_forward", groups, members, group_stride, member_stride,
+                            (("x", x), ("out", out)), stats,
+                            (("weight", weight), ("bias", bias)), per_member)
+    status = _lib.nd_norm_affine_forward_f32(px, pweight, pbias, pout, pstats, groups, members,
+                                             group_stride, member_stride, eps, int(per_member))
+    if status:
+        raise _fail("norm_affine_forward", status, groups=groups, members=members,
+                    group_stride=group_stride, member_stride=member_stride,
+                    per_member=per_member)
+
+
+def norm_affine_backward(g, x, stats, weight, out, weight_grad, bias_grad, groups, members,
+                         group_stride, member_stride, eps, per_member):
+    try:
+        pg, px, pstats, pweight = g.address, x.address, stats.address, weight.address
+        pout, pweight_grad, pbias_grad = out.address, weight_grad.address, bias_grad.address
+    except AttributeError:
+        pg, px, pstats, pweight = _ptr(g), _ptr(x), _ptr(stats), _ptr(weight)
+        pout, pweight_grad, pbias_grad = _ptr(out), _ptr(weight_grad), _ptr(bias_grad)
+    if per_member != 0 and per_member != 1:
+        _check_per_member("norm_affine_backward", per_member)
+    reach = (groups - 1) * group_stride + (members - 1) * member_stride + 1
+    count = members if per_member else groups
+    if (reach > min(g.size, x.size, out.size) or 2 * groups > stats.size
+            or count > min(weight.size, weight_grad.size, bias_grad.size)):
+        _check_norm_buffers("norm_affine_backward", groups, members, group_stride, member_stride,
+                            (("g", g), ("x", x), ("out", out)), stats,
+                            (("weight", weight), ("weight_grad", weight_grad),
+                             ("bias_grad", bias_grad)), per_member)
+    status = _lib.nd_norm_affine_backward_f32(pg, px, pstats, pweight, pout, pweight_grad,
+                                              pbias_grad, groups, members, group_stride,
+                                              member_stride, eps, int(per_member))
+    if status:
+        raise _fail("norm_affine_backward", status, groups=groups, members=members,
+                    group_stride=group_stride, member_stride=member_stride,
+                    per_member=per_member)

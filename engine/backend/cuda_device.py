@@ -223,6 +223,18 @@ def norm_backward(g, xhat, stats, out, groups, members, group_stride, member_str
     _norm.norm_backward(g, xhat, stats, out, groups, members, group_stride, member_stride, eps)
 
 
+def norm_affine_forward(x, weight, bias, out, stats, groups, members, group_stride, member_stride,
+                        eps, per_member):
+    _norm.norm_affine_forward(x, weight, bias, out, stats, groups, members, group_stride,
+                              member_stride, eps, per_member)
+
+
+def norm_affine_backward(g, x, stats, weight, out, weight_grad, bias_grad, groups, members,
+                         group_stride, member_stride, eps, per_member):
+    _norm.norm_affine_backward(g, x, stats, weight, out, weight_grad, bias_grad, groups, members,
+                               group_stride, member_stride, eps, per_member)
+
+
 # Matmul and convolution
 def matmul(a, b, out, batch, m, k, n,
            a_offset, a_batch_stride, a_row_stride, a_col_stride,

@@ -1,6 +1,6 @@
-"""Normalization of a 2-D NDArray over one axis (per column: batch norm; per row: layer norm) and
-its gradient, one device kernel each (the protocol's norm pair). Backend layer, beside ndarray.py;
-engine.ops builds on it.
+"""Normalization of a 2-D NDArray over one axis (per column: batch norm; per row: layer norm),
+with or without a scale and shift per column, and its gradients: the protocol's norm functions, one
+kernel a call. Backend layer, beside ndarray.py; engine.ops builds on it.
 """
 
 from .ndarray import NDArray
@@ -47,3 +47,49 @@ def normalize_grad(g, xhat, stats, axis, eps):
     g.device.norm_backward(g.handle, xhat.handle, stats.compact().handle, out.handle, groups,
                            members, group_stride, member_stride, float(eps))
     return out
+
+
+def _check_parameters(x, axis, parameters):
+    """Each (label, array) must be a (cols,) array on x's device: batch norm (axis 0) has one
+    per group, layer norm (axis 1) one per member, a column either way."""
+    cols = x.shape[1]
+    for label, array in parameters:
+        if not isinstance(array, NDArray):
+            raise TypeError(f"normalize's {label} must be an NDArray, got {type(array).__name__}")
+        if array.shape != (cols,) or array.device != x.device:
+            raise ValueError(f"normalize's {label} must have shape ({cols},) on {x.device} for "
+                             f"input {x.shape}, got {array.shape} on {array.device}")
+
+
+def normalize_affine(x, weight, bias, axis, eps):
+    """(weight * xhat + bias, stats), xhat = normalize(x, axis, eps)'s out, with one weight and
+    bias per column of the 2-D x (per group for axis 0, per member for axis 1): one kernel."""
+    _check(x, axis)
+    _check_parameters(x, axis, (("weight", weight), ("bias", bias)))
+    x = x.compact()
+    weight, bias = weight.astype(x.dtype).compact(), bias.astype(x.dtype).compact()
+    groups, members, group_stride, member_stride = _layout(x.shape, axis)
+    out, stats = x._new(x.shape), x._new((2, groups))
+    x.device.norm_affine_forward(x.handle, weight.handle, bias.handle, out.handle, stats.handle,
+                                 groups, members, group_stride, member_stride, float(eps),
+                                 int(axis == 1))
+    return out, stats
+
+
+def normalize_affine_grad(g, x, stats, weight, axis, eps):
+    """(x's, weight's and bias's gradients) of `normalize_affine` for the cotangent g, from its
+    input x and stats: one kernel (batch norm) or two (layer norm: the parameters' column sums)."""
+    _check(g, axis, "cotangent")
+    _check_parameters(x, axis, (("weight", weight),))
+    if g.shape != x.shape or g.device != x.device:
+        raise ValueError(f"normalize's gradient needs a cotangent like its input {x.shape} "
+                         f"(on {x.device}), got {g.shape} (on {g.device})")
+    g, x = g.astype(x.dtype).compact(), x.compact()
+    weight = weight.astype(x.dtype).compact()
+    groups, members, group_stride, member_stride = _layout(g.shape, axis)
+    out, weight_grad, bias_grad = g._new(g.shape), g._new(weight.shape), g._new(weight.shape)
+    g.device.norm_affine_backward(g.handle, x.handle, stats.compact().handle, weight.handle,
+                                  out.handle, weight_grad.handle, bias_grad.handle, groups,
+                                  members, group_stride, member_stride, float(eps),
+                                  int(axis == 1))
+    return out, weight_grad, bias_grad

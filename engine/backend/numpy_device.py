@@ -260,6 +260,54 @@ def norm_backward(g, xhat, stats, out, groups, members, group_stride, member_str
         (grad - grad_mean - normed * projection) / scale)
 
 
+
+def _parameters(name, handles, groups, members, per_member):
+    """Each (label, handle) of a learned scale or shift as a view broadcast over the (groups,
+    members) elements, one value per group (per_member 0) or per member (1)."""
+    if per_member not in (0, 1):
+        raise ValueError(f"{name}: per_member must be 0 or 1, got {per_member!r}")
+    count = members if per_member else groups
+    for label, handle in handles:
+        if handle.size < count:
+            raise ValueError(f"{name}: {label} holds {handle.size} elements, {count} needed")
+    return [handle[:count][None, :] if per_member else handle[:count][:, None]
+            for _, handle in handles]
+
+
+def norm_affine_forward(x, weight, bias, out, stats, groups, members, group_stride, member_stride,
+                        eps, per_member):
+    scale, shift = _parameters("norm_affine_forward", (("weight", weight), ("bias", bias)),
+                               groups, members, per_member)
+    norm_forward(x, out, stats, groups, members, group_stride, member_stride, eps)
+    if members:
+        normed = _groups(out, stats, groups, members, group_stride, member_stride)
+        normed[...] = scale * normed + shift
+
+
+def norm_affine_backward(g, x, stats, weight, out, weight_grad, bias_grad, groups, members,
+                         group_stride, member_stride, eps, per_member):
+    (scale,) = _parameters("norm_affine_backward", (("weight", weight),), groups, members,
+                           per_member)
+    _parameters("norm_affine_backward", (("weight_grad", weight_grad), ("bias_grad", bias_grad)),
+                groups, members, per_member)
+    grad = _groups(g, stats, groups, members, group_stride, member_stride)
+    values = _groups(x, stats, groups, members, group_stride, member_stride)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        inverse_std = 1 / np.sqrt(stats[groups: 2 * groups] + grad.dtype.type(eps))[:, None]
+        xhat = (values - stats[:groups][:, None]) * inverse_std
+    count, summed_axis = (members, 0) if per_member else (groups, 1)
+    weight_grad[:count] = (grad * xhat).sum(axis=summed_axis)
+    bias_grad[:count] = grad.sum(axis=summed_axis)
+    if members == 0:
+        return
+    scaled = scale * grad
+    size = grad.dtype.type(members)
+    grad_mean = scaled.sum(axis=1, keepdims=True) / size
+    projection = (scaled * xhat).sum(axis=1, keepdims=True) / size
+    _groups(out, stats, groups, members, group_stride, member_stride)[...] = (
+        (scaled - grad_mean - xhat * projection) * inverse_std)
+
+
 def matmul(a, b, out, batch, m, k, n,
            a_offset, a_batch_stride, a_row_stride, a_col_stride,
            b_offset, b_batch_stride, b_row_stride, b_col_stride):

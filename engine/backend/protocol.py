@@ -82,6 +82,17 @@ x[i * group_stride + j * member_stride] for i < groups, j < members form group i
     norm_backward(g, xhat, stats, out, groups, members, group_stride, member_stride, eps)
         out = (g - mean_j(g) - xhat * mean_j(g * xhat)) / sqrt(var_i + eps): the gradient of
         norm_forward's out for the cotangent g, where xhat is that out (means over the group)
+With a learned scale and shift (batch norm: one per group, per_member 0; layer norm: one per
+member, per_member 1), p below is i or j accordingly and weight, bias, weight_grad and bias_grad
+are compact with that many elements; out, weight_grad and bias_grad overlap no input:
+    norm_affine_forward(x, weight, bias, out, stats, groups, members, group_stride, member_stride,
+                        eps, per_member)
+        norm_forward's stats, out = weight[p] * xhat + bias[p], xhat norm_forward's out
+    norm_affine_backward(g, x, stats, weight, out, weight_grad, bias_grad, groups, members,
+                         group_stride, member_stride, eps, per_member)
+        xhat = (x - mean_i) / sqrt(var_i + eps) from norm_affine_forward's stats, h = weight[p] * g;
+        out = norm_backward's out for the cotangent h, weight_grad[p] = the sum of g * xhat over
+        the elements of parameter p, bias_grad[p] = the sum of g over them (0 with none)
 
 Matrix multiply (strided operands: transposed and broadcast views need no copy)
     matmul(a, b, out, batch, m, k, n,
@@ -114,7 +125,9 @@ FUSED_FUNCTIONS = ("ewise_relu_grad", "ewise_add_scaled", "ewise_axpby")
 RANDOM_FUNCTIONS = ("ewise_dropout",)
 REDUCE_FUNCTIONS = ("reduce_sum", "reduce_max", "reduce_logsumexp")
 LOSS_FUNCTIONS = ("softmax_xent", "softmax_xent_grad")
-NORM_FUNCTIONS = ("norm_forward", "norm_backward")
+NORM_FUNCTIONS = (
+    "norm_forward", "norm_backward", "norm_affine_forward", "norm_affine_backward",
+)
 MATMUL_FUNCTIONS = ("matmul",)
 CONV_FUNCTIONS = ("conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight")
 THREAD_FUNCTIONS = ("set_num_threads", "get_num_threads")

@@ -1,11 +1,11 @@
 """Normalization layers over features of (N, dim) inputs: LayerNorm1d, BatchNorm1d.
-Engine layer (nn). Training-mode statistics come from one fused op (ops.normalize) each way; the
-affine part and evaluation mode are composed ops. BatchNorm2d comes with the convolution issue.
+Engine layer (nn). Training mode is one fused op (ops.normalize_affine: one kernel forward, one
+or two backward); evaluation mode is composed. BatchNorm2d comes with the convolution issue.
 """
 
 from .. import init, ops
 from ..autograd import Tensor
-from ..ops.normalization import Normalize
+from ..ops.normalization import NormalizeAffine
 from .module import Module, Parameter
 
 
@@ -32,7 +32,7 @@ class LayerNorm1d(Module):
 
     def forward(self, x):
         _check_2d("LayerNorm1d", x, self.dim)
-        return _affine(ops.normalize(x, 1, self.eps), self.weight, self.bias)
+        return ops.normalize_affine(x, self.weight, self.bias, 1, self.eps)
 
     def extra_repr(self):
         return f"{self.dim}, eps={self.eps}"
@@ -65,17 +65,30 @@ class BatchNorm1d(Module):
     def forward(self, x):
         _check_2d("BatchNorm1d", x, self.dim)
         if self.training:
-            op = Normalize(0, self.eps)
-            normed = Tensor.make_from_op(op, (x,))
-            normed.realize_cached_data()
-            self.running_mean = _running(self.running_mean, op.stats[0], self.momentum)
-            self.running_var = _running(self.running_var, op.stats[1], self.momentum)
-        else:
-            shape = (1, self.dim)
-            centered = x - self.running_mean.reshape(shape).broadcast_to(x.shape)
-            scale = (self.running_var + self.eps) ** 0.5
-            normed = centered / scale.reshape(shape).broadcast_to(x.shape)
+            op = NormalizeAffine(0, self.eps)
+            out = Tensor.make_from_op(op, (x, self.weight, self.bias))
+            self._update_running(op.stats)
+            return out
+        shape = (1, self.dim)
+        centered = x - self.running_mean.reshape(shape).broadcast_to(x.shape)
+        scale = (self.running_var + self.eps) ** 0.5
+        normed = centered / scale.reshape(shape).broadcast_to(x.shape)
         return _affine(normed, self.weight, self.bias)
+
+    def _update_running(self, batch_stats):
+        """Both running estimates <- (1 - momentum) * estimate + momentum * the batch's, in one
+        kernel: they are the rows of one (2, dim) array, like the batch's (mean, var) stats, for
+        as long as running_mean and running_var are still its views (an assignment or a
+        load_state_dict replaces them, and the next step stacks the new ones)."""
+        mean, var = self.running_mean.realize_cached_data(), self.running_var.realize_cached_data()
+        rows, views = vars(self).get("_running_rows"), vars(self).get("_running_views", ())
+        if len(views) != 2 or views[0] is not mean or views[1] is not var:
+            rows = mean._new((2, self.dim))
+            rows[0], rows[1] = mean, var
+        rows = rows.axpby(1.0 - self.momentum, batch_stats.astype(rows.dtype), self.momentum)
+        self._running_rows, self._running_views = rows, (rows[0], rows[1])
+        self.running_mean = Tensor.make_const(self._running_views[0])
+        self.running_var = Tensor.make_const(self._running_views[1])
 
     def extra_repr(self):
         return f"{self.dim}, eps={self.eps}, momentum={self.momentum}"
@@ -86,8 +99,3 @@ def _affine(normed, weight, bias):
     shape, row = normed.shape, (1, normed.shape[1])
     return weight.reshape(row).broadcast_to(shape) * normed + bias.reshape(row).broadcast_to(shape)
 
-
-def _running(estimate, batch_value, momentum):
-    """(1 - momentum) * estimate + momentum * batch_value, a constant tensor (one kernel)."""
-    data = estimate.realize_cached_data()
-    return Tensor.make_const(data.axpby(1.0 - momentum, batch_value.astype(data.dtype), momentum))

@@ -26,7 +26,7 @@ from .elementwise import (
 )
 from .linalg import matmul
 from .loss import softmax_cross_entropy
-from .normalization import normalize
+from .normalization import normalize, normalize_affine
 from .pooling import avg_pool2d, max_pool2d
 from .reduction import logsoftmax, logsumexp, max, mean, summation
 from .shape import (
@@ -51,7 +51,7 @@ def sum_tensors(tensors):
 
 __all__ = ["add", "add_scalar", "divide", "divide_scalar", "exp", "log", "mul_scalar", "multiply",
            "negate", "power", "power_scalar", "rdivide_scalar", "relu", "sigmoid", "subtract",
-           "tanh", "matmul", "softmax_cross_entropy", "normalize", "dropout",
+           "tanh", "matmul", "softmax_cross_entropy", "normalize", "normalize_affine", "dropout",
            "logsoftmax", "logsumexp", "max", "mean", "summation",
            "broadcast_pair", "broadcast_shape", "broadcast_to", "get_item", "make_tuple", "permute",
            "reshape", "split", "stack", "transpose", "tuple_get_item", "sum_tensors", "conv",

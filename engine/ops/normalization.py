@@ -1,13 +1,14 @@
-"""Normalization over one axis of a 2-D tensor as one op: (x - mean) / sqrt(var + eps) in one
-kernel and its gradient in one more, where the composed formula took about 25 launches (batch and
-layer norm build on it). Engine ops layer.
+"""Normalization over one axis of a 2-D tensor as one op: (x - mean) / sqrt(var + eps), with or
+without a learned scale and shift per column, in one kernel and its gradient in one or two more,
+where the composed formula took about 25 launches (batch and layer norm build on it). Engine ops.
 """
 
-from ..autograd import Tensor, TensorOp
+from ..autograd import Tensor, TensorOp, TensorTupleOp
 from ..backend.normalize import normalize as normalize_array
-from ..backend.normalize import normalize_grad
+from ..backend.normalize import normalize_affine as normalize_affine_array
+from ..backend.normalize import normalize_affine_grad, normalize_grad
 from .reduction import summation
-from .shape import broadcast_to
+from .shape import broadcast_to, reshape
 
 
 class Normalize(TensorOp):
@@ -40,21 +41,62 @@ class NormalizeGrad(TensorOp):
 
     def gradient(self, out_grad, node):
         x, g = node.inputs
-        axis, eps = self.forward.axis, self.forward.eps
-        count = x.shape[axis]
-        # Built from an op of its own (not `normalize`), whose statistics J(x) v needs even when
-        # no graph is kept.
-        forward = Normalize(axis, eps)
-        xhat = Tensor.make_from_op(forward, (x,))
-        centered = x - _group_sum(x, axis) / count
-        scale = (_group_sum(centered * centered, axis) / count + eps) ** -0.5
-        j_v = NormalizeGrad(forward, xhat.realize_cached_data())(x, out_grad)
-        # d<v, J(x) g>/dx = -(s / n) (xhat S(v J g) + (J v) S(g xhat) + (J g) S(v xhat)), with
-        # S the group sum and s = 1 / sqrt(var + eps): J depends on x through s and xhat.
-        grad_x = (scale / -count) * (xhat * _group_sum(out_grad * node, axis)
-                                     + j_v * _group_sum(g * xhat, axis)
-                                     + node * _group_sum(out_grad * xhat, axis))
+        grad_x, j_v, _ = _jacobian_product_grads(x, g, node, out_grad, self.forward.axis,
+                                                  self.forward.eps)
         return grad_x, j_v
+
+
+class NormalizeAffine(TensorOp):
+    """(x, weight, bias) -> weight * xhat + bias, xhat = Normalize(axis, eps)(x) and one weight
+    and bias per column. `stats` as Normalize's."""
+
+    def __init__(self, axis, eps):
+        self.axis, self.eps = axis, float(eps)
+        self.stats = None
+
+    def compute(self, x, weight, bias):
+        out, self.stats = normalize_affine_array(x, weight, bias, self.axis, self.eps)
+        return out
+
+    def gradient(self, out_grad, node):
+        x, weight, _ = node.inputs
+        grads = NormalizeAffineGrad(self)(x, weight, out_grad)
+        return grads[0], grads[1], grads[2]
+
+
+class NormalizeAffineGrad(TensorTupleOp):
+    """(x, weight, g) -> (J(x) (weight * g), column sums of g * xhat, column sums of g): the
+    gradients of NormalizeAffine for the cotangent g, from one kernel (two for layer norm).
+    Differentiable in turn through composed ops."""
+
+    def __init__(self, forward):
+        self.forward = forward
+
+    def compute(self, x, weight, g):
+        forward = self.forward
+        grad_x, grad_weight, grad_bias = normalize_affine_grad(g, x, forward.stats, weight,
+                                                               forward.axis, forward.eps)
+        return grad_x, grad_weight.astype(weight.dtype), grad_bias.astype(weight.dtype)
+
+    def gradient(self, out_grad, node):
+        x, weight, g = node.inputs
+        u, v, c = out_grad.tuple()
+        axis, eps = self.forward.axis, self.forward.eps
+        weights = _columns(weight, x.shape)
+        # F = <u, J(x) (W g)> + <v, S(g xhat)> + <c, S(g)>, S the column sum, W the weights
+        # broadcast: the first term is NormalizeGrad's, the others are linear in g and xhat.
+        grad_x, j_u, (xhat_op, xhat) = _jacobian_product_grads(x, weights * g, node[0], u, axis,
+                                                                eps)
+        spread_v = _columns(v, x.shape)
+        grad_x = grad_x + NormalizeGrad(xhat_op, xhat.realize_cached_data())(x, spread_v * g)
+        grad_weight = summation(j_u * g, axes=(0,))
+        grad_g = weights * j_u + spread_v * xhat + _columns(c, x.shape)
+        return grad_x, grad_weight, grad_g
+
+
+def _columns(t, shape):
+    """A (cols,) tensor broadcast over the rows of `shape`."""
+    return broadcast_to(reshape(t, (1, shape[1])), shape)
 
 
 def _group_sum(t, axis):
@@ -62,10 +104,39 @@ def _group_sum(t, axis):
     return broadcast_to(summation(t, axes=(axis,), keepdims=True), t.shape)
 
 
-def normalize(x, axis, eps=1e-5):
-    """(x - mean) / sqrt(var + eps) over `axis` (0: per column, as batch norm; 1: per row, as
-    layer norm) of a 2-D tensor, with the biased variance; one kernel each way."""
+def _jacobian_product_grads(x, g, j_g, v, axis, eps):
+    """(d<v, J(x) g>/dx, J(x) v, (op, xhat)) as composed, differentiable ops, where j_g is
+    J(x) g; xhat is normalize(x) made by its own op, whose statistics J(x) v needs even when no
+    graph is kept."""
+    count = x.shape[axis]
+    forward = Normalize(axis, eps)
+    xhat = Tensor.make_from_op(forward, (x,))
+    centered = x - _group_sum(x, axis) / count
+    scale = (_group_sum(centered * centered, axis) / count + eps) ** -0.5
+    j_v = NormalizeGrad(forward, xhat.realize_cached_data())(x, v)
+    # d<v, J(x) g>/dx = -(s / n) (xhat S(v J g) + (J v) S(g xhat) + (J g) S(v xhat)), with
+    # S the group sum and s = 1 / sqrt(var + eps): J depends on x through s and xhat.
+    grad_x = (scale / -count) * (xhat * _group_sum(v * j_g, axis)
+                                 + j_v * _group_sum(g * xhat, axis)
+                                 + j_g * _group_sum(v * xhat, axis))
+    return grad_x, j_v, (forward, xhat)
+
+
+def _check_2d(x, axis):
     if len(x.shape) != 2 or axis not in (0, 1):
         raise ValueError(f"normalize works over axis 0 or 1 of a 2-D tensor, got shape "
                          f"{tuple(x.shape)} and axis {axis!r}")
+
+
+def normalize(x, axis, eps=1e-5):
+    """(x - mean) / sqrt(var + eps) over `axis` (0: per column, as batch norm; 1: per row, as
+    layer norm) of a 2-D tensor, with the biased variance; one kernel each way."""
+    _check_2d(x, axis)
     return Tensor.make_from_op(Normalize(axis, eps), (x,))
+
+
+def normalize_affine(x, weight, bias, axis, eps=1e-5):
+    """weight * normalize(x, axis, eps) + bias, weight and bias (cols,) tensors: batch norm's
+    training step (axis 0) or layer norm (axis 1) in one kernel forward, one or two backward."""
+    _check_2d(x, axis)
+    return Tensor.make_from_op(NormalizeAffine(axis, eps), (x, weight, bias))

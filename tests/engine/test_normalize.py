@@ -1,6 +1,6 @@
-"""The fused normalization op (ops.normalize) behind BatchNorm1d/2d and LayerNorm1d: values, first
-and second derivatives against central differences on every device, errors, and the kernels a
-normalization layer spends per training step. Engine tests.
+"""The fused normalization ops (ops.normalize, ops.normalize_affine) behind BatchNorm1d/2d and
+LayerNorm1d: values, first and second derivatives against central differences on every device,
+errors, and the kernels a normalization layer spends per training step. Engine tests.
 """
 
 import numpy as np
@@ -9,7 +9,12 @@ import pytest
 import engine as ndl
 from engine import nn
 from engine.backend import count_launches
-from engine.ops.normalization import Normalize, NormalizeGrad
+from engine.ops.normalization import (
+    Normalize,
+    NormalizeAffine,
+    NormalizeAffineGrad,
+    NormalizeGrad,
+)
 from tests.devices import DEVICE_PARAMS
 from tests.op_check import check_op
 
@@ -63,21 +68,74 @@ def test_normalize_rejects_other_ranks_and_axes(shape, axis):
         ndl.ops.normalize(ndl.Tensor(np.zeros(shape), device=ndl.cpu_numpy()), axis)
 
 
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+@pytest.mark.parametrize("view", ("compact", "permuted", "sliced"))
+@pytest.mark.parametrize("axis", [0, 1])
+def test_normalize_affine_value_and_gradients(device, view, axis):
+    check_op(lambda x, w, b: ndl.ops.normalize_affine(x, w, b, axis),
+             lambda x, w, b: w * _normalized(x, axis) + b, (6, 5), (5,), (5,), device=device,
+             view=view)
+
+
+def _affine_gradient(x, w, g, axis, eps):
+    """(x's, weight's, bias's gradients) of w * xhat + b for the cotangent g, in float64."""
+    return (_normalize_grad(x, w * g, axis, eps), (g * _normalized(x, axis, eps)).sum(axis=0),
+            g.sum(axis=0))
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+@pytest.mark.parametrize("axis", [0, 1])
+@pytest.mark.parametrize("output", [0, 1, 2], ids=["input", "weight", "bias"])
+def test_affine_gradient_op_and_its_own_gradient(device, axis, output):
+    # Each of the tuple op's three outputs, differentiated with respect to x, weight and g.
+    def gradient_op(x, w, g):
+        forward = NormalizeAffine(axis, 0.1)
+        data = x.realize_cached_data()
+        forward.compute(data, w.realize_cached_data(), data.device.full((4,), 0.0, data.dtype))
+        return NormalizeAffineGrad(forward)(x, w, g)[output]
+
+    check_op(gradient_op, lambda x, w, g: _affine_gradient(x, w, g, axis, 0.1)[output], (5, 4),
+             (4,), (5, 4), device=device)
+
+
+@pytest.mark.parametrize("weight_shape, message", [
+    ((4,), r"weight must have shape \(3,\)"),
+    ((1, 3), r"weight must have shape \(3,\)"),
+])
+def test_normalize_affine_rejects_parameters_of_another_shape(weight_shape, message):
+    x = ndl.Tensor(np.zeros((2, 3)), device=ndl.cpu_numpy())
+    weight = ndl.Tensor(np.ones(weight_shape), device=ndl.cpu_numpy())
+    bias = ndl.Tensor(np.zeros(3), device=ndl.cpu_numpy())
+    with pytest.raises(ValueError, match=message):
+        ndl.ops.normalize_affine(x, weight, bias, 0)
+
+
+def test_normalize_affine_rejects_other_ranks():
+    x = ndl.Tensor(np.zeros((2, 3, 4)), device=ndl.cpu_numpy())
+    with pytest.raises(ValueError, match="normalize works over axis 0 or 1 of a 2-D tensor"):
+        ndl.ops.normalize_affine(x, x, x, 1)
+
+
 @pytest.mark.parametrize("make, per_step", [
-    # With the test's sum: one kernel each way for the statistics, 2 for the running estimates
-    # and 1 to compact the variance's offset view; the affine part is composed, its broadcast
-    # rows read as stored. The composed formula took 57 and 48.
-    (lambda: nn.BatchNorm1d(8, device=ndl.cpu_numpy()), 19),
-    (lambda: nn.LayerNorm1d(8, device=ndl.cpu_numpy()), 16),
+    # One kernel each way for the statistics and the affine part (layer norm's backward sums
+    # its parameters' gradients in the same protocol call) and, for batch norm, one for both
+    # running estimates; the test's sum adds a reduction, a fill, and a compact of the
+    # broadcast cotangent; the gradients of x, weight and bias accumulate onto the first
+    # step's (3 adds). The composed formula took 57 and 48; fused statistics with a composed
+    # affine part and separate running estimates, 19 and 16.
+    (lambda: nn.BatchNorm1d(8, device=ndl.cpu_numpy()), 9),
+    (lambda: nn.LayerNorm1d(8, device=ndl.cpu_numpy()), 8),
 ], ids=["batch_norm", "layer_norm"])
 def test_normalization_layer_launches(make, per_step):
     layer = make()
     x = ndl.Tensor(np.random.default_rng(0).standard_normal((16, 8)), device=ndl.cpu_numpy(),
                    dtype="float32")
-    layer(x).sum().backward()  # the first bias gradient also fills a cached row of ones
+    layer(x).sum().backward()
     with count_launches(ndl.cpu_numpy()) as launches:
         layer(x).sum().backward()
-    assert launches["norm_forward"] == 1 and launches["norm_backward"] == 1
+    assert launches["norm_affine_forward"] == 1 and launches["norm_affine_backward"] == 1
+    assert launches["ewise_add"] == 3
+    assert launches["ewise_axpby"] == int(isinstance(layer, nn.BatchNorm1d))
     assert sum(launches.values()) == per_step
 
 
@@ -86,3 +144,23 @@ def test_running_estimates_keep_the_layer_dtype_on_wider_input():
     layer(ndl.Tensor(np.random.default_rng(1).standard_normal((5, 3)), device=ndl.cpu_numpy(),
                      dtype="float64"))
     assert layer.running_mean.dtype == "float32" and layer.running_var.dtype == "float32"
+
+
+def test_running_estimates_follow_assignments_and_loads():
+    # The estimates live in one (2, dim) array between steps; replacing either (by assignment
+    # or load_state_dict) must be honoured by the next step, not overwritten by the old array.
+    device = ndl.cpu_numpy()
+    layer = nn.BatchNorm1d(2, momentum=0.5, device=device)
+    x = ndl.Tensor(np.array([[1.0, 2.0], [3.0, 6.0]]), device=device, dtype="float32")
+    layer(x)
+    np.testing.assert_allclose(layer.running_mean.numpy(), [1.0, 2.0])
+    np.testing.assert_allclose(layer.running_var.numpy(), [1.0, 2.5])
+    layer.running_mean = ndl.Tensor(np.array([10.0, 20.0]), device=device, dtype="float32")
+    layer(x)
+    np.testing.assert_allclose(layer.running_mean.numpy(), [6.0, 12.0])
+    np.testing.assert_allclose(layer.running_var.numpy(), [1.0, 3.25])
+    layer.load_state_dict({"weight": np.ones(2), "bias": np.zeros(2),
+                           "running_mean": np.zeros(2), "running_var": np.full(2, 4.0)})
+    layer(x)
+    np.testing.assert_allclose(layer.running_mean.numpy(), [1.0, 2.0])
+    np.testing.assert_allclose(layer.running_var.numpy(), [2.5, 4.0])

@@ -1,6 +1,7 @@
 """C kernels of the cpu device that each replace several launches (a repeated row, softmax
-cross-entropy, normalization over one axis, dropout with its mask hashed in place): exact agreement
-across 1 and 2 threads and in place, agreement with the numpy spec for any strides, and bad sizes.
+cross-entropy, normalization over one axis plain or affine, dropout with its mask hashed in
+place): exact agreement across 1 and 2 threads and in place, agreement with the numpy spec for
+any strides, and bad sizes.
 Kernel layer tests.
 """
 
@@ -210,6 +211,139 @@ def test_norm_bad_sizes_raise():
         cpu.norm_forward(x, x, stats, -1, 3, 3, 1, 1e-5)
     with pytest.raises(KernelError, match=r"norm_backward: negative .*member_stride=-1"):
         cpu.norm_backward(x, x, stats, x, 2, 3, 6, -1, 1e-5)
+
+
+def affine_operands(sizes, per_member, seed):
+    """x, g, weight and bias over the elements `sizes` reach (at least one each)."""
+    groups, members, group_stride, member_stride = sizes
+    reach = (groups - 1) * group_stride + (members - 1) * member_stride + 1
+    count = members if per_member else groups
+    rng = np.random.default_rng(seed)
+    x, g = (rng.standard_normal((2, max(reach, 1))) * [[3.0], [1.0]] + [[2.0], [0.0]])
+    weight, bias = rng.standard_normal((2, max(count, 1))) + [[1.0], [0.0]]
+    return [a.astype(np.float32) for a in (x, g, weight, bias)]
+
+
+def norm_affine_both(device, operands, sizes, per_member, host=np.array):
+    """(out, stats, input gradient, weight_grad, bias_grad) of `device`'s affine norm pair; the
+    gradient buffers start at 7 so that unwritten parameter sums show."""
+    x, g, weight, bias = (host(a) for a in operands)
+    count = weight.size
+    out, grad = host(np.zeros_like(operands[0])), host(np.zeros_like(operands[0]))
+    stats = host(np.zeros(max(2 * sizes[0], 1), operands[0].dtype))
+    weight_grad, bias_grad = (host(np.full(count, 7, np.float32)) for _ in range(2))
+    device.norm_affine_forward(x, weight, bias, out, stats, *sizes, 1e-5, per_member)
+    device.norm_affine_backward(g, x, stats, weight, grad, weight_grad, bias_grad, *sizes, 1e-5,
+                                per_member)
+    return [np.array(a, np.float64) for a in (out, stats[: 2 * sizes[0]], grad, weight_grad,
+                                              bias_grad)]
+
+
+def check_affine_against_spec(sizes, per_member, seed):
+    """1 and 2 threads agree bit for bit, and both agree with the float64 spec within float32
+    rounding (scaled by each result's magnitude: few members cancel heavily)."""
+    operands = affine_operands(sizes, per_member, seed)
+    expected = norm_affine_both(spec, [a.astype(np.float64) for a in operands], sizes,
+                                per_member)
+    before = cpu.get_num_threads()
+    try:
+        results = []
+        for threads in (1, 2):
+            cpu.set_num_threads(threads)
+            results.append(norm_affine_both(cpu, operands, sizes, per_member, host=on_cpu))
+    finally:
+        cpu.set_num_threads(before)
+    # The input gradient is a difference of terms h / sqrt(var + eps), h = weight * g: its
+    # rounding scales with them (a group of one member gives 0 from terms up to 316 |h|).
+    groups, members, group_stride, member_stride = sizes
+    g, weight = (a.astype(np.float64) for a in operands[1:3])
+    grad = np.lib.stride_tricks.as_strided(g, (groups, members),
+                                           (8 * group_stride, 8 * member_stride))
+    parameter = weight[:members][None, :] if per_member else weight[:groups][:, None]
+    terms = np.abs(grad * parameter) / np.sqrt(expected[1][groups:, None] + 1e-5)
+    names = ("out", "stats", "gradient", "weight_grad", "bias_grad")
+    for name, one, two, want in zip(names, *results, expected, strict=True):
+        np.testing.assert_array_equal(one, two, err_msg=name)
+        scale = max(np.abs(np.nan_to_num(want)).max(initial=0.0), 1.0)
+        if name == "gradient":
+            scale = max(scale, terms.max(initial=0.0))
+        np.testing.assert_allclose(one, want, rtol=1e-5, atol=1e-5 * scale, equal_nan=True,
+                                   err_msg=name)
+
+
+# (rows, cols): one element, one group or one member, nothing, odd sizes, past the thread grain.
+AFFINE_SHAPES = [(1, 1), (1, 6), (6, 1), (0, 5), (5, 0), (3, 1000), (1000, 3), (257, 129)]
+
+
+@pytest.mark.parametrize("per_member", [0, 1])
+@pytest.mark.parametrize("per_row", [True, False], ids=["rows", "columns"])
+@pytest.mark.parametrize("shape", AFFINE_SHAPES, ids=str)
+def test_norm_affine_matches_spec(shape, per_row, per_member):
+    rows, cols = shape
+    sizes = (rows, cols, cols, 1) if per_row else (cols, rows, 1, cols)
+    check_affine_against_spec(sizes, per_member, rows * cols + per_member)
+
+
+@pytest.mark.parametrize("per_member", [0, 1])
+@pytest.mark.parametrize("sizes", NORM_LAYOUTS[2:], ids=str)
+def test_norm_affine_matches_spec_for_any_strides(sizes, per_member):
+    """Blocks of columns, and strides outside both fast paths (overlapping groups included)."""
+    check_affine_against_spec(sizes, per_member, sum(sizes))
+
+
+def test_norm_affine_sums_over_no_elements_are_zero():
+    weight_grad, bias_grad, x, stats = cpu.alloc(4), cpu.alloc(4), cpu.alloc(1), cpu.alloc(8)
+    for groups, members, per_member in ((0, 4, 1), (4, 0, 0)):
+        cpu.fill(weight_grad, 7.0, 4)
+        cpu.fill(bias_grad, 7.0, 4)
+        cpu.norm_affine_backward(x, x, stats, cpu.alloc(4), cpu.alloc(1), weight_grad, bias_grad,
+                                 groups, members, 1, 1, 1e-5, per_member)
+        np.testing.assert_array_equal(np.asarray(weight_grad), 0.0)
+        np.testing.assert_array_equal(np.asarray(bias_grad), 0.0)
+
+
+def test_norm_affine_bad_arguments_raise():
+    x, stats, p = cpu.alloc(12), cpu.alloc(8), cpu.alloc(4)
+    forward, backward = cpu.norm_affine_forward, cpu.norm_affine_backward
+    with pytest.raises(ValueError, match=r"norm_affine_forward: x needs 15 elements for groups=3, "
+                                         r"members=5, strides=\(5, 1\), per_member=0, its buffer "
+                                         r"has 12"):
+        forward(x, p, p, cpu.alloc(15), stats, 3, 5, 5, 1, 1e-5, 0)
+    with pytest.raises(ValueError, match="norm_affine_forward: stats needs 10 elements"):
+        forward(x, p, p, x, stats, 5, 2, 2, 1, 1e-5, 1)
+    with pytest.raises(ValueError, match="norm_affine_forward: weight needs 6 elements .*"
+                                         "per_member=1, its buffer has 3"):
+        forward(x, cpu.alloc(3), p, x, stats, 2, 6, 6, 1, 1e-5, 1)
+    with pytest.raises(ValueError, match="norm_affine_forward: bias needs 4 elements .* has 3"):
+        forward(x, p, cpu.alloc(3), x, stats, 4, 3, 3, 1, 1e-5, 0)
+    with pytest.raises(ValueError, match="norm_affine_forward: per_member must be 0 or 1, got 2"):
+        forward(x, p, p, x, stats, 4, 3, 3, 1, 1e-5, 2)
+    out = cpu.alloc(12)
+    with pytest.raises(ValueError, match="norm_affine_backward: g needs 12 elements"):
+        backward(cpu.alloc(6), x, stats, p, out, p, p, 4, 3, 3, 1, 1e-5, 0)
+    with pytest.raises(ValueError, match="norm_affine_backward: weight needs 6 elements"):
+        backward(x, x, stats, p, out, p, p, 2, 6, 6, 1, 1e-5, 1)
+    with pytest.raises(ValueError, match="norm_affine_backward: weight_grad needs 4 elements"):
+        backward(x, x, stats, p, out, cpu.alloc(3), p, 4, 3, 3, 1, 1e-5, 0)
+    with pytest.raises(ValueError, match="norm_affine_backward: bias_grad needs 3 elements"):
+        backward(x, x, stats, p, out, p, cpu.alloc(2), 4, 3, 3, 1, 1e-5, 1)
+    with pytest.raises(ValueError, match="norm_affine_backward: per_member must be 0 or 1, got -1"):
+        backward(x, x, stats, p, out, p, p, 4, 3, 3, 1, 1e-5, -1)
+    with pytest.raises(KernelError, match=r"norm_affine_backward: negative .*member_stride=-1"):
+        backward(x, x, stats, p, out, p, p, 2, 3, 6, -1, 1e-5, 0)
+
+
+def test_norm_affine_kernels_report_status_before_any_access():
+    lib, a = load(), cpu.alloc(12)
+    forward, backward = lib.nd_norm_affine_forward_f32, lib.nd_norm_affine_backward_f32
+    for per_member in (2, -1):
+        assert forward(*[a.address] * 5, 3, 4, 4, 1, 1e-5, per_member) == 6  # ND_ERR_ARG
+        assert backward(*[a.address] * 7, 3, 4, 4, 1, 1e-5, per_member) == 6
+    assert forward(a.address, None, a.address, a.address, a.address, 3, 4, 4, 1, 1e-5, 0) == 4
+    assert backward(*[a.address] * 5, None, a.address, 3, 4, 4, 1, 1e-5, 1) == 4  # ND_ERR_NULL
+    assert backward(*[a.address] * 3, None, *[a.address] * 3, 3, 4, 4, 1, 1e-5, 1) == 4
+    assert forward(*[None] * 5, 0, 4, 4, 1, 1e-5, 1) == 0  # no groups: nothing to touch
+    assert backward(*[None] * 7, 4, 0, 1, 1, 1e-5, 1) == 0  # no members, per member: no sums
 
 
 def test_dropout_is_exact_for_1_and_2_threads_and_in_place():

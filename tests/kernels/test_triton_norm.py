@@ -177,3 +177,139 @@ def test_bad_arguments_raise(cuda):
         cuda.norm_backward(x, x, cuda.alloc(4), out, 3, 4, 4, 1, EPS)
     with pytest.raises(TypeError, match="norm_forward stats: expected a torch tensor"):
         cuda.norm_forward(x, out, np.zeros(6, np.float32), 3, 4, 4, 1, EPS)
+
+
+# Learned scale and shift (norm_affine_*): per group (batch norm) and per member (layer norm).
+def _run_affine(device, x, g, weight, bias, layout, per_member):
+    """(out, stats, gradient, weight_grad, bias_grad) as host buffers (SENTINEL where nothing
+    was written; one element at least, as to_device allocates)."""
+    groups = layout[0]
+    sizes = (x.size, 2 * groups, x.size, weight.size, weight.size)
+    if device is numpy_device:
+        out, stats, grad, weight_grad, bias_grad = (np.full(max(n, 1), SENTINEL, np.float32)
+                                                    for n in sizes)
+        x, g, weight, bias = (np.resize(a, max(a.size, 1)) for a in (x, g, weight, bias))
+    else:
+        out, stats, grad, weight_grad, bias_grad = (to_device(device, np.full(n, SENTINEL))
+                                                    for n in sizes)
+        x, g, weight, bias = (to_device(device, a) for a in (x, g, weight, bias))
+    device.norm_affine_forward(x, weight, bias, out, stats, *layout, EPS, per_member)
+    device.norm_affine_backward(g, x, stats, weight, grad, weight_grad, bias_grad, *layout, EPS,
+                                per_member)
+    buffers = (out, stats, grad, weight_grad, bias_grad)
+    if device is numpy_device:
+        return [buffer[:n] for buffer, n in zip(buffers, sizes, strict=True)]
+    return [read(device, buffer, n) for buffer, n in zip(buffers, sizes, strict=True)]
+
+
+def _check_affine(cuda, x, g, layout, per_member, atol=1e-4):
+    count = layout[1] if per_member else layout[0]
+    weight = RNG.uniform(0.5, 2.0, count).astype(np.float32)
+    bias = RNG.standard_normal(count).astype(np.float32)
+    want = _run_affine(numpy_device, x, g, weight, bias, layout, per_member)
+    got = _run_affine(cuda, x, g, weight, bias, layout, per_member)
+    names = ("out", "stats", "gradient", "weight_grad", "bias_grad")
+    for name, value, expected in zip(names, got, want, strict=True):
+        np.testing.assert_allclose(value, expected, rtol=1e-4, atol=atol, equal_nan=True,
+                                   err_msg=name)
+    return got
+
+
+# (rows, cols, layout) of a compact array: single elements; two group programs (64 rows per
+# row tile, 8 columns per column tile); members past one chunk (1024 per row, 512 per column: the
+# transposed shape would need a program per 8 of its 1100 columns, slow in the interpreter); for
+# the per-member parameter gradients (32 members a program, 128 groups a chunk) several programs
+# and group chunks.
+AFFINE_CASES = [(rows, cols, layout) for rows, cols in
+                [(1, 1), (1, 9), (9, 1), (70, 64), (600, 9), (130, 40), (40, 130)]
+                for layout in ("rows", "columns")] + [(3, 1100, "rows"), (1100, 3, "columns")]
+
+
+@pytest.mark.parametrize("per_member", [0, 1], ids=["per_group", "per_member"])
+@pytest.mark.parametrize("rows, cols, layout", AFFINE_CASES, ids=str)
+def test_affine_compact_layouts_match_spec(cuda, rows, cols, layout, per_member):
+    x, g = _random(rows, cols)
+    _check_affine(cuda, x, g, _layout(rows, cols, layout == "rows"), per_member)
+
+
+@pytest.mark.parametrize("per_member", [0, 1], ids=["per_group", "per_member"])
+@pytest.mark.parametrize("group_stride, member_stride", [(1, 11), (50, 2)])
+def test_affine_strided_groups_leave_gaps_untouched(cuda, group_stride, member_stride,
+                                                    per_member):
+    groups, members = 10, 20
+    size = (groups - 1) * group_stride + (members - 1) * member_stride + 1
+    x, g = _random(size, 1)
+    out, _, grad, _, _ = _check_affine(cuda, x, g, (groups, members, group_stride,
+                                                    member_stride), per_member)
+    touched = np.zeros(size, bool)
+    touched[(np.arange(groups)[:, None] * group_stride
+             + np.arange(members)[None, :] * member_stride).reshape(-1)] = True
+    assert (out[~touched] == SENTINEL).all() and (grad[~touched] == SENTINEL).all()
+    assert (out[touched] != SENTINEL).all() and (grad[touched] != SENTINEL).all()
+
+
+@pytest.mark.parametrize("per_member", [0, 1], ids=["per_group", "per_member"])
+def test_affine_nan_group_spreads_as_in_spec(cuda, per_member):
+    rows, cols = 6, 40
+    x, g = _random(rows, cols)
+    x[2 * cols + 7] = np.nan
+    _, _, grad, weight_grad, bias_grad = _check_affine(cuda, x, g, _layout(rows, cols, True),
+                                                       per_member)
+    assert np.isnan(grad.reshape(rows, cols)[2]).all()
+    assert np.isfinite(grad.reshape(rows, cols)[[0, 1, 3, 4, 5]]).all()
+    assert np.isnan(weight_grad).any() and np.isfinite(bias_grad).all()
+
+
+@pytest.mark.parametrize("per_member", [0, 1], ids=["per_group", "per_member"])
+@pytest.mark.parametrize("rows, cols", [(0, 5), (5, 0)], ids=str)
+def test_affine_empty_shapes_match_spec(cuda, rows, cols, per_member):
+    x, g = _random(rows, cols)
+    got = _check_affine(cuda, x, g, _layout(rows, cols, True), per_member)
+    count = cols if per_member else rows
+    # Parameters over no elements get zero gradients (groups == 0 per member, members == 0 per
+    # group); nothing else is written.
+    np.testing.assert_array_equal(got[3], np.zeros(count))
+    np.testing.assert_array_equal(got[4], np.zeros(count))
+    assert (got[0] == SENTINEL).all() and (got[2] == SENTINEL).all()
+
+
+def test_affine_forward_and_backward_by_hand(cuda):
+    x, g = np.array([1.0, 3.0, 2.0, 6.0], np.float32), np.array([1.0, 0.0, 0.0, 2.0], np.float32)
+    # Two groups of two along the rows; a per-group scale of 2 and 4, shifts 1 and -1, eps 0.
+    out, stats, grad = cuda.alloc(4), cuda.alloc(4), cuda.alloc(4)
+    weight, bias = to_device(cuda, [2.0, 4.0]), to_device(cuda, [1.0, -1.0])
+    weight_grad, bias_grad = cuda.alloc(2), cuda.alloc(2)
+    cuda.norm_affine_forward(to_device(cuda, x), weight, bias, out, stats, 2, 2, 2, 1, 0.0, 0)
+    np.testing.assert_allclose(read(cuda, out, 4), [-1.0, 3.0, -5.0, 3.0], rtol=1e-6)
+    cuda.norm_affine_backward(to_device(cuda, g), to_device(cuda, x), stats, weight, grad,
+                              weight_grad, bias_grad, 2, 2, 2, 1, 0.0, 0)
+    np.testing.assert_allclose(read(cuda, weight_grad, 2), [-1.0, 2.0], rtol=1e-6)
+    np.testing.assert_allclose(read(cuda, bias_grad, 2), [1.0, 2.0], rtol=1e-6)
+    # xhat = +-1 makes the input gradient vanish: g's mean and projection cancel it exactly.
+    np.testing.assert_allclose(read(cuda, grad, 4), [0.0] * 4, atol=1e-6)
+
+
+def test_affine_bad_arguments_raise(cuda):
+    x, out, stats = cuda.alloc(12), cuda.alloc(12), cuda.alloc(6)
+    three, four = cuda.alloc(3), cuda.alloc(4)
+    with pytest.raises(ValueError, match="norm_affine_forward: per_member must be 0 or 1, got 2"):
+        cuda.norm_affine_forward(x, three, three, out, stats, 3, 4, 4, 1, EPS, 2)
+    with pytest.raises(ValueError, match="norm_affine_backward: per_member must be 0 or 1"):
+        cuda.norm_affine_backward(x, x, stats, four, out, four, four, 3, 4, 4, 1, EPS, -1)
+    with pytest.raises(ValueError, match="norm_affine_forward bias: buffer holds 3 elements, 4"):
+        cuda.norm_affine_forward(x, four, three, out, stats, 3, 4, 4, 1, EPS, 1)
+    with pytest.raises(ValueError, match="norm_affine_forward weight: buffer holds 2 elements"):
+        cuda.norm_affine_forward(x, cuda.alloc(2), three, out, stats, 3, 4, 4, 1, EPS, 0)
+    with pytest.raises(ValueError, match="norm_affine_backward weight_grad: buffer holds 3"):
+        cuda.norm_affine_backward(x, x, stats, four, out, three, four, 3, 4, 4, 1, EPS, 1)
+    with pytest.raises(ValueError, match="norm_affine_backward bias_grad: buffer holds 2"):
+        cuda.norm_affine_backward(x, x, stats, three, out, three, cuda.alloc(2), 3, 4, 4, 1,
+                                  EPS, 0)
+    with pytest.raises(ValueError, match="norm_affine_backward x: view shape"):
+        cuda.norm_affine_backward(x, cuda.alloc(11), stats, three, out, three, three, 3, 4, 4,
+                                  1, EPS, 0)
+    with pytest.raises(ValueError, match="norm_affine_backward stats: buffer holds 5"):
+        cuda.norm_affine_backward(x, x, cuda.alloc(5), three, out, three, three, 3, 4, 4, 1,
+                                  EPS, 0)
+    with pytest.raises(ValueError, match="norm_affine_forward: negative sizes groups=-3"):
+        cuda.norm_affine_forward(x, three, three, out, stats, -3, 4, 4, 1, EPS, 0)
