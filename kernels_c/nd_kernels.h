@@ -10,7 +10,8 @@
  *   (`*_len`) and refuse any access outside it.
  * - "Compact" data is dense row-major starting at element 0.
  * - Ranks of strided kernels are 0..ND_MAX_RANK.
- * - Memory: kernels allocate nothing, except nd_sgemm_f32 / nd_matmul_f32 and the conv kernels.
+ * - Memory: kernels allocate nothing, except nd_sgemm_f32 / nd_matmul_f32, the conv kernels and
+ *   nd_max_pool2d_backward_f32 with overlapping windows (see pool.c below).
  *   sgemm takes its packing buffers from a per-thread scratch block kept between calls (at most
  *   4 MiB per thread, freed at thread exit); larger requests (the tiled path at m >~ 2700) use
  *   aligned_alloc/free per call, and the direct small-matrix path (m*n*k <= 2^26, AVX-512 builds)
@@ -219,5 +220,25 @@ int nd_conv2d_backward_weight_naive_f32(const float *x, const float *gy, float *
                                         int64_t kw, int64_t oh, int64_t ow, int64_t stride_h,
                                         int64_t stride_w, int64_t pad_h, int64_t pad_w,
                                         int64_t dil_h, int64_t dil_w, int64_t groups);
+
+
+/* pool.c: max pooling, NHWC x (n, h, w, c), out and gy (n, oh, ow, c), gx (n, h, w, c); window
+ * (oy, ox) covers x rows oy*stride_h - pad_h + r (r < kh), columns alike; padding is outside x and
+ * never wins; 2 * pad <= kernel and oh, ow must match the other sizes (else ND_ERR_SIZE).
+ * forward:  out = each window's maximum over the x elements it covers (NaN if one is NaN, -inf
+ *           if it covers none).
+ * backward: gx overwritten: window o sends gy[o] / ties_o to each covered element equal to
+ *           out[o] (ties_o of them), NaN to every covered element when none is; an element sums
+ *           what its windows send in the numpy spec's tap order (0 from none). Non-overlapping
+ *           windows (stride >= kernel) take one pass; overlapping ones allocate two (n, oh, ow, c)
+ *           scratch arrays (ND_ERR_NOMEM if that fails). Results do not depend on the thread
+ *           count. */
+int nd_max_pool2d_forward_f32(const float *x, float *out, int64_t n, int64_t h, int64_t w_,
+                              int64_t c, int64_t kh, int64_t kw, int64_t oh, int64_t ow,
+                              int64_t stride_h, int64_t stride_w, int64_t pad_h, int64_t pad_w);
+int nd_max_pool2d_backward_f32(const float *x, const float *out, const float *gy, float *gx,
+                               int64_t n, int64_t h, int64_t w_, int64_t c, int64_t kh,
+                               int64_t kw, int64_t oh, int64_t ow, int64_t stride_h,
+                               int64_t stride_w, int64_t pad_h, int64_t pad_w);
 
 #endif

@@ -8,7 +8,8 @@ import ctypes
 
 import numpy as np
 
-# Part of this device's protocol, written in a file of their own.
+# Part of this device's protocol, written in files of their own.
+from .cpu_device_pool import max_pool2d_backward, max_pool2d_forward  # noqa: F401
 from .cpu_device_rows import (  # noqa: F401
     norm_affine_backward,
     norm_affine_forward,

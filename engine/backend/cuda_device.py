@@ -19,6 +19,7 @@ try:
     from kernels_triton import matmul as _matmul
     from kernels_triton import memory as _memory
     from kernels_triton import norm as _norm
+    from kernels_triton import pool as _pool
     from kernels_triton import reduce as _reduce
     from kernels_triton.common import interpreting as _interpreting
 
@@ -328,6 +329,18 @@ def conv2d_backward_weight(x, gy, gw, n, h, w_, c, k, kh, kw, oh, ow,
                                  pad_h, pad_w, dil_h, dil_w, groups, precision=_precision,
                                  splits=splits, workspace=workspace, x_channel_major=staged,
                                  gy_channel_major=staged, checked=True)
+
+
+# Max pooling
+def max_pool2d_forward(x, out, n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w):
+    _pool.max_pool2d_forward(x, out, n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w, pad_h,
+                             pad_w)
+
+
+def max_pool2d_backward(x, out, gy, gx, n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w, pad_h,
+                        pad_w):
+    _pool.max_pool2d_backward(x, out, gy, gx, n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w,
+                              pad_h, pad_w)
 
 
 # Threads: a GPU has no host thread count to set.

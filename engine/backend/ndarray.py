@@ -12,7 +12,7 @@ import numpy as np
 from .device import BackendDevice, default_device
 from .matmul import matmul, ones_row
 from .reduce_plan import reduce_plan
-from .strides import compact_strides, repeated_row_period
+from .strides import compact_strides, index_view, is_permuted_dense, repeated_row_period
 
 prod = math.prod
 _new_object = object.__new__
@@ -239,43 +239,7 @@ class NDArray:
         return out
 
     def _index(self, idxs):
-        """(shape, strides, offset) of the basic-indexing view `self[idxs]` (numpy semantics:
-        ints drop their axis, slices keep it, `...` and None are understood)."""
-        if not isinstance(idxs, tuple):
-            idxs = (idxs,)
-        if sum(i is Ellipsis for i in idxs) > 1:
-            raise IndexError("an index can only have a single ellipsis")
-        n_real = sum(1 for i in idxs if i is not None and i is not Ellipsis)
-        if n_real > self.ndim:
-            raise IndexError(f"too many indices ({n_real}) for array of shape {self.shape}")
-        if Ellipsis in idxs:
-            at = idxs.index(Ellipsis)
-            idxs = idxs[:at] + (slice(None),) * (self.ndim - n_real) + idxs[at + 1:]
-        else:
-            idxs = idxs + (slice(None),) * (self.ndim - n_real)
-        shape, strides, offset, axis = [], [], self.offset, 0
-        for idx in idxs:
-            if idx is None:
-                shape.append(1)
-                strides.append(0)
-                continue
-            n, stride = self.shape[axis], self.strides[axis]
-            if isinstance(idx, slice):
-                start, stop, step = idx.indices(n)
-                length = len(range(start, stop, step))
-                offset += start * stride if length else 0
-                shape.append(length)
-                strides.append(stride * step)
-            elif isinstance(idx, numbers.Integral) and not isinstance(idx, bool):
-                i = int(idx)
-                if not -n <= i < n:
-                    raise IndexError(f"index {i} is out of bounds for axis {axis} with size {n} "
-                                     f"(array shape {self.shape})")
-                offset += (i % n) * stride
-            else:
-                raise TypeError(f"unsupported index {idx!r}: use ints, slices, None or ...")
-            axis += 1
-        return tuple(shape), tuple(strides), offset
+        return index_view(self.shape, self.strides, self.offset, idxs)
 
     def __getitem__(self, idxs):
         return self._like(*self._index(idxs))
@@ -315,6 +279,13 @@ class NDArray:
                     out = self._new(shape)
                     row_fn(dense.handle, row.handle, out.handle, prod(shape), period)
                     return out
+            if (not self_compact and self.strides == other.strides and self.offset == 0
+                    and other.offset == 0 and is_permuted_dense(shape, self.strides)):
+                # Two views of one permuted layout (NHWC activations seen as NCHW): run over
+                # the buffers as stored and keep the layout.
+                out = self._new_like_view()
+                ewise_fn(self.handle, other.handle, out.handle, prod(shape))
+                return out
             a = self if self_compact else self.compact()
             if other_compact:
                 b = other
@@ -324,6 +295,9 @@ class NDArray:
                 # The result takes self's dtype whatever the layouts (mixed dtypes on cpu_numpy).
                 out = b if b.dtype == self.dtype else (a if a is not self else self._new(shape))
             ewise_fn(a.handle, b.handle, out.handle, prod(shape))
+        elif not self_compact and self.offset == 0 and is_permuted_dense(shape, self.strides):
+            out = self._new_like_view()
+            scalar_fn(self.handle, float(other), out.handle, prod(shape))
         else:
             a = self if self_compact else self.compact()
             out = a if a is not self else self._new(shape)
@@ -334,9 +308,17 @@ class NDArray:
         shape = self.shape
         if self.offset == 0 and self.strides == compact_strides(shape):
             a, out = self, self._new(shape)
+        elif self.offset == 0 and is_permuted_dense(shape, self.strides):
+            a, out = self, self._new_like_view()
         else:
             a = out = self.compact()
         fn(a.handle, out.handle, prod(shape))
+        return out
+
+    def _new_like_view(self):
+        """A new array laid out like this permuted dense view: its strides over a fresh buffer."""
+        out = self._new(self.shape)
+        out.strides = self.strides
         return out
 
     def __add__(self, other):

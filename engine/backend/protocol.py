@@ -107,7 +107,14 @@ Convolution (NHWC activations, (KH, KW, C/groups, K) weights; implicit zero padd
         out (n, oh, ow, k) compact
     conv2d_backward_input(gy, w, gx, ...same sizes...)     gx (n, h, w_, c), overwritten
     conv2d_backward_weight(x, gy, gw, ...same sizes...)    gw (kh, kw, c/groups, k), overwritten
-    (pooling kernels are listed in `CONV_FUNCTIONS` once the convolution issue adds them)
+    max_pool2d_forward(x, out, n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w)
+        out (n, oh, ow, c) compact: each window's maximum over the elements of x it covers (rows
+        oh_i * stride_h - pad_h + r for r < kh, columns alike; padding is outside x and never
+        wins, 2 * pad <= kernel), NaN if one is NaN
+    max_pool2d_backward(x, out, gy, gx, ...same sizes...)
+        gx (n, h, w_, c) overwritten: each window o sends gy[o] / ties_o to every element of x it
+        covers that equals out[o] (ties_o of them), NaN to all it covers when none does (a NaN
+        maximum); an element gets the sum of what its windows send (0 from none)
 
 Threads
     set_num_threads(n) / get_num_threads()   devices without threads accept and ignore n
@@ -129,7 +136,10 @@ NORM_FUNCTIONS = (
     "norm_forward", "norm_backward", "norm_affine_forward", "norm_affine_backward",
 )
 MATMUL_FUNCTIONS = ("matmul",)
-CONV_FUNCTIONS = ("conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight")
+CONV_FUNCTIONS = (
+    "conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight", "max_pool2d_forward",
+    "max_pool2d_backward",
+)
 THREAD_FUNCTIONS = ("set_num_threads", "get_num_threads")
 
 CORE_FUNCTIONS = (

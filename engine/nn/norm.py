@@ -69,11 +69,11 @@ class BatchNorm1d(Module):
             out = Tensor.make_from_op(op, (x, self.weight, self.bias))
             self._update_running(op.stats)
             return out
-        shape = (1, self.dim)
-        centered = x - self.running_mean.reshape(shape).broadcast_to(x.shape)
-        scale = (self.running_var + self.eps) ** 0.5
-        normed = centered / scale.reshape(shape).broadcast_to(x.shape)
-        return _affine(normed, self.weight, self.bias)
+        # w (x - mean) / sqrt(var + eps) + b as x * scale + shift: the arithmetic on (dim,)
+        # vectors, then two passes over x, each reading its row as stored.
+        scale = self.weight * (self.running_var + self.eps) ** -0.5
+        shift = self.bias - self.running_mean * scale
+        return _affine(x, scale, shift)
 
     def _update_running(self, batch_stats):
         """Both running estimates <- (1 - momentum) * estimate + momentum * the batch's, in one
@@ -94,8 +94,8 @@ class BatchNorm1d(Module):
         return f"{self.dim}, eps={self.eps}, momentum={self.momentum}"
 
 
-def _affine(normed, weight, bias):
-    """weight * normed + bias, the (dim,) parameters broadcast over the rows."""
-    shape, row = normed.shape, (1, normed.shape[1])
-    return weight.reshape(row).broadcast_to(shape) * normed + bias.reshape(row).broadcast_to(shape)
+def _affine(x, scale, shift):
+    """x * scale + shift, the (dim,) vectors broadcast over the rows of x."""
+    shape, row = x.shape, (1, x.shape[1])
+    return x * scale.reshape(row).broadcast_to(shape) + shift.reshape(row).broadcast_to(shape)
 

@@ -1,14 +1,16 @@
-"""Max and average pooling over NHWC tensors, built from a sliding-window view plus the existing
-max/sum reductions, so no device needs a pooling kernel. Engine ops layer.
+"""Max and average pooling over NHWC tensors. Engine ops layer. Max pooling is one device kernel
+each way (the protocol's max_pool2d pair); average pooling, and max pooling's second derivative,
+are built from a sliding-window view plus the sum reduction.
 
 Windows turns (n, H, W, c) into the view (n, oh, ow, c, kh, kw) (strides only, no copy); its
 adjoint adds each window back onto its pixels with one strided add per kernel offset. The two are
 each other's gradients, so pooling can be differentiated twice.
 """
 
-from ..autograd import TensorOp
+from ..autograd import Tensor, TensorOp
+from ..backend.max_pool import max_pool2d as max_pool2d_array
+from ..backend.max_pool import max_pool2d_grad
 from .conv import int_pair, pad
-from .reduction import max as reduce_max
 from .reduction import summation
 
 
@@ -57,7 +59,8 @@ class WindowsAdjoint(TensorOp):
         return Windows(self.kernel, self.stride)(out_grad)
 
 
-def _pool_windows(x, kernel_size, stride, padding, pad_value, what):
+def _pool_args(x, kernel_size, stride, padding, what):
+    """(kernel, stride, padding) as checked (h, w) pairs for NHWC x."""
     if len(x.shape) != 4:
         raise ValueError(f"{what}: input must be NHWC of rank 4, got shape {tuple(x.shape)}")
     kernel = int_pair(kernel_size, "kernel_size", 1, what)
@@ -70,22 +73,69 @@ def _pool_windows(x, kernel_size, stride, padding, pad_value, what):
         raise ValueError(f"{what}: kernel {kernel} is larger than the padded input "
                          f"{padded[0]}x{padded[1]} (input shape {tuple(x.shape)}, padding "
                          f"{padding})")
+    return kernel, stride, padding
+
+
+def _pool_windows(x, kernel, stride, padding, pad_value):
     if padding != (0, 0):
         x = pad(x, ((0, 0), (padding[0],) * 2, (padding[1],) * 2, (0, 0)), value=pad_value)
-    return Windows(kernel, stride)(x), kernel
+    return Windows(kernel, stride)(x)
+
+
+class MaxPool(TensorOp):
+    """NHWC x -> each window's maximum, in one kernel; padding never wins."""
+
+    def __init__(self, kernel, stride, padding):
+        self.kernel, self.stride, self.padding = kernel, stride, padding
+
+    def compute(self, x):
+        return max_pool2d_array(x, self.kernel, self.stride, self.padding)
+
+    def gradient(self, out_grad, node):
+        return MaxPoolGrad(self, node.inputs[0].realize_cached_data(),
+                           node.realize_cached_data())(out_grad)
+
+
+class MaxPoolGrad(TensorOp):
+    """gy -> x's gradient, each window's gy shared by the elements equal to its maximum, in one
+    kernel. Linear in gy; its derivative with respect to x is 0 almost everywhere (the winners
+    only change where x ties), so x is held as data, not as an input."""
+
+    def __init__(self, forward, x, out):
+        self.forward, self.x, self.out = forward, x, out
+
+    def compute(self, gy):
+        forward = self.forward
+        return max_pool2d_grad(self.x, self.out, gy, forward.kernel, forward.stride,
+                               forward.padding)
+
+    def gradient(self, out_grad, node):
+        # The adjoint of the sharing: each window gathers its winners' cotangents / ties, from
+        # the sliding-window view (a NaN maximum has no winners: 0 / 0 spreads NaN, as the
+        # kernel does).
+        forward = self.forward
+        x = Tensor.make_const(self.x)
+        peaks = _pool_windows(x, forward.kernel, forward.stride, forward.padding,
+                              float("-inf")).realize_cached_data()
+        winners = peaks == self.out.reshape(self.out.shape + (1, 1)).broadcast_to(peaks.shape)
+        ties = winners.sum(axis=(4, 5), keepdims=True).broadcast_to(peaks.shape)
+        share = Tensor.make_const(winners / ties)
+        windows = _pool_windows(out_grad, forward.kernel, forward.stride, forward.padding, 0.0)
+        return summation(windows * share, axes=(4, 5))
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0):
-    """Maximum over each window of NHWC `x`; `stride` defaults to the kernel; padding is -inf, so
-    it never wins. Gradient goes to the maximum (shared equally among exact ties)."""
-    windows, _ = _pool_windows(x, kernel_size, stride, padding, float("-inf"), "max_pool2d")
-    return reduce_max(windows, axes=(4, 5))
+    """Maximum over each window of NHWC `x`; `stride` defaults to the kernel; padding is outside
+    x, so it never wins. Gradient goes to the maximum (shared equally among exact ties)."""
+    kernel, stride, padding = _pool_args(x, kernel_size, stride, padding, "max_pool2d")
+    return MaxPool(kernel, stride, padding)(x)
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0):
     """Mean over each window of NHWC `x`; zero padding counts towards the mean (PyTorch's
     count_include_pad=True)."""
-    windows, kernel = _pool_windows(x, kernel_size, stride, padding, 0.0, "avg_pool2d")
+    kernel, stride, padding = _pool_args(x, kernel_size, stride, padding, "avg_pool2d")
+    windows = _pool_windows(x, kernel, stride, padding, 0.0)
     return summation(windows, axes=(4, 5)) / (kernel[0] * kernel[1])
 
 

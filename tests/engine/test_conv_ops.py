@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 import engine as ndl
+from engine.backend import count_launches
+from engine.backend import numpy_device as spec
 from engine.ops.conv import (
     ConvBackwardInput,
     ConvBackwardWeight,
@@ -14,10 +16,11 @@ from engine.ops.conv import (
     conv,
     dilate,
     flip,
+    int_pair,
     pad,
     undilate,
 )
-from engine.ops.pooling import avg_pool2d, max_pool2d
+from engine.ops.pooling import MaxPool, MaxPoolGrad, avg_pool2d, max_pool2d
 from tests.devices import DEVICE_PARAMS
 from tests.op_check import REFERENCE, check_op
 
@@ -258,6 +261,49 @@ def test_avg_pool_is_twice_differentiable():
     check_op(lambda a: (avg_pool2d(a, 3, 2, 1) ** 2).sum(),
              lambda x: (reference_pool(x, 3, 2, 1, np.add) ** 2).sum(), (1, 5, 5, 1))
 
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+@pytest.mark.parametrize("case", POOLS, ids=[str(p) for p in POOLS])
+def test_max_pool_gradient_op_and_its_own_gradient(case, device):
+    # The gradient op is linear in the cotangent; its own gradient gathers each window's winners.
+    shape, kernel, stride, padding = case
+    x = np.random.default_rng(5).integers(0, 3, shape).astype(np.float64)  # many ties
+    forward = MaxPool(int_pair(kernel, "k", 1), int_pair(stride, "s", 1), int_pair(padding, "p", 0))
+    out = spec_max_pool(x, forward)
+
+    def gradient_op(gy):
+        x_data = ndl.NDArray(x, device=gy.device, dtype=gy.dtype)
+        return MaxPoolGrad(forward, x_data, forward.compute(x_data))(gy)
+
+    def reference(gy):
+        gx = np.empty(x.size)
+        spec.max_pool2d_backward(x.reshape(-1), out.reshape(-1), gy.reshape(-1), gx, *shape,
+                                 *forward.kernel, *out.shape[1:3], *forward.stride,
+                                 *forward.padding)
+        return gx.reshape(shape)
+
+    check_op(gradient_op, reference, out.shape, device=device)
+
+
+def spec_max_pool(x, forward):
+    """The numpy spec's max pooling of float64 NHWC x with MaxPool `forward`'s sizes."""
+    n, h, w, c = x.shape
+    (kh, kw), (sh, sw), (ph, pw) = forward.kernel, forward.stride, forward.padding
+    oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+    out = np.empty(n * oh * ow * c)
+    spec.max_pool2d_forward(x.reshape(-1), out, n, h, w, c, kh, kw, oh, ow, sh, sw, ph, pw)
+    return out.reshape(n, oh, ow, c)
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+def test_max_pool_shares_ties_and_spends_one_kernel_each_way(device):
+    x = ndl.Tensor(np.array([[[[1.0], [1.0]], [[1.0], [0.0]]]]), device=device)
+    with count_launches(device) as launches:
+        out = max_pool2d(x, 2)
+        out.backward(ndl.Tensor(np.array([[[[6.0]]]]), device=device))
+    assert dict(launches) == {"max_pool2d_forward": 1, "max_pool2d_backward": 1}
+    np.testing.assert_array_equal(x.grad.numpy()[0, :, :, 0], [[2.0, 2.0], [2.0, 0.0]])
 
 def _tensor(shape):
     return ndl.Tensor(np.zeros(shape), device=REFERENCE, dtype="float64")

@@ -1,6 +1,7 @@
-"""NDArray arithmetic with a broadcast row (a bias, a scale): add and multiply read the row as
-stored, one kernel and no copy, on either side of the operator; other broadcasts still compact.
-Tests of the backend layer.
+"""NDArray arithmetic on layouts the kernels read as stored: a broadcast row (a bias, a scale)
+in add and multiply, on either side of the operator, and permuted dense views (NHWC activations
+seen as NCHW) in every elementwise op, whose result keeps the view's layout; one kernel and no
+copy. Other views still compact. Tests of the backend layer.
 """
 
 import numpy as np
@@ -8,7 +9,7 @@ import pytest
 
 import engine as ndl
 from engine.backend import NDArray, count_launches
-from engine.backend.strides import repeated_row_period
+from engine.backend.strides import is_permuted_dense, repeated_row_period
 from tests.devices import DEVICE_PARAMS
 
 RNG = np.random.default_rng(11)
@@ -76,3 +77,46 @@ def test_mixed_dtypes_follow_the_first_operand_whatever_the_layouts():
     assert (narrow + wide.permute((1, 0))).dtype == "float32"
     assert (narrow * NDArray(np.ones(4), device=device, dtype="float64").broadcast_to((3, 4))
             ).dtype == "float32"
+
+
+@pytest.mark.parametrize("shape, strides, dense", [
+    ((2, 3, 4), (12, 4, 1), True),       # compact
+    ((2, 4, 3), (12, 1, 4), True),       # a permute of a compact array
+    ((2, 16, 5, 5), (400, 1, 80, 16), True),  # NHWC seen as NCHW
+    ((3, 1, 4), (4, 99, 1), True),       # a size-1 axis's stride does not matter
+    ((2, 3), (0, 1), False),             # broadcast
+    ((2, 3), (6, 2), False),             # a gap (every other element)
+    ((2, 3), (3, 2), False),             # overlapping
+])
+def test_is_permuted_dense(shape, strides, dense):
+    assert is_permuted_dense(shape, strides) is dense
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+@pytest.mark.parametrize("op", ["add", "mul", "relu", "scalar", "relu_grad"])
+def test_permuted_views_are_one_kernel_and_keep_their_layout(device, op):
+    nhwc = [RNG.standard_normal((2, 3, 4, 5)).astype(np.float32) for _ in range(2)]
+    a, b = (NDArray(h, device=device).permute((0, 3, 1, 2)) for h in nhwc)
+    want_a, want_b = (np.transpose(h, (0, 3, 1, 2)) for h in nhwc)
+    run, want = {
+        "add": (lambda: a + b, want_a + want_b),
+        "mul": (lambda: a * b, want_a * want_b),
+        "relu": (lambda: a.relu(), np.maximum(want_a, 0)),
+        "scalar": (lambda: a * 2.5, want_a * np.float32(2.5)),
+        "relu_grad": (lambda: a.relu_grad(b), np.where(want_b > 0, want_a, 0)),
+    }[op]
+    with count_launches(device) as launches:
+        out = run()
+    assert sum(launches.values()) == 1 and "compact" not in launches
+    assert out.strides == a.strides and out.shape == a.shape
+    np.testing.assert_allclose(out.numpy(), want, rtol=1e-6)
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+def test_views_of_different_layouts_still_compact(device):
+    a = NDArray(RNG.standard_normal((3, 4)).astype(np.float32), device=device).permute((1, 0))
+    b = NDArray(RNG.standard_normal((4, 3)).astype(np.float32), device=device)
+    with count_launches(device) as launches:
+        out = a + b
+    assert launches["compact"] == 1 and out.is_compact()
+    np.testing.assert_allclose(out.numpy(), a.numpy() + b.numpy(), rtol=1e-6)

@@ -1,0 +1,58 @@
+"""The cpu device's max pooling pair (backend layer): max_pool2d_forward / max_pool2d_backward of
+the protocol, one C call each (kernels_c/pool.c). cpu_device.py exports them with the rest.
+"""
+
+import ctypes
+
+from .cpu_handles import _fail, _lib, _ptr
+from .numpy_pool import _check as _check_pool_sizes
+
+
+def _explain(name, sizes, buffers):
+    """Raise for sizes the spec refuses (its own messages), else naming the first of `buffers`
+    ((label, handle, elements needed)) too small."""
+    _check_pool_sizes(name, *sizes)
+    n, h, w_, c, kh, kw, oh, ow = sizes[:8]
+    for label, handle, needed in buffers:
+        if needed > handle.size:
+            raise ValueError(f"{name}: {label} needs {needed} elements for n={n}, h={h}, w={w_}, "
+                             f"c={c}, oh={oh}, ow={ow}, its buffer has {handle.size}")
+
+
+def _call(name, kernel, addresses, sizes):
+    """The kernel's call; its nonzero status (sizes the checks above let through) as an error."""
+    try:
+        status = kernel(*addresses, *sizes)
+    except ctypes.ArgumentError as error:
+        raise TypeError(f"{name}: sizes must be integers, got {sizes}") from error
+    if status:
+        _check_pool_sizes(name, *sizes)
+        raise _fail(name, status, sizes=sizes)
+
+
+def max_pool2d_forward(x, out, n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w):
+    try:
+        px, pout = x.address, out.address
+    except AttributeError:
+        px, pout = _ptr(x), _ptr(out)
+    sizes = (n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w)
+    # Invalid sizes reach the kernel only when these products fit: it refuses them before any
+    # access, and _call explains.
+    image, pooled = n * h * w_ * c, n * oh * ow * c
+    if image > x.size or pooled > out.size:
+        _explain("max_pool2d_forward", sizes, (("x", x, image), ("out", out, pooled)))
+    _call("max_pool2d_forward", _lib.nd_max_pool2d_forward_f32, (px, pout), sizes)
+
+
+def max_pool2d_backward(x, out, gy, gx, n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w, pad_h,
+                        pad_w):
+    try:
+        px, pout, pgy, pgx = x.address, out.address, gy.address, gx.address
+    except AttributeError:
+        px, pout, pgy, pgx = _ptr(x), _ptr(out), _ptr(gy), _ptr(gx)
+    sizes = (n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w)
+    image, pooled = n * h * w_ * c, n * oh * ow * c
+    if image > x.size or image > gx.size or pooled > out.size or pooled > gy.size:
+        _explain("max_pool2d_backward", sizes, (("x", x, image), ("out", out, pooled),
+                                                ("gy", gy, pooled), ("gx", gx, image)))
+    _call("max_pool2d_backward", _lib.nd_max_pool2d_backward_f32, (px, pout, pgy, pgx), sizes)

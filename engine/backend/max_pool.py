@@ -1,0 +1,50 @@
+"""Max pooling of an NHWC NDArray and its gradient, one device kernel each (the protocol's
+max_pool2d pair). Backend layer, beside ndarray.py; engine.ops.pooling builds on it.
+"""
+
+from .ndarray import NDArray
+
+
+def output_size(size, kernel, stride, padding):
+    """Windows along one axis: (size + 2 padding - kernel) // stride + 1."""
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def _sizes(x, kernel, stride, padding):
+    n, h, w, c = x.shape
+    oh, ow = (output_size(h, kernel[0], stride[0], padding[0]),
+              output_size(w, kernel[1], stride[1], padding[1]))
+    return (n, h, w, c, kernel[0], kernel[1], oh, ow) + tuple(stride) + tuple(padding)
+
+
+def _check(x, role):
+    if not isinstance(x, NDArray):
+        raise TypeError(f"max_pool2d takes NDArrays, got {role} of type {type(x).__name__}")
+    if x.ndim != 4:
+        raise ValueError(f"max_pool2d works on NHWC arrays of rank 4, got {role} of shape "
+                         f"{x.shape}")
+
+
+def max_pool2d(x, kernel, stride, padding):
+    """Each window's maximum over NHWC x, (n, oh, ow, c); kernel, stride and padding are (h, w)
+    pairs, padding outside x (never the maximum)."""
+    _check(x, "input")
+    x = x.compact()
+    sizes = _sizes(x, kernel, stride, padding)
+    out = x._new((sizes[0], sizes[6], sizes[7], sizes[3]))
+    x.device.max_pool2d_forward(x.handle, out.handle, *sizes)
+    return out
+
+
+def max_pool2d_grad(x, out, gy, kernel, stride, padding):
+    """x's gradient for the cotangent gy of `max_pool2d`'s `out`: each window's gy shared equally
+    by the elements equal to its maximum."""
+    _check(gy, "cotangent")
+    if gy.shape != out.shape or gy.device != out.device:
+        raise ValueError(f"max_pool2d's gradient needs a cotangent like its output {out.shape} "
+                         f"(on {out.device}), got {gy.shape} (on {gy.device})")
+    x, out, gy = x.compact(), out.compact(), gy.astype(x.dtype).compact()
+    gx = x._new(x.shape)
+    x.device.max_pool2d_backward(x.handle, out.handle, gy.handle, gx.handle,
+                                 *_sizes(x, kernel, stride, padding))
+    return gx
