@@ -85,7 +85,7 @@ def _stored_variants(config):
 
 
 def variants(quick):
-    from kernels_triton import conv, ewise, loss, matmul, memory, norm, reduce, transpose
+    from kernels_triton import conv, ewise, loss, matmul, memory, norm, pool, reduce, transpose
 
     for rank in range(memory.MAX_RANK + 1):
         for mode in ("gather", "scatter", "fill"):
@@ -137,6 +137,13 @@ def variants(quick):
                 yield kernel, {"BLOCK_GROUPS": groups, "BLOCK_MEMBERS": members,
                                "MEMBER_AXIS": axis, **form, **specialized}
     yield conv._sum_splits_kernel, {"BLOCK": 128, "SPLIT_BLOCK": 32}
+    # pool.pool_blocks: the channel block is the channel count's power of two, up to the maximum
+    # (each of the few tiles compiles in well under a second, so --quick keeps them all).
+    channel_blocks = [1 << i for i in range(pool.MAX_BLOCK_C.bit_length())]
+    for kernel, block_c in itertools.product((pool._forward_kernel, pool._backward_kernel),
+                                             channel_blocks):
+        yield kernel, {"BLOCK_P": pool.TILE_ELEMENTS // block_c, "BLOCK_C": block_c,
+                       "_warps": pool.TILE_WARPS}
     for rounding in (False, True):
         yield transpose._transpose_kernel, {"BLOCK_R": 64, "BLOCK_C": 64, "ROUND_TF32": rounding,
                                             "_warps": 4}

@@ -144,6 +144,17 @@ class NDArray:
         self.device.compact(self.handle, out.handle, self.shape, self.strides, self.offset)
         return out
 
+    def compact_for_reading(self):
+        """Like compact(), but a view whose elements are already in order (only a size-1
+        axis's stride differs: a one-channel NCHW image seen as NHWC) comes back relabelled,
+        sharing this buffer, so the result must not be written (compact() guarantees a fresh
+        array whenever it copies, and callers reuse it as scratch)."""
+        shape, strides = self.shape, compact_strides(self.shape)
+        if self.offset == 0 and self.strides != strides and all(
+                n == 1 or a == b for n, a, b in zip(shape, self.strides, strides)):
+            return self._like(shape, strides, 0)
+        return self.compact()
+
     # views
     def as_strided(self, shape, strides):
         if len(shape) != len(strides):

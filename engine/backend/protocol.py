@@ -114,7 +114,8 @@ Convolution (NHWC activations, (KH, KW, C/groups, K) weights; implicit zero padd
     max_pool2d_backward(x, out, gy, gx, ...same sizes...)
         gx (n, h, w_, c) overwritten: each window o sends gy[o] / ties_o to every element of x it
         covers that equals out[o] (ties_o of them), NaN to all it covers when none does (a NaN
-        maximum); an element gets the sum of what its windows send (0 from none)
+        maximum); an element gets the sum of what its windows send (0 from none); gx overlaps
+        no input
 
 Threads
     set_num_threads(n) / get_num_threads()   devices without threads accept and ignore n

@@ -120,3 +120,18 @@ def test_views_of_different_layouts_still_compact(device):
         out = a + b
     assert launches["compact"] == 1 and out.is_compact()
     np.testing.assert_allclose(out.numpy(), a.numpy() + b.numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+def test_compact_for_reading_relabels_views_already_in_order(device):
+    # A one-channel NCHW image permuted to NHWC is already in order; compact() still copies
+    # (its callers may write the copy), compact_for_reading() relabels.
+    host = RNG.standard_normal((3, 1, 4, 5)).astype(np.float32)
+    view = NDArray(host, device=device).permute((0, 2, 3, 1))
+    with count_launches(device) as launches:
+        relabelled = view.compact_for_reading()
+    assert dict(launches) == {} and relabelled.is_compact()
+    assert relabelled.handle is view.handle
+    np.testing.assert_array_equal(relabelled.numpy(), np.transpose(host, (0, 2, 3, 1)))
+    copied = view.compact()
+    assert copied.handle is not view.handle and copied.is_compact()

@@ -1,0 +1,168 @@
+"""2-D max pooling over NHWC activations (kernel layer): the forward (each window's maximum, NaN if
+one of its elements is NaN) and the input gradient as a gather (each input element sums what the
+windows covering it send), one launch each, no atomics. Padding lies outside the input, never wins.
+"""
+
+import triton
+import triton.language as tl
+
+from .common import cdiv, check_buffer, interpreting
+
+# Channels per program on a GPU: a warp reads whole 128-byte lines of one pixel's channels.
+MAX_BLOCK_C = 128
+# Elements per program on a GPU (and its warps): enough loads in flight to hide memory latency.
+TILE_ELEMENTS = 1024
+TILE_WARPS = 4
+INTERPRETER_BLOCK_P, INTERPRETER_BLOCK_C = 32, 16
+
+
+def pool_blocks(c):
+    """(BLOCK_P, BLOCK_C): pixels x channels of one program. Under the interpreter, whose cost is
+    per operation and program, tiles small enough that test shapes span several of each."""
+    if interpreting():
+        return INTERPRETER_BLOCK_P, min(triton.next_power_of_2(max(c, 1)), INTERPRETER_BLOCK_C)
+    block_c = min(triton.next_power_of_2(max(c, 1)), MAX_BLOCK_C)
+    return TILE_ELEMENTS // block_c, block_c
+
+
+@triton.jit
+def _tile(pixels, c, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
+    # Program ids run over channel blocks fastest, so neighbouring programs share pixels' lines.
+    c_blocks = tl.cdiv(c, BLOCK_C)
+    pid = tl.program_id(0).to(tl.int64)
+    p = (pid // c_blocks) * BLOCK_P + tl.arange(0, BLOCK_P)
+    ch = (pid % c_blocks) * BLOCK_C + tl.arange(0, BLOCK_C)
+    return p, ch, p < pixels, ch < c
+
+
+@triton.jit
+def _forward_kernel(x, out, n, h, wd, c, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w,
+                    BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
+    p, ch, p_ok, c_ok = _tile(n * oh * ow, c, BLOCK_P, BLOCK_C)
+    ow_i = p % ow
+    oh_i = (p // ow) % oh
+    n_i = p // (ow * oh)
+    peak = tl.full([BLOCK_P, BLOCK_C], float("-inf"), tl.float32)
+    # tl.maximum may return the non-NaN operand (fmaxf), so NaNs are tracked on the side.
+    seen_nan = tl.zeros([BLOCK_P, BLOCK_C], tl.int1)
+    for r in range(0, kh):
+        ih = oh_i * stride_h - pad_h + r
+        row_ok = p_ok & (ih >= 0) & (ih < h)
+        for s in range(0, kw):
+            iw = ow_i * stride_w - pad_w + s
+            inside = row_ok & (iw >= 0) & (iw < wd)
+            value = tl.load(x + (((n_i * h + ih) * wd + iw) * c)[:, None] + ch[None, :],
+                            mask=inside[:, None] & c_ok[None, :], other=float("-inf"))
+            peak = tl.maximum(peak, value)
+            seen_nan = seen_nan | (value != value)
+    peak = tl.where(seen_nan, float("nan"), peak)
+    tl.store(out + (p * c)[:, None] + ch[None, :], peak, mask=p_ok[:, None] & c_ok[None, :])
+
+
+@triton.jit
+def _window_ties(x, peak, n_i, oh_i, ow_i, h, wd, c, ch, live, kh, kw, stride_h, stride_w,
+                 pad_h, pad_w, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
+    # How many elements of x that window (oh_i, ow_i) covers equal its peak.
+    ties = tl.zeros([BLOCK_P, BLOCK_C], tl.int32)
+    for r in range(0, kh):
+        ih = oh_i * stride_h - pad_h + r
+        row_ok = (ih >= 0) & (ih < h)
+        for s in range(0, kw):
+            iw = ow_i * stride_w - pad_w + s
+            inside = live & (row_ok & (iw >= 0) & (iw < wd))[:, None]
+            value = tl.load(x + (((n_i * h + ih) * wd + iw) * c)[:, None] + ch[None, :],
+                            mask=inside, other=float("nan"))
+            ties += (inside & (value == peak)).to(tl.int32)
+    return ties
+
+
+@triton.jit
+def _backward_kernel(x, out, gy, gx, n, h, wd, c, kh, kw, oh, ow, stride_h, stride_w, pad_h,
+                     pad_w, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
+    # Element (ih, iw) lies in window oh_i at row r = ih + pad_h - oh_i * stride_h when
+    # 0 <= r < kh: at most cdiv(kh, stride_h) rows of windows (one for non-overlapping pooling).
+    # They are visited by increasing r, then increasing column tap, the order in which the spec
+    # adds them, so the sums agree to the bit.
+    p, ch, p_ok, c_ok = _tile(n * h * wd, c, BLOCK_P, BLOCK_C)
+    iw_i = p % wd
+    ih_i = (p // wd) % h
+    n_i = p // (wd * h)
+    ok = p_ok[:, None] & c_ok[None, :]
+    own = tl.load(x + (p * c)[:, None] + ch[None, :], mask=ok, other=0.0)
+    grad = tl.zeros([BLOCK_P, BLOCK_C], tl.float32)
+    last_oh = (ih_i + pad_h) // stride_h
+    last_ow = (iw_i + pad_w) // stride_w
+    for j in range(0, tl.cdiv(kh, stride_h)):
+        oh_i = last_oh - j
+        row_ok = p_ok & (oh_i >= 0) & (oh_i < oh) & (ih_i + pad_h - oh_i * stride_h < kh)
+        for jj in range(0, tl.cdiv(kw, stride_w)):
+            ow_i = last_ow - jj
+            window_ok = row_ok & (ow_i >= 0) & (ow_i < ow) & (iw_i + pad_w - ow_i * stride_w < kw)
+            live = window_ok[:, None] & c_ok[None, :]
+            o = (((n_i * oh + oh_i) * ow + ow_i) * c)[:, None] + ch[None, :]
+            peak = tl.load(out + o, mask=live, other=0.0)
+            g = tl.load(gy + o, mask=live, other=0.0)
+            ties = _window_ties(x, peak, n_i, oh_i, ow_i, h, wd, c, ch, live, kh, kw, stride_h,
+                                stride_w, pad_h, pad_w, BLOCK_P, BLOCK_C)
+            # A window with no winner (a NaN maximum) sends NaN to every element it covers.
+            # div_rn: the plain `/` compiles to an approximate division (div.full.f32).
+            share = tl.where(own == peak, tl.div_rn(g, tl.maximum(ties, 1).to(tl.float32)),
+                             0.0)
+            sent = tl.where(ties == 0, float("nan"), share)
+            grad += tl.where(live, sent, 0.0)
+    tl.store(gx + (p * c)[:, None] + ch[None, :], grad, mask=ok)
+
+
+def check_pool_sizes(name, n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w):
+    """Raise ValueError naming the problem unless the sizes describe a valid max pooling (the
+    checks and messages of the numpy spec, engine/backend/numpy_pool.py)."""
+    sizes = dict(n=n, h=h, w=w_, c=c, kh=kh, kw=kw, oh=oh, ow=ow, stride_h=stride_h,
+                 stride_w=stride_w, pad_h=pad_h, pad_w=pad_w)
+    for key, value in sizes.items():
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{name}: {key} must be an int, got {value!r}")
+    if min(n, h, w_, c, oh, ow) < 0:
+        raise ValueError(f"{name}: negative size in n={n}, h={h}, w={w_}, c={c}, oh={oh}, "
+                         f"ow={ow}")
+    if min(kh, kw, stride_h, stride_w) < 1 or min(pad_h, pad_w) < 0:
+        raise ValueError(f"{name}: kernel {(kh, kw)} and stride {(stride_h, stride_w)} must be "
+                         f">= 1, padding {(pad_h, pad_w)} >= 0")
+    if 2 * pad_h > kh or 2 * pad_w > kw:
+        raise ValueError(f"{name}: padding {(pad_h, pad_w)} must be at most half the kernel "
+                         f"{(kh, kw)}")
+    span_h, span_w = h + 2 * pad_h - kh, w_ + 2 * pad_w - kw
+    if span_h < 0 or span_w < 0 or (oh, ow) != (span_h // stride_h + 1, span_w // stride_w + 1):
+        raise ValueError(f"{name}: output size {(oh, ow)} does not match input {(h, w_)}, kernel "
+                         f"{(kh, kw)}, stride {(stride_h, stride_w)}, padding {(pad_h, pad_w)}")
+
+
+def _launch(kernel, pixels, c, args):
+    block_p, block_c = pool_blocks(c)
+    grid = (cdiv(pixels, block_p) * cdiv(c, block_c),)
+    kernel[grid](*args, BLOCK_P=block_p, BLOCK_C=block_c,
+                 num_warps=1 if interpreting() else TILE_WARPS)
+
+
+def max_pool2d_forward(x, out, n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w):
+    """out (n, oh, ow, c) = the maximum of each window of x (n, h, w_, c)."""
+    sizes = (n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w)
+    check_pool_sizes("max_pool2d_forward", *sizes)
+    check_buffer("max_pool2d_forward x", x, n * h * w_ * c)
+    check_buffer("max_pool2d_forward out", out, n * oh * ow * c)
+    if n * oh * ow * c == 0:
+        return
+    _launch(_forward_kernel, n * oh * ow, c, (x, out, *sizes))
+
+
+def max_pool2d_backward(x, out, gy, gx, n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w, pad_h,
+                        pad_w):
+    """gx (n, h, w_, c) = the gradient of the forward for the cotangent gy (n, oh, ow, c): each
+    window sends gy / ties to the elements of x equal to its out, NaN to all when none is."""
+    sizes = (n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w)
+    check_pool_sizes("max_pool2d_backward", *sizes)
+    for label, handle, size in (("x", x, n * h * w_ * c), ("out", out, n * oh * ow * c),
+                                ("gy", gy, n * oh * ow * c), ("gx", gx, n * h * w_ * c)):
+        check_buffer(f"max_pool2d_backward {label}", handle, size)
+    if n * h * w_ * c == 0:
+        return
+    _launch(_backward_kernel, n * h * w_, c, (x, out, gy, gx, *sizes))
