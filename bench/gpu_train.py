@@ -6,6 +6,8 @@ the second loads them from Triton's cache; then each device runs twice the steps
 cost of one training step apart from the fixed start-up costs, and a last cuda run under cProfile
 says where the host time goes (launches, kernel loading). Extra harness overrides come from
 GPU_TRAIN_ARGS (default "data=synthetic train.steps=200": the GPU machine has no MNIST copy).
+Last, a batch-norm ConvNet on synthetic 28x28 images runs on each device once (GPU_TRAIN_CONV_ARGS):
+convolution, batch norm and max pooling, which the MLP never launches.
 Usage: python bench/gpu_train.py
 """
 
@@ -22,6 +24,7 @@ import numpy as np
 from bench.gpu_common import out_dir, save
 
 RUN_LIMIT_S = int(os.environ.get("GPU_TRAIN_RUN_LIMIT", "50"))
+CONV_ARGS = "data=synthetic data.n_features=784 model=convnet norm=batchnorm train.steps=100"
 
 
 def harness_available():
@@ -46,8 +49,8 @@ def _steps(overrides):
     return int(float(given[-1])) if given else None  # Hydra also takes 1e3
 
 
-def harness_run(device, steps=None, profile_to=None):
-    extra = _harness_overrides(steps)
+def harness_run(device, steps=None, profile_to=None, overrides=None):
+    extra = _harness_overrides(steps) if overrides is None else overrides
     profiler = ["-m", "cProfile", "-o", profile_to] if profile_to else []
     command = [sys.executable, *profiler, "-m", "harness", "run", f"device={device}", *extra]
     start = time.perf_counter()
@@ -155,6 +158,11 @@ def main():
         if os.path.exists(profile_to):  # cProfile exits 0 whatever the run did
             result["cuda_profile"] = profile_summary(profile_to)
         save("train", result)
+        conv_args = shlex.split(os.environ.get("GPU_TRAIN_CONV_ARGS", CONV_ARGS))
+        for device in ("cuda", "cpu"):
+            result["runs"].append(dict(harness_run(device, overrides=conv_args),
+                                       label=f"convnet, {device}"))
+            save("train", result)
     else:
         result["mode"] = "engine MLP (harness run not available)"
         result["runs"] = []

@@ -2,6 +2,8 @@
 max_pool2d pair). Backend layer, beside ndarray.py; engine.ops.pooling builds on it.
 """
 
+import operator
+
 from .ndarray import NDArray
 
 
@@ -11,10 +13,19 @@ def output_size(size, kernel, stride, padding):
 
 
 def _sizes(x, kernel, stride, padding):
+    """The protocol's size arguments for NHWC x, after checking the (h, w) pairs."""
     n, h, w, c = x.shape
+    kernel, stride, padding = (tuple(operator.index(v) for v in pair)
+                               for pair in (kernel, stride, padding))
+    if (min(kernel + stride) < 1 or min(padding) < 0
+            or any(2 * p > k for p, k in zip(padding, kernel))
+            or any(size + 2 * p < k for size, p, k in zip((h, w), padding, kernel))):
+        raise ValueError(f"max_pool2d: kernel {kernel} and stride {stride} must be >= 1, padding "
+                         f"{padding} between 0 and half the kernel, and the kernel no larger than "
+                         f"the padded input (input shape {x.shape})")
     oh, ow = (output_size(h, kernel[0], stride[0], padding[0]),
               output_size(w, kernel[1], stride[1], padding[1]))
-    return (n, h, w, c, kernel[0], kernel[1], oh, ow) + tuple(stride) + tuple(padding)
+    return (n, h, w, c, kernel[0], kernel[1], oh, ow) + stride + padding
 
 
 def _check(x, role):
@@ -43,8 +54,12 @@ def max_pool2d_grad(x, out, gy, kernel, stride, padding):
     if gy.shape != out.shape or gy.device != out.device:
         raise ValueError(f"max_pool2d's gradient needs a cotangent like its output {out.shape} "
                          f"(on {out.device}), got {gy.shape} (on {gy.device})")
+    _check(x, "input")
+    sizes = _sizes(x, kernel, stride, padding)
+    if out.shape != (sizes[0], sizes[6], sizes[7], sizes[3]):
+        raise ValueError(f"max_pool2d's gradient: output {out.shape} does not match input "
+                         f"{x.shape} pooled to {(sizes[0], sizes[6], sizes[7], sizes[3])}")
     x, out, gy = x.compact(), out.compact(), gy.astype(x.dtype).compact()
     gx = x._new(x.shape)
-    x.device.max_pool2d_backward(x.handle, out.handle, gy.handle, gx.handle,
-                                 *_sizes(x, kernel, stride, padding))
+    x.device.max_pool2d_backward(x.handle, out.handle, gy.handle, gx.handle, *sizes)
     return gx

@@ -261,7 +261,6 @@ def norm_backward(g, xhat, stats, out, groups, members, group_stride, member_str
         (grad - grad_mean - normed * projection) / scale)
 
 
-
 def _parameters(name, handles, groups, members, per_member):
     """Each (label, handle) of a learned scale or shift as a view broadcast over the (groups,
     members) elements, one value per group (per_member 0) or per member (1)."""

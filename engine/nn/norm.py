@@ -1,10 +1,11 @@
 """Normalization layers over features of (N, dim) inputs: LayerNorm1d, BatchNorm1d.
 Engine layer (nn). Training mode is one fused op (ops.normalize_affine: one kernel forward, one
-or two backward); evaluation mode is composed. BatchNorm2d comes with the convolution issue.
+or two backward); evaluation mode is x * scale + shift over rows. BatchNorm2d is in norm2d.py.
 """
 
 from .. import init, ops
 from ..autograd import Tensor
+from ..backend import NDArray
 from ..ops.normalization import NormalizeAffine
 from .module import Module, Parameter
 
@@ -65,6 +66,10 @@ class BatchNorm1d(Module):
     def forward(self, x):
         _check_2d("BatchNorm1d", x, self.dim)
         if self.training:
+            if x.shape[0] == 0:
+                raise ValueError(f"{type(self).__name__}({self.dim}) needs at least one example "
+                                 f"in training mode (for its batch statistics), got an input of "
+                                 f"shape {tuple(x.shape)}")
             op = NormalizeAffine(0, self.eps)
             out = Tensor.make_from_op(op, (x, self.weight, self.bias))
             self._update_running(op.stats)
@@ -83,7 +88,7 @@ class BatchNorm1d(Module):
         mean, var = self.running_mean.realize_cached_data(), self.running_var.realize_cached_data()
         rows, views = vars(self).get("_running_rows"), vars(self).get("_running_views", ())
         if len(views) != 2 or views[0] is not mean or views[1] is not var:
-            rows = mean._new((2, self.dim))
+            rows = NDArray.make((2, self.dim), device=mean.device, dtype=self._dtype)
             rows[0], rows[1] = mean, var
         rows = rows.axpby(1.0 - self.momentum, batch_stats.astype(rows.dtype), self.momentum)
         self._running_rows, self._running_views = rows, (rows[0], rows[1])

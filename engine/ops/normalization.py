@@ -85,12 +85,14 @@ class NormalizeAffineGrad(TensorTupleOp):
         weights = _columns(weight, x.shape)
         # F = <u, J(x) (W g)> + <v, S(g xhat)> + <c, S(g)>, S the column sum, W the weights
         # broadcast: the first term is NormalizeGrad's, the others are linear in g and xhat.
-        grad_x, j_u, (xhat_op, xhat) = _jacobian_product_grads(x, weights * g, node[0], u, axis,
+        # (Mixed dtypes follow the first operand: x's side goes first, so a float32 layer on
+        # float64 data keeps float64 gradients.)
+        grad_x, j_u, (xhat_op, xhat) = _jacobian_product_grads(x, g * weights, node[0], u, axis,
                                                                 eps)
         spread_v = _columns(v, x.shape)
-        grad_x = grad_x + NormalizeGrad(xhat_op, xhat.realize_cached_data())(x, spread_v * g)
+        grad_x = grad_x + NormalizeGrad(xhat_op, xhat.realize_cached_data())(x, g * spread_v)
         grad_weight = summation(j_u * g, axes=(0,))
-        grad_g = weights * j_u + spread_v * xhat + _columns(c, x.shape)
+        grad_g = j_u * weights + xhat * spread_v + _columns(c, x.shape)
         return grad_x, grad_weight, grad_g
 
 
@@ -139,4 +141,8 @@ def normalize_affine(x, weight, bias, axis, eps=1e-5):
     """weight * normalize(x, axis, eps) + bias, weight and bias (cols,) tensors: batch norm's
     training step (axis 0) or layer norm (axis 1) in one kernel forward, one or two backward."""
     _check_2d(x, axis)
+    for name, value in (("weight", weight), ("bias", bias)):
+        if not isinstance(value, Tensor):
+            raise TypeError(f"normalize_affine's {name} must be a Tensor, got "
+                            f"{type(value).__name__}")
     return Tensor.make_from_op(NormalizeAffine(axis, eps), (x, weight, bias))

@@ -111,12 +111,13 @@ class MaxPoolGrad(TensorOp):
 
     def gradient(self, out_grad, node):
         # The adjoint of the sharing: each window gathers its winners' cotangents / ties, from
-        # the sliding-window view (a NaN maximum has no winners: 0 / 0 spreads NaN, as the
-        # kernel does).
+        # the sliding-window view. Padding is NaN, which equals nothing, so it never wins even
+        # where the maximum is -inf; a NaN maximum has no winners, and 0 / 0 spreads NaN, as the
+        # kernel does.
         forward = self.forward
         x = Tensor.make_const(self.x)
         peaks = _pool_windows(x, forward.kernel, forward.stride, forward.padding,
-                              float("-inf")).realize_cached_data()
+                              float("nan")).realize_cached_data()
         winners = peaks == self.out.reshape(self.out.shape + (1, 1)).broadcast_to(peaks.shape)
         ties = winners.sum(axis=(4, 5), keepdims=True).broadcast_to(peaks.shape)
         share = Tensor.make_const(winners / ties)

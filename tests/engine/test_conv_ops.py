@@ -345,3 +345,38 @@ def test_other_ops_reject_bad_input():
         avg_pool2d(_tensor((1, 4, 4, 1)), 5, padding=0)
     with pytest.raises(ValueError, match=r"padding \(2, 2\) must be at most half the kernel"):
         max_pool2d(_tensor((1, 4, 4, 1)), 3, padding=2)
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+def test_max_pool_second_derivative_ignores_padding_at_minus_infinity(device):
+    # Every element -inf: padding (outside x) must not count as a tie. Each 3x3 window with
+    # padding 1 covers the whole 2x2 input, so each gathers the mean of the cotangent.
+    forward = MaxPool((3, 3), (1, 1), (1, 1))
+    x = ndl.NDArray(np.full((1, 2, 2, 1), -np.inf), device=device)
+    out = forward.compute(x)
+    gy = ndl.Tensor(np.zeros((1, 2, 2, 1)), device=device, requires_grad=True)
+    gx = MaxPoolGrad(forward, x, out)(gy)
+    gx.backward(ndl.Tensor(np.array([1.0, 2.0, 3.0, 6.0]).reshape(1, 2, 2, 1), device=device))
+    np.testing.assert_allclose(gy.grad.numpy().reshape(-1), [3.0] * 4)
+
+
+@pytest.mark.parametrize("kernel, stride, padding, message", [
+    ((2, 2), (0, 2), (0, 0), "stride"),
+    ((5, 5), (1, 1), (0, 0), "no larger than the padded input"),
+    ((2, 2), (2, 2), (2, 0), "padding"),
+])
+def test_backend_max_pool_rejects_bad_geometry(kernel, stride, padding, message):
+    from engine.backend.max_pool import max_pool2d as pool_array
+
+    x = ndl.NDArray(np.zeros((1, 4, 4, 1)), device=REFERENCE)
+    with pytest.raises(ValueError, match=message):
+        pool_array(x, kernel, stride, padding)
+
+
+def test_backend_max_pool_grad_rejects_an_output_of_another_shape():
+    from engine.backend.max_pool import max_pool2d_grad
+
+    x = ndl.NDArray(np.zeros((1, 4, 4, 2)), device=REFERENCE)
+    wrong = ndl.NDArray(np.zeros((1, 3, 3, 2)), device=REFERENCE)
+    with pytest.raises(ValueError, match=r"output \(1, 3, 3, 2\) does not match"):
+        max_pool2d_grad(x, wrong, wrong, (2, 2), (2, 2), (0, 0))

@@ -164,3 +164,36 @@ def test_running_estimates_follow_assignments_and_loads():
     layer(x)
     np.testing.assert_allclose(layer.running_mean.numpy(), [1.0, 2.0])
     np.testing.assert_allclose(layer.running_var.numpy(), [2.5, 4.0])
+
+
+def test_batch_norm_rejects_an_empty_training_batch():
+    layer = nn.BatchNorm1d(3, device=ndl.cpu_numpy())
+    with pytest.raises(ValueError, match=r"at least one example in training mode.*\(0, 3\)"):
+        layer(ndl.Tensor(np.zeros((0, 3)), device=ndl.cpu_numpy()))
+
+
+def test_running_estimates_keep_the_layer_dtype_after_an_assignment():
+    layer = nn.BatchNorm1d(2, device=ndl.cpu_numpy())
+    layer.running_mean = ndl.Tensor(np.zeros(2), device=ndl.cpu_numpy(), dtype="float64")
+    layer(ndl.Tensor(np.ones((3, 2)), device=ndl.cpu_numpy(), dtype="float32"))
+    assert layer.running_mean.dtype == "float32" and layer.running_var.dtype == "float32"
+
+
+def test_normalize_affine_names_parameters_that_are_not_tensors():
+    x = ndl.Tensor(np.zeros((2, 3)), device=ndl.cpu_numpy())
+    with pytest.raises(TypeError, match="weight must be a Tensor, got list"):
+        ndl.ops.normalize_affine(x, [1.0, 1.0, 1.0], x, 0)
+
+
+def test_affine_second_derivative_keeps_float64_with_a_float32_layer():
+    device = ndl.cpu_numpy()
+    rng = np.random.default_rng(4)
+    x = ndl.Tensor(rng.standard_normal((4, 3)), device=device, dtype="float64")
+    weight = ndl.Tensor(rng.standard_normal(3), device=device, dtype="float32")
+    g = ndl.Tensor(rng.standard_normal((4, 3)), device=device, dtype="float64")
+    forward = NormalizeAffine(0, 1e-5)
+    forward.compute(x.realize_cached_data(), weight.realize_cached_data(),
+                    weight.realize_cached_data())
+    grads = NormalizeAffineGrad(forward)(x, weight, g)
+    grads[0].sum().backward()
+    assert g.grad.dtype == "float64" and x.grad.dtype == "float64"
