@@ -1,7 +1,9 @@
 """Benchmark: one training step (forward, backward, SGD step) of our engine on the cpu device next
 to PyTorch CPU eager, same model, batch and thread count (1), measured in the same run.
-Models: the 784-100-10 MLP and a 50-layer width-100 ReLU MLP, batch 100. Prints times and ratios
-(target: engine <= 1.5x torch), and the engine's kernels per step (what a GPU step pays for).
+Models: the 784-100-10 MLP, a 50-layer width-100 ReLU MLP, and the harness's small ConvNet with
+batch norm on 28x28 images (conv 3x3, BN, ReLU, max pool 2, twice; 64 hidden units), batch 100.
+Prints times and ratios (target: engine <= 1.5x torch), and the engine's kernels per step (what a
+GPU step pays for).
 Usage: python bench/train_step.py [--device cpu] [--repeats N]
 """
 
@@ -35,6 +37,24 @@ def torch_model(widths):
     return torch.nn.Sequential(*layers)
 
 
+def engine_convnet(device):
+    layers = []
+    for c_in, c_out in ((1, 16), (16, 32)):
+        layers += [nn.Conv(c_in, c_out, 3, device=device), nn.BatchNorm2d(c_out, device=device),
+                   nn.ReLU(), nn.MaxPool2d(2)]
+    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(32 * 7 * 7, 64, device=device),
+                         nn.ReLU(), nn.Linear(64, 10, device=device))
+
+
+def torch_convnet():
+    layers = []
+    for c_in, c_out in ((1, 16), (16, 32)):
+        layers += [torch.nn.Conv2d(c_in, c_out, 3, padding=1), torch.nn.BatchNorm2d(c_out),
+                   torch.nn.ReLU(), torch.nn.MaxPool2d(2)]
+    return torch.nn.Sequential(*layers, torch.nn.Flatten(), torch.nn.Linear(32 * 7 * 7, 64),
+                               torch.nn.ReLU(), torch.nn.Linear(64, 10))
+
+
 def best_time(step, repeats, warmup=3):
     for _ in range(warmup):
         step()
@@ -46,12 +66,12 @@ def best_time(step, repeats, warmup=3):
     return min(times), float(np.median(times))
 
 
-def bench(widths, batch, repeats, device):
+def bench(make_engine, make_torch, input_shape, batch, repeats, device):
     rng = np.random.default_rng(0)
-    x_host = rng.standard_normal((batch, widths[0])).astype(np.float32)
-    y_host = rng.integers(0, widths[-1], batch)
+    x_host = rng.standard_normal((batch, *input_shape)).astype(np.float32)
+    y_host = rng.integers(0, 10, batch)
 
-    model = engine_model(widths, device)
+    model = make_engine(device)
     optimizer = optim.SGD(model.parameters(), lr=0.01)
     loss_fn = nn.SoftmaxLoss()
     x = ndl.Tensor(x_host, device=device, requires_grad=False)
@@ -62,7 +82,7 @@ def bench(widths, batch, repeats, device):
         loss_fn(model(x), y).backward()
         optimizer.step()
 
-    t_model = torch_model(widths)
+    t_model = make_torch()
     t_optimizer = torch.optim.SGD(t_model.parameters(), lr=0.01)
     t_loss = torch.nn.CrossEntropyLoss()
     tx, ty = torch.from_numpy(x_host), torch.from_numpy(y_host)
@@ -87,13 +107,21 @@ def main():
     ndl.set_num_threads(1)
     # numpy's BLAS (the cpu_numpy device) would otherwise use every core.
     threadpool_limits(1)
-    cases = [("784-100-10 MLP", [784, 100, 10]), ("50-layer width-100 MLP", [784] + [100] * 49
-                                                  + [10])]
+    deep = [784] + [100] * 49 + [10]
+    cases = [
+        ("784-100-10 MLP", lambda d: engine_model([784, 100, 10], d),
+         lambda: torch_model([784, 100, 10]), (784,)),
+        ("50-layer width-100 MLP", lambda d: engine_model(deep, d), lambda: torch_model(deep),
+         (784,)),
+        ("ConvNet with batch norm", engine_convnet, torch_convnet, (1, 28, 28)),
+    ]
     print(f"engine device {device.name}, torch {torch.__version__}, 1 thread, batch 100")
     print(f"{'model':<24} {'engine ms':>10} {'torch ms':>10} {'ratio':>7} {'kernels':>8}   "
           f"(best of {args.repeats}; median ratio)")
-    for name, widths in cases:
-        (e_best, e_median), (t_best, t_median), kernels = bench(widths, 100, args.repeats, device)
+    for name, make_engine, make_torch, input_shape in cases:
+        (e_best, e_median), (t_best, t_median), kernels = bench(make_engine, make_torch,
+                                                                input_shape, 100, args.repeats,
+                                                                device)
         print(f"{name:<24} {e_best * 1e3:>10.3f} {t_best * 1e3:>10.3f} {e_best / t_best:>6.2f}x"
               f" {kernels:>8}   ({e_median / t_median:.2f}x)")
 
