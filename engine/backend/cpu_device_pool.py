@@ -5,7 +5,7 @@ the protocol, one C call each (kernels_c/pool.c). cpu_device.py exports them wit
 import ctypes
 
 from .cpu_handles import _fail, _lib, _ptr
-from .numpy_pool import _check as _check_pool_sizes
+from .numpy_pool import check_pool_sizes as _check_pool_sizes
 
 
 def _explain(name, sizes, buffers):

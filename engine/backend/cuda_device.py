@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 
+from .numpy_pool import check_pool_sizes
 from .strides import compact_strides
 
 try:
@@ -333,12 +334,16 @@ def conv2d_backward_weight(x, gy, gw, n, h, w_, c, k, kh, kw, oh, ow,
 
 # Max pooling
 def max_pool2d_forward(x, out, n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w):
+    check_pool_sizes("max_pool2d_forward", n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w,
+                     pad_h, pad_w)
     _pool.max_pool2d_forward(x, out, n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w, pad_h,
                              pad_w)
 
 
 def max_pool2d_backward(x, out, gy, gx, n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w, pad_h,
                         pad_w):
+    check_pool_sizes("max_pool2d_backward", n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w,
+                     pad_h, pad_w)
     _pool.max_pool2d_backward(x, out, gy, gx, n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w,
                               pad_h, pad_w)
 

@@ -7,7 +7,9 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 
-def _check(name, n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w):
+def check_pool_sizes(name, n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w):
+    """Raise ValueError naming what is wrong unless the sizes describe a valid max pooling (the
+    cpu and cuda devices run the same checks)."""
     if min(n, h, w_, c, oh, ow) < 0:
         raise ValueError(f"{name}: negative size in n={n}, h={h}, w={w_}, c={c}, oh={oh}, "
                          f"ow={ow}")
@@ -39,7 +41,8 @@ def _windows(padded, oh, ow, kh, kw, stride_h, stride_w):
 
 
 def max_pool2d_forward(x, out, n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w):
-    _check("max_pool2d_forward", n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w)
+    check_pool_sizes("max_pool2d_forward", n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w, pad_h,
+                     pad_w)
     if n * oh * ow * c == 0:
         return
     values = _padded(x[: n * h * w_ * c].reshape(n, h, w_, c), pad_h, pad_w, -np.inf)
@@ -49,7 +52,8 @@ def max_pool2d_forward(x, out, n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w, 
 
 def max_pool2d_backward(x, out, gy, gx, n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w, pad_h,
                         pad_w):
-    _check("max_pool2d_backward", n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w)
+    check_pool_sizes("max_pool2d_backward", n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w,
+                     pad_h, pad_w)
     if n * h * w_ * c == 0:
         return
     dtype = gx.dtype.type
