@@ -85,12 +85,10 @@ def test_device_matches_spec(device, shape, per_row):
         np.testing.assert_allclose(value, expected, rtol=1e-4, atol=1e-5, err_msg=name)
 
 
-@pytest.mark.parametrize("device", DEVICE_PARAMS)
-@pytest.mark.parametrize("per_row", [True, False], ids=["rows", "columns"])
-def test_special_groups_match_spec(device, per_row):
-    # Each group (a row here, transposed for the column layout): constant (variance 0, so the
-    # output is 0 and the gradient only the cotangent's deviation / sqrt(eps)); a large offset
-    # with small noise (a one-pass variance would cancel); a NaN; an infinity.
+def special_groups(per_row):
+    """(x, g): each group (a row, transposed for the column layout) constant (variance 0, so the
+    output is 0 and the gradient only the cotangent's deviation / sqrt(eps)); a large offset
+    with small noise (a one-pass variance would cancel); a NaN; an infinity."""
     groups = np.array([
         [3.0, 3.0, 3.0, 3.0, 3.0],
         [1e4 + 0.5, 1e4 - 0.5, 1e4 + 0.25, 1e4 - 0.25, 1e4],
@@ -98,7 +96,13 @@ def test_special_groups_match_spec(device, per_row):
         [1.0, np.inf, 2.0, 3.0, 4.0],
     ], np.float32)
     x = groups if per_row else np.ascontiguousarray(groups.T)
-    g = np.linspace(-1.0, 1.0, x.size).reshape(x.shape).astype(np.float32)
+    return x, np.linspace(-1.0, 1.0, x.size).reshape(x.shape).astype(np.float32)
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+@pytest.mark.parametrize("per_row", [True, False], ids=["rows", "columns"])
+def test_special_groups_match_spec(device, per_row):
+    x, g = special_groups(per_row)
     want = run(spec, x, g, per_row)
     got = run(device, x, g, per_row)
     to_rows = (lambda a: a) if per_row else (lambda a: a.T)

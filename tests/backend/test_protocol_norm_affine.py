@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from engine.backend import numpy_device as spec
-from tests.backend.test_protocol_norm import EPS, float64_forward, layout
+from tests.backend.test_protocol_norm import EPS, float64_forward, layout, special_groups
 from tests.device_buffers import read, to_device
 from tests.devices import DEVICE_PARAMS
 
@@ -111,16 +111,9 @@ def test_device_matches_spec(device, shape, per_row, per_member):
 @pytest.mark.parametrize("device", DEVICE_PARAMS)
 @pytest.mark.parametrize("per_row", [True, False], ids=["rows", "columns"])
 def test_special_groups_match_spec(device, per_row):
-    # As for the plain pair: a constant group, a large offset, a NaN, an infinity; the NaN and
-    # infinity spread to their group's outputs, and to the parameter sums that include them.
-    groups = np.array([
-        [3.0, 3.0, 3.0, 3.0, 3.0],
-        [1e4 + 0.5, 1e4 - 0.5, 1e4 + 0.25, 1e4 - 0.25, 1e4],
-        [1.0, np.nan, 2.0, 3.0, 4.0],
-        [1.0, np.inf, 2.0, 3.0, 4.0],
-    ], np.float32)
-    x = groups if per_row else np.ascontiguousarray(groups.T)
-    g = np.linspace(-1.0, 1.0, x.size).reshape(x.shape).astype(np.float32)
+    # As for the plain pair; the NaN and infinity spread to their group's outputs, and to the
+    # parameter sums that include them.
+    x, g = special_groups(per_row)
     for per_member in (0, 1):
         w, b = parameters_like(x, per_row, per_member, np.random.default_rng(per_member))
         want = run(spec, x, w, b, g, per_row, per_member)
