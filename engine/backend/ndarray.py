@@ -12,7 +12,13 @@ import numpy as np
 from .device import BackendDevice, default_device
 from .matmul import matmul, ones_row
 from .reduce_plan import reduce_plan
-from .strides import compact_strides, index_view, is_permuted_dense, repeated_row_period
+from .strides import (
+    canonical_strides,
+    compact_strides,
+    index_view,
+    is_permuted_dense,
+    repeated_row_period,
+)
 
 prod = math.prod
 _new_object = object.__new__
@@ -61,7 +67,11 @@ class NDArray:
         """An NDArray over `handle` (a new buffer of prod(shape) elements when None)."""
         array = _new_object(NDArray)
         array.shape = shape = tuple(shape)
-        array.strides = compact_strides(shape) if strides is None else tuple(strides)
+        if strides is None:
+            array.strides = compact_strides(shape)
+        else:
+            array.strides = canonical_strides(shape, tuple(strides)) if 1 in shape else tuple(
+                strides)
         array.offset = offset
         if device is None:
             device = default_device()
@@ -74,7 +84,7 @@ class NDArray:
         """A view sharing this array's handle (`shape` and `strides` are tuples)."""
         array = _new_object(NDArray)
         array.shape = shape
-        array.strides = strides
+        array.strides = canonical_strides(shape, strides) if 1 in shape else strides
         array.offset = offset
         array.device = self.device
         array.handle = self.handle
@@ -143,17 +153,6 @@ class NDArray:
         out = self._new(shape)
         self.device.compact(self.handle, out.handle, self.shape, self.strides, self.offset)
         return out
-
-    def compact_for_reading(self):
-        """Like compact(), but a view whose elements are already in order (only a size-1
-        axis's stride differs: a one-channel NCHW image seen as NHWC) comes back relabelled,
-        sharing this buffer, so the result must not be written (compact() guarantees a fresh
-        array whenever it copies, and callers reuse it as scratch)."""
-        shape, strides = self.shape, compact_strides(self.shape)
-        if self.offset == 0 and self.strides != strides and all(
-                n == 1 or a == b for n, a, b in zip(shape, self.strides, strides)):
-            return self._like(shape, strides, 0)
-        return self.compact()
 
     # views
     def as_strided(self, shape, strides):

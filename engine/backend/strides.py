@@ -33,6 +33,15 @@ def repeated_row_period(array):
 
 
 @functools.lru_cache(maxsize=4096)
+def canonical_strides(shape, strides):
+    """`strides` with each size-1 axis's stride replaced by its compact value: that stride never
+    moves (the axis's only index is 0), so the view is the same, and a view whose elements are
+    already in order (a one-channel NCHW image seen as NHWC, a 1x1 feature map) then reads as
+    compact everywhere, with no copy."""
+    return tuple(c if n == 1 else s for n, s, c in zip(shape, strides, compact_strides(shape)))
+
+
+@functools.lru_cache(maxsize=4096)
 def is_permuted_dense(shape, strides):
     """True when strides (of a view at offset 0) lay `shape` over exactly its prod(shape) first
     elements in some axis order, as a permute of a compact array does: an elementwise kernel

@@ -238,8 +238,7 @@ class Conv(TensorOp):
         _check_operands("conv", geometry.weight_shape, w.shape, x, w)
         out = _empty_like(x, geometry.output_shape)
         _device_function(x.device, "conv2d_forward")(
-            x.compact_for_reading().handle, w.compact().handle, out.handle,
-            *geometry.sizes())
+            x.compact().handle, w.compact().handle, out.handle, *geometry.sizes())
         return out
 
     def gradient(self, out_grad, node):
@@ -282,8 +281,7 @@ class ConvBackwardWeight(TensorOp):
         _check_operands("conv backward weight", geometry.output_shape, gy.shape, x, gy)
         out = _empty_like(x, geometry.weight_shape)
         _device_function(x.device, "conv2d_backward_weight")(
-            x.compact_for_reading().handle, gy.compact_for_reading().handle, out.handle,
-            *geometry.sizes())
+            x.compact().handle, gy.compact().handle, out.handle, *geometry.sizes())
         return out
 
     def gradient(self, out_grad, node):

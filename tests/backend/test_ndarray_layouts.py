@@ -9,7 +9,7 @@ import pytest
 
 import engine as ndl
 from engine.backend import NDArray, count_launches
-from engine.backend.strides import is_permuted_dense, repeated_row_period
+from engine.backend.strides import canonical_strides, is_permuted_dense, repeated_row_period
 from tests.devices import DEVICE_PARAMS
 
 RNG = np.random.default_rng(11)
@@ -123,15 +123,27 @@ def test_views_of_different_layouts_still_compact(device):
 
 
 @pytest.mark.parametrize("device", DEVICE_PARAMS)
-def test_compact_for_reading_relabels_views_already_in_order(device):
-    # A one-channel NCHW image permuted to NHWC is already in order; compact() still copies
-    # (its callers may write the copy), compact_for_reading() relabels.
-    host = RNG.standard_normal((3, 1, 4, 5)).astype(np.float32)
-    view = NDArray(host, device=device).permute((0, 2, 3, 1))
+@pytest.mark.parametrize("shape, axes", [
+    ((3, 1, 4, 5), (0, 2, 3, 1)),
+    ((3, 4, 1, 1), (0, 2, 3, 1)),
+], ids=["one_channel_image", "one_pixel_map"])
+def test_views_already_in_order_are_compact(device, shape, axes):
+    # A size-1 axis's stride never moves, so views that only permute size-1 axes (a one-channel
+    # NCHW image seen as NHWC, a 1x1 feature map) are compact: no copy anywhere.
+    host = RNG.standard_normal(shape).astype(np.float32)
+    view = NDArray(host, device=device).permute(axes)
+    assert view.is_compact()
     with count_launches(device) as launches:
-        relabelled = view.compact_for_reading()
-    assert dict(launches) == {} and relabelled.is_compact()
-    assert relabelled.handle is view.handle
-    np.testing.assert_array_equal(relabelled.numpy(), np.transpose(host, (0, 2, 3, 1)))
-    copied = view.compact()
-    assert copied.handle is not view.handle and copied.is_compact()
+        same = view.compact()
+        flat = view.reshape((shape[0], -1))
+        doubled = view + view
+    assert same is view and flat.handle is view.handle
+    assert dict(launches) == {"ewise_add": 1}
+    np.testing.assert_array_equal(flat.numpy(), np.transpose(host, axes).reshape(shape[0], -1))
+    np.testing.assert_array_equal(doubled.numpy(), 2 * np.transpose(host, axes))
+
+
+def test_canonical_strides_only_touch_size_one_axes():
+    assert canonical_strides((2, 1, 3), (3, 99, 1)) == (3, 3, 1)
+    assert canonical_strides((2, 3), (1, 2)) == (1, 2)
+    assert canonical_strides((4, 1), (0, 7)) == (0, 1)
