@@ -73,11 +73,14 @@ def scalar_setitem(size, value, out, shape, strides, offset):
 
 
 def _binary(fn):
+    # IEEE results (0/0 is NaN, x/0 is inf) without numpy's warnings, as the other devices give.
     def ewise(a, b, out, size):
-        out[:size] = fn(a[:size], b[:size])
+        with np.errstate(all="ignore"):
+            out[:size] = fn(a[:size], b[:size])
 
     def scalar(a, value, out, size):
-        out[:size] = fn(a[:size], out.dtype.type(value))
+        with np.errstate(all="ignore"):
+            out[:size] = fn(a[:size], out.dtype.type(value))
 
     return ewise, scalar
 
