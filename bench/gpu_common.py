@@ -126,13 +126,13 @@ def tf32_stored_view(layout, a, b, m, k, n):
 def run_tf32_config(config, view, out, k, programs, register=None):
     """Launch a `tf32_stored_view` with exactly `config` on at most `programs` persistent
     programs, loading tiles by TMA when the configuration asks and the view allows; `register`
-    as in `run_config`."""
+    as in `run_config`, which gives the compiled kernel back."""
     from kernels_triton import matmul as triton_matmul
 
     (first, second, rows, cols, a_offset, a_strides, b_offset, b_strides, transposed), loads = view
     if config.kwargs["TMA"] and loads:
         triton_matmul._use_descriptor_scratch(out)
-    triton_matmul.run_config(
+    return triton_matmul.run_config(
         config, triton_matmul._tile_grid(rows, cols, 1, programs),
         (first, second, out, rows, cols, k, a_offset, *a_strides, b_offset, *b_strides), "tf32",
         loads, transposed, register)

@@ -150,13 +150,17 @@ def _sweep_configs(smoke):
 
 def _time_config(fn, out, reference, exact, cublas_ms):
     """Error against cuBLAS's `reference` (a kernel more than 1 % off is wrong) and the float64
-    product `exact`, and speed against cuBLAS, of one forced configuration."""
+    product `exact`, speed against cuBLAS, and the registers and spilled bytes per thread of the
+    compiled kernel `fn` returns, of one forced configuration (ptxas spills a large tile's
+    accumulators when registers run out: a tile that spills is rarely worth its compile)."""
     try:
         out.fill_(float("nan"))  # a kernel that skips tiles must not pass on stale output
-        fn()
+        compiled = fn()
         errors = {"rel_err": rel_err(out, reference), "err_f64": rel_err(out, exact)}
         ms = time_ms(fn)
-        return {**errors, "ms": ms, "ratio": cublas_ms / ms}
+        return {**errors, "ms": ms, "ratio": cublas_ms / ms,
+                "registers": getattr(compiled, "n_regs", None),
+                "spills": getattr(compiled, "n_spills", None)}
     except Exception as error:  # out of shared memory and the like: others still run
         return {"error": repr(error)[:200]}
 
@@ -197,7 +201,7 @@ def tf32_config_sweep(size, save_rows):
         result["cublas_err_f64"][b_layout] = rel_err(reference, exact)
         for config in tiles:
             def fn(config=config, view=view, register=register):
-                run_tf32_config(config, view, out, size, sm_count, register)
+                return run_tf32_config(config, view, out, size, sm_count, register)
             row = {"b_layout": b_layout, "config": config_tuple(config)}
             if register and not matmul_layouts.REGISTER_A_ALLOWED:
                 row["skipped"] = f"{matmul_layouts.REGISTER_SWITCH} is off"

@@ -58,7 +58,8 @@ def _sweep_cell(row):
         return f"{tuple(row['config'])} error"
     wrong = "" if row.get("rel_err", 0) <= 1e-2 else " WRONG"  # NaN (tiles never written) too
     error = f" err {row['err_f64']:.1e}" if "err_f64" in row else ""
-    return f"{tuple(row['config'])} {row['ratio']:.2f}{error}{wrong}"
+    spills = f" spills {row['spills']} B" if row.get("spills") else ""
+    return f"{tuple(row['config'])} {row['ratio']:.2f}{error}{wrong}{spills}"
 
 
 def _print_conv(conv):

@@ -265,7 +265,8 @@ def run_config(config, grid, args, precision, layout, transposed, register=None)
     """Launch the kernel on `args` (as `matmul` builds them) with exactly `config`, setting what
     the autotuner's heuristics would; `layout` applies to a TMA configuration only. `register`
     True or False forces A through registers (rounded to TF32) or not, for measurements; None
-    leaves it to `register_a`."""
+    leaves it to `register_a`. Returns Triton's compiled kernel, whose n_regs and n_spills a
+    launch on a GPU fills in."""
     layout = layout if config.kwargs["TMA"] else ""
     k, stride_ak = args[5], args[9]
     if register is None:
@@ -273,11 +274,11 @@ def run_config(config, grid, args, precision, layout, transposed, register=None)
     meta = config.kwargs
     if meta["WARP_SPECIALIZE"]:  # a new dictionary only then: small products launch through here
         meta = dict(meta, WARP_SPECIALIZE=warp_specialized(meta, layout))
-    _matmul_kernel[grid](*args, PRECISION=precision,
-                         EVEN_K=bool(layout) or k % config.kwargs["BLOCK_K"] == 0,
-                         TMA_LAYOUT=layout, REGISTER_A=register,
-                         TRANSPOSED_OUT=transposed, num_warps=config.num_warps,
-                         num_stages=config.num_stages, **meta)
+    return _matmul_kernel[grid](*args, PRECISION=precision,
+                                EVEN_K=bool(layout) or k % config.kwargs["BLOCK_K"] == 0,
+                                TMA_LAYOUT=layout, REGISTER_A=register,
+                                TRANSPOSED_OUT=transposed, num_warps=config.num_warps,
+                                num_stages=config.num_stages, **meta)
 
 
 def _tile_grid(m, n, batch, sm_count):
