@@ -85,7 +85,18 @@ def _stored_variants(config):
 
 
 def variants(quick):
-    from kernels_triton import conv, ewise, loss, matmul, memory, norm, pool, reduce, transpose
+    from kernels_triton import (
+        conv,
+        ewise,
+        loss,
+        matmul,
+        memory,
+        norm,
+        pool,
+        pool_avg,
+        reduce,
+        transpose,
+    )
 
     for rank in range(memory.MAX_RANK + 1):
         for mode in ("gather", "scatter", "fill"):
@@ -140,10 +151,16 @@ def variants(quick):
     # pool.pool_blocks: the channel block is the channel count's power of two, up to the maximum
     # (each of the few tiles compiles in well under a second, so --quick keeps them all).
     channel_blocks = [1 << i for i in range(pool.MAX_BLOCK_C.bit_length())]
-    for kernel, block_c in itertools.product((pool._forward_kernel, pool._backward_kernel),
-                                             channel_blocks):
+    pool_kernels = (pool._forward_kernel, pool._backward_kernel, pool_avg._avg_forward_kernel,
+                    pool_avg._avg_backward_kernel)
+    for kernel, block_c in itertools.product(pool_kernels, channel_blocks):
         yield kernel, {"BLOCK_P": pool.TILE_ELEMENTS // block_c, "BLOCK_C": block_c,
                        "_warps": pool.TILE_WARPS}
+    # A launch specializes sizes of 1 to constants: a 1x1 window at stride 1 makes the average's
+    # window area a compile-time product.
+    for kernel in pool_kernels[2:]:
+        yield kernel, {"BLOCK_P": pool.TILE_ELEMENTS // 16, "BLOCK_C": 16, "kh": 1, "kw": 1,
+                       "stride_h": 1, "stride_w": 1, "_warps": pool.TILE_WARPS}
     for rounding in (False, True):
         yield transpose._transpose_kernel, {"BLOCK_R": 64, "BLOCK_C": 64, "ROUND_TF32": rounding,
                                             "_warps": 4}

@@ -49,9 +49,12 @@ def summarize(compiled):
 
 
 def register_use(compiled):
-    """Registers per thread and bytes spilled to local memory, as ptxas (the copy Triton ships)
-    reports them for the PTX; the launch-time metadata that holds them needs a GPU."""
-    ptxas = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "ptxas")
+    """Registers per thread and bytes spilled to local memory, as ptxas (the copy Triton itself
+    compiles with: 3.9 picks a newer one than bin/ptxas, which rejects its PTX) reports them for
+    the PTX; the launch-time metadata that holds them needs a GPU."""
+    from triton.backends.nvidia.compiler import get_ptxas
+
+    ptxas = get_ptxas(TARGET.arch).path
     with tempfile.NamedTemporaryFile("w", suffix=".ptx") as source:
         source.write(compiled.asm["ptx"])
         source.flush()

@@ -66,6 +66,8 @@ SIGNATURES = {
     **{f"nd_{op}_naive_f32": _CONV for op in CONV_OPS},
     "nd_max_pool2d_forward_f32": [P, P] + [I64] * 12,
     "nd_max_pool2d_backward_f32": [P, P, P, P] + [I64] * 12,
+    "nd_avg_pool2d_forward_f32": [P, P] + [I64] * 12,
+    "nd_avg_pool2d_backward_f32": [P, P] + [I64] * 12,
 }
 
 _lock = threading.Lock()

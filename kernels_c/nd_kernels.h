@@ -241,4 +241,17 @@ int nd_max_pool2d_backward_f32(const float *x, const float *out, const float *gy
                                int64_t kw, int64_t oh, int64_t ow, int64_t stride_h,
                                int64_t stride_w, int64_t pad_h, int64_t pad_w);
 
+/* pool_avg.c: average pooling, same layout, windows and size rules as max pooling above; padding
+ * counts as zeros (every window divides by kh * kw, PyTorch's count_include_pad).
+ * forward:  out = each window's sum over the x elements it covers (taps row-major) / (kh * kw).
+ * backward: gx overwritten: window o sends gy[o] / (kh * kw) to each covered element; an element
+ *           sums what its windows send in the numpy spec's tap order (0 from none). Allocates
+ *           nothing; results do not depend on the thread count. */
+int nd_avg_pool2d_forward_f32(const float *x, float *out, int64_t n, int64_t h, int64_t w_,
+                              int64_t c, int64_t kh, int64_t kw, int64_t oh, int64_t ow,
+                              int64_t stride_h, int64_t stride_w, int64_t pad_h, int64_t pad_w);
+int nd_avg_pool2d_backward_f32(const float *gy, float *gx, int64_t n, int64_t h, int64_t w_,
+                               int64_t c, int64_t kh, int64_t kw, int64_t oh, int64_t ow,
+                               int64_t stride_h, int64_t stride_w, int64_t pad_h, int64_t pad_w);
+
 #endif

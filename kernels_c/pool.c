@@ -1,59 +1,14 @@
 /* Max pooling over NHWC float32 activations and its gradient (the protocol's max_pool2d pair).
- * Kernel layer (kernels_c); ABI in nd_kernels.h. Loops keep the contiguous channel axis innermost,
- * so every window tap is one vector operation over c; every output element has one writer. */
+ * Kernel layer (kernels_c); ABI in nd_kernels.h, shared pieces in pool_parts.h. Loops keep the
+ * contiguous channel axis innermost, so every window tap is one vector operation over c; every
+ * output element has one writer. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "nd_kernels.h"
+#include "pool_parts.h"
 
-#define ND_POOL_GRAIN 32768
 #define ND_POOL_CHANNEL_BLOCK 64 /* channels whose tie counts live on the stack together */
-
-typedef struct {
-    int64_t n, h, w, c, kh, kw, oh, ow, sh, sw, ph, pw;
-} pool_shape;
-
-typedef struct {
-    const float *x, *out, *gy, *share, *miss;
-    float *dst, *share_out, *miss_out;
-    pool_shape s;
-} pool_args;
-
-typedef void (*pool_rows_fn)(const pool_args *a, int64_t begin, int64_t end);
-
-static int check_shape(const pool_shape *s)
-{
-    if (s->n < 0 || s->h < 0 || s->w < 0 || s->c < 0 || s->oh < 0 || s->ow < 0) return ND_ERR_SIZE;
-    if (s->kh < 1 || s->kw < 1 || s->sh < 1 || s->sw < 1 || s->ph < 0 || s->pw < 0)
-        return ND_ERR_SIZE;
-    if (2 * s->ph > s->kh || 2 * s->pw > s->kw) return ND_ERR_SIZE;
-    const int64_t span_h = s->h + 2 * s->ph - s->kh, span_w = s->w + 2 * s->pw - s->kw;
-    if (span_h < 0 || span_w < 0) return ND_ERR_SIZE;
-    if (s->oh != span_h / s->sh + 1 || s->ow != span_w / s->sw + 1) return ND_ERR_SIZE;
-    return ND_OK;
-}
-
-static inline int64_t clamp64(int64_t v, int64_t lo, int64_t hi)
-{
-    return v < lo ? lo : (v > hi ? hi : v);
-}
-
-/* Splits `rows` among `threads`; one thread runs on the caller, without an OpenMP region (even a
- * serial one costs microseconds). Each row's result never depends on the split. */
-static void run_rows(pool_rows_fn fn, const pool_args *a, int64_t rows, int threads)
-{
-    if (threads <= 1) {
-        fn(a, 0, rows);
-        return;
-    }
-#pragma omp parallel num_threads(threads)
-    {
-        int64_t begin, end;
-        nd_thread_rows(rows, &begin, &end);
-        fn(a, begin, end);
-    }
-}
 
 /* m = max(m, v) per channel, NaN winning: (v > m) is false for a NaN on either side, so a NaN v
  * is taken explicitly and a NaN m is kept because nothing compares greater than it. */
@@ -202,12 +157,13 @@ int nd_max_pool2d_forward_f32(const float *x, float *out, int64_t n, int64_t h, 
 {
     const pool_args a = {.x = x, .dst = out,
                          .s = {n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w}};
-    const int status = check_shape(&a.s);
+    const int status = pool_check_shape(&a.s);
     if (status) return status;
     if (n * oh * ow * c == 0) return ND_OK;
     if (!out || (h * w_ > 0 && !x)) return ND_ERR_NULL;
     const int64_t rows = n * oh;
-    run_rows(forward_rows, &a, rows, nd_threads_for(rows * ow * c * kh * kw, ND_POOL_GRAIN));
+    pool_run_rows(forward_rows, &a, rows,
+                  nd_threads_for(rows * ow * c * kh * kw, ND_POOL_GRAIN));
     return ND_OK;
 }
 
@@ -218,14 +174,14 @@ int nd_max_pool2d_backward_f32(const float *x, const float *out, const float *gy
 {
     pool_args a = {.x = x, .out = out, .gy = gy, .dst = gx,
                    .s = {n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w}};
-    const int status = check_shape(&a.s);
+    const int status = pool_check_shape(&a.s);
     if (status) return status;
     if (n * h * w_ * c == 0) return ND_OK;
     if (!x || !out || !gy || !gx) return ND_ERR_NULL;
     const int64_t windows = n * oh * ow * c;
     const int threads = nd_threads_for(windows * kh * kw, ND_POOL_GRAIN);
     if (stride_h >= kh && stride_w >= kw) {
-        run_rows(backward_disjoint_rows, &a, n * oh, threads);
+        pool_run_rows(backward_disjoint_rows, &a, n * oh, threads);
         return ND_OK;
     }
     float *scratch = malloc((size_t)(2 * windows) * sizeof(float));
@@ -234,8 +190,8 @@ int nd_max_pool2d_backward_f32(const float *x, const float *out, const float *gy
     a.miss_out = scratch + windows;
     a.share = a.share_out;
     a.miss = a.miss_out;
-    run_rows(shares_rows, &a, n * oh, threads);
-    run_rows(gather_rows, &a, n * h, threads);
+    pool_run_rows(shares_rows, &a, n * oh, threads);
+    pool_run_rows(gather_rows, &a, n * h, threads);
     free(scratch);
     return ND_OK;
 }

@@ -9,7 +9,12 @@ import ctypes
 import numpy as np
 
 # Part of this device's protocol, written in files of their own.
-from .cpu_device_pool import max_pool2d_backward, max_pool2d_forward  # noqa: F401
+from .cpu_device_pool import (  # noqa: F401
+    avg_pool2d_backward,
+    avg_pool2d_forward,
+    max_pool2d_backward,
+    max_pool2d_forward,
+)
 from .cpu_device_rows import (  # noqa: F401
     norm_affine_backward,
     norm_affine_forward,

@@ -1,5 +1,5 @@
-"""The cpu device's max pooling pair (backend layer): max_pool2d_forward / max_pool2d_backward of
-the protocol, one C call each (kernels_c/pool.c). cpu_device.py exports them with the rest.
+"""The cpu device's pooling functions (backend layer): the protocol's max_pool2d and avg_pool2d
+pairs, one C call each (kernels_c/pool.c, kernels_c/pool_avg.c). cpu_device.py exports them.
 """
 
 import ctypes
@@ -56,3 +56,27 @@ def max_pool2d_backward(x, out, gy, gx, n, h, w_, c, kh, kw, oh, ow, stride_h, s
         _explain("max_pool2d_backward", sizes, (("x", x, image), ("out", out, pooled),
                                                 ("gy", gy, pooled), ("gx", gx, image)))
     _call("max_pool2d_backward", _lib.nd_max_pool2d_backward_f32, (px, pout, pgy, pgx), sizes)
+
+
+def avg_pool2d_forward(x, out, n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w):
+    try:
+        px, pout = x.address, out.address
+    except AttributeError:
+        px, pout = _ptr(x), _ptr(out)
+    sizes = (n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w)
+    image, pooled = n * h * w_ * c, n * oh * ow * c
+    if image > x.size or pooled > out.size:
+        _explain("avg_pool2d_forward", sizes, (("x", x, image), ("out", out, pooled)))
+    _call("avg_pool2d_forward", _lib.nd_avg_pool2d_forward_f32, (px, pout), sizes)
+
+
+def avg_pool2d_backward(gy, gx, n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w):
+    try:
+        pgy, pgx = gy.address, gx.address
+    except AttributeError:
+        pgy, pgx = _ptr(gy), _ptr(gx)
+    sizes = (n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w)
+    image, pooled = n * h * w_ * c, n * oh * ow * c
+    if pooled > gy.size or image > gx.size:
+        _explain("avg_pool2d_backward", sizes, (("gy", gy, pooled), ("gx", gx, image)))
+    _call("avg_pool2d_backward", _lib.nd_avg_pool2d_backward_f32, (pgy, pgx), sizes)

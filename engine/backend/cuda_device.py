@@ -21,6 +21,7 @@ try:
     from kernels_triton import memory as _memory
     from kernels_triton import norm as _norm
     from kernels_triton import pool as _pool
+    from kernels_triton import pool_avg as _pool_avg
     from kernels_triton import reduce as _reduce
     from kernels_triton.common import interpreting as _interpreting
 
@@ -346,6 +347,21 @@ def max_pool2d_backward(x, out, gy, gx, n, h, w_, c, kh, kw, oh, ow, stride_h, s
                      pad_h, pad_w)
     _pool.max_pool2d_backward(x, out, gy, gx, n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w,
                               pad_h, pad_w)
+
+
+# Average pooling
+def avg_pool2d_forward(x, out, n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w):
+    check_pool_sizes("avg_pool2d_forward", n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w,
+                     pad_h, pad_w)
+    _pool_avg.avg_pool2d_forward(x, out, n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w, pad_h,
+                                 pad_w)
+
+
+def avg_pool2d_backward(gy, gx, n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w):
+    check_pool_sizes("avg_pool2d_backward", n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w,
+                     pad_h, pad_w)
+    _pool_avg.avg_pool2d_backward(gy, gx, n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w, pad_h,
+                                  pad_w)
 
 
 # Threads: a GPU has no host thread count to set.

@@ -7,7 +7,12 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .numpy_conv import conv2d_backward_input, conv2d_backward_weight, conv2d_forward  # noqa: F401
-from .numpy_pool import max_pool2d_backward, max_pool2d_forward  # noqa: F401
+from .numpy_pool import (  # noqa: F401
+    avg_pool2d_backward,
+    avg_pool2d_forward,
+    max_pool2d_backward,
+    max_pool2d_forward,
+)
 
 DTYPES = ("float32", "float64")
 

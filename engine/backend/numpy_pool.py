@@ -1,6 +1,7 @@
-"""The numpy specification of the device protocol's max pooling pair (see protocol.py). Backend
-layer; numpy_device re-exports these. NHWC activations; padding is outside the input and never
-wins; loops run over the KH x KW window taps only, never over pixels.
+"""The numpy specification of the device protocol's pooling functions (see protocol.py): max
+pooling and average pooling, each forward and backward. Backend layer; numpy_device re-exports
+these. NHWC activations; for max pooling padding is outside the input and never wins, for
+average pooling it counts as zeros; loops run over the KH x KW window taps only, never over pixels.
 """
 
 import numpy as np
@@ -75,4 +76,34 @@ def max_pool2d_backward(x, out, gy, gx, n, h, w_, c, kh, kw, oh, ow, stride_h, s
             rows = slice(r, r + stride_h * (oh - 1) + 1, stride_h)
             cols = slice(s, s + stride_w * (ow - 1) + 1, stride_w)
             grad[:, rows, cols] += sent[..., r, s]
+    gx[: n * h * w_ * c] = grad[:, pad_h: pad_h + h, pad_w: pad_w + w_].reshape(-1)
+
+
+def avg_pool2d_forward(x, out, n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w):
+    check_pool_sizes("avg_pool2d_forward", n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w,
+                     pad_h, pad_w)
+    if n * oh * ow * c == 0:
+        return
+    values = _padded(x[: n * h * w_ * c].reshape(n, h, w_, c), pad_h, pad_w, 0)
+    total = np.zeros((n, oh, ow, c), x.dtype)
+    with np.errstate(invalid="ignore", over="ignore"):  # IEEE results (inf - inf is NaN), quietly
+        for r in range(kh):
+            for s in range(kw):
+                total += values[:, r: r + stride_h * (oh - 1) + 1: stride_h,
+                                s: s + stride_w * (ow - 1) + 1: stride_w]
+        out[: n * oh * ow * c] = (total / x.dtype.type(kh * kw)).reshape(-1)
+
+
+def avg_pool2d_backward(gy, gx, n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w):
+    check_pool_sizes("avg_pool2d_backward", n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w,
+                     pad_h, pad_w)
+    if n * h * w_ * c == 0:
+        return
+    share = gy[: n * oh * ow * c].reshape(n, oh, ow, c) / gx.dtype.type(kh * kw)
+    grad = np.zeros((n, h + 2 * pad_h, w_ + 2 * pad_w, c), gx.dtype)
+    with np.errstate(invalid="ignore", over="ignore"):
+        for r in range(kh):
+            for s in range(kw):
+                grad[:, r: r + stride_h * (oh - 1) + 1: stride_h,
+                     s: s + stride_w * (ow - 1) + 1: stride_w] += share
     gx[: n * h * w_ * c] = grad[:, pad_h: pad_h + h, pad_w: pad_w + w_].reshape(-1)

@@ -116,6 +116,12 @@ Convolution (NHWC activations, (KH, KW, C/groups, K) weights; implicit zero padd
         covers that equals out[o] (ties_o of them), NaN to all it covers when none does (a NaN
         maximum); an element gets the sum of what its windows send (0 from none); gx overlaps
         no input
+    avg_pool2d_forward(x, out, ...same sizes...)
+        out (n, oh, ow, c) compact: each window's sum over the elements of x it covers, divided
+        by kh * kw (padding counts as zeros: PyTorch's count_include_pad)
+    avg_pool2d_backward(gy, gx, ...same sizes...)
+        gx (n, h, w_, c) overwritten: each window sends gy[o] / (kh * kw) to every element of x
+        it covers; an element gets the sum (0 from none); gx overlaps no input
 
 Threads
     set_num_threads(n) / get_num_threads()   devices without threads accept and ignore n
@@ -139,7 +145,7 @@ NORM_FUNCTIONS = (
 MATMUL_FUNCTIONS = ("matmul",)
 CONV_FUNCTIONS = (
     "conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight", "max_pool2d_forward",
-    "max_pool2d_backward",
+    "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward",
 )
 THREAD_FUNCTIONS = ("set_num_threads", "get_num_threads")
 

@@ -1,6 +1,7 @@
-"""Max and average pooling over NHWC tensors. Engine ops layer. Max pooling is one device kernel
-each way (the protocol's max_pool2d pair); average pooling, and max pooling's second derivative,
-are built from a sliding-window view plus the sum reduction.
+"""Max and average pooling over NHWC tensors, one device kernel each way (the protocol's
+max_pool2d and avg_pool2d pairs). Engine ops layer. Max pooling's second derivative is built
+from a sliding-window view plus the sum reduction; average pooling and its gradient are linear,
+each other's adjoint, so they differentiate to any order.
 
 Windows turns (n, H, W, c) into the view (n, oh, ow, c, kh, kw) (strides only, no copy); its
 adjoint adds each window back onto its pixels with one strided add per kernel offset. The two are
@@ -8,8 +9,9 @@ each other's gradients, so pooling can be differentiated twice.
 """
 
 from ..autograd import Tensor, TensorOp
-from ..backend.max_pool import max_pool2d as max_pool2d_array
-from ..backend.max_pool import max_pool2d_grad
+from ..backend.pooling import avg_pool2d as avg_pool2d_array
+from ..backend.pooling import avg_pool2d_grad, max_pool2d_grad
+from ..backend.pooling import max_pool2d as max_pool2d_array
 from .conv import int_pair, pad
 from .reduction import summation
 
@@ -132,12 +134,40 @@ def max_pool2d(x, kernel_size, stride=None, padding=0):
     return MaxPool(kernel, stride, padding)(x)
 
 
+class AvgPool(TensorOp):
+    """NHWC x -> each window's mean (zero padding counts), in one kernel."""
+
+    def __init__(self, kernel, stride, padding):
+        self.kernel, self.stride, self.padding = kernel, stride, padding
+
+    def compute(self, x):
+        return avg_pool2d_array(x, self.kernel, self.stride, self.padding)
+
+    def gradient(self, out_grad, node):
+        return AvgPoolGrad(self, node.inputs[0].shape)(out_grad)
+
+
+class AvgPoolGrad(TensorOp):
+    """gy -> x's gradient: each window's gy / (kh * kw) on every element it covers, in one
+    kernel. The adjoint of AvgPool, which is in turn its gradient."""
+
+    def __init__(self, forward, input_shape):
+        self.forward, self.input_shape = forward, tuple(input_shape)
+
+    def compute(self, gy):
+        forward = self.forward
+        return avg_pool2d_grad(gy, self.input_shape, forward.kernel, forward.stride,
+                               forward.padding)
+
+    def gradient(self, out_grad, node):
+        return self.forward(out_grad)
+
+
 def avg_pool2d(x, kernel_size, stride=None, padding=0):
     """Mean over each window of NHWC `x`; zero padding counts towards the mean (PyTorch's
     count_include_pad=True)."""
     kernel, stride, padding = _pool_args(x, kernel_size, stride, padding, "avg_pool2d")
-    windows = _pool_windows(x, kernel, stride, padding, 0.0)
-    return summation(windows, axes=(4, 5)) / (kernel[0] * kernel[1])
+    return AvgPool(kernel, stride, padding)(x)
 
 
 __all__ = ["max_pool2d", "avg_pool2d"]

@@ -1,7 +1,7 @@
-"""The device protocol's max pooling pair (max_pool2d_forward, max_pool2d_backward): the numpy
-spec against float64 loops written out pixel by pixel, then every enabled device against the
-spec (overlapping windows, padding, ties, NaN and inf, empty batches), and bad sizes. Tests of the
-backend layer.
+"""The device protocol's pooling pairs (max_pool2d_forward/backward, avg_pool2d_forward/backward):
+the numpy spec against float64 loops written out pixel by pixel, then every enabled device against
+the spec (overlapping windows, padding, ties, NaN and inf, empty batches), and bad sizes. Tests of
+the backend layer.
 """
 
 import numpy as np
@@ -128,3 +128,72 @@ def test_short_buffers_raise(device):
         device.max_pool2d_forward(x, device.alloc(23, "float32"), *sizes)
     with pytest.raises(ValueError):
         device.max_pool2d_backward(x, out, out, device.alloc(95, "float32"), *sizes)
+
+
+def run_avg(device, x, gy, kernel, stride, padding, dtype="float32"):
+    """(out, gx) of `device`'s average pooling as host arrays."""
+    n, h, w, c = x.shape
+    oh, ow = out_size(x.shape, kernel, stride, padding)
+    sizes = (n, h, w, c, *kernel, oh, ow, *stride, *padding)
+    out = device.alloc(max(n * oh * ow * c, 1), dtype)
+    device.avg_pool2d_forward(to_device(device, x, dtype), out, *sizes)
+    gx = to_device(device, np.full(x.shape, 123.0), dtype)
+    device.avg_pool2d_backward(to_device(device, gy, dtype), gx, *sizes)
+    return (read(device, out, n * oh * ow * c).reshape(n, oh, ow, c),
+            read(device, gx, x.size).reshape(x.shape))
+
+
+def looped_avg(x, gy, kernel, stride, padding):
+    """The definition, one window at a time: padding adds zeros to the sum, never to x."""
+    n, h, w, c = x.shape
+    oh, ow = out_size(x.shape, kernel, stride, padding)
+    out, gx = np.zeros((n, oh, ow, c)), np.zeros(x.shape)
+    area = kernel[0] * kernel[1]
+    for b, i, j, ch in np.ndindex(n, oh, ow, c):
+        cells = [(r, s) for r in range(i * stride[0] - padding[0],
+                                       i * stride[0] - padding[0] + kernel[0])
+                 for s in range(j * stride[1] - padding[1], j * stride[1] - padding[1] + kernel[1])
+                 if 0 <= r < h and 0 <= s < w]
+        out[b, i, j, ch] = sum(x[b, r, s, ch] for r, s in cells) / area
+        for r, s in cells:
+            gx[b, r, s, ch] += gy[b, i, j, ch] / area
+    return out, gx
+
+
+@pytest.mark.parametrize("case", CASES[:6], ids=str)
+def test_avg_spec_matches_the_definition(case):
+    shape, kernel, stride, padding = case
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(shape)
+    gy = rng.standard_normal((shape[0], *out_size(shape, kernel, stride, padding), shape[3]))
+    out, gx = run_avg(spec, x, gy, kernel, stride, padding, dtype="float64")
+    want_out, want_gx = looped_avg(x, gy, kernel, stride, padding)
+    np.testing.assert_allclose(out, want_out, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(gx, want_gx, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_avg_device_matches_spec(device, case):
+    shape, kernel, stride, padding = case
+    rng = np.random.default_rng(sum(shape) + 7)
+    x = rng.standard_normal(shape).astype(np.float32)
+    gy = rng.standard_normal((shape[0], *out_size(shape, kernel, stride, padding), shape[3]))
+    want = run_avg(spec, x, gy, kernel, stride, padding)
+    got = run_avg(device, x, gy, kernel, stride, padding)
+    for value, expected in zip(got, want, strict=True):
+        np.testing.assert_allclose(value, expected, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+def test_avg_bad_sizes_and_short_buffers_raise(device):
+    x, out = to_device(device, np.ones(96)), device.alloc(24, "float32")
+    with pytest.raises(ValueError, match="output size"):
+        device.avg_pool2d_forward(x, out, 2, 4, 4, 3, 2, 2, 3, 2, 2, 2, 0, 0)
+    with pytest.raises(ValueError, match="padding"):
+        device.avg_pool2d_backward(out, x, 2, 4, 4, 3, 2, 2, 3, 3, 2, 2, 2, 2)
+    sizes = (2, 4, 4, 3, 2, 2, 2, 2, 2, 2, 0, 0)  # x 96 elements, out 24
+    with pytest.raises(ValueError):
+        device.avg_pool2d_forward(to_device(device, np.ones(95)), out, *sizes)
+    with pytest.raises(ValueError):
+        device.avg_pool2d_backward(out, device.alloc(95, "float32"), *sizes)

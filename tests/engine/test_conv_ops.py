@@ -20,7 +20,7 @@ from engine.ops.conv import (
     pad,
     undilate,
 )
-from engine.ops.pooling import MaxPool, MaxPoolGrad, avg_pool2d, max_pool2d
+from engine.ops.pooling import AvgPool, AvgPoolGrad, MaxPool, MaxPoolGrad, avg_pool2d, max_pool2d
 from tests.devices import DEVICE_PARAMS
 from tests.op_check import REFERENCE, check_op
 
@@ -366,7 +366,7 @@ def test_max_pool_second_derivative_ignores_padding_at_minus_infinity(device):
     ((2, 2), (2, 2), (2, 0), "padding"),
 ])
 def test_backend_max_pool_rejects_bad_geometry(kernel, stride, padding, message):
-    from engine.backend.max_pool import max_pool2d as pool_array
+    from engine.backend.pooling import max_pool2d as pool_array
 
     x = ndl.NDArray(np.zeros((1, 4, 4, 1)), device=REFERENCE)
     with pytest.raises(ValueError, match=message):
@@ -374,9 +374,37 @@ def test_backend_max_pool_rejects_bad_geometry(kernel, stride, padding, message)
 
 
 def test_backend_max_pool_grad_rejects_an_output_of_another_shape():
-    from engine.backend.max_pool import max_pool2d_grad
+    from engine.backend.pooling import max_pool2d_grad
 
     x = ndl.NDArray(np.zeros((1, 4, 4, 2)), device=REFERENCE)
     wrong = ndl.NDArray(np.zeros((1, 3, 3, 2)), device=REFERENCE)
     with pytest.raises(ValueError, match=r"output \(1, 3, 3, 2\) does not match"):
         max_pool2d_grad(x, wrong, wrong, (2, 2), (2, 2), (0, 0))
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+@pytest.mark.parametrize("case", POOLS, ids=[str(p) for p in POOLS])
+def test_avg_pool_gradient_op_and_its_own_gradient(case, device):
+    # Linear in the cotangent, and the adjoint of the forward, which is its gradient.
+    shape, kernel, stride, padding = case
+    forward = AvgPool(int_pair(kernel, "k", 1), int_pair(stride, "s", 1), int_pair(padding, "p", 0))
+    pooled = reference_pool(np.zeros(shape), kernel, stride, padding, np.add).shape
+
+    def reference(gy):
+        gx = np.empty(int(np.prod(shape)))
+        spec.avg_pool2d_backward(gy.reshape(-1), gx, *shape, *forward.kernel, *pooled[1:3],
+                                 *forward.stride, *forward.padding)
+        return gx.reshape(shape)
+
+    check_op(lambda gy: AvgPoolGrad(forward, shape)(gy), reference, pooled, device=device)
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+def test_avg_pool_spends_one_kernel_each_way(device):
+    x = ndl.Tensor(np.arange(16.0).reshape(1, 4, 4, 1), device=device)
+    with count_launches(device) as launches:
+        out = avg_pool2d(x, 2)
+        out.backward(ndl.Tensor(np.full((1, 2, 2, 1), 4.0), device=device))
+    assert dict(launches) == {"avg_pool2d_forward": 1, "avg_pool2d_backward": 1}
+    np.testing.assert_array_equal(out.numpy()[0, :, :, 0], [[2.5, 4.5], [10.5, 12.5]])
+    np.testing.assert_array_equal(x.grad.numpy(), np.ones((1, 4, 4, 1)))
