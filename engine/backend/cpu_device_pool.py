@@ -30,18 +30,30 @@ def _call(name, kernel, addresses, sizes):
         raise _fail(name, status, sizes=sizes)
 
 
-def max_pool2d_forward(x, out, n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w):
-    try:
-        px, pout = x.address, out.address
-    except AttributeError:
-        px, pout = _ptr(x), _ptr(out)
-    sizes = (n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w)
-    # Invalid sizes reach the kernel only when these products fit: it refuses them before any
-    # access, and _call explains.
-    image, pooled = n * h * w_ * c, n * oh * ow * c
-    if image > x.size or pooled > out.size:
-        _explain("max_pool2d_forward", sizes, (("x", x, image), ("out", out, pooled)))
-    _call("max_pool2d_forward", _lib.nd_max_pool2d_forward_f32, (px, pout), sizes)
+def _pool_forward(name):
+    """The protocol's `name` (max_pool2d_forward or avg_pool2d_forward): out (n, oh, ow, c) from
+    x (n, h, w_, c), one C call."""
+    kernel = getattr(_lib, f"nd_{name}_f32")
+
+    def pool_forward(x, out, n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w):
+        try:
+            px, pout = x.address, out.address
+        except AttributeError:
+            px, pout = _ptr(x), _ptr(out)
+        sizes = (n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w)
+        # Invalid sizes reach the kernel only when these products fit: it refuses them before
+        # any access, and _call explains.
+        image, pooled = n * h * w_ * c, n * oh * ow * c
+        if image > x.size or pooled > out.size:
+            _explain(name, sizes, (("x", x, image), ("out", out, pooled)))
+        _call(name, kernel, (px, pout), sizes)
+
+    pool_forward.__name__ = name
+    return pool_forward
+
+
+max_pool2d_forward = _pool_forward("max_pool2d_forward")
+avg_pool2d_forward = _pool_forward("avg_pool2d_forward")
 
 
 def max_pool2d_backward(x, out, gy, gx, n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w, pad_h,
@@ -56,18 +68,6 @@ def max_pool2d_backward(x, out, gy, gx, n, h, w_, c, kh, kw, oh, ow, stride_h, s
         _explain("max_pool2d_backward", sizes, (("x", x, image), ("out", out, pooled),
                                                 ("gy", gy, pooled), ("gx", gx, image)))
     _call("max_pool2d_backward", _lib.nd_max_pool2d_backward_f32, (px, pout, pgy, pgx), sizes)
-
-
-def avg_pool2d_forward(x, out, n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w):
-    try:
-        px, pout = x.address, out.address
-    except AttributeError:
-        px, pout = _ptr(x), _ptr(out)
-    sizes = (n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w)
-    image, pooled = n * h * w_ * c, n * oh * ow * c
-    if image > x.size or pooled > out.size:
-        _explain("avg_pool2d_forward", sizes, (("x", x, image), ("out", out, pooled)))
-    _call("avg_pool2d_forward", _lib.nd_avg_pool2d_forward_f32, (px, pout), sizes)
 
 
 def avg_pool2d_backward(gy, gx, n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w):
