@@ -36,23 +36,49 @@ def _tile(pixels, c, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
 
 
 @triton.jit
+def _pixel(p, rows, cols):
+    """(image, row, column) of flat NHWC pixel indices p over images of rows x cols pixels."""
+    return p // (cols * rows), (p // cols) % rows, p % cols
+
+
+@triton.jit
+def _tap(n_i, oh_i, ow_i, r, s, h, wd, c, ch, stride_h, stride_w, pad_h, pad_w):
+    """(offsets [P, C], inside [P]): where tap (r, s) of output pixels (n_i, oh_i, ow_i) reads x,
+    and whether that lies inside x (padding lies outside)."""
+    ih = oh_i * stride_h - pad_h + r
+    iw = ow_i * stride_w - pad_w + s
+    inside = (ih >= 0) & (ih < h) & (iw >= 0) & (iw < wd)
+    return (((n_i * h + ih) * wd + iw) * c)[:, None] + ch[None, :], inside
+
+
+@triton.jit
+def _covering_window(j, jj, n_i, ih_i, iw_i, oh, ow, c, ch, kh, kw, stride_h, stride_w, pad_h,
+                     pad_w):
+    """(offsets [P, C], covers [P], oh_i, ow_i) of the (j, jj)-th window that may cover input
+    elements (n_i, ih_i, iw_i), counting back from the last window starting at or before them:
+    element row ih lies in window row oh_i at tap r = ih + pad_h - oh_i * stride_h when
+    0 <= r < kh, so at most cdiv(kh, stride_h) window rows cover it (one without overlap)."""
+    oh_i = (ih_i + pad_h) // stride_h - j
+    ow_i = (iw_i + pad_w) // stride_w - jj
+    covers = ((oh_i >= 0) & (oh_i < oh) & (ih_i + pad_h - oh_i * stride_h < kh)
+              & (ow_i >= 0) & (ow_i < ow) & (iw_i + pad_w - ow_i * stride_w < kw))
+    return (((n_i * oh + oh_i) * ow + ow_i) * c)[:, None] + ch[None, :], covers, oh_i, ow_i
+
+
+@triton.jit
 def _forward_kernel(x, out, n, h, wd, c, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w,
                     BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
     p, ch, p_ok, c_ok = _tile(n * oh * ow, c, BLOCK_P, BLOCK_C)
-    ow_i = p % ow
-    oh_i = (p // ow) % oh
-    n_i = p // (ow * oh)
+    n_i, oh_i, ow_i = _pixel(p, oh, ow)
     peak = tl.full([BLOCK_P, BLOCK_C], float("-inf"), tl.float32)
     # tl.maximum may return the non-NaN operand (fmaxf), so NaNs are tracked on the side.
     seen_nan = tl.zeros([BLOCK_P, BLOCK_C], tl.int1)
     for r in range(0, kh):
-        ih = oh_i * stride_h - pad_h + r
-        row_ok = p_ok & (ih >= 0) & (ih < h)
         for s in range(0, kw):
-            iw = ow_i * stride_w - pad_w + s
-            inside = row_ok & (iw >= 0) & (iw < wd)
-            value = tl.load(x + (((n_i * h + ih) * wd + iw) * c)[:, None] + ch[None, :],
-                            mask=inside[:, None] & c_ok[None, :], other=float("-inf"))
+            offsets, inside = _tap(n_i, oh_i, ow_i, r, s, h, wd, c, ch, stride_h, stride_w,
+                                   pad_h, pad_w)
+            value = tl.load(x + offsets, mask=(p_ok & inside)[:, None] & c_ok[None, :],
+                            other=float("-inf"))
             peak = tl.maximum(peak, value)
             seen_nan = seen_nan | (value != value)
     peak = tl.where(seen_nan, float("nan"), peak)
@@ -65,41 +91,30 @@ def _window_ties(x, peak, n_i, oh_i, ow_i, h, wd, c, ch, live, kh, kw, stride_h,
     # How many elements of x that window (oh_i, ow_i) covers equal its peak.
     ties = tl.zeros([BLOCK_P, BLOCK_C], tl.int32)
     for r in range(0, kh):
-        ih = oh_i * stride_h - pad_h + r
-        row_ok = (ih >= 0) & (ih < h)
         for s in range(0, kw):
-            iw = ow_i * stride_w - pad_w + s
-            inside = live & (row_ok & (iw >= 0) & (iw < wd))[:, None]
-            value = tl.load(x + (((n_i * h + ih) * wd + iw) * c)[:, None] + ch[None, :],
-                            mask=inside, other=float("nan"))
-            ties += (inside & (value == peak)).to(tl.int32)
+            offsets, inside = _tap(n_i, oh_i, ow_i, r, s, h, wd, c, ch, stride_h, stride_w,
+                                   pad_h, pad_w)
+            covered = live & inside[:, None]
+            value = tl.load(x + offsets, mask=covered, other=float("nan"))
+            ties += (covered & (value == peak)).to(tl.int32)
     return ties
 
 
 @triton.jit
 def _backward_kernel(x, out, gy, gx, n, h, wd, c, kh, kw, oh, ow, stride_h, stride_w, pad_h,
                      pad_w, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
-    # Element (ih, iw) lies in window oh_i at row r = ih + pad_h - oh_i * stride_h when
-    # 0 <= r < kh: at most cdiv(kh, stride_h) rows of windows (one for non-overlapping pooling).
-    # They are visited by increasing r, then increasing column tap, the order in which the spec
+    # Windows are visited by increasing tap row r, then column tap, the order in which the spec
     # adds them, so the sums agree to the bit.
     p, ch, p_ok, c_ok = _tile(n * h * wd, c, BLOCK_P, BLOCK_C)
-    iw_i = p % wd
-    ih_i = (p // wd) % h
-    n_i = p // (wd * h)
+    n_i, ih_i, iw_i = _pixel(p, h, wd)
     ok = p_ok[:, None] & c_ok[None, :]
     own = tl.load(x + (p * c)[:, None] + ch[None, :], mask=ok, other=0.0)
     grad = tl.zeros([BLOCK_P, BLOCK_C], tl.float32)
-    last_oh = (ih_i + pad_h) // stride_h
-    last_ow = (iw_i + pad_w) // stride_w
     for j in range(0, tl.cdiv(kh, stride_h)):
-        oh_i = last_oh - j
-        row_ok = p_ok & (oh_i >= 0) & (oh_i < oh) & (ih_i + pad_h - oh_i * stride_h < kh)
         for jj in range(0, tl.cdiv(kw, stride_w)):
-            ow_i = last_ow - jj
-            window_ok = row_ok & (ow_i >= 0) & (ow_i < ow) & (iw_i + pad_w - ow_i * stride_w < kw)
-            live = window_ok[:, None] & c_ok[None, :]
-            o = (((n_i * oh + oh_i) * ow + ow_i) * c)[:, None] + ch[None, :]
+            o, covers, oh_i, ow_i = _covering_window(j, jj, n_i, ih_i, iw_i, oh, ow, c, ch, kh,
+                                                     kw, stride_h, stride_w, pad_h, pad_w)
+            live = (p_ok & covers)[:, None] & c_ok[None, :]
             peak = tl.load(out + o, mask=live, other=0.0)
             g = tl.load(gy + o, mask=live, other=0.0)
             ties = _window_ties(x, peak, n_i, oh_i, ow_i, h, wd, c, ch, live, kh, kw, stride_h,

@@ -7,7 +7,7 @@ import triton
 import triton.language as tl
 
 from .common import check_buffer
-from .pool import _launch, _tile, check_pool_ints
+from .pool import _covering_window, _launch, _pixel, _tap, _tile, check_pool_ints
 
 
 @triton.jit
@@ -22,18 +22,14 @@ def _avg_forward_kernel(x, out, n, h, wd, c, kh, kw, oh, ow, stride_h, stride_w,
     # Taps are added row by row from a zero sum, padding as zeros, then divided once: the spec's
     # order and rounding, so the results agree to the bit.
     p, ch, p_ok, c_ok = _tile(n * oh * ow, c, BLOCK_P, BLOCK_C)
-    ow_i = p % ow
-    oh_i = (p // ow) % oh
-    n_i = p // (ow * oh)
+    n_i, oh_i, ow_i = _pixel(p, oh, ow)
     total = tl.zeros([BLOCK_P, BLOCK_C], tl.float32)
     for r in range(0, kh):
-        ih = oh_i * stride_h - pad_h + r
-        row_ok = p_ok & (ih >= 0) & (ih < h)
         for s in range(0, kw):
-            iw = ow_i * stride_w - pad_w + s
-            inside = row_ok & (iw >= 0) & (iw < wd)
-            total += tl.load(x + (((n_i * h + ih) * wd + iw) * c)[:, None] + ch[None, :],
-                             mask=inside[:, None] & c_ok[None, :], other=0.0)
+            offsets, inside = _tap(n_i, oh_i, ow_i, r, s, h, wd, c, ch, stride_h, stride_w,
+                                   pad_h, pad_w)
+            total += tl.load(x + offsets, mask=(p_ok & inside)[:, None] & c_ok[None, :],
+                             other=0.0)
     # div_rn: the plain `/` compiles to an approximate division (div.full.f32).
     tl.store(out + (p * c)[:, None] + ch[None, :], tl.div_rn(total, _window_area(kh, kw)),
              mask=p_ok[:, None] & c_ok[None, :])
@@ -42,26 +38,17 @@ def _avg_forward_kernel(x, out, n, h, wd, c, kh, kw, oh, ow, stride_h, stride_w,
 @triton.jit
 def _avg_backward_kernel(gy, gx, n, h, wd, c, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w,
                          BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
-    # As pool._backward_kernel: element (ih, iw) lies in window oh_i at row
-    # r = ih + pad_h - oh_i * stride_h when 0 <= r < kh, visited by increasing r, then increasing
-    # column tap, the order in which the spec adds the shares. A window that does not cover the
-    # element adds +0, which leaves the sum as it is.
+    # As pool._backward_kernel: the covering windows in the spec's order. A window that does
+    # not cover the element adds +0, which leaves the sum as it is.
     p, ch, p_ok, c_ok = _tile(n * h * wd, c, BLOCK_P, BLOCK_C)
-    iw_i = p % wd
-    ih_i = (p // wd) % h
-    n_i = p // (wd * h)
+    n_i, ih_i, iw_i = _pixel(p, h, wd)
     area = _window_area(kh, kw)
     grad = tl.zeros([BLOCK_P, BLOCK_C], tl.float32)
-    last_oh = (ih_i + pad_h) // stride_h
-    last_ow = (iw_i + pad_w) // stride_w
     for j in range(0, tl.cdiv(kh, stride_h)):
-        oh_i = last_oh - j
-        row_ok = p_ok & (oh_i >= 0) & (oh_i < oh) & (ih_i + pad_h - oh_i * stride_h < kh)
         for jj in range(0, tl.cdiv(kw, stride_w)):
-            ow_i = last_ow - jj
-            window_ok = row_ok & (ow_i >= 0) & (ow_i < ow) & (iw_i + pad_w - ow_i * stride_w < kw)
-            o = (((n_i * oh + oh_i) * ow + ow_i) * c)[:, None] + ch[None, :]
-            g = tl.load(gy + o, mask=window_ok[:, None] & c_ok[None, :], other=0.0)
+            o, covers, _, _ = _covering_window(j, jj, n_i, ih_i, iw_i, oh, ow, c, ch, kh, kw,
+                                               stride_h, stride_w, pad_h, pad_w)
+            g = tl.load(gy + o, mask=(p_ok & covers)[:, None] & c_ok[None, :], other=0.0)
             grad += tl.div_rn(g, area)
     tl.store(gx + (p * c)[:, None] + ch[None, :], grad, mask=p_ok[:, None] & c_ok[None, :])
 
