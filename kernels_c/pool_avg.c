@@ -67,16 +67,8 @@ int nd_avg_pool2d_forward_f32(const float *x, float *out, int64_t n, int64_t h, 
                               int64_t c, int64_t kh, int64_t kw, int64_t oh, int64_t ow,
                               int64_t stride_h, int64_t stride_w, int64_t pad_h, int64_t pad_w)
 {
-    const pool_args a = {.x = x, .dst = out,
-                         .s = {n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w}};
-    const int status = pool_check_shape(&a.s);
-    if (status) return status;
-    if (n * oh * ow * c == 0) return ND_OK;
-    if (!out || (h * w_ > 0 && !x)) return ND_ERR_NULL;
-    const int64_t rows = n * oh;
-    pool_run_rows(forward_rows, &a, rows,
-                  nd_threads_for(rows * ow * c * kh * kw, ND_POOL_GRAIN));
-    return ND_OK;
+    const pool_shape s = {n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w};
+    return pool_forward(forward_rows, x, out, s);
 }
 
 int nd_avg_pool2d_backward_f32(const float *gy, float *gx, int64_t n, int64_t h, int64_t w_,

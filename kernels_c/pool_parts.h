@@ -57,4 +57,18 @@ static inline void pool_run_rows(pool_rows_fn fn, const pool_args *a, int64_t ro
     }
 }
 
+/* A pooling forward's entry: checks, then `fn` over the (image, output row) pairs, threads
+ * sized by the window taps read. The max and average kernels differ only in `fn`. */
+static inline int pool_forward(pool_rows_fn fn, const float *x, float *out, pool_shape s)
+{
+    const pool_args a = {.x = x, .dst = out, .s = s};
+    const int status = pool_check_shape(&a.s);
+    if (status) return status;
+    if (s.n * s.oh * s.ow * s.c == 0) return ND_OK;
+    if (!out || (s.h * s.w > 0 && !x)) return ND_ERR_NULL;
+    const int64_t rows = s.n * s.oh;
+    pool_run_rows(fn, &a, rows, nd_threads_for(rows * s.ow * s.c * s.kh * s.kw, ND_POOL_GRAIN));
+    return ND_OK;
+}
+
 #endif
