@@ -188,7 +188,8 @@ def test_one_and_two_threads_agree_bit_for_bit_past_the_grain(case):
 GOOD = (2, 4, 4, 3, 2, 2, 2, 2, 2, 2, 0, 0)  # n, h, w, c, kh, kw, oh, ow, strides, paddings
 
 
-@pytest.mark.parametrize("changes, message", [
+# (changes to GOOD, the spec's message): each bad size the spec names.
+BAD_SIZES = [
     ({0: -1}, r"negative size in n=-1"),
     ({4: 0}, r"kernel \(0, 2\) and stride \(2, 2\) must be >= 1"),
     ({9: 0}, r"kernel \(2, 2\) and stride \(2, 0\) must be >= 1"),
@@ -196,7 +197,12 @@ GOOD = (2, 4, 4, 3, 2, 2, 2, 2, 2, 2, 0, 0)  # n, h, w, c, kh, kw, oh, ow, strid
     ({5: 3, 11: 2}, r"padding \(0, 2\) must be at most half the kernel \(2, 3\)"),
     ({6: 3}, r"output size \(3, 2\) does not match input \(4, 4\), kernel \(2, 2\)"),
     ({1: 1}, r"output size \(2, 2\) does not match input \(1, 4\)"),
-], ids=["negative", "kernel", "stride", "padding", "half-kernel", "output", "kernel-too-big"])
+]
+BAD_SIZE_IDS = ["negative", "kernel", "stride", "padding", "half-kernel", "output",
+                "kernel-too-big"]
+
+
+@pytest.mark.parametrize("changes, message", BAD_SIZES, ids=BAD_SIZE_IDS)
 @pytest.mark.parametrize("name", ["max_pool2d_forward", "max_pool2d_backward"])
 def test_bad_sizes_raise_the_spec_message(name, changes, message):
     sizes = list(GOOD)

@@ -9,7 +9,17 @@ from engine.backend import cpu_device as cpu
 from engine.backend import numpy_device as spec
 from kernels_c import load
 from tests.kernels.test_c_kernels import on_cpu
-from tests.kernels.test_c_pool import CASES, EXTRA, GOOD, IDS, SENTINEL, pool_sizes, sentinel_buffer
+from tests.kernels.test_c_pool import (
+    BAD_SIZE_IDS,
+    BAD_SIZES,
+    CASES,
+    EXTRA,
+    GOOD,
+    IDS,
+    SENTINEL,
+    pool_sizes,
+    sentinel_buffer,
+)
 
 
 def spec_avg(x, gy, sizes):
@@ -130,15 +140,7 @@ def test_one_and_two_threads_agree_bit_for_bit_past_the_grain(case):
         assert_bits_equal(one, expected)
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({0: -1}, r"negative size in n=-1"),
-    ({4: 0}, r"kernel \(0, 2\) and stride \(2, 2\) must be >= 1"),
-    ({9: 0}, r"kernel \(2, 2\) and stride \(2, 0\) must be >= 1"),
-    ({10: -1}, r"kernel \(2, 2\) and stride \(2, 2\) must be >= 1, padding \(-1, 0\) >= 0"),
-    ({5: 3, 11: 2}, r"padding \(0, 2\) must be at most half the kernel \(2, 3\)"),
-    ({6: 3}, r"output size \(3, 2\) does not match input \(4, 4\), kernel \(2, 2\)"),
-    ({1: 1}, r"output size \(2, 2\) does not match input \(1, 4\)"),
-], ids=["negative", "kernel", "stride", "padding", "half-kernel", "output", "kernel-too-big"])
+@pytest.mark.parametrize("changes, message", BAD_SIZES, ids=BAD_SIZE_IDS)
 @pytest.mark.parametrize("name", ["avg_pool2d_forward", "avg_pool2d_backward"])
 def test_bad_sizes_raise_the_spec_message(name, changes, message):
     sizes = list(GOOD)
