@@ -12,6 +12,10 @@ import time
 
 POINTERS = {"a", "b", "out", "src", "dst", "x", "w", "gy", "gx", "partial", "z", "labels",
             "g", "stats", "xhat", "row", "weight", "bias", "weight_grad", "bias_grad"}
+# Pointers to another element type than float32.
+TYPED_POINTERS = {"table": "*i64"}
+FLOATS = ("value", "eps", "alpha", "beta", "scale", "weight_decay", "keep", "take", "step",
+          "lookback", "keep1", "take1", "keep2", "take2")
 
 
 def _aligned(fn):
@@ -20,11 +24,11 @@ def _aligned(fn):
     also mark strides and specialise unit ones). Shared-memory sizes depend on it: vector widths
     change the epilogue's layout conversion. bench/gpu_ir_probe.py uses the exact one."""
     return {(i,): [["tt.divisibility", 16]] for i, param in enumerate(fn.params)
-            if param.name in POINTERS or param.name in ("m", "n", "k", "group_stride",
-                                                        "member_stride")}
+            if param.name in POINTERS or param.name in TYPED_POINTERS
+            or param.name in ("m", "n", "k", "group_stride", "member_stride")}
 
 
-def _signature(fn, constexprs, int64=(), floats=("value", "eps", "alpha", "beta", "scale")):
+def _signature(fn, constexprs, int64=(), floats=FLOATS):
     signature = {}
     for param in fn.params:
         name = param.name
@@ -33,6 +37,8 @@ def _signature(fn, constexprs, int64=(), floats=("value", "eps", "alpha", "beta"
             signature[name] = "constexpr"
         elif name in POINTERS:
             signature[name] = "*fp32"
+        elif name in TYPED_POINTERS:
+            signature[name] = TYPED_POINTERS[name]
         elif name in floats:
             signature[name] = "fp32"
         else:
@@ -92,6 +98,7 @@ def variants(quick):
         matmul,
         memory,
         norm,
+        optim,
         pool,
         pool_avg,
         reduce,
@@ -108,6 +115,12 @@ def variants(quick):
     yield ewise._axpby_kernel, {"BLOCK": 1024}
     # Launched with seed and threshold as unspecialized i32 (ewise.seed_bits), scale fp32.
     yield ewise._dropout_kernel, {"BLOCK": 1024}
+    for decay, momentum, lookback, aligned in itertools.product((False, True), repeat=4):
+        if momentum or not lookback:
+            yield optim._sgd_kernel, {"DECAY": decay, "MOMENTUM": momentum, "LOOKBACK": lookback,
+                                      "ALIGNED": aligned, "BLOCK": 1024}
+    for decay, aligned in itertools.product((False, True), repeat=2):
+        yield optim._adam_kernel, {"DECAY": decay, "ALIGNED": aligned, "BLOCK": 1024}
     for op in ewise.ROW_OPS:
         # A launch specializes a period of 1 to a constant and passes one past int32 as i64.
         for wide, specialized in ((False, {}), (False, {"period": 1}),

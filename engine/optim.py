@@ -1,13 +1,13 @@
 """Optimizers (SGD with the lectures' momentum variants, Adam) with each update rule written out.
-Engine layer, above autograd. Updates run on the parameters' NDArrays, so no graph is built or
-kept alive, and `.grad` is only read, never modified. Every `x + c * y` is one fused kernel
-(`NDArray.add_scaled`) and every moving average `a x + b y` another (`NDArray.axpby`), where
-NDArray arithmetic would launch two or three.
+Engine layer, above autograd. A step updates every parameter in place with one device call
+(`engine/backend/parameter_update.py`, one kernel on a GPU for the whole model), so no graph is
+built or kept alive, and `.grad` is only read, never modified.
 """
 
 import math
 
 from .autograd import Tensor
+from .backend import parameter_update
 
 
 def _check_hyper(name, value, low, high=None, open_high=False):
@@ -21,7 +21,11 @@ def _check_hyper(name, value, low, high=None, open_high=False):
 
 
 class Optimizer:
-    """Base class: holds the parameters and a per-parameter state dict created on first use."""
+    """Base class: holds the parameters and a per-parameter state dict created on first use.
+
+    Updates are in place, as in PyTorch: a parameter's array keeps its identity, so a Tensor
+    sharing it (`param.data`) sees the new values. A parameter whose array is a view, or shares
+    its buffer with another parameter's, gets a copy of its own at its first step."""
 
     def __init__(self, params):
         self.params = list(params)
@@ -35,8 +39,18 @@ class Optimizer:
     def _state(self, index):
         return self.state.setdefault(index, {})
 
-    def _gradients(self):
-        """(index, parameter, weight NDArray, gradient NDArray) of params that have a gradient."""
+    def _buffer(self, index, name, weight):
+        """The state array `name` of parameter `index`, zeros of the weight's shape at first."""
+        state = self._state(index)
+        if name not in state:
+            state[name] = weight.device.full(weight.shape, 0.0, weight.dtype)
+        return state[name]
+
+    def _update_groups(self):
+        """The parameters that have a gradient, counting this step, grouped for one device call
+        each: {(device, dtype, step count): [(index, weight, grad)]}. A step count is per
+        parameter (one without a gradient skips a step), and the bias corrections depend on it."""
+        groups, owned = {}, set()
         for i, param in enumerate(self.params):
             if param.grad is None:
                 continue
@@ -45,7 +59,17 @@ class Optimizer:
             if grad.shape != weight.shape:
                 raise ValueError(f"parameter {i}: gradient shape {grad.shape} != weight shape "
                                  f"{weight.shape}")
-            yield i, param, weight, grad
+            if grad.device != weight.device:
+                raise ValueError(f"parameter {i}: gradient on {grad.device}, weight on "
+                                 f"{weight.device}")
+            if not weight.is_compact() or id(weight.handle) in owned:
+                weight = param.cached_data = weight.copy()
+            owned.add(id(weight.handle))
+            state = self._state(i)
+            state["step"] = state.get("step", 0) + 1
+            key = (weight.device, weight.dtype, state["step"])
+            groups.setdefault(key, []).append((i, weight, grad.astype(weight.dtype).compact()))
+        return groups
 
     def step(self):
         raise TypeError(f"{type(self).__name__} does not define step (an Optimizer subclass must)")
@@ -64,12 +88,14 @@ class SGD(Optimizer):
 
     - plain (momentum = 0):    w <- w - lr * g   (so w <- (1 - lr * wd) w - lr * grad)
     - momentum b:              u_t = b u_{t-1} + (1 - d) g,      w <- w - lr * s_t,  s_t = u_t
-    - bias_correction=True:    s_t = u_t / (1 - b^t)   (the "unbiased" momentum; assumes d = b)
+    - bias_correction=True:    s_t = u_t / c_t, c_t = 1 - b^t  (the "unbiased" momentum; assumes
+      d = b)
     - nesterov=True:           the gradient is taken at the look-ahead point. The model holds
       the look-ahead parameters phi_t = theta_t - lr * s_t, so g = grad f(phi_t) is what backward
       gives, and theta_{t+1} = theta_t - lr * s_{t+1} becomes
-      phi_{t+1} = phi_t + lr * s_t - 2 * lr * s_{t+1}   (s_0 = 0; after training, the parameters
-      are the last look-ahead point).
+      phi_{t+1} = phi_t - 2 lr s_{t+1} + lr s_t   (s_0 = 0; after training, the parameters
+      are the last look-ahead point). With s = u / c that is
+      phi_{t+1} = phi_t - (2 lr / c_{t+1}) u_{t+1} + (lr / c_t) u_t, so only u is kept.
 
     Note: dampening=0 and no bias correction is PyTorch's momentum (u_1 = g).
     """
@@ -87,31 +113,26 @@ class SGD(Optimizer):
         self.nesterov = bool(nesterov)
         self.bias_correction = bool(bias_correction)
 
+    def _correction(self, t):
+        return 1.0 - self.momentum ** t if self.bias_correction else 1.0
+
     def step(self):
         lr, b = self.lr, self.momentum
-        for i, param, w, g in self._gradients():
-            if self.weight_decay:
-                g = g.add_scaled(w, self.weight_decay)
+        for (_, _, t), entries in self._update_groups().items():
+            weights = [weight for _, weight, _ in entries]
+            grads = [grad for _, _, grad in entries]
             if b == 0.0:
-                param.cached_data = w.add_scaled(g, -lr)
+                parameter_update.sgd_update(weights, grads, None, self.weight_decay, 0.0, 1.0,
+                                            lr, 0.0)
                 continue
-            state = self._state(i)
-            t = state.get("step", 0) + 1
-            state["step"] = t
-            u = state.get("u")
-            u = g * (1.0 - self.dampening) if u is None else u.axpby(b, g, 1.0 - self.dampening)
-            state["u"] = u
-            correction = 1.0 - b ** t if self.bias_correction else 1.0
-            if not self.nesterov:
-                # The bias correction folds into the step's scale: one kernel, not two.
-                param.cached_data = w.add_scaled(u, -lr / correction)
-                continue
-            s = u / correction if self.bias_correction else u
-            previous = state.get("s")
-            lookahead_shift = s * (2.0 * lr) if previous is None else \
-                s.axpby(2.0 * lr, previous, -lr)
-            state["s"] = s
-            param.cached_data = w - lookahead_shift
+            momenta = [self._buffer(i, "u", weight) for i, weight, _ in entries]
+            # The bias correction folds into the step's scale.
+            step, lookback = lr / self._correction(t), 0.0
+            if self.nesterov:
+                step = 2.0 * step
+                lookback = lr / self._correction(t - 1) if t > 1 else 0.0
+            parameter_update.sgd_update(weights, grads, momenta, self.weight_decay, b,
+                                        1.0 - self.dampening, step, lookback)
 
 
 class Adam(Optimizer):
@@ -136,20 +157,14 @@ class Adam(Optimizer):
 
     def step(self):
         b1, b2 = self.beta1, self.beta2
-        for i, param, w, g in self._gradients():
-            if self.weight_decay:
-                g = g.add_scaled(w, self.weight_decay)
-            state = self._state(i)
-            t = state.get("step", 0) + 1
-            state["step"] = t
-            m = state.get("m")
-            v = state.get("v")
-            m = g * (1.0 - b1) if m is None else m.axpby(b1, g, 1.0 - b1)
-            v = (g * g) * (1.0 - b2) if v is None else v.axpby(b2, g * g, 1.0 - b2)
-            state["m"], state["v"] = m, v
+        for (_, _, t), entries in self._update_groups().items():
             # m^ / (sqrt(v^) + eps) = (sqrt(c2) / c1) * m / (sqrt(v) + eps sqrt(c2)) with the
-            # corrections c = 1 - beta^t folded into two scalars: 4 kernels instead of 6.
+            # corrections c = 1 - beta^t folded into the step and eps.
             c1, c2 = (1.0 - b1 ** t, 1.0 - b2 ** t) if self.bias_correction else (1.0, 1.0)
             root_c2 = math.sqrt(c2)
-            ratio = m / (v.sqrt() + self.eps * root_c2)
-            param.cached_data = w.add_scaled(ratio, -self.lr * root_c2 / c1)
+            parameter_update.adam_update(
+                [weight for _, weight, _ in entries], [grad for _, _, grad in entries],
+                [self._buffer(i, "m", weight) for i, weight, _ in entries],
+                [self._buffer(i, "v", weight) for i, weight, _ in entries],
+                self.weight_decay, b1, 1.0 - b1, b2, 1.0 - b2, self.eps * root_c2,
+                self.lr * root_c2 / c1)

@@ -62,6 +62,8 @@ SIGNATURES = {
     "nd_ewise_add_row_f32": [P, P, P, I64, I64],
     "nd_ewise_mul_row_f32": [P, P, P, I64, I64],
     "nd_ewise_dropout_f32": [P, P, I64, I64, F32, I64],
+    "nd_sgd_update_f32": [P, P, P, P, I64] + [F32] * 5,
+    "nd_adam_update_f32": [P, P, P, P, P, I64] + [F32] * 7,
     **{f"nd_{op}_f32": _CONV for op in CONV_OPS},
     **{f"nd_{op}_naive_f32": _CONV for op in CONV_OPS},
     "nd_max_pool2d_forward_f32": [P, P] + [I64] * 12,

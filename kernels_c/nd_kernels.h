@@ -109,6 +109,19 @@ int nd_ewise_mul_row_f32(const float *a, const float *row, float *out, int64_t s
 int nd_ewise_dropout_f32(const float *a, float *out, int64_t size, int64_t threshold, float scale,
                          int64_t seed);
 
+/* optim.c: one update of `count` parameters, in place; ws[t], gs[t] and the state buffers hold
+ * sizes[t] elements each, d = g + weight_decay * w (g when weight_decay is 0).
+ * sgd:  us NULL: w -= step * d; else u' = keep * u + take * d, w = w - step * u' (+ lookback * u
+ *       when lookback != 0), u = u'
+ * adam: m = keep1 * m + take1 * d, v = keep2 * v + take2 * d * d, w -= step * m / (sqrt(v) + eps) */
+int nd_sgd_update_f32(float *const *ws, const float *const *gs, float *const *us,
+                      const int64_t *sizes, int64_t count, float weight_decay, float keep,
+                      float take, float step, float lookback);
+int nd_adam_update_f32(float *const *ws, const float *const *gs, float *const *ms,
+                       float *const *vs, const int64_t *sizes, int64_t count,
+                       float weight_decay, float keep1, float take1, float keep2, float take2,
+                       float eps, float step);
+
 /* reduce.c: over the last axis of compact a (out_size, reduce_size).
  * reduce_max needs reduce_size >= 1 and propagates NaN; logsumexp of an empty row is -inf. */
 int nd_reduce_sum_f32(const float *a, float *out, int64_t reduce_size, int64_t out_size);

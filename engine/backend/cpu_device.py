@@ -9,6 +9,7 @@ import ctypes
 import numpy as np
 
 # Part of this device's protocol, written in files of their own.
+from .cpu_device_optim import adam_update, sgd_update  # noqa: F401
 from .cpu_device_pool import (  # noqa: F401
     avg_pool2d_backward,
     avg_pool2d_forward,

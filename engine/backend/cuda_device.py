@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 
+from .numpy_optim import check_update_lists
 from .numpy_pool import check_pool_sizes
 from .strides import compact_strides
 
@@ -20,6 +21,7 @@ try:
     from kernels_triton import matmul as _matmul
     from kernels_triton import memory as _memory
     from kernels_triton import norm as _norm
+    from kernels_triton import optim as _optim
     from kernels_triton import pool as _pool
     from kernels_triton import pool_avg as _pool_avg
     from kernels_triton import reduce as _reduce
@@ -193,6 +195,27 @@ def ewise_add_row(a, row, out, size, period):
 
 def ewise_mul_row(a, row, out, size, period):
     _ewise.row_op("mul", a, row, out, size, period)
+
+
+# Optimizer updates
+def _elements(handle):
+    try:
+        return handle.numel()
+    except AttributeError:
+        raise TypeError(f"cuda device handles are torch tensors, got "
+                        f"{type(handle).__name__}") from None
+
+
+def sgd_update(ws, gs, us, sizes, weight_decay, keep, take, step, lookback):
+    sizes = check_update_lists("sgd_update", {"ws": ws, "gs": gs, "us": us}, sizes, _elements)
+    _optim.sgd_update(ws, gs, us, sizes, weight_decay, keep, take, step, lookback)
+
+
+def adam_update(ws, gs, ms, vs, sizes, weight_decay, keep1, take1, keep2, take2, eps, step):
+    sizes = check_update_lists("adam_update", {"ws": ws, "gs": gs, "ms": ms, "vs": vs}, sizes,
+                               _elements)
+    _optim.adam_update(ws, gs, ms, vs, sizes, weight_decay, keep1, take1, keep2, take2, eps,
+                       step)
 
 
 # Reductions

@@ -154,6 +154,12 @@ class NDArray:
         self.device.compact(self.handle, out.handle, self.shape, self.strides, self.offset)
         return out
 
+    def copy(self):
+        """A new compact array holding this array's values (never shares its buffer)."""
+        out = self._new(self.shape)
+        self.device.compact(self.handle, out.handle, self.shape, self.strides, self.offset)
+        return out
+
     # views
     def as_strided(self, shape, strides):
         if len(shape) != len(strides):

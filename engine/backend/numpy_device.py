@@ -13,6 +13,7 @@ from .numpy_pool import (  # noqa: F401
     max_pool2d_backward,
     max_pool2d_forward,
 )
+from .numpy_optim import adam_update, sgd_update  # noqa: F401
 
 DTYPES = ("float32", "float64")
 

@@ -56,6 +56,20 @@ draws the same mask for a seed and the backward pass redraws it instead of stori
         seed), fmix32 being MurmurHash3's 32-bit finalizer: x ^= x >> 16; x *= 0x85EBCA6B;
         x ^= x >> 13; x *= 0xC2B2AE35; x ^= x >> 16 (all mod 2^32)
 
+Optimizer updates, a whole list of parameters in one call (one launch on a GPU for a model):
+ws, gs and each state list (us; ms, vs) hold one compact handle per parameter, `sizes` their
+element counts. Each w and its state are updated in place, every element reading and writing its
+own index only; no written buffer overlaps another listed buffer. Scalars are rounded to the
+dtype first, and any product may be fused into the sum that follows it. Below, per parameter,
+d = g + weight_decay * w, or d = g when weight_decay is 0.
+    sgd_update(ws, gs, us, sizes, weight_decay, keep, take, step, lookback)
+        us None (no momentum): w = w - step * d; otherwise u_old = u, u = keep * u + take * d,
+        w = w - step * u, plus lookback * u_old when lookback is not 0 (momentum, dampening,
+        bias correction and Nesterov's look-ahead all fold into these four numbers)
+    adam_update(ws, gs, ms, vs, sizes, weight_decay, keep1, take1, keep2, take2, eps, step)
+        m = keep1 * m + take1 * d, v = keep2 * v + take2 * (d * d),
+        w = w - step * (m / (sqrt(v) + eps))
+
 Reductions over the last axis of compact data
     reduce_sum(a, out, reduce_size, out_size)   out[i] = sum_j a[i * reduce_size + j]
     reduce_max(a, out, reduce_size, out_size)   out[i] = max_j a[i * reduce_size + j]
@@ -137,6 +151,7 @@ UNARY_FUNCTIONS = tuple(f"ewise_{op}" for op in UNARY_OPS)
 ROW_FUNCTIONS = ("ewise_add_row", "ewise_mul_row")
 FUSED_FUNCTIONS = ("ewise_relu_grad", "ewise_add_scaled", "ewise_axpby")
 RANDOM_FUNCTIONS = ("ewise_dropout",)
+OPTIM_FUNCTIONS = ("sgd_update", "adam_update")
 REDUCE_FUNCTIONS = ("reduce_sum", "reduce_max", "reduce_logsumexp")
 LOSS_FUNCTIONS = ("softmax_xent", "softmax_xent_grad")
 NORM_FUNCTIONS = (
@@ -158,6 +173,7 @@ CORE_FUNCTIONS = (
     + ROW_FUNCTIONS
     + FUSED_FUNCTIONS
     + RANDOM_FUNCTIONS
+    + OPTIM_FUNCTIONS
     + REDUCE_FUNCTIONS
     + LOSS_FUNCTIONS
     + NORM_FUNCTIONS

@@ -9,6 +9,7 @@ import pytest
 
 import engine as ndl
 from engine import nn, optim
+from tests.devices import DEVICE_PARAMS
 
 A = np.array([[3.0, 0.5], [0.5, 1.0]])
 B = np.array([1.0, -2.0])
@@ -20,14 +21,14 @@ def grad_of(w):
     return A @ w - B[:, None]
 
 
-def run_engine(make_optimizer, steps=6):
-    param = nn.Parameter(ndl.Tensor(W0, dtype="float32"))
+def run_engine(make_optimizer, steps=6, device=None, dtype="float32"):
+    param = nn.Parameter(ndl.Tensor(W0, dtype=dtype, device=device))
     optimizer = make_optimizer([param])
     trajectory = []
     for _ in range(steps):
         optimizer.zero_grad()
-        param.grad = ndl.Tensor(grad_of(param.numpy().astype(np.float64)), dtype="float32",
-                                requires_grad=False)
+        param.grad = ndl.Tensor(grad_of(param.numpy().astype(np.float64)), dtype=dtype,
+                                device=device, requires_grad=False)
         optimizer.step()
         trajectory.append(param.numpy().copy())
     return trajectory
@@ -85,11 +86,21 @@ CASES = [
 ]
 
 
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
 @pytest.mark.parametrize("make, expected", [(m, e) for _, m, e in CASES],
                          ids=[name for name, _, _ in CASES])
-def test_update_rule_matches_numpy_over_several_steps(make, expected):
-    for step, (got, want) in enumerate(zip(run_engine(make), expected, strict=True)):
+def test_update_rule_matches_numpy_over_several_steps(make, expected, device):
+    trajectory = run_engine(make, device=device)
+    for step, (got, want) in enumerate(zip(trajectory, expected, strict=True)):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=f"step {step + 1}")
+
+
+@pytest.mark.parametrize("make, expected", [(m, e) for _, m, e in CASES],
+                         ids=[name for name, _, _ in CASES])
+def test_update_rule_in_float64_matches_numpy_closely(make, expected):
+    trajectory = run_engine(make, device=ndl.cpu_numpy(), dtype="float64")
+    for step, (got, want) in enumerate(zip(trajectory, expected, strict=True)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14, err_msg=f"step {step + 1}")
 
 
 def test_nesterov_differs_from_plain_momentum():
@@ -168,3 +179,68 @@ def test_bad_hyperparameters_are_named(make, message):
     param = nn.Parameter(ndl.Tensor(W0, dtype="float32"))
     with pytest.raises(ValueError, match=message):
         make([param])
+
+
+def _with_grad(param, grad):
+    param.grad = ndl.Tensor(grad, dtype="float32", device=param.device, requires_grad=False)
+
+
+def test_step_updates_the_parameter_in_place():
+    # As in PyTorch: the array keeps its identity, and a Tensor sharing it sees the new values.
+    param = nn.Parameter(ndl.Tensor(W0, dtype="float32"))
+    array, alias = param.realize_cached_data(), param.data
+    _with_grad(param, np.ones_like(W0))
+    optim.SGD([param], lr=0.5).step()
+    assert param.realize_cached_data() is array
+    np.testing.assert_allclose(alias.numpy(), W0 - 0.5, rtol=1e-6)
+
+
+def test_a_view_parameter_gets_an_array_of_its_own():
+    base = ndl.Tensor(np.arange(6.0).reshape(2, 3), dtype="float32")
+    param = nn.Parameter(ndl.Tensor(np.zeros((3, 2)), dtype="float32"))
+    param.data = ndl.transpose(base)  # a strided view of base's buffer
+    assert not param.realize_cached_data().is_compact()
+    _with_grad(param, np.ones((3, 2)))
+    optim.SGD([param], lr=1.0).step()
+    np.testing.assert_array_equal(param.numpy(), np.arange(6.0).reshape(2, 3).T - 1.0)
+    np.testing.assert_array_equal(base.numpy(), np.arange(6.0).reshape(2, 3))
+    assert param.realize_cached_data().is_compact()
+
+
+@pytest.mark.parametrize("make", [lambda p: optim.SGD(p, lr=0.5, momentum=0.9),
+                                  lambda p: optim.Adam(p, lr=0.5)], ids=["momentum", "adam"])
+def test_parameters_sharing_an_array_are_updated_once_each(make):
+    first = nn.Parameter(ndl.Tensor(W0, dtype="float32"))
+    second = nn.Parameter(ndl.Tensor(W0, dtype="float32"))
+    second.data = first.data
+    alone = [nn.Parameter(ndl.Tensor(W0, dtype="float32")) for _ in range(2)]
+    for param, grad in ((first, np.ones_like(W0)), (second, -np.ones_like(W0)),
+                        (alone[0], np.ones_like(W0)), (alone[1], -np.ones_like(W0))):
+        _with_grad(param, grad)
+    make([first, second]).step()
+    make(alone).step()
+    np.testing.assert_array_equal(first.numpy(), alone[0].numpy())
+    np.testing.assert_array_equal(second.numpy(), alone[1].numpy())
+
+
+def test_a_parameter_that_skips_a_step_keeps_its_own_step_count():
+    steady = nn.Parameter(ndl.Tensor(W0, dtype="float32"))
+    late = nn.Parameter(ndl.Tensor(W0, dtype="float32"))
+    optimizer = optim.Adam([steady, late], lr=0.05)
+    _with_grad(steady, grad_of(W0))
+    optimizer.step()
+    for _ in range(3):
+        for param in (steady, late):
+            _with_grad(param, grad_of(param.numpy().astype(np.float64)))
+        optimizer.step()
+    assert optimizer.state[0]["step"] == 4 and optimizer.state[1]["step"] == 3
+    want = numpy_adam(0.05, 0.9, 0.999, 1e-8, steps=4)
+    np.testing.assert_allclose(steady.numpy(), want[3], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(late.numpy(), want[2], rtol=1e-5, atol=1e-6)
+
+
+def test_a_gradient_on_another_device_is_named():
+    param = nn.Parameter(ndl.Tensor(W0, dtype="float32", device=ndl.cpu()))
+    param.grad = ndl.Tensor(W0, dtype="float32", device=ndl.cpu_numpy(), requires_grad=False)
+    with pytest.raises(ValueError, match="parameter 0: gradient on cpu_numpy"):
+        optim.SGD([param], lr=0.1).step()
