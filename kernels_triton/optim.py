@@ -167,7 +167,8 @@ def sgd_update(ws, gs, us, sizes, weight_decay, keep, take, step, lookback, bloc
     names, lists = ("ws", "gs", "us"), [ws, gs] if us is None else [ws, gs, us]
     flags = {"DECAY": weight_decay != 0, "MOMENTUM": us is not None,
              "LOOKBACK": us is not None and lookback != 0}
-    _launch(_sgd_kernel, names, lists, sizes, (weight_decay, keep, take, step, lookback), flags, block)
+    _launch(_sgd_kernel, names, lists, sizes, (weight_decay, keep, take, step, lookback), flags,
+            block)
 
 
 def adam_update(ws, gs, ms, vs, sizes, weight_decay, keep1, take1, keep2, take2, eps, step,

@@ -7,13 +7,13 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .numpy_conv import conv2d_backward_input, conv2d_backward_weight, conv2d_forward  # noqa: F401
+from .numpy_optim import adam_update, sgd_update  # noqa: F401
 from .numpy_pool import (  # noqa: F401
     avg_pool2d_backward,
     avg_pool2d_forward,
     max_pool2d_backward,
     max_pool2d_forward,
 )
-from .numpy_optim import adam_update, sgd_update  # noqa: F401
 
 DTYPES = ("float32", "float64")
 
