@@ -1,7 +1,8 @@
-"""Benchmark: one training step (forward, backward, SGD step) of our engine on the cpu device next
-to PyTorch CPU eager, same model, batch and thread count (1), measured in the same run.
-Models: the 784-100-10 MLP, a 50-layer width-100 ReLU MLP, and the harness's small ConvNet with
-batch norm on 28x28 images (conv 3x3, BN, ReLU, max pool 2, twice; 64 hidden units), batch 100.
+"""Benchmark: one training step (forward, backward, optimizer step) of our engine on the cpu device
+next to PyTorch CPU eager, same model, optimizer, batch and thread count (1), in the same run.
+Models: the 784-100-10 MLP, a 50-layer width-100 ReLU MLP (with SGD, then with Adam), and the
+harness's small ConvNet with batch norm on 28x28 images (conv 3x3, BN, ReLU, max pool 2, twice;
+64 hidden units), batch 100.
 Prints times and ratios (target: engine <= 1.5x torch), and the engine's kernels per step (what a
 GPU step pays for).
 Usage: python bench/train_step.py [--device cpu] [--repeats N]
@@ -66,13 +67,22 @@ def best_time(step, repeats, warmup=3):
     return min(times), float(np.median(times))
 
 
-def bench(make_engine, make_torch, input_shape, batch, repeats, device):
+OPTIMIZERS = {
+    "sgd": (lambda params: optim.SGD(params, lr=0.01),
+            lambda params: torch.optim.SGD(params, lr=0.01)),
+    "adam": (lambda params: optim.Adam(params, lr=1e-3),
+             lambda params: torch.optim.Adam(params, lr=1e-3)),
+}
+
+
+def bench(make_engine, make_torch, input_shape, batch, repeats, device, optimizer_name):
     rng = np.random.default_rng(0)
     x_host = rng.standard_normal((batch, *input_shape)).astype(np.float32)
     y_host = rng.integers(0, 10, batch)
 
     model = make_engine(device)
-    optimizer = optim.SGD(model.parameters(), lr=0.01)
+    make_optimizer, make_torch_optimizer = OPTIMIZERS[optimizer_name]
+    optimizer = make_optimizer(model.parameters())
     loss_fn = nn.SoftmaxLoss()
     x = ndl.Tensor(x_host, device=device, requires_grad=False)
     y = ndl.Tensor(y_host.astype(np.float32), device=device, requires_grad=False)
@@ -83,7 +93,7 @@ def bench(make_engine, make_torch, input_shape, batch, repeats, device):
         optimizer.step()
 
     t_model = make_torch()
-    t_optimizer = torch.optim.SGD(t_model.parameters(), lr=0.01)
+    t_optimizer = make_torch_optimizer(t_model.parameters())
     t_loss = torch.nn.CrossEntropyLoss()
     tx, ty = torch.from_numpy(x_host), torch.from_numpy(y_host)
 
@@ -110,18 +120,19 @@ def main():
     deep = [784] + [100] * 49 + [10]
     cases = [
         ("784-100-10 MLP", lambda d: engine_model([784, 100, 10], d),
-         lambda: torch_model([784, 100, 10]), (784,)),
+         lambda: torch_model([784, 100, 10]), (784,), "sgd"),
         ("50-layer width-100 MLP", lambda d: engine_model(deep, d), lambda: torch_model(deep),
-         (784,)),
-        ("ConvNet with batch norm", engine_convnet, torch_convnet, (1, 28, 28)),
+         (784,), "sgd"),
+        ("50-layer MLP, Adam", lambda d: engine_model(deep, d), lambda: torch_model(deep),
+         (784,), "adam"),
+        ("ConvNet with batch norm", engine_convnet, torch_convnet, (1, 28, 28), "sgd"),
     ]
     print(f"engine device {device.name}, torch {torch.__version__}, 1 thread, batch 100")
     print(f"{'model':<24} {'engine ms':>10} {'torch ms':>10} {'ratio':>7} {'kernels':>8}   "
           f"(best of {args.repeats}; median ratio)")
-    for name, make_engine, make_torch, input_shape in cases:
-        (e_best, e_median), (t_best, t_median), kernels = bench(make_engine, make_torch,
-                                                                input_shape, 100, args.repeats,
-                                                                device)
+    for name, make_engine, make_torch, input_shape, optimizer_name in cases:
+        (e_best, e_median), (t_best, t_median), kernels = bench(
+            make_engine, make_torch, input_shape, 100, args.repeats, device, optimizer_name)
         print(f"{name:<24} {e_best * 1e3:>10.3f} {t_best * 1e3:>10.3f} {e_best / t_best:>6.2f}x"
               f" {kernels:>8}   ({e_median / t_median:.2f}x)")
 

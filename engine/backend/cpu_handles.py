@@ -9,8 +9,11 @@ import numpy as np
 
 from kernels_c import load, status_error
 
+from .cpu_memory import keep_freed_memory
+
 _F32 = np.dtype(np.float32)
 _lib = load()
+keep_freed_memory()
 _I64_ARRAYS = {}
 _I64_CACHE_LIMIT = 4096
 
