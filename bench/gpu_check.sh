@@ -25,8 +25,8 @@ if [[ "${GPU_CHECK_SMOKE:-0}" == 1 ]]; then
   export GPU_TRAIN_ARGS="${GPU_TRAIN_ARGS:-data=synthetic train.steps=2 data.n_train=64 \
 data.n_test=32 model.width=16 train.batch_size=32}"
   export GPU_TRAIN_CONV_ARGS="${GPU_TRAIN_CONV_ARGS:-data=synthetic data.n_features=16 \
-model=convnet norm=batchnorm model.channels=[2,2] model.hidden=4 train.steps=1 data.n_train=16 \
-data.n_test=8 train.batch_size=8}"
+model=convnet norm=batchnorm optimizer=adam model.channels=[2,2] model.hidden=4 train.steps=1 \
+data.n_train=16 data.n_test=8 train.batch_size=8}"
 else
   unset TRITON_INTERPRET
 fi
