@@ -1,8 +1,11 @@
 """Optimizer update kernels (kernel layer): SGD (momentum, dampening, Nesterov's look-ahead) and
 Adam over a whole list of parameters in one launch, in place. The launch takes one int64 table
-of buffer addresses, sizes and block offsets, copied to the GPU without a sync; each program
-finds its parameter by binary search over the block offsets, so no program idles.
+of buffer addresses, sizes and block offsets, copied to the GPU without a sync (and kept for the
+next step with the same buffers); each program finds its parameter by binary search over the
+block offsets, so no program idles.
 """
+
+import collections
 
 import torch
 import triton
@@ -135,16 +138,33 @@ def _adam_kernel(table, count, weight_decay, keep1, take1, keep2, take2, eps, st
         _adam_block(*pointers, offs, size, *scalars, DECAY, False)
 
 
+# Launch tables by content: a model's buffers (its weights and optimizer state updated in place,
+# its gradients from the caching allocator in the same order) mostly repeat their addresses step
+# after step, and a table found here costs no copy at all.
+_TABLES = collections.OrderedDict()
+TABLE_CACHE_SIZE = 16
+
+
 def _table(addresses, sizes, block, device):
-    """The launch's int64 table on the GPU and its grid: the rows of `addresses` (one per list),
-    the sizes, then each parameter's first block and the total."""
+    """The launch's int64 table on `device` and its grid: the rows of `addresses` (one per
+    list), the sizes, then each parameter's first block and the total."""
+    key = (tuple(addresses), tuple(sizes), block, str(device))
+    found = _TABLES.get(key)
+    if found is not None:
+        _TABLES.move_to_end(key)
+        return found
     starts = [0]
     for size in sizes:
         starts.append(starts[-1] + -(-size // block))
     host = torch.tensor(addresses + list(sizes) + starts, dtype=torch.int64)
-    # Pageable memory and non_blocking: the copy is staged at once and runs in stream order,
-    # without waiting for the GPU.
-    return host.to(device, non_blocking=True), starts[-1]
+    if device.type == "cuda":
+        # From pinned memory the copy runs in stream order without the host waiting; torch's
+        # pinned allocator keeps the block until the copy is done.
+        host = host.pin_memory()
+    found = _TABLES[key] = (host.to(device, non_blocking=True), starts[-1])
+    if len(_TABLES) > TABLE_CACHE_SIZE:
+        _TABLES.popitem(last=False)
+    return found
 
 
 def _launch(kernel, names, lists, sizes, scalars, flags, block=None):

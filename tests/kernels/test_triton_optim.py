@@ -104,3 +104,18 @@ def test_device_names_a_handle_that_is_no_tensor(cuda):
     with pytest.raises(TypeError, match="cuda device handles are torch tensors, got ndarray"):
         cuda.adam_update([np.ones(4)], [np.ones(4)], [np.ones(4)], [np.ones(4)], [4],
                          0.0, 0.9, 0.1, 0.9, 0.1, 1e-8, 0.1)
+
+
+def test_a_table_is_reused_only_for_the_same_buffers_and_sizes(cuda):
+    from kernels_triton import optim
+
+    ws = [to_device(cuda, np.ones(8, np.float32)) for _ in range(2)]
+    gs = [to_device(cuda, np.ones(8, np.float32)) for _ in range(2)]
+    optim._TABLES.clear()
+    optim.sgd_update(ws, gs, None, [8, 8], 0.0, 0.0, 0.0, 0.5, 0.0)
+    optim.sgd_update(ws, gs, None, [8, 8], 0.0, 0.0, 0.0, 0.5, 0.0)
+    assert len(optim._TABLES) == 1
+    optim.sgd_update(ws, gs, None, [8, 4], 0.0, 0.0, 0.0, 0.5, 0.0)  # same buffers, new sizes
+    assert len(optim._TABLES) == 2
+    np.testing.assert_array_equal(read(cuda, ws[0], 8), [-0.5] * 8)
+    np.testing.assert_array_equal(read(cuda, ws[1], 8), [-0.5] * 4 + [0.0] * 4)
