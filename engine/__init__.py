@@ -26,6 +26,14 @@ def set_num_threads(n):
             device.set_num_threads(n)
 
 
+def release_freed_memory():
+    """Hands memory the cpu device kept for reuse back to the OS (at the end of a run in a
+    long-lived process); see engine/backend/cpu_memory.py."""
+    from .backend.cpu_memory import release_freed_memory as release
+
+    return release()
+
+
 def get_num_threads():
     return cpu().get_num_threads() if cpu().enabled() else 1
 
@@ -39,5 +47,6 @@ def __getattr__(name):
 
 __all__ = ["Op", "Tensor", "TensorOp", "TensorTuple", "TensorTupleOp", "Value", "NDArray",
            "backend", "cpu", "cpu_numpy", "cuda", "default_device", "enable_grad", "no_grad",
-           "manual_seed", "random", "set_num_threads", "get_num_threads", *_ops_all,
+           "manual_seed", "random", "set_num_threads", "get_num_threads", "release_freed_memory",
+           *_ops_all,
            *_LAZY_SUBMODULES]

@@ -25,32 +25,36 @@ class Optimizer:
 
     Updates are in place, as in PyTorch: a parameter's array keeps its identity, so a Tensor
     sharing it (`param.data`) sees the new values. A parameter whose array is a view, or shares
-    its buffer with another parameter's, gets a copy of its own at its first step."""
+    its buffer with an earlier parameter's, gets a copy of its own first. A step checks every
+    parameter before it changes any, so a step that raises leaves them all as they were."""
+
+    # Names of the per-parameter state arrays a subclass's update keeps (zeros at first).
+    state_arrays = ()
 
     def __init__(self, params):
         self.params = list(params)
         if not self.params:
             raise ValueError("optimizer got an empty parameter list")
+        seen = {}
         for i, param in enumerate(self.params):
             if not isinstance(param, Tensor):
                 raise TypeError(f"parameter {i} is a {type(param).__name__}, not a Tensor")
+            if id(param) in seen:
+                raise ValueError(f"parameter {i} is parameter {seen[id(param)]} listed again")
+            seen[id(param)] = i
         self.state = {}
 
     def _state(self, index):
         return self.state.setdefault(index, {})
 
-    def _buffer(self, index, name, weight):
-        """The state array `name` of parameter `index`, zeros of the weight's shape at first."""
-        state = self._state(index)
-        if name not in state:
-            state[name] = weight.device.full(weight.shape, 0.0, weight.dtype)
-        return state[name]
+    def _step_count_matters(self):
+        """Whether the update depends on each parameter's step count (bias corrections)."""
+        return True
 
-    def _update_groups(self):
-        """The parameters that have a gradient, counting this step, grouped for one device call
-        each: {(device, dtype, step count): [(index, weight, grad)]}. A step count is per
-        parameter (one without a gradient skips a step), and the bias corrections depend on it."""
-        groups, owned = {}, set()
+    def _checked(self):
+        """(index, param, weight, grad) of the parameters that have a gradient, after checking
+        everything a step could trip on, so that no error comes after the first change."""
+        checked = []
         for i, param in enumerate(self.params):
             if param.grad is None:
                 continue
@@ -62,14 +66,47 @@ class Optimizer:
             if grad.device != weight.device:
                 raise ValueError(f"parameter {i}: gradient on {grad.device}, weight on "
                                  f"{weight.device}")
+            for name, array in self.state.get(i, {}).items():
+                if name in self.state_arrays and (array.device, array.dtype, array.shape) != (
+                        weight.device, weight.dtype, weight.shape):
+                    raise ValueError(
+                        f"parameter {i}: its optimizer state {name!r} is {array.dtype} "
+                        f"{array.shape} on {array.device}, the weight {weight.dtype} "
+                        f"{weight.shape} on {weight.device} (the weight was replaced since the "
+                        f"last step; make a new optimizer)")
+            checked.append((i, param, weight, grad))
+        return checked
+
+    def _update_groups(self):
+        """The parameters that have a gradient, counting this step, grouped for one device call
+        each: {(device, dtype, step count or None): [(index, weight, grad, state arrays)]}. A
+        step count is per parameter (one without a gradient skips a step)."""
+        checked = self._checked()
+        weights = {id(weight.handle) for _, _, weight, _ in checked}
+        groups, owned = {}, set()
+        for i, param, weight, grad in checked:
             if not weight.is_compact() or id(weight.handle) in owned:
                 weight = param.cached_data = weight.copy()
             owned.add(id(weight.handle))
+            # Weights change in place: a gradient reading another weight's buffer must not see
+            # that weight's update.
+            if id(grad.handle) in weights and grad.handle is not weight.handle:
+                grad = grad.copy()
+            grad = grad.astype(weight.dtype).compact()
             state = self._state(i)
             state["step"] = state.get("step", 0) + 1
-            key = (weight.device, weight.dtype, state["step"])
-            groups.setdefault(key, []).append((i, weight, grad.astype(weight.dtype).compact()))
+            arrays = [self._buffer(i, name, weight) for name in self.state_arrays]
+            key = (weight.device, weight.dtype,
+                   state["step"] if self._step_count_matters() else None)
+            groups.setdefault(key, []).append((i, weight, grad, arrays))
         return groups
+
+    def _buffer(self, index, name, weight):
+        """The state array `name` of parameter `index`, zeros of the weight's shape at first."""
+        state = self._state(index)
+        if name not in state:
+            state[name] = weight.device.full(weight.shape, 0.0, weight.dtype)
+        return state[name]
 
     def step(self):
         raise TypeError(f"{type(self).__name__} does not define step (an Optimizer subclass must)")
@@ -112,22 +149,26 @@ class SGD(Optimizer):
             raise ValueError("nesterov and bias_correction need momentum > 0")
         self.nesterov = bool(nesterov)
         self.bias_correction = bool(bias_correction)
+        self.state_arrays = ("u",) if self.momentum else ()
 
     def _correction(self, t):
         return 1.0 - self.momentum ** t if self.bias_correction else 1.0
 
+    def _step_count_matters(self):
+        return self.bias_correction or self.nesterov
+
     def step(self):
         lr, b = self.lr, self.momentum
         for (_, _, t), entries in self._update_groups().items():
-            weights = [weight for _, weight, _ in entries]
-            grads = [grad for _, _, grad in entries]
+            weights = [weight for _, weight, _, _ in entries]
+            grads = [grad for _, _, grad, _ in entries]
             if b == 0.0:
                 parameter_update.sgd_update(weights, grads, None, self.weight_decay, 0.0, 1.0,
                                             lr, 0.0)
                 continue
-            momenta = [self._buffer(i, "u", weight) for i, weight, _ in entries]
-            # The bias correction folds into the step's scale.
-            step, lookback = lr / self._correction(t), 0.0
+            momenta = [arrays[0] for _, _, _, arrays in entries]
+            # The bias correction folds into the step's scale (t is None when nothing uses it).
+            step, lookback = (lr / self._correction(t) if self.bias_correction else lr), 0.0
             if self.nesterov:
                 step = 2.0 * step
                 lookback = lr / self._correction(t - 1) if t > 1 else 0.0
@@ -155,6 +196,11 @@ class Adam(Optimizer):
         self.weight_decay = _check_hyper("weight_decay", weight_decay, 0.0)
         self.bias_correction = bool(bias_correction)
 
+    state_arrays = ("m", "v")
+
+    def _step_count_matters(self):
+        return self.bias_correction
+
     def step(self):
         b1, b2 = self.beta1, self.beta2
         for (_, _, t), entries in self._update_groups().items():
@@ -163,8 +209,8 @@ class Adam(Optimizer):
             c1, c2 = (1.0 - b1 ** t, 1.0 - b2 ** t) if self.bias_correction else (1.0, 1.0)
             root_c2 = math.sqrt(c2)
             parameter_update.adam_update(
-                [weight for _, weight, _ in entries], [grad for _, _, grad in entries],
-                [self._buffer(i, "m", weight) for i, weight, _ in entries],
-                [self._buffer(i, "v", weight) for i, weight, _ in entries],
+                [weight for _, weight, _, _ in entries], [grad for _, _, grad, _ in entries],
+                [arrays[0] for _, _, _, arrays in entries],
+                [arrays[1] for _, _, _, arrays in entries],
                 self.weight_decay, b1, 1.0 - b1, b2, 1.0 - b2, self.eps * root_c2,
                 self.lr * root_c2 / c1)

@@ -34,6 +34,10 @@ def run_one(spec, threads=1, device=None, trial_fn=None):
         record["error"] = traceback.format_exc()
     record["wall_time_s"] = time.perf_counter() - started
     record["finished_at"] = now()
+    # Ray reuses this worker for the next run: give back the memory the engine kept for reuse.
+    import engine
+
+    engine.release_freed_memory()
     return record
 
 

@@ -7,6 +7,7 @@ block offsets, so no program idles.
 
 import collections
 
+import numpy as np
 import torch
 import triton
 import triton.language as tl
@@ -167,6 +168,11 @@ def _table(addresses, sizes, block, device):
     return found
 
 
+def _nonzero(value):
+    """Whether `value` rounded to float32 (as the kernel receives it) is not 0."""
+    return bool(np.float32(value) != 0)
+
+
 def _launch(kernel, names, lists, sizes, scalars, flags, block=None):
     for name, handles in zip(names, lists):
         for index, (handle, size) in enumerate(zip(handles, sizes)):
@@ -185,8 +191,8 @@ def sgd_update(ws, gs, us, sizes, weight_decay, keep, take, step, lookback, bloc
     """The protocol's sgd_update: every parameter of the lists in one launch, in place (sizes
     already checked against the lists' lengths). `block` overrides the block size (tests)."""
     names, lists = ("ws", "gs", "us"), [ws, gs] if us is None else [ws, gs, us]
-    flags = {"DECAY": weight_decay != 0, "MOMENTUM": us is not None,
-             "LOOKBACK": us is not None and lookback != 0}
+    flags = {"DECAY": _nonzero(weight_decay), "MOMENTUM": us is not None,
+             "LOOKBACK": us is not None and _nonzero(lookback)}
     _launch(_sgd_kernel, names, lists, sizes, (weight_decay, keep, take, step, lookback), flags,
             block)
 
@@ -194,6 +200,6 @@ def sgd_update(ws, gs, us, sizes, weight_decay, keep, take, step, lookback, bloc
 def adam_update(ws, gs, ms, vs, sizes, weight_decay, keep1, take1, keep2, take2, eps, step,
                 block=None):
     """The protocol's adam_update: every parameter of the lists in one launch, in place."""
-    _launch(_adam_kernel, ("ws", "gs", "ms", "vs"), [ws, gs, ms, vs], sizes,
-            (weight_decay, keep1, take1, keep2, take2, eps, step), {"DECAY": weight_decay != 0},
-            block)
+    scalars = (weight_decay, keep1, take1, keep2, take2, eps, step)
+    _launch(_adam_kernel, ("ws", "gs", "ms", "vs"), [ws, gs, ms, vs], sizes, scalars,
+            {"DECAY": _nonzero(weight_decay)}, block)

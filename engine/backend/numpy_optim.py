@@ -34,7 +34,7 @@ def check_update_lists(name, lists, sizes, elements):
 
 
 def _decayed(w, g, weight_decay, dtype):
-    return g if weight_decay == 0 else g + dtype(weight_decay) * w
+    return g if dtype(weight_decay) == 0 else g + dtype(weight_decay) * w
 
 
 def sgd_update(ws, gs, us, sizes, weight_decay, keep, take, step, lookback):
@@ -51,7 +51,7 @@ def sgd_update(ws, gs, us, sizes, weight_decay, keep, take, step, lookback):
             previous = u.copy()
             u[...] = dtype(keep) * u + dtype(take) * d
             moved = w - dtype(step) * u
-            w[...] = moved if lookback == 0 else moved + dtype(lookback) * previous
+            w[...] = moved if dtype(lookback) == 0 else moved + dtype(lookback) * previous
 
 
 def adam_update(ws, gs, ms, vs, sizes, weight_decay, keep1, take1, keep2, take2, eps, step):

@@ -61,11 +61,11 @@ ws, gs and each state list (us; ms, vs) hold one compact handle per parameter, `
 element counts. Each w and its state are updated in place, every element reading and writing its
 own index only; no written buffer overlaps another listed buffer. Scalars are rounded to the
 dtype first, and any product may be fused into the sum that follows it. Below, per parameter,
-d = g + weight_decay * w, or d = g when weight_decay is 0.
+d = g + weight_decay * w, or d = g when weight_decay (rounded) is 0.
     sgd_update(ws, gs, us, sizes, weight_decay, keep, take, step, lookback)
         us None (no momentum): w = w - step * d; otherwise u_old = u, u = keep * u + take * d,
-        w = w - step * u, plus lookback * u_old when lookback is not 0 (momentum, dampening,
-        bias correction and Nesterov's look-ahead all fold into these four numbers)
+        w = w - step * u, plus lookback * u_old when lookback (rounded) is not 0 (momentum,
+        dampening, bias correction and Nesterov's look-ahead all fold into these four numbers)
     adam_update(ws, gs, ms, vs, sizes, weight_decay, keep1, take1, keep2, take2, eps, step)
         m = keep1 * m + take1 * d, v = keep2 * v + take2 * (d * d),
         w = w - step * (m / (sqrt(v) + eps))

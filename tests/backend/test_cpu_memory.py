@@ -50,3 +50,25 @@ def test_training_steps_reuse_freed_memory(monkeypatch):
     # Each step allocates about 1.5 MB of buffers (~370 pages); glibc's defaults fault most of
     # them in again every step, reused memory almost none.
     assert faults < 100, f"{faults} page faults per step"
+
+
+def _resident_bytes():
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * resource.getpagesize()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim")
+def test_release_hands_kept_memory_back(monkeypatch):
+    for variable in ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_"):
+        monkeypatch.delenv(variable, raising=False)
+    if not cpu_memory.keep_freed_memory():
+        pytest.skip("not glibc")
+    # 48 MiB in 1 MiB blocks, all from the heap (under the mmap threshold) and under the trim
+    # threshold once freed: kept by the process until released.
+    blocks = [np.ones(1 << 18, np.float32) for _ in range(48)]
+    held = _resident_bytes()
+    del blocks
+    kept = _resident_bytes()
+    assert ndl.release_freed_memory() is True
+    released = _resident_bytes()
+    assert kept - released > 32 << 20, (held, kept, released)

@@ -131,6 +131,11 @@ def test_device_special_values_follow_the_spec(device):
     for name, host, scalars, absent in (
             ("sgd_update", [[rolled[0]], [rolled[1]], [rolled[2]]], (0.0, 0.9, 0.1, 0.5, 0.2),
              False),
+            # A weight decay and a look-back that round to 0 in float32 count as none.
+            ("sgd_update", [[rolled[0]], [rolled[1]], [rolled[2]]],
+             (1e-50, 0.9, 0.1, 0.5, 1e-50), False),
+            ("adam_update", [[rolled[0]], [rolled[1]], [rolled[2]], [np.abs(rolled[3])]],
+             (1e-50, 0.9, 0.1, 0.999, 0.001, 1e-8, 0.01), False),
             ("sgd_update", [[rolled[0]], [rolled[1]]], (0.0, 0.0, 0.0, 0.5, 0.0), True),
             ("adam_update", [[rolled[0]], [rolled[1]], [rolled[2]], [np.abs(rolled[3])]],
              (0.0, 0.9, 0.1, 0.999, 0.001, 1e-8, 0.01), False)):

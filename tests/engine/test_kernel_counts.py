@@ -49,17 +49,24 @@ def test_optimizer_step_is_one_call_for_all_parameters(make, update, state, laun
     assert dict(launches) == {update: 1}
 
 
-def test_parameters_at_different_step_counts_take_one_call_each(launches):
-    # Bias corrections depend on the step count, which a parameter without a gradient skips.
+@pytest.mark.parametrize("make, update, calls", [
+    (lambda p: optim.Adam(p, lr=0.1), "adam_update", 2),
+    (lambda p: optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True), "sgd_update", 2),
+    (lambda p: optim.Adam(p, lr=0.1, bias_correction=False), "adam_update", 1),
+    (lambda p: optim.SGD(p, lr=0.1, momentum=0.9), "sgd_update", 1),
+], ids=["adam", "nesterov", "adam_uncorrected", "momentum"])
+def test_parameters_at_different_step_counts(make, update, calls, launches):
+    # Bias corrections and the look-ahead depend on the step count, which a parameter without a
+    # gradient skips: one call per count where the update uses it, one call in all where not.
     params = _params()
-    optimizer = optim.Adam(params, lr=0.1)
+    optimizer = make(params)
     grad = params[0].grad
     params[0].grad = None
     optimizer.step()
     params[0].grad = grad
     launches.clear()
     optimizer.step()
-    assert launches["adam_update"] == 2
+    assert launches[update] == calls
 
 
 def test_relu_backward_is_one_kernel(launches):

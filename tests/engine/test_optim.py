@@ -185,14 +185,51 @@ def _with_grad(param, grad):
     param.grad = ndl.Tensor(grad, dtype="float32", device=param.device, requires_grad=False)
 
 
-def test_step_updates_the_parameter_in_place():
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+@pytest.mark.parametrize("make", [lambda p: optim.SGD(p, lr=0.5),
+                                  lambda p: optim.Adam(p, lr=0.5)], ids=["sgd", "adam"])
+def test_step_updates_the_parameter_in_place(device, make):
     # As in PyTorch: the array keeps its identity, and a Tensor sharing it sees the new values.
-    param = nn.Parameter(ndl.Tensor(W0, dtype="float32"))
+    param = nn.Parameter(ndl.Tensor(W0, dtype="float32", device=device))
     array, alias = param.realize_cached_data(), param.data
     _with_grad(param, np.ones_like(W0))
-    optim.SGD([param], lr=0.5).step()
+    make([param]).step()
     assert param.realize_cached_data() is array
-    np.testing.assert_allclose(alias.numpy(), W0 - 0.5, rtol=1e-6)
+    np.testing.assert_allclose(alias.numpy(), W0 - 0.5, rtol=1e-5, atol=1e-6)
+
+
+def test_a_parameter_listed_twice_is_refused():
+    param = nn.Parameter(ndl.Tensor(W0, dtype="float32"))
+    other = nn.Parameter(ndl.Tensor(W0, dtype="float32"))
+    with pytest.raises(ValueError, match="parameter 2 is parameter 0 listed again"):
+        optim.SGD([param, other, param], lr=0.1)
+
+
+def test_a_gradient_reading_another_weight_sees_it_before_the_step():
+    # Weights change in place: a gradient that is another parameter's weight must be read as it
+    # was when the step began, whatever the order of the parameters.
+    first = nn.Parameter(ndl.Tensor(W0, dtype="float32"))
+    second = nn.Parameter(ndl.Tensor(W0, dtype="float32"))
+    _with_grad(first, np.ones_like(W0))
+    second.grad = first.detach()
+    optim.SGD([first, second], lr=0.5).step()
+    np.testing.assert_allclose(second.numpy(), 0.5 * W0, rtol=1e-6)
+
+
+def test_a_step_that_fails_changes_nothing():
+    params = [nn.Parameter(ndl.Tensor(W0, dtype="float32")) for _ in range(3)]
+    optimizer = optim.Adam(params, lr=0.1)
+    for param in params:
+        _with_grad(param, np.ones_like(W0))
+    optimizer.step()
+    before = [param.numpy().copy() for param in params]
+    params[2].data = ndl.Tensor(W0, dtype="float32", device=ndl.cpu_numpy())
+    _with_grad(params[2], np.ones_like(W0))
+    with pytest.raises(ValueError, match="parameter 2: its optimizer state 'm' is float32"):
+        optimizer.step()
+    for param, values in zip(params[:2], before[:2]):
+        np.testing.assert_array_equal(param.numpy(), values)
+    assert [optimizer.state[i]["step"] for i in range(3)] == [1, 1, 1]
 
 
 def test_a_view_parameter_gets_an_array_of_its_own():

@@ -119,3 +119,37 @@ def test_a_table_is_reused_only_for_the_same_buffers_and_sizes(cuda):
     assert len(optim._TABLES) == 2
     np.testing.assert_array_equal(read(cuda, ws[0], 8), [-0.5] * 8)
     np.testing.assert_array_equal(read(cuda, ws[1], 8), [-0.5] * 4 + [0.0] * 4)
+
+
+class _Recorder:
+    """Stands in for a kernel: records each launch's grid and compile-time flags."""
+
+    def __init__(self):
+        self.launches = []
+
+    def __getitem__(self, grid):
+        return lambda *args, **flags: self.launches.append((grid, flags))
+
+
+@pytest.mark.parametrize("misalign", [False, True], ids=["aligned", "misaligned"])
+def test_launch_flags_follow_the_buffers_and_numbers(cuda, monkeypatch, misalign):
+    # The interpreter ignores alignment hints, so the flags themselves are checked here: a wrong
+    # ALIGNED would make a GPU read 16 bytes from a 4-byte-aligned address.
+    from kernels_triton import optim
+
+    recorder = _Recorder()
+    monkeypatch.setattr(optim, "_sgd_kernel", recorder)
+    host = _host(3, 7)
+    lists = _lists(cuda, host, misalign)
+    optim.sgd_update(*lists, SIZES, 1e-50, 0.9, 0.1, 0.3, 0.25, block=BLOCK)
+    optim.sgd_update(*lists[:2], None, SIZES, 0.01, 0.0, 0.0, 0.3, 0.25, block=BLOCK)
+    blocks = sum(-(-n // BLOCK) for n in SIZES)
+    assert [grid for grid, _ in recorder.launches] == [(blocks,)] * 2
+    flags = [{key: value for key, value in launch.items() if key.isupper()}
+             for _, launch in recorder.launches]
+    assert flags == [
+        # A weight decay that rounds to 0 in float32 is none.
+        {"DECAY": False, "MOMENTUM": True, "LOOKBACK": True, "ALIGNED": not misalign,
+         "BLOCK": BLOCK},
+        {"DECAY": True, "MOMENTUM": False, "LOOKBACK": False, "ALIGNED": not misalign,
+         "BLOCK": BLOCK}]
