@@ -107,8 +107,8 @@ static void run_split(piece_fn fn, const void *args, const int64_t *sizes, int64
 }
 
 /* ND_OK with the element total in *total, or the error for a bad list: a negative count or
- * size, a missing array, or a missing buffer where a size asks for elements. `optional` may be
- * NULL as a whole. */
+ * size, sizes whose total overflows, a missing array, or a missing buffer where a size asks for
+ * elements. `optional` may be NULL as a whole. */
 static int check_lists(const int64_t *sizes, int64_t count, const void *const *required[],
                        int n_required, const void *const *optional, int64_t *total)
 {
@@ -118,7 +118,7 @@ static int check_lists(const int64_t *sizes, int64_t count, const void *const *r
         if (count > 0 && !required[r]) return ND_ERR_NULL;
     *total = 0;
     for (int64_t t = 0; t < count; t++) {
-        if (sizes[t] < 0) return ND_ERR_SIZE;
+        if (sizes[t] < 0 || sizes[t] > INT64_MAX - *total) return ND_ERR_SIZE;
         if (sizes[t] == 0) continue;
         for (int r = 0; r < n_required; r++)
             if (!required[r][t]) return ND_ERR_NULL;

@@ -77,6 +77,9 @@ def test_status_codes_for_bad_lists():
     assert sgd(p, p, p, sizes, 1, *scalars) == 0
     assert sgd(p, p, p, sizes, -1, *scalars) == 2  # ND_ERR_SIZE: a negative count
     assert sgd(p, p, p, (ctypes.c_int64 * 1)(-3), 1, *scalars) == 2  # a negative size
+    huge = (ctypes.c_int64 * 2)(2**62, 2**62)
+    assert sgd(_pointers(a.address, a.address), _pointers(a.address, a.address), None, huge, 2,
+               *scalars) == 2  # sizes whose total overflows int64
     assert sgd(None, p, p, sizes, 1, *scalars) == 4  # ND_ERR_NULL: no weight list
     assert sgd(p, p, p, None, 1, *scalars) == 4  # no sizes
     assert sgd(p, _pointers(None), p, sizes, 1, *scalars) == 4  # a missing gradient buffer
