@@ -4,7 +4,6 @@ pages in again. Tests of the backend layer.
 """
 
 import resource
-import sys
 
 import numpy as np
 import pytest
@@ -14,18 +13,24 @@ from engine import nn, optim
 from engine.backend import cpu_memory
 
 
-@pytest.mark.parametrize("variable", ["MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_"])
-def test_a_users_own_setting_is_left_alone(monkeypatch, variable):
-    monkeypatch.setenv(variable, "131072")
+@pytest.mark.parametrize("variable, value", [
+    ("MALLOC_TRIM_THRESHOLD_", "131072"), ("MALLOC_MMAP_THRESHOLD_", "131072"),
+    ("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=131072")])
+def test_a_users_own_setting_is_left_alone(monkeypatch, variable, value):
+    monkeypatch.setenv(variable, value)
     assert cpu_memory.keep_freed_memory() is False
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
-def test_training_steps_reuse_freed_memory(monkeypatch):
-    for variable in ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_"):
+@pytest.fixture
+def kept_memory(monkeypatch):
+    """This process's allocator set to keep freed memory (skips where there is no glibc)."""
+    for variable in ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "GLIBC_TUNABLES"):
         monkeypatch.delenv(variable, raising=False)
     if not cpu_memory.keep_freed_memory():
-        pytest.skip("not glibc")
+        pytest.skip("not glibc on Linux")
+
+
+def test_training_steps_reuse_freed_memory(kept_memory):
     device = ndl.cpu()
     layers = [nn.Linear(784, 100, device=device)]
     for _ in range(20):
@@ -57,12 +62,7 @@ def _resident_bytes():
         return int(statm.read().split()[1]) * resource.getpagesize()
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim")
-def test_release_hands_kept_memory_back(monkeypatch):
-    for variable in ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_"):
-        monkeypatch.delenv(variable, raising=False)
-    if not cpu_memory.keep_freed_memory():
-        pytest.skip("not glibc")
+def test_release_hands_kept_memory_back(kept_memory):
     # 48 MiB in 1 MiB blocks, all from the heap (under the mmap threshold) and under the trim
     # threshold once freed: kept by the process until released.
     blocks = [np.ones(1 << 18, np.float32) for _ in range(48)]
