@@ -11,7 +11,8 @@ import sys
 import time
 
 POINTERS = {"a", "b", "out", "src", "dst", "x", "w", "gy", "gx", "partial", "z", "labels",
-            "g", "stats", "xhat", "row", "weight", "bias", "weight_grad", "bias_grad"}
+            "g", "stats", "xhat", "row", "weight", "bias", "weight_grad", "bias_grad",
+            "running"}
 # Pointers to another element type than float32.
 TYPED_POINTERS = {"table": "*i64"}
 FLOATS = ("value", "eps", "alpha", "beta", "scale", "weight_decay", "keep", "take", "step",
@@ -145,7 +146,8 @@ def variants(quick):
     # (BLOCK_GROUPS, BLOCK_MEMBERS, MEMBER_AXIS) of norm.block_config, then of
     # norm.parameter_grad_config: per row, generic and with the unit member stride a launch on
     # compact data specializes; per column, where the configs require a unit group stride, always
-    # specialized. Plain, per-group affine (batch norm) and per-member affine (layer norm).
+    # specialized. Plain, per-group affine (batch norm) and per-member affine (layer norm); the
+    # forward's batch norm also with the running statistics' update (RUNNING).
     norm_tiles = {norm._norm_forward_kernel: ((1, 1024, 1), (4, 1024, 1), (64, 64, 1), (1, 1, 1),
                                               (8, 512, 0), (32, 128, 0), (4, 1024, 0), (1, 1, 0))}
     norm_tiles[norm._norm_backward_kernel] = norm_tiles[norm._norm_forward_kernel]
@@ -155,6 +157,9 @@ def variants(quick):
         forms = ({},) if kernel is norm._member_parameter_grad_kernel else (
             {"AFFINE": False, "PER_MEMBER": False}, {"AFFINE": True, "PER_MEMBER": False},
             {"AFFINE": True, "PER_MEMBER": True})
+        if kernel is norm._norm_forward_kernel:
+            forms = [dict(form, RUNNING=False) for form in forms] + [
+                {"AFFINE": True, "PER_MEMBER": False, "RUNNING": True}]
         for (groups, members, axis), form in itertools.product(tiles, forms):
             unit = ({}, {"member_stride": 1}) if axis == 1 else ({"group_stride": 1},)
             for specialized in unit:

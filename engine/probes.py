@@ -13,9 +13,16 @@ import math
 import numpy as np
 
 from . import random as _random
-from .autograd import enable_grad
+from .autograd import Tensor, enable_grad
 
 _PROBED_TYPES = {}
+
+
+def _copy(buffer):
+    """A Tensor holding a copy of `buffer`'s values (None stays None)."""
+    if buffer is None:
+        return None
+    return Tensor.make_const(buffer.realize_cached_data().copy())
 
 
 def register_probed_type(cls, weight_attr="weight"):
@@ -118,7 +125,9 @@ class LayerProbe:
         weight_grad_norm, weight_rel_change, fan_in_var}, ...]} as plain floats."""
         params = self.model.parameters()
         saved_grads = [param.grad for param in params]
-        saved_buffers = [(module, name, getattr(module, name))
+        # Copies, not references: a layer may update its buffers in place (batch norm's running
+        # estimates move inside its forward's kernel).
+        saved_buffers = [(module, name, _copy(getattr(module, name)))
                          for _, module in self.model.named_modules()
                          for name in module._buffer_names]
         generator = _random.generator()

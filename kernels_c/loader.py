@@ -46,7 +46,7 @@ SIGNATURES = {
     "nd_softmax_xent_grad_f32": [P, P, P, P, I64, I64],
     "nd_norm_forward_f32": [P, P, P, I64, I64, I64, I64, F64],
     "nd_norm_backward_f32": [P, P, P, P, I64, I64, I64, I64, F64],
-    "nd_norm_affine_forward_f32": [P, P, P, P, P, I64, I64, I64, I64, F64, INT],
+    "nd_norm_affine_forward_f32": [P, P, P, P, P, I64, I64, I64, I64, F64, INT, P, F32, F32],
     "nd_norm_affine_backward_f32": [P, P, P, P, P, P, P, I64, I64, I64, I64, F64, INT],
     "nd_sgemm_f32": _SGEMM,
     "nd_sgemm_naive_f32": _SGEMM,

@@ -284,16 +284,30 @@ int nd_norm_forward_f32(const float *x, float *out, float *stats, int64_t groups
     return forward(&a);
 }
 
+/* running = keep * running + take * stats over 2 * groups elements, written as
+ * nd_ewise_axpby_f32 writes it so both contract to the same FMA. Serial: two floats per group
+ * (batch norm's channels) cost nothing next to the normalization, and no thread count changes
+ * a bit. */
+static void update_running(float *running, const float *stats, int64_t count, float keep,
+                           float take)
+{
+    for (int64_t k = 0; k < count; k++) running[k] = keep * running[k] + take * stats[k];
+}
+
 int nd_norm_affine_forward_f32(const float *x, const float *weight, const float *bias, float *out,
                                float *stats, int64_t groups, int64_t members,
                                int64_t group_stride, int64_t member_stride, double eps,
-                               int per_member)
+                               int per_member, float *running, float keep, float take)
 {
     if (per_member != 0 && per_member != 1) return ND_ERR_ARG;
     if (groups > 0 && members > 0 && (!weight || !bias)) return ND_ERR_NULL;
     forward_args a = {x, weight, bias, out, stats, groups, members, group_stride, member_stride,
                       eps, per_member};
-    return forward(&a);
+    int status = forward(&a);
+    /* With no members the stats are NaN, and so becomes running, as in the spec. */
+    if (status == ND_OK && groups > 0 && running)
+        update_running(running, stats, 2 * groups, keep, take);
+    return status;
 }
 
 int nd_norm_backward_f32(const float *g, const float *xhat, const float *stats, float *out,

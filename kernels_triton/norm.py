@@ -114,11 +114,23 @@ def _normalized(source, offsets, mask, mean, inverse_scale, RECOMPUTE: tl.conste
 
 
 @triton.jit
-def _norm_forward_kernel(x, weight, bias, out, stats, groups, members, group_stride,
-                         member_stride, eps, AFFINE: tl.constexpr, PER_MEMBER: tl.constexpr,
+def _update_running(running, groups, group_ids, group_mask, mean, var, keep, take):
+    """running = keep * running + take * stats for this program's groups, written as ewise.py's
+    axpby (alpha * x + beta * y) so that the GPU compiler contracts it the same way."""
+    old_mean = tl.load(running + group_ids, mask=group_mask, other=0.0)
+    tl.store(running + group_ids, keep * old_mean + take * mean, mask=group_mask)
+    old_var = tl.load(running + groups + group_ids, mask=group_mask, other=0.0)
+    tl.store(running + groups + group_ids, keep * old_var + take * var, mask=group_mask)
+
+
+@triton.jit
+def _norm_forward_kernel(x, weight, bias, out, stats, running, groups, members, group_stride,
+                         member_stride, eps, keep, take, AFFINE: tl.constexpr,
+                         PER_MEMBER: tl.constexpr, RUNNING: tl.constexpr,
                          BLOCK_GROUPS: tl.constexpr, BLOCK_MEMBERS: tl.constexpr,
                          MEMBER_AXIS: tl.constexpr):
-    """norm_forward, or norm_affine_forward with AFFINE (weight and bias unread without)."""
+    """norm_forward, or norm_affine_forward with AFFINE (weight and bias unread without), which
+    also updates the running statistics with RUNNING (running unread without)."""
     group_ids, group_mask = _group_ids(groups, BLOCK_GROUPS)
     group_base = _group_base(group_ids, group_stride, MEMBER_AXIS)
     total = _zero_tile(BLOCK_GROUPS, BLOCK_MEMBERS, MEMBER_AXIS)
@@ -138,6 +150,8 @@ def _norm_forward_kernel(x, weight, bias, out, stats, groups, members, group_str
     var = _group_mean(tl.sum(squares, axis=MEMBER_AXIS), members)
     tl.store(stats + group_ids, mean, mask=group_mask)
     tl.store(stats + groups + group_ids, var, mask=group_mask)
+    if RUNNING:
+        _update_running(running, groups, group_ids, group_mask, mean, var, keep, take)
     inverse_scale = tl.expand_dims(1.0 / tl.sqrt_rn(var + eps), MEMBER_AXIS)
     if AFFINE:
         if not PER_MEMBER:
@@ -264,14 +278,16 @@ def _check_parameters(name, handles, groups, members, per_member):
         check_buffer(f"{name} {label}", handle, members if per_member else groups)
 
 
-def _launch(kernel, args, groups, members, group_stride, member_stride, eps, affine=False,
-            per_member=False):
+def _launch(kernel, args, groups, members, group_stride, member_stride, eps, scalars=(),
+            **flags):
+    """A program per block_config tile of groups; `scalars` follow eps, `flags` are the
+    kernel's remaining constexprs."""
     block_groups, block_members, member_axis, warps = block_config(groups, members,
                                                                    group_stride, member_stride)
     kernel[(cdiv(groups, block_groups),)](
-        *args, groups, members, group_stride, member_stride, float(eps), AFFINE=affine,
-        PER_MEMBER=per_member, BLOCK_GROUPS=block_groups, BLOCK_MEMBERS=block_members,
-        MEMBER_AXIS=member_axis, num_warps=warps)
+        *args, groups, members, group_stride, member_stride, float(eps), *scalars,
+        BLOCK_GROUPS=block_groups, BLOCK_MEMBERS=block_members, MEMBER_AXIS=member_axis,
+        num_warps=warps, **flags)
 
 
 def norm_forward(x, out, stats, groups, members, group_stride, member_stride, eps):
@@ -282,8 +298,8 @@ def norm_forward(x, out, stats, groups, members, group_stride, member_stride, ep
                 member_stride)
     if groups == 0:
         return
-    _launch(_norm_forward_kernel, (x, x, x, out, stats), groups, members, group_stride,
-            member_stride, eps)
+    _launch(_norm_forward_kernel, (x, x, x, out, stats, stats), groups, members, group_stride,
+            member_stride, eps, (1.0, 0.0), AFFINE=False, PER_MEMBER=False, RUNNING=False)
 
 
 def norm_backward(g, xhat, stats, out, groups, members, group_stride, member_stride, eps):
@@ -294,21 +310,26 @@ def norm_backward(g, xhat, stats, out, groups, members, group_stride, member_str
     if groups == 0 or members == 0:
         return
     _launch(_norm_backward_kernel, (g, xhat, stats, xhat, out, out, out), groups, members,
-            group_stride, member_stride, eps)
+            group_stride, member_stride, eps, AFFINE=False, PER_MEMBER=False)
 
 
 def norm_affine_forward(x, weight, bias, out, stats, groups, members, group_stride, member_stride,
-                        eps, per_member):
+                        eps, per_member, running=None, keep=1.0, take=0.0):
     """norm_forward's stats, and out = weight[p] * xhat + bias[p] with xhat norm_forward's out, p
-    the group (per_member 0, batch norm) or the member (1, layer norm). One launch."""
+    the group (per_member 0, batch norm) or the member (1, layer norm); with `running` (2 *
+    groups elements) also running = keep * running + take * stats, in place. One launch."""
     name = "norm_affine_forward"
     _check_args(name, (("x", x), ("out", out)), stats, groups, members, group_stride,
                 member_stride)
     _check_parameters(name, (("weight", weight), ("bias", bias)), groups, members, per_member)
+    if running is not None:
+        check_buffer(f"{name} running", running, 2 * groups)
     if groups == 0:
         return
-    _launch(_norm_forward_kernel, (x, weight, bias, out, stats), groups, members, group_stride,
-            member_stride, eps, affine=True, per_member=bool(per_member))
+    _launch(_norm_forward_kernel,
+            (x, weight, bias, out, stats, stats if running is None else running), groups,
+            members, group_stride, member_stride, eps, (float(keep), float(take)), AFFINE=True,
+            PER_MEMBER=bool(per_member), RUNNING=running is not None)
 
 
 def parameter_grad_config(groups, members, group_stride, member_stride):
@@ -337,7 +358,7 @@ def norm_affine_backward(g, x, stats, weight, out, weight_grad, bias_grad, group
             return
         if groups:
             _launch(_norm_backward_kernel, (g, x, stats, weight, out, out, out), groups, members,
-                    group_stride, member_stride, eps, affine=True, per_member=True)
+                    group_stride, member_stride, eps, AFFINE=True, PER_MEMBER=True)
         block_groups, block_members, member_axis, warps = parameter_grad_config(
             groups, members, group_stride, member_stride)
         _member_parameter_grad_kernel[(cdiv(members, block_members),)](
@@ -346,4 +367,4 @@ def norm_affine_backward(g, x, stats, weight, out, weight_grad, bias_grad, group
             MEMBER_AXIS=member_axis, num_warps=warps)
     elif groups:
         _launch(_norm_backward_kernel, (g, x, stats, weight, out, weight_grad, bias_grad), groups,
-                members, group_stride, member_stride, eps, affine=True)
+                members, group_stride, member_stride, eps, AFFINE=True, PER_MEMBER=False)

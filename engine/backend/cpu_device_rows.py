@@ -50,10 +50,10 @@ def softmax_xent_grad(z, labels, g, out, classes, rows):
 
 # Normalization over one axis
 def _check_norm_buffers(name, groups, members, group_stride, member_stride, strided, stats,
-                       parameters=(), per_member=0):
+                       parameters=(), per_member=0, running=None):
     """Raise naming the first buffer too small: the `strided` (label, handle) pairs are indexed
-    by the groups, stats holds 2 * groups, each of `parameters` one value per group (per_member
-    0) or per member (1). Negative sizes are left to the kernel."""
+    by the groups, stats and running (when given) hold 2 * groups, each of `parameters` one value
+    per group (per_member 0) or per member (1). Negative sizes are left to the kernel."""
     if min(groups, members, group_stride, member_stride) < 0:
         return
     reach = (groups - 1) * group_stride + (members - 1) * member_stride + 1 if groups and members \
@@ -61,6 +61,8 @@ def _check_norm_buffers(name, groups, members, group_stride, member_stride, stri
     count = members if per_member else groups
     needs = ([(label, handle, reach) for label, handle in strided] + [("stats", stats, 2 * groups)]
              + [(label, handle, count) for label, handle in parameters])
+    if running is not None:
+        needs.append(("running", running, 2 * groups))
     sizes = f"groups={groups}, members={members}, strides=({group_stride}, {member_stride})"
     if parameters:
         sizes += f", per_member={per_member}"
@@ -108,23 +110,28 @@ def norm_backward(g, xhat, stats, out, groups, members, group_stride, member_str
 
 
 def norm_affine_forward(x, weight, bias, out, stats, groups, members, group_stride, member_stride,
-                        eps, per_member):
+                        eps, per_member, running=None, keep=1.0, take=0.0):
     try:
         px, pweight, pbias = x.address, weight.address, bias.address
         pout, pstats = out.address, stats.address
+        prunning = None if running is None else running.address
     except AttributeError:
         px, pweight, pbias, pout, pstats = _ptr(x), _ptr(weight), _ptr(bias), _ptr(out), _ptr(stats)
+        prunning = None if running is None else _ptr(running)
     if per_member != 0 and per_member != 1:
         _check_per_member("norm_affine_forward", per_member)
     reach = (groups - 1) * group_stride + (members - 1) * member_stride + 1
     count = members if per_member else groups
     if (reach > min(x.size, out.size) or 2 * groups > stats.size
-            or count > min(weight.size, bias.size)):
+            or count > min(weight.size, bias.size)
+            or (running is not None and 2 * groups > running.size)):
         _check_norm_buffers("norm_affine_forward", groups, members, group_stride, member_stride,
                             (("x", x), ("out", out)), stats,
-                            (("weight", weight), ("bias", bias)), per_member)
+                            (("weight", weight), ("bias", bias)), per_member, running)
+    # ctypes rounds keep and take to float32, as ewise_axpby does.
     status = _lib.nd_norm_affine_forward_f32(px, pweight, pbias, pout, pstats, groups, members,
-                                             group_stride, member_stride, eps, int(per_member))
+                                             group_stride, member_stride, eps, int(per_member),
+                                             prunning, keep, take)
     if status:
         raise _fail("norm_affine_forward", status, groups=groups, members=members,
                     group_stride=group_stride, member_stride=member_stride,

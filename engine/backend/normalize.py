@@ -61,18 +61,39 @@ def _check_parameters(x, axis, parameters):
                              f"input {x.shape}, got {array.shape} on {array.device}")
 
 
-def normalize_affine(x, weight, bias, axis, eps):
+def _check_running(x, axis, running):
+    """Running estimates updated in place by the forward: a compact (2, groups) array like the
+    stats (x's device and dtype)."""
+    groups = _layout(x.shape, axis)[0]
+    if not isinstance(running, NDArray):
+        raise TypeError(f"normalize's running estimates must be an NDArray, got "
+                        f"{type(running).__name__}")
+    if (running.shape, running.device, running.dtype) != ((2, groups), x.device, x.dtype):
+        raise ValueError(f"normalize's running estimates must be a ({2}, {groups}) {x.dtype} "
+                         f"array on {x.device} for input {x.shape}, got {running.dtype} "
+                         f"{running.shape} on {running.device}")
+    if not running.is_compact():
+        raise ValueError("normalize's running estimates must be compact: they are updated in "
+                         "place")
+
+
+def normalize_affine(x, weight, bias, axis, eps, running=None, keep=1.0, take=0.0):
     """(weight * xhat + bias, stats), xhat = normalize(x, axis, eps)'s out, with one weight and
-    bias per column of the 2-D x (per group for axis 0, per member for axis 1): one kernel."""
+    bias per column of the 2-D x (per group for axis 0, per member for axis 1): one kernel. With
+    `running` (2, groups), also running <- keep * running + take * stats, in place, in the
+    same kernel (batch norm's running estimates)."""
     _check(x, axis)
     _check_parameters(x, axis, (("weight", weight), ("bias", bias)))
+    if running is not None:
+        _check_running(x, axis, running)
     x = x.compact()
     weight, bias = weight.astype(x.dtype).compact(), bias.astype(x.dtype).compact()
     groups, members, group_stride, member_stride = _layout(x.shape, axis)
     out, stats = x._new(x.shape), x._new((2, groups))
     x.device.norm_affine_forward(x.handle, weight.handle, bias.handle, out.handle, stats.handle,
                                  groups, members, group_stride, member_stride, float(eps),
-                                 int(axis == 1))
+                                 int(axis == 1), None if running is None else running.handle,
+                                 float(keep), float(take))
     return out, stats
 
 

@@ -284,13 +284,19 @@ def _parameters(name, handles, groups, members, per_member):
 
 
 def norm_affine_forward(x, weight, bias, out, stats, groups, members, group_stride, member_stride,
-                        eps, per_member):
+                        eps, per_member, running=None, keep=1.0, take=0.0):
     scale, shift = _parameters("norm_affine_forward", (("weight", weight), ("bias", bias)),
                                groups, members, per_member)
+    if running is not None and running.size < 2 * groups:
+        raise ValueError(f"norm_affine_forward: running holds {running.size} elements, "
+                         f"{2 * groups} needed")
     norm_forward(x, out, stats, groups, members, group_stride, member_stride, eps)
     if members:
         normed = _groups(out, stats, groups, members, group_stride, member_stride)
         normed[...] = scale * normed + shift
+    if running is not None:
+        count = 2 * groups
+        ewise_axpby(running[:count], stats[:count], keep, take, running[:count], count)
 
 
 def norm_affine_backward(g, x, stats, weight, out, weight_grad, bias_grad, groups, members,

@@ -70,9 +70,14 @@ class BatchNorm1d(Module):
                 raise ValueError(f"{type(self).__name__}({self.dim}) needs at least one example "
                                  f"in training mode (for its batch statistics), got an input of "
                                  f"shape {tuple(x.shape)}")
+            rows = self._running_rows_array()
+            if rows.dtype == x.dtype:
+                # The running estimates move in the forward's own kernel, in place.
+                op = NormalizeAffine(0, self.eps, rows, 1.0 - self.momentum, self.momentum)
+                return Tensor.make_from_op(op, (x, self.weight, self.bias))
             op = NormalizeAffine(0, self.eps)
             out = Tensor.make_from_op(op, (x, self.weight, self.bias))
-            self._update_running(op.stats)
+            self._update_running(rows, op.stats)
             return out
         # w (x - mean) / sqrt(var + eps) + b as x * scale + shift: the arithmetic on (dim,)
         # vectors, then two passes over x, each reading its row as stored.
@@ -80,20 +85,30 @@ class BatchNorm1d(Module):
         shift = self.bias - self.running_mean * scale
         return _affine(x, scale, shift)
 
-    def _update_running(self, batch_stats):
-        """Both running estimates <- (1 - momentum) * estimate + momentum * the batch's, in one
-        kernel: they are the rows of one (2, dim) array, like the batch's (mean, var) stats, for
-        as long as running_mean and running_var are still its views (an assignment or a
-        load_state_dict replaces them, and the next step stacks the new ones)."""
+    def _running_rows_array(self):
+        """The running estimates as the rows of one (2, dim) array, like the batch's (mean, var)
+        stats, so that one kernel updates both in place. running_mean and running_var are its
+        row views for as long as nobody replaces them: an assignment or a load_state_dict does,
+        and the next step stacks the new ones into a new array."""
         mean, var = self.running_mean.realize_cached_data(), self.running_var.realize_cached_data()
         rows, views = vars(self).get("_running_rows"), vars(self).get("_running_views", ())
         if len(views) != 2 or views[0] is not mean or views[1] is not var:
             rows = NDArray.make((2, self.dim), device=mean.device, dtype=self._dtype)
             rows[0], rows[1] = mean, var
-        rows = rows.axpby(1.0 - self.momentum, batch_stats.astype(rows.dtype), self.momentum)
+            self._adopt_running(rows)
+        return rows
+
+    def _adopt_running(self, rows):
         self._running_rows, self._running_views = rows, (rows[0], rows[1])
         self.running_mean = Tensor.make_const(self._running_views[0])
         self.running_var = Tensor.make_const(self._running_views[1])
+
+    def _update_running(self, rows, batch_stats):
+        """(1 - momentum) * rows + momentum * the batch's stats become the running estimates,
+        for a batch in another dtype than the layer's (the forward's kernel updates them in
+        place otherwise)."""
+        self._adopt_running(rows.axpby(1.0 - self.momentum, batch_stats.astype(rows.dtype),
+                                       self.momentum))
 
     def extra_repr(self):
         return f"{self.dim}, eps={self.eps}, momentum={self.momentum}"

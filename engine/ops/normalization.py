@@ -48,14 +48,18 @@ class NormalizeGrad(TensorOp):
 
 class NormalizeAffine(TensorOp):
     """(x, weight, bias) -> weight * xhat + bias, xhat = Normalize(axis, eps)(x) and one weight
-    and bias per column. `stats` as Normalize's."""
+    and bias per column. `stats` as Normalize's. With `running` (an NDArray like the stats),
+    compute also updates it in place, running <- keep * running + take * stats, in the same
+    kernel (batch norm's running estimates)."""
 
-    def __init__(self, axis, eps):
+    def __init__(self, axis, eps, running=None, keep=1.0, take=0.0):
         self.axis, self.eps = axis, float(eps)
+        self.running, self.keep, self.take = running, float(keep), float(take)
         self.stats = None
 
     def compute(self, x, weight, bias):
-        out, self.stats = normalize_affine_array(x, weight, bias, self.axis, self.eps)
+        out, self.stats = normalize_affine_array(x, weight, bias, self.axis, self.eps,
+                                                 self.running, self.keep, self.take)
         return out
 
     def gradient(self, out_grad, node):

@@ -173,3 +173,74 @@ def test_per_member_must_be_a_flag(device):
     params = to_device(device, np.ones(4))
     with pytest.raises(ValueError, match="per_member"):
         device.norm_affine_forward(x, params, params, out, stats, 3, 4, 4, 1, EPS, 2)
+
+
+KEEP, TAKE = 0.9, 0.1
+
+
+def forward_with_running(device, x, w, b, per_row, per_member, start, dtype="float32"):
+    """(out, stats, running) of one forward call as host arrays; start None: no running."""
+    groups, members, group_stride, member_stride = layout(x.shape, per_row)
+    out, stats = device.alloc(max(x.size, 1), dtype), device.alloc(max(2 * groups, 1), dtype)
+    running = None if start is None else to_device(device, start, dtype)
+    device.norm_affine_forward(to_device(device, x, dtype), to_device(device, w, dtype),
+                               to_device(device, b, dtype), out, stats, groups, members,
+                               group_stride, member_stride, EPS, per_member, running, KEEP, TAKE)
+    return (read(device, out, x.size), read(device, stats, 2 * groups),
+            None if start is None else read(device, running, 2 * groups))
+
+
+@pytest.mark.parametrize("per_row, per_member", COMBINATIONS[:2], ids=COMBINATION_IDS[:2])
+def test_spec_running_matches_float64(per_row, per_member):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((4, 3)) * 2.0 + 1.0
+    w, b = parameters_like(x, per_row, per_member, rng)
+    groups = layout(x.shape, per_row)[0]
+    start = rng.standard_normal(2 * groups)
+    _, _, running = forward_with_running(spec, x, w, b, per_row, per_member, start, "float64")
+    axis = 1 if per_row else 0
+    expected = KEEP * start + TAKE * np.concatenate([x.mean(axis=axis), x.var(axis=axis)])
+    np.testing.assert_allclose(running, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+@pytest.mark.parametrize("per_row, per_member", COMBINATIONS[:2], ids=COMBINATION_IDS[:2])
+@pytest.mark.parametrize("shape", [(1, 1), (3, 7), (600, 100), (5, 3000)], ids=str)
+def test_device_running_matches_spec(device, shape, per_row, per_member):
+    """out and stats as without running; running within float32 rounding of the spec's (its
+    statistics round differently) and, from the device's own stats, as ewise_axpby rounds it."""
+    rng = np.random.default_rng(shape[0] + shape[1])
+    x = (2.0 * rng.standard_normal(shape) + 0.5).astype(np.float32)
+    w, b = parameters_like(x, per_row, per_member, rng)
+    start = rng.standard_normal(2 * layout(shape, per_row)[0]).astype(np.float32)
+    out, stats, running = forward_with_running(device, x, w, b, per_row, per_member, start)
+    plain_out, plain_stats, _ = forward_with_running(device, x, w, b, per_row, per_member, None)
+    np.testing.assert_array_equal(out, plain_out)
+    np.testing.assert_array_equal(stats, plain_stats)
+    want = forward_with_running(spec, x, w, b, per_row, per_member, start)[2]
+    np.testing.assert_allclose(running, want, rtol=1e-4, atol=1e-5)
+    # Two roundings of float32 products and sums, or one fewer with an FMA, each at most an ulp
+    # of the larger term.
+    keep, take = np.float32(KEEP), np.float32(TAKE)
+    terms = np.abs(keep * start) + np.abs(take * stats)
+    assert (np.abs(running - (keep * start + take * stats)) <= 2.0**-22 * terms).all()
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+def test_running_without_members_is_nan_and_without_groups_untouched(device):
+    weights, start = to_device(device, np.ones(3)), np.arange(6.0)
+    for groups, members, expected in ((3, 0, np.full(6, np.nan)), (0, 3, start)):
+        running = to_device(device, start)
+        device.norm_affine_forward(device.alloc(1, "float32"), weights, weights,
+                                   device.alloc(1, "float32"), device.alloc(6, "float32"),
+                                   groups, members, 1, 3, EPS, 0, running, KEEP, TAKE)
+        np.testing.assert_array_equal(read(device, running, 6), expected)
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+def test_short_running_raises(device):
+    x, stats, params = to_device(device, np.ones(12)), device.alloc(6, "float32"), to_device(
+        device, np.ones(3))
+    with pytest.raises(ValueError, match="running"):
+        device.norm_affine_forward(x, params, params, device.alloc(12, "float32"), stats, 3, 4, 4,
+                                   1, EPS, 0, device.alloc(5, "float32"), KEEP, TAKE)

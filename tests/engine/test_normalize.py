@@ -118,12 +118,12 @@ def test_normalize_affine_rejects_other_ranks():
 
 @pytest.mark.parametrize("make, per_step", [
     # One kernel each way for the statistics and the affine part (layer norm's backward sums
-    # its parameters' gradients in the same protocol call) and, for batch norm, one for both
-    # running estimates; the test's sum adds a reduction, a fill, and a compact of the
+    # its parameters' gradients in the same protocol call; batch norm's forward updates both
+    # running estimates); the test's sum adds a reduction, a fill, and a compact of the
     # broadcast cotangent; the gradients of x, weight and bias accumulate onto the first
     # step's (3 adds). The composed formula took 57 and 48; fused statistics with a composed
     # affine part and separate running estimates, 19 and 16.
-    (lambda: nn.BatchNorm1d(8, device=ndl.cpu_numpy()), 9),
+    (lambda: nn.BatchNorm1d(8, device=ndl.cpu_numpy()), 8),
     (lambda: nn.LayerNorm1d(8, device=ndl.cpu_numpy()), 8),
 ], ids=["batch_norm", "layer_norm"])
 def test_normalization_layer_launches(make, per_step):
@@ -135,8 +135,37 @@ def test_normalization_layer_launches(make, per_step):
         layer(x).sum().backward()
     assert launches["norm_affine_forward"] == 1 and launches["norm_affine_backward"] == 1
     assert launches["ewise_add"] == 3
-    assert launches["ewise_axpby"] == int(isinstance(layer, nn.BatchNorm1d))
     assert sum(launches.values()) == per_step
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+def test_batch_norm_running_estimates_move_in_place_in_the_forward(device):
+    # Both estimates are rows of one array that the forward's kernel updates; the layer's
+    # running_mean and running_var stay its views, so a Tensor read before the step sees it.
+    layer = nn.BatchNorm1d(3, momentum=0.25, device=device)
+    x = np.random.default_rng(2).standard_normal((6, 3))
+    layer(ndl.Tensor(x, device=device, dtype="float32"))
+    mean, var = layer.running_mean, layer.running_var
+    with count_launches(device) as launches:
+        layer(ndl.Tensor(x, device=device, dtype="float32"))
+    assert launches["norm_affine_forward"] == 1 and launches["ewise_axpby"] == 0
+    assert layer.running_mean is mean and layer.running_var is var
+    decay = 0.75 ** 2
+    np.testing.assert_allclose(mean.numpy(), (1 - decay) * x.mean(axis=0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(var.numpy(), decay + (1 - decay) * x.var(axis=0), rtol=1e-5)
+
+
+def test_batch_norm_on_wider_input_updates_its_estimates_apart():
+    # A float64 batch in a float32 layer: the stats come in float64, the estimates stay float32
+    # and take one separate kernel.
+    device = ndl.cpu_numpy()
+    layer = nn.BatchNorm1d(3, momentum=0.5, device=device)
+    x = np.random.default_rng(3).standard_normal((5, 3))
+    with count_launches(device) as launches:
+        layer(ndl.Tensor(x, device=device, dtype="float64"))
+    assert launches["ewise_axpby"] == 1
+    np.testing.assert_allclose(layer.running_mean.numpy(), 0.5 * x.mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(layer.running_var.numpy(), 0.5 + 0.5 * x.var(axis=0), rtol=1e-6)
 
 
 def test_running_estimates_keep_the_layer_dtype_on_wider_input():

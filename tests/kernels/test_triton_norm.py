@@ -313,3 +313,77 @@ def test_affine_bad_arguments_raise(cuda):
                                   EPS, 0)
     with pytest.raises(ValueError, match="norm_affine_forward: negative sizes groups=-3"):
         cuda.norm_affine_forward(x, three, three, out, stats, -3, 4, 4, 1, EPS, 0)
+
+
+# Batch norm's running statistics, updated in the forward's launch: running = keep * running +
+# take * stats, as ewise_axpby rounds it (one FMA on a GPU, hence the float32 tolerance).
+KEEP, TAKE = 0.9, 0.1
+
+
+def _forward_with_running(device, x, weight, bias, layout, per_member, running):
+    """(out, stats, running) as host buffers after norm_affine_forward; running None: called
+    without it, and the third buffer is left as SENTINEL."""
+    groups = layout[0]
+    sizes = (x.size, 2 * groups, 2 * groups)
+    buffers = [np.full(max(n, 1), SENTINEL, np.float32) for n in sizes]
+    inputs = [np.resize(a, max(a.size, 1)) for a in (x, weight, bias)]
+    if running is not None:
+        buffers[2] = running.copy()
+    if device is not numpy_device:
+        buffers, inputs = ([to_device(device, a) for a in arrays] for arrays in (buffers, inputs))
+    extra = () if running is None else (buffers[2], KEEP, TAKE)
+    device.norm_affine_forward(*inputs, *buffers[:2], *layout, EPS, per_member, *extra)
+    if device is numpy_device:
+        return [buffer[:n] for buffer, n in zip(buffers, sizes, strict=True)]
+    return [read(device, buffer, n) for buffer, n in zip(buffers, sizes, strict=True)]
+
+
+def _check_running(cuda, rows, cols, per_row, per_member=0):
+    layout = _layout(rows, cols, per_row)
+    groups, members = layout[0], layout[1]
+    x, _ = _random(rows, cols)
+    count = members if per_member else groups
+    weight = RNG.uniform(0.5, 2.0, count).astype(np.float32)
+    bias = RNG.standard_normal(count).astype(np.float32)
+    running = RNG.uniform(-2.0, 2.0, 2 * groups).astype(np.float32)
+    want = _forward_with_running(numpy_device, x, weight, bias, layout, per_member, running)
+    out, stats, got_running = _forward_with_running(cuda, x, weight, bias, layout, per_member,
+                                                    running)
+    plain_out, plain_stats, _ = _forward_with_running(cuda, x, weight, bias, layout, per_member,
+                                                      None)
+    np.testing.assert_array_equal(out, plain_out)
+    np.testing.assert_array_equal(stats, plain_stats)
+    np.testing.assert_allclose(stats, want[1], rtol=1e-4, atol=1e-5, equal_nan=True)
+    # The atol allows for stats a GPU sums in another order (the interpreter matches exactly).
+    np.testing.assert_allclose(got_running, want[2], rtol=1e-6, atol=1e-6, equal_nan=True)
+    # The spec's update of the device's own stats differs by the FMA's rounding only.
+    expected = running.copy()
+    numpy_device.ewise_axpby(expected, stats, KEEP, TAKE, expected, expected.size)
+    np.testing.assert_allclose(got_running, expected, rtol=1e-6, equal_nan=True)
+    return layout, got_running
+
+
+@pytest.mark.parametrize("per_member", [0, 1], ids=["per_group", "per_member"])
+@pytest.mark.parametrize("rows, cols, per_row", [(40, 20, False), (70, 64, True), (1, 1, True)],
+                         ids=["columns", "rows", "single"])
+def test_running_statistics_match_spec(cuda, rows, cols, per_row, per_member):
+    layout, running = _check_running(cuda, rows, cols, per_row, per_member)
+    # Past one element, several programs each update their own groups'.
+    assert (layout[0] > norm.block_config(*layout)[0]) == (rows > 1)
+    assert np.isfinite(running).all()
+
+
+def test_running_statistics_of_no_members_turn_nan_as_in_spec(cuda):
+    _, running = _check_running(cuda, 0, 5, False)
+    assert np.isnan(running).all()
+
+
+def test_running_buffer_too_short_raises(cuda):
+    x, out, stats, three = cuda.alloc(12), cuda.alloc(12), cuda.alloc(6), cuda.alloc(3)
+    with pytest.raises(ValueError, match="norm_affine_forward running: buffer holds 5 elements, "
+                                         "6 needed"):
+        cuda.norm_affine_forward(x, three, three, out, stats, 3, 4, 4, 1, EPS, 0,
+                                 cuda.alloc(5), KEEP, TAKE)
+    with pytest.raises(TypeError, match="norm_affine_forward running: expected a torch tensor"):
+        cuda.norm_affine_forward(x, three, three, out, stats, 3, 4, 4, 1, EPS, 0,
+                                 np.zeros(6, np.float32), KEEP, TAKE)
