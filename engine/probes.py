@@ -18,11 +18,9 @@ from .autograd import Tensor, enable_grad
 _PROBED_TYPES = {}
 
 
-def _copy(buffer):
-    """A Tensor holding a copy of `buffer`'s values (None stays None)."""
-    if buffer is None:
-        return None
-    return Tensor.make_const(buffer.realize_cached_data().copy())
+def _values(buffer):
+    """A copy of a Tensor buffer's values (None for anything else)."""
+    return buffer.realize_cached_data().copy() if isinstance(buffer, Tensor) else None
 
 
 def register_probed_type(cls, weight_attr="weight"):
@@ -125,11 +123,12 @@ class LayerProbe:
         weight_grad_norm, weight_rel_change, fan_in_var}, ...]} as plain floats."""
         params = self.model.parameters()
         saved_grads = [param.grad for param in params]
-        # Copies, not references: a layer may update its buffers in place (batch norm's running
-        # estimates move inside its forward's kernel).
-        saved_buffers = [(module, name, _copy(getattr(module, name)))
+        # The buffers and a copy of their values: a layer may update a buffer in place (batch
+        # norm's running estimates move inside its forward's kernel).
+        saved_buffers = [(module, name, getattr(module, name))
                          for _, module in self.model.named_modules()
                          for name in module._buffer_names]
+        saved_values = [_values(buffer) for _, _, buffer in saved_buffers]
         generator = _random.generator()
         saved_rng = generator.bit_generator.state
         self._squares = {}
@@ -150,8 +149,11 @@ class LayerProbe:
             self._recording = False
             for param, grad in zip(params, saved_grads, strict=True):
                 param.grad = grad
-            for module, name, value in saved_buffers:
-                setattr(module, name, value)
+            for (module, name, buffer), values in zip(saved_buffers, saved_values, strict=True):
+                setattr(module, name, buffer)
+                if values is not None:
+                    array = buffer.realize_cached_data()
+                    array[tuple(slice(None) for _ in array.shape)] = values
             generator.bit_generator.state = saved_rng
         records = []
         rows = zip(self.layers, self.weight_stats(), grad_norms, strict=True)

@@ -3,8 +3,10 @@ Engine layer (nn). Training mode is one fused op (ops.normalize_affine: one kern
 or two backward); evaluation mode is x * scale + shift over rows. BatchNorm2d is in norm2d.py.
 """
 
+import numpy as np
+
 from .. import init, ops
-from ..autograd import Tensor
+from ..autograd import Tensor, grad_enabled
 from ..backend import NDArray
 from ..ops.normalization import NormalizeAffine
 from .module import Module, Parameter
@@ -42,7 +44,8 @@ class LayerNorm1d(Module):
 class BatchNorm1d(Module):
     """Training: normalize with the batch's mean and biased variance (divide by N) and update the
     running estimates as in needle, r <- (1 - momentum) * r + momentum * batch_stat, where the
-    running variance tracks the *biased* batch variance (PyTorch tracks the unbiased one).
+    running variance tracks the *biased* batch variance (PyTorch tracks the unbiased one). The
+    estimates change in place, as PyTorch's buffers do: a Tensor that is `running_mean` sees it.
     Evaluation: normalize with the running estimates, so each example is independent of its batch.
     """
 
@@ -51,7 +54,8 @@ class BatchNorm1d(Module):
         self.dim = int(dim)
         self.eps = float(eps)
         self.momentum = float(momentum)
-        self._device, self._dtype = device, dtype
+        # The name, so that comparing it with an array's dtype works for np.float32 too.
+        self._device, self._dtype = device, np.dtype(dtype).name
         self.weight = Parameter(init.ones(self.dim, device=device, dtype=dtype))
         self.bias = Parameter(init.zeros(self.dim, device=device, dtype=dtype))
         self.register_buffer("running_mean", init.zeros(self.dim, device=device, dtype=dtype))
@@ -82,7 +86,12 @@ class BatchNorm1d(Module):
         # w (x - mean) / sqrt(var + eps) + b as x * scale + shift: the arithmetic on (dim,)
         # vectors, then two passes over x, each reading its row as stored.
         scale = self.weight * (self.running_var + self.eps) ** -0.5
-        shift = self.bias - self.running_mean * scale
+        mean = self.running_mean
+        if grad_enabled() and self.weight.requires_grad:
+            # scale's gradient reads the mean when backward runs, and a training step in
+            # between moves it in place: the graph keeps the value of this forward.
+            mean = Tensor.make_const(mean.realize_cached_data().copy())
+        shift = self.bias - mean * scale
         return _affine(x, scale, shift)
 
     def _running_rows_array(self):
@@ -104,11 +113,10 @@ class BatchNorm1d(Module):
         self.running_var = Tensor.make_const(self._running_views[1])
 
     def _update_running(self, rows, batch_stats):
-        """(1 - momentum) * rows + momentum * the batch's stats become the running estimates,
-        for a batch in another dtype than the layer's (the forward's kernel updates them in
-        place otherwise)."""
-        self._adopt_running(rows.axpby(1.0 - self.momentum, batch_stats.astype(rows.dtype),
-                                       self.momentum))
+        """rows <- (1 - momentum) * rows + momentum * the batch's stats, in place like the
+        forward's kernel does it, for a batch in another dtype than the layer's."""
+        rows[:, :] = rows.axpby(1.0 - self.momentum, batch_stats.astype(rows.dtype),
+                                self.momentum)
 
     def extra_repr(self):
         return f"{self.dim}, eps={self.eps}, momentum={self.momentum}"

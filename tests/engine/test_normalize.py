@@ -155,6 +155,37 @@ def test_batch_norm_running_estimates_move_in_place_in_the_forward(device):
     np.testing.assert_allclose(var.numpy(), decay + (1 - decay) * x.var(axis=0), rtol=1e-5)
 
 
+def test_an_eval_graph_keeps_the_mean_of_its_forward_across_a_training_step():
+    # The running mean moves in place; an eval-mode graph still open when a training step runs
+    # must differentiate with the mean its forward used.
+    device = ndl.cpu_numpy()
+
+    def weight_grad(step_between):
+        ndl.manual_seed(0)
+        layer = nn.BatchNorm1d(3, momentum=0.5, device=device)
+        rng = np.random.default_rng(7)
+        layer(ndl.Tensor(rng.standard_normal((4, 3)), device=device, dtype="float32"))
+        layer.eval()
+        loss = layer(ndl.Tensor(np.ones((2, 3)), device=device, dtype="float32")).sum()
+        if step_between:
+            layer.train()
+            layer(ndl.Tensor(100 + rng.standard_normal((4, 3)), device=device, dtype="float32"))
+        loss.backward()
+        return layer.weight.grad.numpy()
+
+    np.testing.assert_array_equal(weight_grad(True), weight_grad(False))
+
+
+def test_batch_norm_given_a_numpy_dtype_still_fuses_its_estimates():
+    device = ndl.cpu_numpy()
+    layer = nn.BatchNorm1d(3, device=device, dtype=np.float32)
+    x = ndl.Tensor(np.ones((4, 3)), device=device, dtype="float32")
+    layer(x)
+    with count_launches(device) as launches:
+        layer(x)
+    assert launches["ewise_axpby"] == 0 and launches["norm_affine_forward"] == 1
+
+
 def test_batch_norm_on_wider_input_updates_its_estimates_apart():
     # A float64 batch in a float32 layer: the stats come in float64, the estimates stay float32
     # and take one separate kernel.
@@ -166,6 +197,10 @@ def test_batch_norm_on_wider_input_updates_its_estimates_apart():
     assert launches["ewise_axpby"] == 1
     np.testing.assert_allclose(layer.running_mean.numpy(), 0.5 * x.mean(axis=0), rtol=1e-6)
     np.testing.assert_allclose(layer.running_var.numpy(), 0.5 + 0.5 * x.var(axis=0), rtol=1e-6)
+    mean = layer.running_mean
+    layer(ndl.Tensor(x, device=device, dtype="float64"))
+    assert layer.running_mean is mean  # updated in place, as on the fused path
+    np.testing.assert_allclose(mean.numpy(), 0.75 * x.mean(axis=0), rtol=1e-6)
 
 
 def test_running_estimates_keep_the_layer_dtype_on_wider_input():

@@ -96,6 +96,25 @@ def test_snapshot_has_no_side_effects_on_training():
         np.testing.assert_array_equal(plain[name], probed[name], err_msg=name)
 
 
+def test_snapshot_restores_buffers_in_place_and_keeps_their_objects():
+    # The probe's extra forward moves batch norm's estimates in place: held references must see
+    # them restored, the module must keep the same objects, and a non-Tensor buffer survives.
+    ndl.manual_seed(0)
+    norm = nn.BatchNorm1d(8)
+    model = nn.Sequential(nn.Linear(6, 8), norm, nn.ReLU(), nn.Linear(8, 3))
+    norm.register_buffer("note", ndl.Tensor(np.zeros(3)))
+    norm.note = np.arange(3)  # no longer a Tensor
+    x, y = batch()
+    nn.SoftmaxLoss()(model(x), y).backward()
+    mean, var = norm.running_mean, norm.running_var
+    before = mean.numpy().copy(), var.numpy().copy()
+    LayerProbe(model).snapshot(1, *batch(seed=5), nn.SoftmaxLoss())
+    assert norm.running_mean is mean and norm.running_var is var
+    np.testing.assert_array_equal(mean.numpy(), before[0])
+    np.testing.assert_array_equal(var.numpy(), before[1])
+    np.testing.assert_array_equal(norm.note, np.arange(3))
+
+
 def test_probe_skips_recording_outside_snapshots_and_detaches():
     model = make_model()
     probe = LayerProbe(model)
