@@ -24,8 +24,10 @@ class Optimizer:
     """Base class: holds the parameters and a per-parameter state dict created on first use.
 
     Updates are in place, as in PyTorch: a parameter's array keeps its identity, so a Tensor
-    sharing it (`param.data`) sees the new values. A parameter whose array is a view, or shares
-    its buffer with an earlier parameter's, gets a copy of its own first. A step checks every
+    sharing it (`param.data`) sees the new values, and so does a graph built before a step and
+    differentiated after it (PyTorch raises there; nothing here tracks versions). A parameter
+    whose array is a view, or shares its buffer with an earlier parameter's, gets a copy of its
+    own first. A step checks every
     parameter before it changes any, so a step that raises leaves them all as they were."""
 
     # Names of the per-parameter state arrays a subclass's update keeps (zeros at first).
