@@ -27,8 +27,8 @@ class Optimizer:
     sharing it (`param.data`) sees the new values, and so does a graph built before a step and
     differentiated after it (PyTorch raises there; nothing here tracks versions). A parameter
     whose array is a view, or shares its buffer with an earlier parameter's, gets a copy of its
-    own first. A step checks every
-    parameter before it changes any, so a step that raises leaves them all as they were."""
+    own first. A step checks every parameter before it changes any, so a step that raises leaves
+    them all as they were."""
 
     # Names of the per-parameter state arrays a subclass's update keeps (zeros at first).
     state_arrays = ()
