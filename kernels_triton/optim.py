@@ -43,14 +43,16 @@ def _slot(table, row, count, t, ALIGNED: tl.constexpr):
 
 @triton.jit
 def _span(table, lists: tl.constexpr, count, BLOCK: tl.constexpr):
-    """(parameter, offsets, size) of this program's block. The table's rows after the `lists`
-    rows of addresses are the sizes and the count + 1 block starts."""
+    """(parameter, offsets, size, whether the block is full) of this program's block. The
+    table's rows after the `lists` rows of addresses are the sizes and the count + 1 block
+    starts."""
     pid = tl.program_id(0)
     sizes = table + lists * count
     block_starts = sizes + count
     t = _parameter_of(block_starts, count, pid)
     first = (pid - tl.load(block_starts + t)).to(tl.int64) * BLOCK
-    return t, first + tl.arange(0, BLOCK), tl.load(sizes + t)
+    size = tl.load(sizes + t)
+    return t, first + tl.arange(0, BLOCK), size, first + BLOCK <= size
 
 
 # A parameter's full blocks go unmasked: a mask against a size read from memory would keep the
@@ -102,12 +104,12 @@ def _sgd_block(w_ptr, g_ptr, u_ptr, offs, size, weight_decay, keep, take, step, 
 def _sgd_kernel(table, count, weight_decay, keep, take, step, lookback, DECAY: tl.constexpr,
                 MOMENTUM: tl.constexpr, LOOKBACK: tl.constexpr, ALIGNED: tl.constexpr,
                 BLOCK: tl.constexpr):
-    t, offs, size = _span(table, 3 if MOMENTUM else 2, count, BLOCK)
+    t, offs, size, full = _span(table, 3 if MOMENTUM else 2, count, BLOCK)
     w_ptr = _slot(table, 0, count, t, ALIGNED)
     g_ptr = _slot(table, 1, count, t, ALIGNED)
     u_ptr = _slot(table, 2, count, t, ALIGNED) if MOMENTUM else w_ptr
     scalars = (weight_decay, keep, take, step, lookback)
-    if tl.max(offs) < size:
+    if full:
         _sgd_block(w_ptr, g_ptr, u_ptr, offs, size, *scalars, DECAY, MOMENTUM, LOOKBACK, True)
     else:
         _sgd_block(w_ptr, g_ptr, u_ptr, offs, size, *scalars, DECAY, MOMENTUM, LOOKBACK, False)
@@ -129,11 +131,11 @@ def _adam_block(w_ptr, g_ptr, m_ptr, v_ptr, offs, size, weight_decay, keep1, tak
 @triton.jit
 def _adam_kernel(table, count, weight_decay, keep1, take1, keep2, take2, eps, step,
                  DECAY: tl.constexpr, ALIGNED: tl.constexpr, BLOCK: tl.constexpr):
-    t, offs, size = _span(table, 4, count, BLOCK)
+    t, offs, size, full = _span(table, 4, count, BLOCK)
     pointers = (_slot(table, 0, count, t, ALIGNED), _slot(table, 1, count, t, ALIGNED),
                 _slot(table, 2, count, t, ALIGNED), _slot(table, 3, count, t, ALIGNED))
     scalars = (weight_decay, keep1, take1, keep2, take2, eps, step)
-    if tl.max(offs) < size:
+    if full:
         _adam_block(*pointers, offs, size, *scalars, DECAY, True)
     else:
         _adam_block(*pointers, offs, size, *scalars, DECAY, False)
