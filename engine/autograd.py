@@ -20,6 +20,25 @@ _state = _GradState()
 _new_object = object.__new__
 
 
+class _UpdateClock:
+    """Counts in-place changes of leaf data (optimizer steps update parameters in place). A node
+    keeps the count when it was made, a leaf the count when its data last changed, so backward
+    tells a graph whose leaves moved after it was built. One clock for all threads."""
+
+    now = 0
+
+
+_clock = _UpdateClock()
+
+
+def mark_changed_in_place(leaves):
+    """Record that the data of these leaf Tensors changed in place: a graph built before would
+    differentiate with the new values, so its backward raises instead."""
+    _clock.now += 1
+    for leaf in leaves:
+        leaf.generation = _clock.now
+
+
 def grad_enabled():
     return _state.grad_enabled
 
@@ -79,7 +98,8 @@ class TensorTupleOp(Op):
 class Value:
     """A node of the graph: the op that made it, its inputs (in order), and its realized data."""
 
-    __slots__ = ("op", "inputs", "cached_data", "requires_grad", "grad", "__weakref__")
+    __slots__ = ("op", "inputs", "cached_data", "requires_grad", "grad", "generation",
+                 "__weakref__")
 
     def realize_cached_data(self):
         if self.cached_data is None:
@@ -97,6 +117,7 @@ class Value:
         self.cached_data = cached_data
         self.requires_grad = requires_grad
         self.grad = None
+        self.generation = _clock.now
 
     @classmethod
     def make_const(cls, data, requires_grad=False):
@@ -106,6 +127,7 @@ class Value:
         value.cached_data = data
         value.requires_grad = requires_grad
         value.grad = None
+        value.generation = _clock.now
         return value
 
     @classmethod
@@ -130,6 +152,7 @@ class Value:
         value.cached_data = data
         value.requires_grad = requires_grad
         value.grad = None
+        value.generation = _clock.now
         return value
 
 
@@ -415,6 +438,10 @@ def compute_gradient_of_variables(output_tensor, out_grad):
         if op is None:
             node.grad = adjoint if node.grad is None else node.grad + adjoint
             continue
+        generation = node.generation
+        for child in node.inputs:
+            if child.generation > generation:
+                _changed_under(child)
         for child, grad in zip(node.inputs, op.gradient_as_tuple(adjoint, node)):
             if grad is not None and child.requires_grad:
                 existing = get(id(child))
@@ -422,6 +449,13 @@ def compute_gradient_of_variables(output_tensor, out_grad):
                     grads[id(child)] = [grad]
                 else:
                     existing.append(grad)
+
+
+def _changed_under(leaf):
+    raise RuntimeError(
+        f"a leaf of shape {tuple(leaf.shape)} changed in place (an optimizer step) after the "
+        f"graph this backward runs through was built, so its gradients would mix the old and "
+        f"the new values: run the forward again after the step (PyTorch raises here too)")
 
 
 # Imported last, once Tensor and the Op classes exist (engine.ops builds on them): a module global

@@ -6,7 +6,7 @@ built or kept alive, and `.grad` is only read, never modified.
 
 import math
 
-from .autograd import Tensor
+from .autograd import Tensor, mark_changed_in_place
 from .backend import parameter_update
 
 
@@ -24,8 +24,8 @@ class Optimizer:
     """Base class: holds the parameters and a per-parameter state dict created on first use.
 
     Updates are in place, as in PyTorch: a parameter's array keeps its identity, so a Tensor
-    sharing it (`param.data`) sees the new values, and so does a graph built before a step and
-    differentiated after it (PyTorch raises there; nothing here tracks versions). A parameter
+    sharing it (`param.data`) sees the new values; a graph built before a step and
+    differentiated after it raises in backward instead of mixing old and new values. A parameter
     whose array is a view, or shares its buffer with an earlier parameter's, gets a copy of its
     own first. A step checks every parameter before it changes any, so a step that raises leaves
     them all as they were."""
@@ -85,7 +85,7 @@ class Optimizer:
         step count is per parameter (one without a gradient skips a step)."""
         checked = self._checked()
         weights = {id(weight.handle) for _, _, weight, _ in checked}
-        groups, owned = {}, set()
+        groups, owned, changed = {}, set(), []
         for i, param, weight, grad in checked:
             if not weight.is_compact() or id(weight.handle) in owned:
                 weight = param.cached_data = weight.copy()
@@ -95,12 +95,15 @@ class Optimizer:
             if id(grad.handle) in weights and grad.handle is not weight.handle:
                 grad = grad.copy()
             grad = grad.astype(weight.dtype).compact()
+            changed.append(param)
             state = self._state(i)
             state["step"] = state.get("step", 0) + 1
             arrays = [self._buffer(i, name, weight) for name in self.state_arrays]
             key = (weight.device, weight.dtype,
                    state["step"] if self._step_count_matters() else None)
             groups.setdefault(key, []).append((i, weight, grad, arrays))
+        # A graph built before this step and differentiated after it would read the new weights.
+        mark_changed_in_place(changed)
         return groups
 
     def _buffer(self, index, name, weight):

@@ -281,3 +281,32 @@ def test_a_gradient_on_another_device_is_named():
     param.grad = ndl.Tensor(W0, dtype="float32", device=ndl.cpu_numpy(), requires_grad=False)
     with pytest.raises(ValueError, match="parameter 0: gradient on cpu_numpy"):
         optim.SGD([param], lr=0.1).step()
+
+
+def _loss(model, x):
+    return (model(x) * model(x)).sum()
+
+
+def test_backward_through_a_graph_built_before_a_step_raises():
+    # The step updates the weights in place: the old graph would mix old and new values.
+    model = nn.Linear(3, 2)
+    optimizer = optim.SGD(model.parameters(), lr=0.1)
+    x = ndl.Tensor(np.ones((4, 3)), dtype="float32", requires_grad=False)
+    _loss(model, x).backward()
+    stale = _loss(model, x)
+    optimizer.step()
+    with pytest.raises(RuntimeError, match=r"leaf of shape \(\d+, \d+\) changed in place"):
+        stale.backward()
+
+
+def test_graphs_built_after_a_step_or_without_the_stepped_parameters_are_fine():
+    stepped, other = nn.Linear(3, 2), nn.Linear(3, 2)
+    optimizer = optim.SGD(stepped.parameters(), lr=0.1)
+    x = ndl.Tensor(np.ones((4, 3)), dtype="float32", requires_grad=False)
+    untouched = _loss(other, x)
+    for _ in range(3):
+        optimizer.zero_grad()
+        _loss(stepped, x).backward()
+        optimizer.step()
+    untouched.backward()
+    assert all(p.grad is not None for p in other.parameters())
