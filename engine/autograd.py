@@ -427,9 +427,16 @@ def find_topo_sort(node_list):
 def compute_gradient_of_variables(output_tensor, out_grad):
     """Reverse-mode sweep: each node's adjoint is the sum of its consumers' contributions; leaves
     that require a gradient accumulate it into `.grad`."""
+    order = find_topo_sort([output_tensor])
+    # Checked before any gradient accumulates, so a backward that raises changes nothing.
+    for node in order:
+        generation = node.generation
+        for child in node.inputs:
+            if child.generation > generation:
+                _changed_under(child)
     grads = {id(output_tensor): [out_grad]}
     pop, get = grads.pop, grads.get
-    for node in reversed(find_topo_sort([output_tensor])):
+    for node in reversed(order):
         contributions = pop(id(node), None)
         if contributions is None or not node.requires_grad:
             continue
@@ -438,10 +445,6 @@ def compute_gradient_of_variables(output_tensor, out_grad):
         if op is None:
             node.grad = adjoint if node.grad is None else node.grad + adjoint
             continue
-        generation = node.generation
-        for child in node.inputs:
-            if child.generation > generation:
-                _changed_under(child)
         for child, grad in zip(node.inputs, op.gradient_as_tuple(adjoint, node)):
             if grad is not None and child.requires_grad:
                 existing = get(id(child))

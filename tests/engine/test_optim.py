@@ -295,8 +295,10 @@ def test_backward_through_a_graph_built_before_a_step_raises():
     _loss(model, x).backward()
     stale = _loss(model, x)
     optimizer.step()
+    optimizer.zero_grad()
     with pytest.raises(RuntimeError, match=r"leaf of shape \(\d+, \d+\) changed in place"):
         stale.backward()
+    assert all(p.grad is None for p in model.parameters())  # nothing accumulated
 
 
 def test_graphs_built_after_a_step_or_without_the_stepped_parameters_are_fine():
