@@ -11,7 +11,9 @@ def _weight_handles(weights):
         if (weight.device, weight.dtype) != (first.device, first.dtype):
             raise ValueError(f"weights[{index}] is {weight.dtype} on {weight.device}, weights[0] "
                              f"{first.dtype} on {first.device}: one update takes one of each")
-    return _handles("weights", weights, weights)
+        if not weight.is_compact():
+            raise ValueError(f"weights[{index}] is a strided view; updates need compact arrays")
+    return [weight.handle for weight in weights]
 
 
 def _handles(name, arrays, like):
