@@ -58,7 +58,7 @@ def measure(size, precision, allow_tf32, staging):
     warm_up_gpu()
     ours_ms, theirs_ms = time_ms(ours), time_ms(theirs)
     flops = 2 * size ** 3
-    config = getattr(triton_matmul._AUTOTUNED[precision], "best_config", None)
+    config = triton_matmul.last_config()  # of the timed launches: the chosen staging's
     return {"size": size, "precision": precision, "staging": staging,
             "torch_allow_tf32": allow_tf32,
             "ours_ms": ours_ms, "torch_ms": theirs_ms,

@@ -1,9 +1,12 @@
 /* The protocol's batched strided matmul on top of nd_sgemm_f32, and its naive twin.
  * Kernel layer (kernels_c); ABI in nd_kernels.h. Operand views are bounds-checked against their
  * buffers before anything is read. */
+#include <stddef.h>
+
 #include "nd_kernels.h"
 
 #define ND_SMALL_MATRIX_WORK (1 << 21) /* multiply-adds under which threads split the batch */
+#define ND_GATE_GRAIN 65536           /* gated elements per thread, at least */
 
 /* ND_OK when every element offset + sum_d i_d * strides[d] (i_d < sizes[d]) lies in [0, len). */
 static int check_extent(int64_t len, int64_t offset, int rank, const int64_t *sizes,
@@ -35,37 +38,67 @@ static int check_matmul(int64_t a_len, int64_t b_len, int64_t out_len, int64_t b
     return status != ND_OK ? status : check_extent(b_len, b_offset, 3, b_sizes, b_strides);
 }
 
+/* Zero the elements of out whose gate is <= 0 (ReLU's gradient: a NaN gate passes them on). */
+static void apply_gate(float *out, const float *gate, int64_t size, int threads)
+{
+    if (threads > 1 && size >= ND_GATE_GRAIN * 2) {
+        int use = (int)(size / ND_GATE_GRAIN < threads ? size / ND_GATE_GRAIN : threads);
+#pragma omp parallel for simd num_threads(use)
+        for (int64_t i = 0; i < size; i++) out[i] = gate[i] <= 0.0f ? 0.0f : out[i];
+    } else {
+#pragma omp simd
+        for (int64_t i = 0; i < size; i++) out[i] = gate[i] <= 0.0f ? 0.0f : out[i];
+    }
+}
+
+static int matmul(const float *a, const float *b, float *out, const float *gate,
+                  const int64_t *sz)
+{
+    const int64_t batch = sz[3], m = sz[4], k = sz[5], n = sz[6];
+    const int64_t a_offset = sz[7], a_bs = sz[8], a_rs = sz[9], a_cs = sz[10];
+    const int64_t b_offset = sz[11], b_bs = sz[12], b_rs = sz[13], b_cs = sz[14];
+    int status = check_matmul(sz[0], sz[1], sz[2], batch, m, k, n, a_offset, a_bs, a_rs, a_cs,
+                              b_offset, b_bs, b_rs, b_cs);
+    if (status != ND_OK) return status;
+    const int64_t item = m * n; /* no overflow: check_matmul bounded batch * m * n */
+    if (gate && batch * item > sz[15]) return ND_ERR_BOUNDS;
+    const int threads = nd_get_num_threads();
+    if (batch >= threads && threads > 1 && m * n * k < ND_SMALL_MATRIX_WORK) {
+        int failed = ND_OK;
+#pragma omp parallel for num_threads(threads) schedule(static) reduction(| : failed)
+        for (int64_t t = 0; t < batch; t++) {
+            int item_status = nd_sgemm_f32(a + a_offset + t * a_bs, b + b_offset + t * b_bs,
+                                           out + t * item, m, n, k, a_rs, a_cs, b_rs, b_cs, n, 0,
+                                           1);
+            if (gate && item_status == ND_OK) apply_gate(out + t * item, gate + t * item, item, 1);
+            failed |= item_status;
+        }
+        return failed;
+    }
+    for (int64_t t = 0; t < batch; t++) {
+        status = nd_sgemm_f32(a + a_offset + t * a_bs, b + b_offset + t * b_bs, out + t * item,
+                              m, n, k, a_rs, a_cs, b_rs, b_cs, n, 0, threads);
+        if (status != ND_OK) return status;
+        if (gate) apply_gate(out + t * item, gate + t * item, item, threads);
+    }
+    return ND_OK;
+}
+
 int nd_matmul_f32(const float *a, const float *b, float *out, int64_t a_len, int64_t b_len,
                   int64_t out_len, int64_t batch, int64_t m, int64_t k, int64_t n,
                   int64_t a_offset, int64_t a_bs, int64_t a_rs, int64_t a_cs,
                   int64_t b_offset, int64_t b_bs, int64_t b_rs, int64_t b_cs)
 {
-    int status = check_matmul(a_len, b_len, out_len, batch, m, k, n, a_offset, a_bs, a_rs, a_cs,
-                              b_offset, b_bs, b_rs, b_cs);
-    if (status != ND_OK) return status;
-    const int threads = nd_get_num_threads();
-    if (batch >= threads && threads > 1 && m * n * k < ND_SMALL_MATRIX_WORK) {
-        int failed = ND_OK;
-#pragma omp parallel for num_threads(threads) schedule(static) reduction(| : failed)
-        for (int64_t t = 0; t < batch; t++)
-            failed |= nd_sgemm_f32(a + a_offset + t * a_bs, b + b_offset + t * b_bs,
-                                   out + t * m * n, m, n, k, a_rs, a_cs, b_rs, b_cs, n, 0, 1);
-        return failed;
-    }
-    for (int64_t t = 0; t < batch; t++) {
-        status = nd_sgemm_f32(a + a_offset + t * a_bs, b + b_offset + t * b_bs, out + t * m * n,
-                              m, n, k, a_rs, a_cs, b_rs, b_cs, n, 0, threads);
-        if (status != ND_OK) return status;
-    }
-    return ND_OK;
+    const int64_t sizes[16] = {a_len, b_len, out_len, batch, m, k, n, a_offset, a_bs, a_rs,
+                               a_cs, b_offset, b_bs, b_rs, b_cs, 0};
+    return matmul(a, b, out, NULL, sizes);
 }
 
-int nd_matmul_sizes_f32(const float *a, const float *b, float *out, const int64_t *sizes)
+int nd_matmul_sizes_f32(const float *a, const float *b, float *out, const float *gate,
+                        const int64_t *sizes)
 {
     if (!sizes) return ND_ERR_NULL;
-    return nd_matmul_f32(a, b, out, sizes[0], sizes[1], sizes[2], sizes[3], sizes[4], sizes[5],
-                         sizes[6], sizes[7], sizes[8], sizes[9], sizes[10], sizes[11], sizes[12],
-                         sizes[13], sizes[14]);
+    return matmul(a, b, out, gate, sizes);
 }
 
 int nd_matmul_naive_f32(const float *a, const float *b, float *out, int64_t a_len, int64_t b_len,

@@ -93,12 +93,13 @@ def _descriptor(base, rows, cols, row_stride, BLOCK_ROWS: tl.constexpr, BLOCK_CO
 
 
 @triton.jit
-def _matmul_tile(a, b, out, m, n, k, tile, batch, a_offset, stride_ab, stride_am, stride_ak,
-                 b_offset, stride_bb, stride_bk, stride_bn, PRECISION: tl.constexpr,
+def _matmul_tile(a, b, out, gate, m, n, k, tile, batch, a_offset, stride_ab, stride_am,
+                 stride_ak, b_offset, stride_bb, stride_bk, stride_bn, PRECISION: tl.constexpr,
                  EVEN_K: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
                  BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr, TMA_LAYOUT: tl.constexpr,
                  SPLIT_EPILOGUE: tl.constexpr, REGISTER_A: tl.constexpr,
-                 TRANSPOSED_OUT: tl.constexpr, WARP_SPECIALIZE: tl.constexpr):
+                 TRANSPOSED_OUT: tl.constexpr, WARP_SPECIALIZE: tl.constexpr,
+                 GATED: tl.constexpr):
     # With a TMA_LAYOUT, `a` and `b` are tensor descriptors of this batch's operands, each over
     # its matrix or its transpose, whichever has unit column stride ("k" or "m" for A, "k" or
     # "n" for B): the copy engine fetches whole tiles and fills the out-of-bounds part with zeros,
@@ -139,35 +140,46 @@ def _matmul_tile(a, b, out, m, n, k, tile, batch, a_offset, stride_ab, stride_am
             a_ptrs += BLOCK_K * stride_ak
             b_ptrs += BLOCK_K * stride_bk
     if TRANSPOSED_OUT:
-        rows = out + batch * m * n + rm[:, None]
+        row_starts = batch * m * n + rm[:, None]
     else:
-        rows = out + batch * m * n + rm[:, None].to(tl.int64) * n
-    if SPLIT_EPILOGUE:
-        _store_halves(rows, acc, m_ok, pid_n * BLOCK_N, m, n, BLOCK_M, BLOCK_N, TRANSPOSED_OUT)
+        row_starts = batch * m * n + rm[:, None].to(tl.int64) * n
+    # A gate loaded beside a large accumulator spills (sm_90 ptxas: a 128x256 TF32 tile, 248
+    # bytes a thread); stored and gated one column half at a time, it does not. Triton 3.6's
+    # warp specialization fails to compile the split with a gate.
+    if SPLIT_EPILOGUE or (GATED and not WARP_SPECIALIZE and BLOCK_M * BLOCK_N >= 128 * 128):
+        _store_halves(out + row_starts, gate + row_starts, acc, m_ok, pid_n * BLOCK_N, m, n,
+                      BLOCK_M, BLOCK_N, TRANSPOSED_OUT, GATED)
     else:
-        _store_columns(rows, acc, m_ok, rn, m, n, TRANSPOSED_OUT)
+        _store_columns(out + row_starts, gate + row_starts, acc, m_ok, rn, m, n, TRANSPOSED_OUT,
+                       GATED)
 
 
 @triton.jit
-def _store_columns(rows, values, m_ok, rn, m, n, TRANSPOSED_OUT: tl.constexpr):
+def _store_columns(rows, gate_rows, values, m_ok, rn, m, n, TRANSPOSED_OUT: tl.constexpr,
+                   GATED: tl.constexpr):
     # Columns rn of the tile whose row pointers are `rows`; with TRANSPOSED_OUT the (m, n) result
-    # lands transposed, column j of the tile at element j * m (see matmul_layouts.oriented).
+    # lands transposed, column j of the tile at element j * m (see matmul_layouts.oriented). The
+    # gate is laid out as the result: GATED zeroes the elements whose gate is <= 0 (ReLU's
+    # gradient, fused; a NaN gate passes the product on).
     mask = m_ok & (rn[None, :] < n)
     if TRANSPOSED_OUT:
-        tl.store(rows + rn[None, :].to(tl.int64) * m, values, mask=mask)
+        columns = rn[None, :].to(tl.int64) * m
     else:
-        tl.store(rows + rn[None, :], values, mask=mask)
+        columns = rn[None, :]
+    if GATED:
+        values = tl.where(tl.load(gate_rows + columns, mask=mask, other=1.0) <= 0.0, 0.0, values)
+    tl.store(rows + columns, values, mask=mask)
 
 
 @triton.jit
-def _store_halves(rows, acc, m_ok, col, m, n, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-                  TRANSPOSED_OUT: tl.constexpr):
+def _store_halves(rows, gate_rows, acc, m_ok, col, m, n, BLOCK_M: tl.constexpr,
+                  BLOCK_N: tl.constexpr, TRANSPOSED_OUT: tl.constexpr, GATED: tl.constexpr):
     # Columns [0, BLOCK_N/2) and [BLOCK_N/2, BLOCK_N) of the tile, converted and stored one after
     # the other.
     left, right = tl.split(tl.permute(tl.reshape(acc, (BLOCK_M, 2, BLOCK_N // 2)), (0, 2, 1)))
     rn = col + tl.arange(0, BLOCK_N // 2)
-    _store_columns(rows, left, m_ok, rn, m, n, TRANSPOSED_OUT)
-    _store_columns(rows, right, m_ok, rn + BLOCK_N // 2, m, n, TRANSPOSED_OUT)
+    _store_columns(rows, gate_rows, left, m_ok, rn, m, n, TRANSPOSED_OUT, GATED)
+    _store_columns(rows, gate_rows, right, m_ok, rn + BLOCK_N // 2, m, n, TRANSPOSED_OUT, GATED)
 
 
 @triton.jit
@@ -188,13 +200,15 @@ def _tma_tiles(a, b, row, col, depth, TMA_LAYOUT: tl.constexpr):
 
 @triton.jit
 def _matmul_kernel(a, b, out, m, n, k, a_offset, stride_ab, stride_am, stride_ak,
-                   b_offset, stride_bb, stride_bk, stride_bn,
+                   b_offset, stride_bb, stride_bk, stride_bn, gate,
                    PRECISION: tl.constexpr, EVEN_K: tl.constexpr, BLOCK_M: tl.constexpr,
                    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
                    PERSISTENT: tl.constexpr, TMA: tl.constexpr, TMA_LAYOUT: tl.constexpr,
                    SPLIT_EPILOGUE: tl.constexpr, REGISTER_A: tl.constexpr,
-                   TRANSPOSED_OUT: tl.constexpr, WARP_SPECIALIZE: tl.constexpr):
-    # out[t, i, j] = sum_l A[t, i, l] B[t, l, j]; grid (programs, batch): one program per output
+                   TRANSPOSED_OUT: tl.constexpr, WARP_SPECIALIZE: tl.constexpr,
+                   GATED: tl.constexpr):
+    # out[t, i, j] = sum_l A[t, i, l] B[t, l, j], zeroed where gate[t, i, j] <= 0 when GATED
+    # (`gate` is only read then); grid (programs, batch): one program per output
     # tile, or (PERSISTENT) one per multiprocessor striding over the tiles in a loop nest the
     # compiler flattens into one pipeline, so a tile's epilogue overlaps the next tile's loads.
     # A TMA configuration on operands that descriptors cannot address (TMA_LAYOUT "") runs as
@@ -214,15 +228,15 @@ def _matmul_kernel(a, b, out, m, n, k, a_offset, stride_ab, stride_am, stride_ak
     if PERSISTENT:
         tiles = tl.cdiv(m, BLOCK_M) * tl.cdiv(n, BLOCK_N)
         for tile in tl.range(tl.program_id(0), tiles, tl.num_programs(0), flatten=True):
-            _matmul_tile(a_src, b_src, out, m, n, k, tile, batch, a_offset, stride_ab, stride_am,
-                         stride_ak, b_offset, stride_bb, stride_bk, stride_bn, PRECISION, EVEN_K,
-                         BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, LAYOUT, SPLIT_EPILOGUE, REGISTER_A,
-                         TRANSPOSED_OUT, WARP_SPECIALIZE)
+            _matmul_tile(a_src, b_src, out, gate, m, n, k, tile, batch, a_offset, stride_ab,
+                         stride_am, stride_ak, b_offset, stride_bb, stride_bk, stride_bn,
+                         PRECISION, EVEN_K, BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, LAYOUT,
+                         SPLIT_EPILOGUE, REGISTER_A, TRANSPOSED_OUT, WARP_SPECIALIZE, GATED)
     else:
-        _matmul_tile(a_src, b_src, out, m, n, k, tl.program_id(0), batch, a_offset, stride_ab,
-                     stride_am, stride_ak, b_offset, stride_bb, stride_bk, stride_bn, PRECISION,
-                     EVEN_K, BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, LAYOUT, SPLIT_EPILOGUE,
-                     REGISTER_A, TRANSPOSED_OUT, WARP_SPECIALIZE)
+        _matmul_tile(a_src, b_src, out, gate, m, n, k, tl.program_id(0), batch, a_offset,
+                     stride_ab, stride_am, stride_ak, b_offset, stride_bb, stride_bk, stride_bn,
+                     PRECISION, EVEN_K, BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, LAYOUT,
+                     SPLIT_EPILOGUE, REGISTER_A, TRANSPOSED_OUT, WARP_SPECIALIZE, GATED)
 
 
 def timed_on(config, layout):
@@ -252,21 +266,22 @@ _matmul_even_k = triton.heuristics(
      "WARP_SPECIALIZE": lambda args: warp_specialized(args, args["TMA_LAYOUT"])})(
          _matmul_kernel)
 # Unit strides, the TMA layout and the swap are part of the key: an operand's layout changes which
-# tile shape wins.
+# tile shape wins. So does the gate: loaded in the accumulator's layout, it holds a register per
+# element of the tile in the epilogue (large tiles store in halves because of it).
 _AUTOTUNED = {p: triton.autotune(configs=matmul_configs(p),
                                  key=["m", "n", "k", "stride_ak", "stride_bk", "TMA_LAYOUT",
-                                      "TRANSPOSED_OUT"],
+                                      "TRANSPOSED_OUT", "GATED"],
                                  prune_configs_by={"early_config_prune": _tma_fallback})(
                                      _matmul_even_k)
               for p in PRECISIONS}
 
 
-def run_config(config, grid, args, precision, layout, transposed, register=None):
+def run_config(config, grid, args, precision, layout, transposed, register=None, gate=None):
     """Launch the kernel on `args` (as `matmul` builds them) with exactly `config`, setting what
     the autotuner's heuristics would; `layout` applies to a TMA configuration only. `register`
     True or False forces A through registers (rounded to TF32) or not, for measurements; None
-    leaves it to `register_a`. Returns Triton's compiled kernel, whose n_regs and n_spills a
-    launch on a GPU fills in."""
+    leaves it to `register_a`. `gate` (a buffer laid out as the result) gates it. Returns
+    Triton's compiled kernel, whose n_regs and n_spills a launch on a GPU fills in."""
     layout = layout if config.kwargs["TMA"] else ""
     k, stride_ak = args[5], args[9]
     if register is None:
@@ -274,11 +289,46 @@ def run_config(config, grid, args, precision, layout, transposed, register=None)
     meta = config.kwargs
     if meta["WARP_SPECIALIZE"]:  # a new dictionary only then: small products launch through here
         meta = dict(meta, WARP_SPECIALIZE=warp_specialized(meta, layout))
-    return _matmul_kernel[grid](*args, PRECISION=precision,
+    _LAST["config"] = config
+    return _matmul_kernel[grid](*args, args[2] if gate is None else gate, PRECISION=precision,
                                 EVEN_K=bool(layout) or k % config.kwargs["BLOCK_K"] == 0,
                                 TMA_LAYOUT=layout, REGISTER_A=register,
-                                TRANSPOSED_OUT=transposed, num_warps=config.num_warps,
-                                num_stages=config.num_stages, **meta)
+                                TRANSPOSED_OUT=transposed, GATED=gate is not None,
+                                num_warps=config.num_warps, num_stages=config.num_stages, **meta)
+
+
+# The configuration each autotune key chose, by a finer key of our own (every size, stride and
+# offset of the launch, which holds the autotuner's). After a key's first launch the kernel is
+# called with its configuration directly: the autotuner builds a dictionary of all arguments and a
+# dtype string per buffer on every call, a fifth of a small product's host time on an H100
+# (bench/results/gpu_overhead_h100.json). Bounded, since offsets vary with the views multiplied.
+_CHOSEN = {}
+_CHOSEN_LIMIT = 4096
+_LAST = {"config": None}
+
+
+def last_config():
+    """The configuration of the latest product that ran the matmul kernel (None before one): what
+    the autotuner chose for it, or the fixed small-problem one."""
+    return _LAST["config"]
+
+
+def _autotuned_launch(grid, args, gate, precision, layout, transposed):
+    autotuner = _AUTOTUNED[precision]
+    key = (precision, layout, transposed, gate is None, args[0].dtype, *args[3:])
+    # A choice stands while the candidates it was chosen from do (tests replace the list).
+    chosen = _CHOSEN.get(key)
+    if chosen is not None and chosen[0] is autotuner.configs:
+        run_config(chosen[1], grid, args, precision, layout, transposed, gate=gate)
+        return
+    autotuner.best_config = None  # set again by a run that chose (tools may stand in for one)
+    autotuner[grid](*args, args[2] if gate is None else gate, PRECISION=precision,
+                    TMA_LAYOUT=layout, TRANSPOSED_OUT=transposed, GATED=gate is not None)
+    config = _LAST["config"] = autotuner.best_config
+    if config is not None:
+        if len(_CHOSEN) >= _CHOSEN_LIMIT:
+            _CHOSEN.clear()
+        _CHOSEN[key] = (autotuner.configs, config)
 
 
 def _tile_grid(m, n, batch, sm_count):
@@ -304,28 +354,31 @@ def _use_descriptor_scratch(like):
     triton.set_allocator(scratch)
 
 
-def check_args(a, b, out, batch, m, k, n, a_offset, a_strides, b_offset, b_strides):
-    """Raise naming the problem unless the sizes are valid and both views and `out` fit their
-    buffers (also called by the cuda device before it copies an operand)."""
+def check_args(a, b, out, batch, m, k, n, a_offset, a_strides, b_offset, b_strides, gate=None):
+    """Raise naming the problem unless the sizes are valid and both views, `out` and the gate (when
+    given) fit their buffers (also called by the cuda device before it copies an operand)."""
     if min(batch, m, k, n) < 0:
         raise ValueError(f"matmul: negative size in batch={batch}, m={m}, k={k}, n={n}")
     check_strided("matmul a", a, (batch, m, k), a_strides, a_offset)
     check_strided("matmul b", b, (batch, k, n), b_strides, b_offset)
     check_buffer("matmul out", out, batch * m * n)
+    if gate is not None:
+        check_buffer("matmul gate", gate, batch * m * n)
 
 
 def matmul(a, b, out, batch, m, k, n,
            a_offset, a_batch_stride, a_row_stride, a_col_stride,
-           b_offset, b_batch_stride, b_row_stride, b_col_stride, precision="ieee",
+           b_offset, b_batch_stride, b_row_stride, b_col_stride, gate=None, precision="ieee",
            sm_count=None):
     """out (batch, m, n) compact = A @ B with A[t, i, l] = a[a_offset + t*a_batch_stride +
-    i*a_row_stride + l*a_col_stride] and B alike; see engine/backend/protocol.py. `sm_count`
-    (the GPU's multiprocessors) sizes the grid of persistent configurations."""
+    i*a_row_stride + l*a_col_stride] and B alike, zeroed where `gate` (compact, batch * m * n) is
+    <= 0 when one is given; see engine/backend/protocol.py. `sm_count` (the GPU's
+    multiprocessors) sizes the grid of persistent configurations."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown matmul precision {precision!r}; choose one of {PRECISIONS}")
     a_strides = (a_batch_stride, a_row_stride, a_col_stride)
     b_strides = (b_batch_stride, b_row_stride, b_col_stride)
-    check_args(a, b, out, batch, m, k, n, a_offset, a_strides, b_offset, b_strides)
+    check_args(a, b, out, batch, m, k, n, a_offset, a_strides, b_offset, b_strides, gate)
     if batch * m * n == 0:
         return
     a, b, m, n, a_offset, a_strides, b_offset, b_strides, transposed = oriented(
@@ -334,16 +387,16 @@ def matmul(a, b, out, batch, m, k, n,
         chunk = min(MAX_GRID_BATCH, batch - first)
         args = (a, b, out[first * m * n:], m, n, k, a_offset + first * a_strides[0], *a_strides,
                 b_offset + first * b_strides[0], *b_strides)
+        chunk_gate = None if gate is None else gate[first * m * n:]
+        grid = _tile_grid(m, n, chunk, sm_count)
         if interpreting() or m * n * k >= AUTOTUNE_MIN_WORK:
             # Only tf32 has TMA configurations (see `matmul_configs`).
             layout = "" if precision != "tf32" else tma_layout(
                 a, b, m, k, n, args[6], args[7:10], args[10], args[11:14])
             if layout:
                 _use_descriptor_scratch(out)
-            _AUTOTUNED[precision][_tile_grid(m, n, chunk, sm_count)](
-                *args, PRECISION=precision, TMA_LAYOUT=layout, TRANSPOSED_OUT=transposed)
+            _autotuned_launch(grid, args, chunk_gate, precision, layout, transposed)
         else:
             # The heuristics' values are known here: calling the kernel itself skips their
             # per-launch argument dictionaries (small products are the host-bound ones).
-            run_config(small_config(), _tile_grid(m, n, chunk, sm_count), args, precision, "",
-                       transposed)
+            run_config(small_config(), grid, args, precision, "", transposed, gate=chunk_gate)

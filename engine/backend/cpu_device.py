@@ -311,21 +311,22 @@ reduce_logsumexp = _reduction("reduce_logsumexp")
 # Matrix multiply
 def matmul(a, b, out, batch, m, k, n,
            a_offset, a_batch_stride, a_row_stride, a_col_stride,
-           b_offset, b_batch_stride, b_row_stride, b_col_stride):
+           b_offset, b_batch_stride, b_row_stride, b_col_stride, gate=None):
     try:
         pa, pb, pout = a.address, b.address, out.address
     except AttributeError:
         pa, pb, pout = _ptr(a), _ptr(b), _ptr(out)
-    # One cached int64 array for the 15 sizes: a layer's matmuls repeat them every step.
+    pgate = None if gate is None else _ptr(gate)
+    # One cached int64 array for the 16 sizes: a layer's matmuls repeat them every step.
     sizes = _i64((a.size, b.size, out.size, batch, m, k, n, a_offset, a_batch_stride,
                   a_row_stride, a_col_stride, b_offset, b_batch_stride, b_row_stride,
-                  b_col_stride))
-    status = _lib.nd_matmul_sizes_f32(pa, pb, pout, sizes)
+                  b_col_stride, 0 if gate is None else gate.size))
+    status = _lib.nd_matmul_sizes_f32(pa, pb, pout, pgate, sizes)
     if status:
         raise _fail("matmul", status, batch=batch, m=m, k=k, n=n,
                     a=(a_offset, a_batch_stride, a_row_stride, a_col_stride, a.size),
                     b=(b_offset, b_batch_stride, b_row_stride, b_col_stride, b.size),
-                    out=out.size)
+                    out=out.size, gate=None if gate is None else gate.size)
 
 
 # Convolution

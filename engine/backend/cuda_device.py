@@ -264,10 +264,10 @@ def norm_affine_backward(g, x, stats, weight, out, weight_grad, bias_grad, group
 # Matmul and convolution
 def matmul(a, b, out, batch, m, k, n,
            a_offset, a_batch_stride, a_row_stride, a_col_stride,
-           b_offset, b_batch_stride, b_row_stride, b_col_stride):
+           b_offset, b_batch_stride, b_row_stride, b_col_stride, gate=None):
     a_strides = (a_batch_stride, a_row_stride, a_col_stride)
     b_strides = (b_batch_stride, b_row_stride, b_col_stride)
-    product = (a, b, out, batch, m, k, n, a_offset, a_strides, b_offset, b_strides)
+    product = (a, b, out, batch, m, k, n, a_offset, a_strides, b_offset, b_strides, gate)
     stage = None
     # TF32 reads a misplaced operand as stored through registers (kernels_triton/matmul_layouts.py):
     # whether the copy still pays is measured (see cuda_staging.timer).
@@ -280,16 +280,16 @@ def matmul(a, b, out, batch, m, k, n,
     _staged_matmul(*product, stage=stage)
 
 
-def _staged_matmul(a, b, out, batch, m, k, n, a_offset, a_strides, b_offset, b_strides,
+def _staged_matmul(a, b, out, batch, m, k, n, a_offset, a_strides, b_offset, b_strides, gate,
                    stage=None):
     """The product with its operands staged by the policy (or as `stage` says)."""
     a, a_offset, a_strides, b, b_offset, b_strides = _staging.matmul_operands(
         alloc, lambda: _matmul.check_args(a, b, out, batch, m, k, n, a_offset, a_strides,
-                                          b_offset, b_strides),
+                                          b_offset, b_strides, gate),
         _tensor_cores(), a, b, batch, m, k, n, a_offset, a_strides, b_offset, b_strides,
         stage=stage, round_tf32=_staging_rounds())
     _matmul.matmul(a, b, out, batch, m, k, n, a_offset, *a_strides, b_offset, *b_strides,
-                   precision=_precision, sm_count=_sm_count())
+                   gate=gate, precision=_precision, sm_count=_sm_count())
 
 
 def _gpu_ms(fn):

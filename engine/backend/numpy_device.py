@@ -325,14 +325,19 @@ def norm_affine_backward(g, x, stats, weight, out, weight_grad, bias_grad, group
 
 def matmul(a, b, out, batch, m, k, n,
            a_offset, a_batch_stride, a_row_stride, a_col_stride,
-           b_offset, b_batch_stride, b_row_stride, b_col_stride):
+           b_offset, b_batch_stride, b_row_stride, b_col_stride, gate=None):
     av = _checked_view(a, (batch, m, k), (a_batch_stride, a_row_stride, a_col_stride), a_offset)
     bv = _checked_view(b, (batch, k, n), (b_batch_stride, b_row_stride, b_col_stride), b_offset)
+    size = batch * m * n
+    if gate is not None and gate.size < size:
+        raise ValueError(f"matmul: the gate holds {gate.size} elements, {size} needed")
     if batch == 1:
         # 2-D views reach BLAS even when transposed; a strided 3-D matmul does not.
-        np.matmul(av[0], bv[0], out=out[: m * n].reshape(m, n))
+        np.matmul(av[0], bv[0], out=out[:size].reshape(m, n))
     else:
-        out[: batch * m * n] = np.matmul(av, bv).reshape(-1)
+        out[:size] = np.matmul(av, bv).reshape(-1)
+    if gate is not None:
+        ewise_relu_grad(out, gate, out, size)
 
 
 _threads = {"n": None, "limiter": None}

@@ -146,7 +146,11 @@ class ReLU(TensorOp):
         return a.relu()
 
     def gradient(self, out_grad, node):
-        return _make(ReLUGate(node.inputs[0].realize_cached_data()), (out_grad,))
+        x = node.inputs[0].realize_cached_data()
+        # A product's kernel may have applied this gate already (linalg.GatedMatMul).
+        if getattr(out_grad.op, "relu_gate", None) is x:
+            return out_grad
+        return _make(ReLUGate(x), (out_grad,))
 
 
 class ReLUGate(TensorOp):
@@ -242,6 +246,11 @@ def exp(a):
 
 def relu(a):
     return _make(_RELU, (a,))
+
+
+def relu_gate(g, x):
+    """g where the NDArray x > 0 (or is NaN), else 0: ReLU's gradient at input x."""
+    return _make(ReLUGate(x), (g,))
 
 
 def tanh(a):

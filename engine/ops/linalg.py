@@ -4,6 +4,7 @@ Engine ops layer; transposed operands reach the kernel as strides, never as copi
 
 from ..autograd import Tensor, TensorOp
 from ..backend import matmul as nd_matmul
+from .elementwise import ReLU, relu_gate
 from .shape import reshape, transpose
 
 
@@ -47,8 +48,9 @@ class MatMul(TensorOp):
             # transposed back where the op transposed its operand.
             grad_a = grad_b = None
             if need_a:
-                grad_a = _matmul(b, out_grad, tb, True) if ta else \
-                    _matmul(out_grad, b, False, not tb)
+                gate = _relu_input(a)
+                grad_a = _matmul(b, out_grad, tb, True, gate) if ta else \
+                    _matmul(out_grad, b, False, not tb, gate)
             if need_b:
                 grad_b = _matmul(out_grad, a, True, ta) if tb else \
                     _matmul(a, out_grad, not ta, False)
@@ -58,10 +60,43 @@ class MatMul(TensorOp):
         return grad_a, grad_b
 
 
+class GatedMatMul(MatMul):
+    """The gradient that reaches a ReLU's output through a product, gated by the ReLU's input
+    `relu_gate` (an NDArray) in the product's own kernel: ReLU's backward then finds its gradient
+    already applied (ReLU.gradient checks `relu_gate`) and passes this on, one launch instead of
+    two. Gating twice would give the same values, so a sum of such products still gets the ReLU's
+    gate; only .grad of leaves is kept, and a ReLU's output is none."""
+
+    def __init__(self, transpose_a, transpose_b, relu_gate):
+        super().__init__(transpose_a, transpose_b)
+        self.relu_gate = relu_gate
+
+    def compute(self, a, b):
+        if self.transpose_a:
+            a = a.permute(_SWAP)
+        if self.transpose_b:
+            b = b.permute(_SWAP)
+        return nd_matmul(a, b, gate=self.relu_gate)
+
+    def gradient(self, out_grad, node):
+        return super().gradient(relu_gate(out_grad, self.relu_gate), node)
+
+
+def _relu_input(tensor):
+    """The compact input of the ReLU that made `tensor` (rank 2), or None: the gate a product's
+    gradient for `tensor` can apply in its own kernel."""
+    if not isinstance(tensor.op, ReLU) or len(tensor.shape) != 2:
+        return None
+    x = tensor.inputs[0].realize_cached_data()
+    return x if x.is_compact() else None
+
+
 _MATMULS = {(ta, tb): MatMul(ta, tb) for ta in (False, True) for tb in (False, True)}
 
 
-def _matmul(a, b, transpose_a, transpose_b):
+def _matmul(a, b, transpose_a, transpose_b, gate=None):
+    if gate is not None:
+        return Tensor.make_from_op(GatedMatMul(transpose_a, transpose_b, gate), (a, b))
     return Tensor.make_from_op(_MATMULS[transpose_a, transpose_b], (a, b))
 
 

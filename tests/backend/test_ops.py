@@ -135,6 +135,16 @@ def test_matmul(shapes, view, device):
 
 
 @pytest.mark.parametrize("device", DEVICE_PARAMS)
+@pytest.mark.parametrize("view", ("compact", "permuted"))
+@pytest.mark.parametrize("shapes", [((3, 4), (4, 5)), ((17, 31), (31, 19))], ids=str)
+def test_relu_into_matmul(shapes, view, device):
+    # A compact ReLU input gets its gradient inside the product's kernel (ops.linalg.GatedMatMul),
+    # a permuted one through the separate gate.
+    check_op(lambda a, b: ndl.matmul(ndl.relu(a), b), lambda a, b: np.maximum(a, 0) @ b,
+             *shapes, device=device, view=view, atol=2e-4)
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
 def test_softmax_loss_formula(device):
     y = np.array([0, 2, 1])
 

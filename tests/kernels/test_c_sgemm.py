@@ -210,3 +210,35 @@ def test_matmul_rejects_views_outside_buffers():
         cpu.matmul(a, b, cpu.alloc(3), 1, 2, 3, 2, 0, 0, 3, 1, 0, 0, 2, 1)  # out too small
     with pytest.raises(KernelError, match="outside its buffer"):
         cpu.matmul(a, b, out, 1, 2, 3, 2, 0, 0, -3, 1, 0, 0, 2, 1)  # negative row stride at 0
+
+
+@pytest.mark.parametrize("batch,m,k,n", [(4, 10, 12, 9),      # threads split the batch
+                                         (1, 400, 3, 400),    # threads split the gate's pass
+                                         (2, 97, 101, 33)])   # the tiled path, item by item
+def test_gated_matmul_is_the_product_then_relu_gradient(batch, m, k, n, threads):
+    rng = np.random.default_rng(m + k)
+    a = to_device(rng.uniform(-1, 1, batch * m * k))
+    b = to_device(rng.uniform(-1, 1, batch * k * n))
+    size = batch * m * n
+    gate_host = rng.standard_normal(size).astype(np.float32)
+    gate_host[::7] = 0.0
+    gate_host[::11] = np.nan
+    gate = to_device(gate_host)
+    args = (batch, m, k, n, 0, m * k, k, 1, 0, k * n, n, 1)
+    plain = cpu.alloc(size)
+    cpu.matmul(a, b, plain, *args)
+    gated = to_device(np.full(size + 5, 9.0, np.float32))  # a tail past the product
+    cpu.matmul(a, b, gated, *args, gate=gate)
+    want = np.where(gate_host <= 0, np.float32(0), np.asarray(plain)[:size])
+    np.testing.assert_array_equal(np.asarray(gated)[:size], want)
+    np.testing.assert_array_equal(np.asarray(gated)[size:], 9.0)
+
+
+def test_gated_matmul_status_for_a_short_gate():
+    a, b, out, gate = cpu.alloc(6), cpu.alloc(6), cpu.alloc(4), cpu.alloc(4)
+    sizes = np.array([6, 6, 4, 1, 2, 3, 2, 0, 0, 3, 1, 0, 0, 2, 1, 3], dtype=np.int64)
+    assert LIB.nd_matmul_sizes_f32(a.ctypes.data, b.ctypes.data, out.ctypes.data,
+                                   gate.ctypes.data, sizes.ctypes.data) == 3  # ND_ERR_BOUNDS
+    sizes[15] = 4
+    assert LIB.nd_matmul_sizes_f32(a.ctypes.data, b.ctypes.data, out.ctypes.data,
+                                   gate.ctypes.data, sizes.ctypes.data) == 0

@@ -327,3 +327,31 @@ def test_each_variant_compiles_once_whatever_the_layout(monkeypatch):
     assert normalised(TMA=True, TMA_LAYOUT="kn", k=20, BLOCK_K=16) == ("kn", True, False)
     assert normalised(TMA=True, TMA_LAYOUT="kk", k=20, BLOCK_K=16) == ("kk", True, True)
     assert normalised(TMA=True, TMA_LAYOUT="", k=20, BLOCK_K=16) == ("", False, False)
+
+
+@pytest.mark.parametrize("tma_layout", ["kk", "kn"])
+def test_tma_products_gate_where_they_store(cuda, tma_config, monkeypatch, tma_layout):
+    """A gated product on the TMA path ("kn" stores transposed) equals the same kernel's plain
+    product gated afterwards, bit for bit."""
+    from tests.kernels.test_triton_matmul_gate import _assert_gated, _gate
+
+    _skip_unless_the_environment_allows(tma_layout)
+    built, _ = _spy_descriptors(monkeypatch)
+    cuda.set_matmul_precision("tf32")
+    batch, m, k, n = 2, 33, 20, 70
+    (a_offset, a_strides), (b_offset, b_strides) = _layouts(batch, m, k, n, tma_layout)
+    size = batch * _padded(m) * _padded(k) + batch * _padded(n) * _padded(k) + 4
+    a = cuda.alloc(size)
+    b = cuda.alloc(size)
+    cuda.from_numpy(RNG.standard_normal(size).astype(np.float32), a)
+    cuda.from_numpy(RNG.standard_normal(size).astype(np.float32), b)
+    gate_host = _gate(batch * m * n)
+    gate = cuda.alloc(gate_host.size)
+    cuda.from_numpy(gate_host, gate)
+    plain, gated = cuda.alloc(batch * m * n), cuda.alloc(batch * m * n)
+    for out, extra in ((plain, {}), (gated, {"gate": gate})):
+        cuda.matmul(a, b, out, batch, m, k, n, a_offset, *a_strides, b_offset, *b_strides,
+                    **extra)
+    read = (lambda handle: cuda.to_numpy(handle, (batch * m * n,), (1,), 0))
+    _assert_gated(read(plain), read(gated), gate_host)
+    assert built, "the TMA configuration did not build tensor descriptors"

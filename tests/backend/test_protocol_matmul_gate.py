@@ -1,0 +1,96 @@
+"""matmul's `gate`: the product and ReLU's gradient in one kernel, on every enabled device against
+the numpy device. Tests of the backend layer (the protocol's matmul, gated).
+"""
+
+import numpy as np
+import pytest
+
+from engine.backend import numpy_device as spec
+from tests.devices import DEVICE_PARAMS
+
+RNG = np.random.default_rng(7)
+
+GATED_CASES = [
+    # batch, m, k, n, a strides (batch, row, col), b strides (batch, row, col)
+    (1, 1, 1, 1, (1, 1, 1), (1, 1, 1)),
+    (1, 7, 13, 5, (0, 13, 1), (0, 5, 1)),
+    (1, 7, 13, 5, (0, 1, 7), (0, 1, 13)),          # both operands transposed views
+    (3, 17, 31, 19, (17 * 31, 31, 1), (0, 19, 1)),  # batch broadcast on b
+    (2, 33, 20, 40, (33 * 20, 20, 1), (20 * 40, 1, 20)),
+    (1, 100, 100, 100, (0, 1, 100), (0, 100, 1)),   # a Linear layer's input gradient
+]
+
+
+def _upload(device, host):
+    handle = device.alloc(host.size, "float32")
+    device.from_numpy(np.ascontiguousarray(host, dtype=np.float32).reshape(-1), handle)
+    return handle
+
+
+def _read(device, handle, size):
+    return device.to_numpy(handle, (size,), (1,), 0)
+
+
+def _gate(size):
+    """A gate with every kind of value the rule distinguishes: negative, -0, +0, tiny positive,
+    positive, NaN, inf and -inf."""
+    gate = RNG.standard_normal(size).astype(np.float32)
+    special = np.array([-0.0, 0.0, 1e-38, np.nan, np.inf, -np.inf], dtype=np.float32)
+    gate[RNG.integers(0, size, size // 3 + 1)] = RNG.choice(special, size // 3 + 1)
+    return gate
+
+
+def _operands(batch, m, k, n, a_strides, b_strides):
+    a_size = (batch - 1) * a_strides[0] + (m - 1) * a_strides[1] + (k - 1) * a_strides[2] + 1
+    b_size = (batch - 1) * b_strides[0] + (k - 1) * b_strides[1] + (n - 1) * b_strides[2] + 1
+    return (RNG.standard_normal(a_size + 3).astype(np.float32),
+            RNG.standard_normal(b_size + 2).astype(np.float32))
+
+
+@pytest.mark.parametrize("case", GATED_CASES, ids=str)
+def test_spec_gates_its_own_product(case):
+    batch, m, k, n, a_strides, b_strides = case
+    a, b = _operands(batch, m, k, n, a_strides, b_strides)
+    size = batch * m * n
+    gate = _gate(size)
+    plain, gated = spec.alloc(size, "float32"), spec.alloc(size, "float32")
+    spec.matmul(a, b, plain, batch, m, k, n, 3, *a_strides, 2, *b_strides)
+    spec.matmul(a, b, gated, batch, m, k, n, 3, *a_strides, 2, *b_strides, gate=gate)
+    np.testing.assert_array_equal(gated, np.where(gate <= 0, np.float32(0), plain))
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+@pytest.mark.parametrize("case", GATED_CASES, ids=str)
+def test_gated_product_is_the_device_product_gated(device, case):
+    # Exactly the device's own product with ewise_relu_grad after it (the gate changes the
+    # epilogue only), and close to the spec's.
+    batch, m, k, n, a_strides, b_strides = case
+    a, b = _operands(batch, m, k, n, a_strides, b_strides)
+    size = batch * m * n
+    gate = _gate(size)
+    a_handle, b_handle, gate_handle = _upload(device, a), _upload(device, b), _upload(device, gate)
+    plain, gated = device.alloc(size, "float32"), device.alloc(size, "float32")
+    device.matmul(a_handle, b_handle, plain, batch, m, k, n, 3, *a_strides, 2, *b_strides)
+    device.matmul(a_handle, b_handle, gated, batch, m, k, n, 3, *a_strides, 2, *b_strides,
+                  gate=gate_handle)
+    separate = device.alloc(size, "float32")
+    device.ewise_relu_grad(plain, gate_handle, separate, size)
+    got = _read(device, gated, size)
+    np.testing.assert_array_equal(got, _read(device, separate, size))
+    want = spec.alloc(size, "float32")
+    spec.matmul(a, b, want, batch, m, k, n, 3, *a_strides, 2, *b_strides, gate=gate)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    assert np.all(got[gate <= 0] == 0)
+    np.testing.assert_array_equal(_read(device, gate_handle, size), gate)  # read only
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+def test_a_gate_shorter_than_the_product_is_refused(device):
+    batch, m, k, n = 2, 3, 4, 5
+    a = _upload(device, RNG.standard_normal(batch * m * k).astype(np.float32))
+    b = _upload(device, RNG.standard_normal(batch * k * n).astype(np.float32))
+    out = _upload(device, np.full(batch * m * n, 7.0, dtype=np.float32))
+    short = _upload(device, np.ones(batch * m * n - 1, dtype=np.float32))
+    with pytest.raises(ValueError, match="matmul"):
+        device.matmul(a, b, out, batch, m, k, n, 0, m * k, k, 1, 0, k * n, n, 1, gate=short)
+    np.testing.assert_array_equal(_read(device, out, batch * m * n), 7.0)

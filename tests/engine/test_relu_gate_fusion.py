@@ -1,0 +1,125 @@
+"""A ReLU whose output feeds a product gets its gradient inside that product's backward kernel
+(ops.linalg.GatedMatMul): one launch fewer per layer, the same values as the unfused pair on
+every device, and a graph that still differentiates. Engine tests.
+"""
+
+import numpy as np
+import pytest
+
+import engine as ndl
+from engine import ops
+from engine.backend import count_launches
+from engine.ops import linalg
+from tests.devices import DEVICE_PARAMS
+
+REFERENCE = ndl.cpu_numpy()
+
+
+def _tensor(data, device, requires_grad=True, dtype="float32"):
+    return ndl.Tensor(np.asarray(data), device=device, dtype=dtype, requires_grad=requires_grad)
+
+
+def _mlp_grads(device, fused, dtype="float32", depth=4, width=12, rows=9):
+    """The weight gradients of sum(out^2) for a bias-free ReLU MLP, with the fusion on or off."""
+    rng = np.random.default_rng(3)
+    weights = [_tensor(rng.standard_normal((width, width)) * 0.4, device, dtype=dtype)
+               for _ in range(depth)]
+    x = _tensor(rng.standard_normal((rows, width)), device, requires_grad=False, dtype=dtype)
+    saved = linalg._relu_input
+    if not fused:
+        linalg._relu_input = lambda tensor: None
+    try:
+        h = x
+        for weight in weights[:-1]:
+            h = ops.relu(ops.matmul(h, weight))
+        out = ops.matmul(h, weights[-1])
+        with count_launches(device) as launches:
+            (out * out).sum().backward()
+    finally:
+        linalg._relu_input = saved
+    return [w.grad.numpy() for w in weights], launches
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+def test_fused_gradients_equal_the_unfused_pair_exactly(device):
+    fused, fused_launches = _mlp_grads(device, True)
+    unfused, unfused_launches = _mlp_grads(device, False)
+    for got, want in zip(fused, unfused, strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert fused_launches["ewise_relu_grad"] == 0
+    assert unfused_launches["ewise_relu_grad"] == 3
+    assert fused_launches["matmul"] == unfused_launches["matmul"]
+
+
+def test_fused_gradients_in_float64_match_numpy():
+    grads, _ = _mlp_grads(REFERENCE, True, dtype="float64", depth=3)
+    rng = np.random.default_rng(3)
+    weights = [rng.standard_normal((12, 12)) * 0.4 for _ in range(3)]
+    x = rng.standard_normal((9, 12))
+    zs, h = [], x
+    for weight in weights[:-1]:
+        zs.append(h @ weight)
+        h = np.maximum(zs[-1], 0)
+    out = h @ weights[-1]
+    g = 2 * out
+    want = [None] * 3
+    want[2] = h.T @ g
+    g = (g @ weights[2].T) * (zs[1] > 0)
+    want[1] = np.maximum(zs[0], 0).T @ g
+    g = (g @ weights[1].T) * (zs[0] > 0)
+    want[0] = x.T @ g
+    for got, expected in zip(grads, want, strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_a_relu_output_with_two_consumers_is_gated_once_more():
+    # The product's gated share and the sum's ungated one add up before the ReLU's backward, which
+    # then gates the whole: gating twice changes nothing, so the result is the plain gradient.
+    x = _tensor([[-1.0, 2.0, 0.5], [3.0, -0.5, 0.0]], REFERENCE, dtype="float64")
+    w = _tensor(np.arange(6.0).reshape(3, 2) / 4, REFERENCE, dtype="float64")
+    h = ops.relu(x)
+    with count_launches(REFERENCE) as launches:
+        (ops.matmul(h, w).sum() + (h * h).sum()).backward()
+    assert launches["ewise_relu_grad"] == 1
+    mask = x.numpy() > 0
+    want = (np.ones((2, 2)) @ w.numpy().T + 2 * np.maximum(x.numpy(), 0)) * mask
+    np.testing.assert_allclose(x.grad.numpy(), want, rtol=1e-12)
+
+
+def test_a_relu_of_a_strided_view_takes_the_separate_gate():
+    # The gate is read as the product's compact layout: a permuted input is not fused.
+    data = np.array([[-1.0, 2.0], [0.5, -3.0], [4.0, 1.0]])
+    x = _tensor(data.T.copy(), REFERENCE, dtype="float64")
+    w = _tensor([[1.0, -2.0], [0.5, 3.0]], REFERENCE, dtype="float64")
+    h = ops.relu(ops.transpose(x))
+    with count_launches(REFERENCE) as launches:
+        ops.matmul(h, w).sum().backward()
+    assert launches["ewise_relu_grad"] == 1
+    want = (np.ones((3, 2)) @ w.numpy().T * (data > 0)).T
+    np.testing.assert_allclose(x.grad.numpy(), want, rtol=1e-12)
+
+
+def test_the_gated_product_differentiates_again():
+    # A directional second derivative through the fused backward: d/dW2 <dL/dW1, V1> along V2,
+    # against central differences of the numpy gradient.
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((6, 4))
+    w1, w2 = rng.standard_normal((4, 5)), rng.standard_normal((5, 3))
+    v1, v2 = rng.standard_normal((4, 5)), rng.standard_normal((5, 3))
+
+    def grad_w1(w1_, w2_):
+        z = x @ w1_
+        y = np.maximum(z, 0) @ w2_
+        return x.T @ ((y @ w2_.T) * (z > 0))
+
+    eps = 1e-6
+    numeric = (np.sum(grad_w1(w1, w2 + eps * v2) * v1)
+               - np.sum(grad_w1(w1, w2 - eps * v2) * v1)) / (2 * eps)
+    tw1, tw2 = _tensor(w1, REFERENCE, dtype="float64"), _tensor(w2, REFERENCE, dtype="float64")
+    y = ops.matmul(ops.relu(ops.matmul(_tensor(x, REFERENCE, False, "float64"), tw1)), tw2)
+    (y * y).sum().backward()
+    first = tw1.grad
+    np.testing.assert_allclose(first.numpy(), 2 * grad_w1(w1, w2), rtol=1e-12)
+    tw1.grad = tw2.grad = None
+    (first * _tensor(v1, REFERENCE, False, "float64")).sum().backward()
+    np.testing.assert_allclose(np.sum(tw2.grad.numpy() * v2), 2 * numeric, rtol=1e-6)

@@ -1,0 +1,126 @@
+"""The Triton matmul's gated epilogue (ReLU's gradient applied where the tile is stored) on every
+store path, and the launcher's memory of autotune choices. Kernel tests, in the interpreter or on
+a GPU; each gated product must equal the same kernel's plain product gated afterwards, bit for bit.
+"""
+
+import numpy as np
+import pytest
+
+from tests.kernels.triton_support import triton_marks
+
+pytestmark = triton_marks()
+
+RNG = np.random.default_rng(11)
+
+
+def _upload(cuda, host):
+    handle = cuda.alloc(host.size)
+    cuda.from_numpy(np.ascontiguousarray(host, dtype=np.float32), handle)
+    return handle
+
+
+def _gate(size):
+    gate = RNG.standard_normal(size).astype(np.float32)
+    gate[RNG.integers(0, size, size // 4 + 1)] = np.float32(0.0)
+    gate[RNG.integers(0, size, size // 8 + 1)] = np.float32(np.nan)
+    return gate
+
+
+def _plain_and_gated(cuda, batch, m, k, n, a_strides, b_strides):
+    """(plain product, gated product, gate) of random operands with the given strides."""
+    a_size = (batch - 1) * a_strides[0] + (m - 1) * a_strides[1] + (k - 1) * a_strides[2] + 1
+    b_size = (batch - 1) * b_strides[0] + (k - 1) * b_strides[1] + (n - 1) * b_strides[2] + 1
+    a = _upload(cuda, RNG.standard_normal(a_size).astype(np.float32))
+    b = _upload(cuda, RNG.standard_normal(b_size).astype(np.float32))
+    size = batch * m * n
+    gate = _gate(size)
+    plain, gated = cuda.alloc(size), cuda.alloc(size)
+    cuda.matmul(a, b, plain, batch, m, k, n, 0, *a_strides, 0, *b_strides)
+    cuda.matmul(a, b, gated, batch, m, k, n, 0, *a_strides, 0, *b_strides,
+                gate=_upload(cuda, gate))
+    read = (lambda handle: cuda.to_numpy(handle, (size,), (1,), 0))
+    return read(plain), read(gated), gate
+
+
+def _assert_gated(plain, gated, gate):
+    np.testing.assert_array_equal(gated, np.where(gate <= 0, np.float32(0), plain))
+    assert np.any(gated != 0), "the product was all gated away: the test shows nothing"
+
+
+@pytest.mark.parametrize("persistent,split", [(False, False), (True, False), (False, True),
+                                              (True, True)],
+                         ids=["tiles", "persistent", "split", "persistent_split"])
+@pytest.mark.parametrize("m,n", [(40, 37), (9, 8), (33, 64)])
+def test_every_store_path_gates(cuda, monkeypatch, persistent, split, m, n):
+    from kernels_triton import matmul as triton_matmul
+
+    config = triton_matmul._config(16, 32, 16, 2, 1, 1, persistent=persistent, split=split)
+    monkeypatch.setattr(triton_matmul._AUTOTUNED["ieee"], "configs", [config])
+    monkeypatch.setattr(triton_matmul, "small_config", lambda: config)
+    monkeypatch.setattr(cuda, "_sm_count", lambda: 2)
+    batch, k = 2, 19
+    _assert_gated(*_plain_and_gated(cuda, batch, m, k, n, (m * k, k, 1), (k * n, n, 1)))
+
+
+@pytest.mark.parametrize("b_layout", ["n_major", "k_major"])
+def test_a_swapped_tf32_product_gates_its_transposed_store(cuda, monkeypatch, b_layout):
+    # A K-major A with an N-major B runs as out^T = B^T A^T (matmul_layouts.oriented), storing
+    # its tile transposed: the gate must be read at the same transposed addresses.
+    from kernels_triton import matmul as triton_matmul
+
+    monkeypatch.setattr(triton_matmul, "oriented", _spy_orientation(monkeypatch, triton_matmul))
+    cuda.set_matmul_precision("tf32")
+    cuda.set_operand_staging("never")
+    batch, m, k, n = 2, 21, 24, 35
+    b_strides = (k * n, n, 1) if b_layout == "n_major" else (k * n, 1, k)
+    _assert_gated(*_plain_and_gated(cuda, batch, m, k, n, (m * k, k, 1), b_strides))
+    from kernels_triton import matmul_layouts
+
+    swapped = b_layout == "n_major" and matmul_layouts.REGISTER_A_ALLOWED
+    assert _ORIENTATIONS[-1] is swapped
+
+
+_ORIENTATIONS = []
+
+
+def _spy_orientation(monkeypatch, triton_matmul):
+    real = triton_matmul.oriented
+    _ORIENTATIONS.clear()
+
+    def spied(*args):
+        result = real(*args)
+        _ORIENTATIONS.append(bool(result[-1]))
+        return result
+    return spied
+
+
+def test_an_autotune_choice_is_remembered_while_its_candidates_stand(cuda, monkeypatch):
+    from kernels_triton import matmul as triton_matmul
+
+    autotuner = triton_matmul._AUTOTUNED["ieee"]
+    calls = []
+    real_run = autotuner.run
+    monkeypatch.setattr(autotuner, "run", lambda *a, **kw: calls.append(1) or real_run(*a, **kw))
+    first = triton_matmul._config(16, 16, 16, 2, 1, 1)
+    monkeypatch.setattr(autotuner, "configs", [first])
+    monkeypatch.setattr(triton_matmul, "_CHOSEN", {})
+    m, k, n = 20, 18, 22
+    _plain_and_gated(cuda, 1, m, k, n, (0, k, 1), (0, n, 1))
+    assert len(calls) == 2  # gated and plain products are tuned apart
+    plain, gated, gate = _plain_and_gated(cuda, 1, m, k, n, (0, k, 1), (0, n, 1))
+    assert len(calls) == 2, "a second launch of a shape went through the autotuner again"
+    assert triton_matmul.last_config() is first
+    _assert_gated(plain, gated, gate)
+    second = triton_matmul._config(16, 32, 16, 2, 1, 1, split=True)
+    monkeypatch.setattr(autotuner, "configs", [second])
+    _plain_and_gated(cuda, 1, m, k, n, (0, k, 1), (0, n, 1))
+    assert len(calls) == 4 and triton_matmul.last_config() is second
+
+
+def test_a_gate_that_is_no_float32_buffer_is_refused(cuda):
+    import torch
+
+    a, b, out = cuda.alloc(6), cuda.alloc(6), cuda.alloc(4)
+    with pytest.raises(TypeError, match="matmul gate"):
+        cuda.matmul(a, b, out, 1, 2, 3, 2, 0, 0, 3, 1, 0, 0, 2, 1,
+                    gate=torch.zeros(4, dtype=torch.float64))
