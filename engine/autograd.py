@@ -8,7 +8,7 @@ import threading
 
 import numpy as np
 
-from .backend import NDArray, default_device
+from .backend import NDArray, default_device, write_stamps
 from .backend.device import BackendDevice
 
 
@@ -20,23 +20,19 @@ _state = _GradState()
 _new_object = object.__new__
 
 
-class _UpdateClock:
-    """Counts in-place changes of leaf data (optimizer steps update parameters in place). A node
-    keeps the count when it was made, a leaf the count when its data last changed, so backward
-    tells a graph whose leaves moved after it was built. One clock for all threads."""
-
-    now = 0
-
-
-_clock = _UpdateClock()
+# Counts in-place writes of device buffers (optimizer steps update parameters in place; NDArray
+# setitem and fill stamp theirs). A node keeps the count when it was made, so backward tells a
+# graph whose inputs' buffers were written after it was built, through any alias of them
+# (`.data`, `detach()`, views). One clock for all threads.
+_clock = write_stamps.clock
 
 
 def mark_changed_in_place(leaves):
-    """Record that the data of these leaf Tensors changed in place: a graph built before would
-    differentiate with the new values, so its backward raises instead."""
-    _clock.now += 1
+    """Record that the data of these leaf Tensors changed in place: a graph built before on them,
+    or on any alias of their buffers, would differentiate with the new values, so its backward
+    raises instead."""
     for leaf in leaves:
-        leaf.generation = _clock.now
+        write_stamps.stamp(leaf.realize_cached_data().handle)
 
 
 def grad_enabled():
@@ -237,6 +233,9 @@ class Tensor(Value):
         if new.dtype != self.dtype:
             raise TypeError(f"dtype mismatch setting .data: {new.dtype} into {self.dtype}")
         self.cached_data = new
+        # A graph built before reads this leaf's data when backward runs: it would see the new.
+        _clock.now += 1
+        self.generation = _clock.now
 
     def detach(self):
         return Tensor.make_const(self.realize_cached_data())
@@ -429,11 +428,7 @@ def compute_gradient_of_variables(output_tensor, out_grad):
     that require a gradient accumulate it into `.grad`."""
     order = find_topo_sort([output_tensor])
     # Checked before any gradient accumulates, so a backward that raises changes nothing.
-    for node in order:
-        generation = node.generation
-        for child in node.inputs:
-            if child.generation > generation:
-                _changed_under(child)
+    _check_inputs_unchanged([node for node in order if node.op is not None])
     grads = {id(output_tensor): [out_grad]}
     pop, get = grads.pop, grads.get
     for node in reversed(order):
@@ -454,11 +449,31 @@ def compute_gradient_of_variables(output_tensor, out_grad):
                     existing.append(grad)
 
 
-def _changed_under(leaf):
+def _check_inputs_unchanged(nodes):
+    """Raise if an input of one of these graph nodes got new data (.data) or had its buffer
+    written after the node was made. The buffers are looked up only when a write came after the
+    oldest node: not in a training step, whose last writes are the previous step's."""
+    if not nodes:
+        return
+    check_buffers = _clock.last_write > min(node.generation for node in nodes)
+    written_after = write_stamps.written_after
+    for node in nodes:
+        generation = node.generation
+        for child in node.inputs:
+            if child.generation > generation:
+                _changed_under(child)
+            if check_buffers:
+                data = child.cached_data  # a tuple of arrays for a TensorTuple
+                if data.__class__ is NDArray and written_after(data.handle, generation):
+                    _changed_under(child)
+
+
+def _changed_under(value):
     raise RuntimeError(
-        f"a leaf of shape {tuple(leaf.shape)} changed in place (an optimizer step) after the "
-        f"graph this backward runs through was built, so its gradients would mix the old and "
-        f"the new values: run the forward again after the step (PyTorch raises here too)")
+        f"the data of a tensor of shape {tuple(value.shape)} changed (an optimizer step, a write "
+        f"into it or an alias of it, or a new .data) after the graph this backward runs through "
+        f"was built, so its gradients would mix the old and the new values: run the forward "
+        f"again after the change (PyTorch raises here too)")
 
 
 # Imported last, once Tensor and the Op classes exist (engine.ops builds on them): a module global

@@ -19,6 +19,7 @@ from .strides import (
     is_permuted_dense,
     repeated_row_period,
 )
+from .write_stamps import stamp
 
 prod = math.prod
 _new_object = object.__new__
@@ -126,6 +127,7 @@ class NDArray:
 
     # memory
     def fill(self, value):
+        stamp(self.handle)
         if self.is_compact():
             self.device.fill(self.handle, value, self.size)
         else:
@@ -265,6 +267,7 @@ class NDArray:
 
     def __setitem__(self, idxs, other):
         shape, strides, offset = self._index(idxs)
+        stamp(self.handle)
         if isinstance(other, NDArray):
             if other.shape != shape:
                 other = other.broadcast_to(shape)
