@@ -3,6 +3,7 @@ Engine ops layer: `compute` runs on NDArrays, `gradient` is written in different
 """
 
 from ..autograd import Tensor, TensorOp
+from ..backend import write_stamps
 
 
 class EWiseAdd(TensorOp):
@@ -147,8 +148,10 @@ class ReLU(TensorOp):
 
     def gradient(self, out_grad, node):
         x = node.inputs[0].realize_cached_data()
-        # A product's kernel may have applied this gate already (linalg.GatedMatMul).
-        if getattr(out_grad.op, "relu_gate", None) is x:
+        # A product's kernel may have applied this gate already (linalg.GatedMatMul), unless x was
+        # written since: a gradient kept from an earlier backward, used as a new seed.
+        if (getattr(out_grad.op, "relu_gate", None) is x
+                and not write_stamps.written_after(x.handle, out_grad.generation)):
             return out_grad
         return _make(ReLUGate(x), (out_grad,))
 

@@ -48,7 +48,7 @@ class MatMul(TensorOp):
             # transposed back where the op transposed its operand.
             grad_a = grad_b = None
             if need_a:
-                gate = _relu_input(a)
+                gate = _relu_input(a, b if ta else out_grad)
                 grad_a = _matmul(b, out_grad, tb, True, gate) if ta else \
                     _matmul(out_grad, b, False, not tb, gate)
             if need_b:
@@ -82,13 +82,14 @@ class GatedMatMul(MatMul):
         return super().gradient(relu_gate(out_grad, self.relu_gate), node)
 
 
-def _relu_input(tensor):
-    """The compact input of the ReLU that made `tensor` (rank 2), or None: the gate a product's
-    gradient for `tensor` can apply in its own kernel."""
+def _relu_input(tensor, first):
+    """The compact input of the ReLU that made `tensor` (rank 2), or None: the gate that the
+    gradient product for `tensor`, whose first operand is `first`, can apply in its own kernel
+    (which writes the first operand's dtype)."""
     if not isinstance(tensor.op, ReLU) or len(tensor.shape) != 2:
         return None
     x = tensor.inputs[0].realize_cached_data()
-    return x if x.is_compact() else None
+    return x if x.is_compact() and x.dtype == first.dtype else None
 
 
 _MATMULS = {(ta, tb): MatMul(ta, tb) for ta in (False, True) for tb in (False, True)}

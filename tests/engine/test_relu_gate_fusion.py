@@ -27,7 +27,7 @@ def _mlp_grads(device, fused, dtype="float32", depth=4, width=12, rows=9):
     x = _tensor(rng.standard_normal((rows, width)), device, requires_grad=False, dtype=dtype)
     saved = linalg._relu_input
     if not fused:
-        linalg._relu_input = lambda tensor: None
+        linalg._relu_input = lambda tensor, first: None
     try:
         h = x
         for weight in weights[:-1]:
@@ -123,3 +123,29 @@ def test_the_gated_product_differentiates_again():
     tw1.grad = tw2.grad = None
     (first * _tensor(v1, REFERENCE, False, "float64")).sum().backward()
     np.testing.assert_allclose(np.sum(tw2.grad.numpy() * v2), 2 * numeric, rtol=1e-6)
+
+
+def test_a_kept_gradient_seeds_a_new_graph_after_its_gate_changed():
+    # The gated product's gate is the ReLU input it was built from: once that input is written,
+    # a ReLU of the new values must gate again (the unfused answer).
+    x = _tensor([[1.0, -2.0], [3.0, 0.5]], REFERENCE, dtype="float64")
+    w = _tensor(np.eye(2), REFERENCE, dtype="float64")
+    ops.matmul(ops.relu(x), w).sum().backward()
+    kept = x.grad
+    assert kept.op.relu_gate is x.realize_cached_data()
+    x.realize_cached_data()[0, :] = -1.0
+    x.grad = None
+    ops.relu(x).backward(kept)
+    np.testing.assert_array_equal(x.grad.numpy(), [[0.0, 0.0], [1.0, 1.0]])
+
+
+def test_a_gate_in_another_dtype_than_the_product_takes_the_separate_gate():
+    # The product writes its first operand's dtype: a float64 gradient reaching a float32 ReLU
+    # input is gated on its own, as without the fusion.
+    x = _tensor([[1.0, -2.0], [3.0, 0.5]], REFERENCE)
+    w = _tensor(np.eye(2), REFERENCE)
+    scale = _tensor(np.full((2, 2), 2.0), REFERENCE, requires_grad=False, dtype="float64")
+    with count_launches(REFERENCE) as launches:
+        (scale * ops.matmul(ops.relu(x), w)).sum().backward()
+    assert launches["ewise_relu_grad"] == 1
+    np.testing.assert_array_equal(x.grad.numpy(), [[2.0, 0.0], [2.0, 2.0]])
