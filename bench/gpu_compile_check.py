@@ -187,16 +187,18 @@ def variants(quick):
         if quick:  # the first configuration, and the first with TMA loads where there is one
             configs = configs[:1] + [c for c in configs if c.kwargs["TMA"]][:1]
         for config in configs:
-            # GATED (a backward product fused with ReLU's gradient) loads the gate where the
-            # tile is stored, which can change the epilogue's layouts and shared memory.
-            for even_k, (layout, register_a, transposed, specialized), gated in itertools.product(
-                    (False, True), _matmul_operand_variants(precision, config), (False, True)):
+            # The epilogues: GATED (a backward product fused with ReLU's gradient) loads the gate
+            # where the tile is stored, which can change the epilogue's layouts and shared
+            # memory; RELU (a layer's forward) is one more instruction on the accumulator.
+            for even_k, (layout, register_a, transposed, specialized), (gated, relu) in \
+                    itertools.product((False, True), _matmul_operand_variants(precision, config),
+                                      ((False, False), (True, False), (False, True))):
                 yield matmul._matmul_kernel, dict(config.kwargs, PRECISION=precision,
                                                   EVEN_K=even_k, TMA_LAYOUT=layout,
                                                   REGISTER_A=register_a,
                                                   TRANSPOSED_OUT=transposed,
                                                   WARP_SPECIALIZE=specialized, GATED=gated,
-                                                  _warps=config.num_warps,
+                                                  RELU=relu, _warps=config.num_warps,
                                                   _stages=config.num_stages)
     for kind, kernel in conv._KERNELS.items():
         for precision in matmul.PRECISIONS:

@@ -82,6 +82,11 @@ class LayerProbe:
             raise ValueError(f"LayerProbe: {type(model).__name__} has no probed layers (Linear, "
                              "or modules with a `probe_weight` attribute)")
         self._handles = []
+
+    def _attach(self):
+        """Hook the probed layers for one snapshot. Only then: a hooked layer runs unfused (a
+        bias-free Linear and its ReLU are one kernel otherwise, see nn.Sequential), so training
+        steps between snapshots keep the fused kernels."""
         for layer in self.layers:
             self._handles.append(layer.module.register_forward_hook(
                 self._recorder(("pre", layer.name))))
@@ -98,7 +103,7 @@ class LayerProbe:
         return hook
 
     def close(self):
-        """Detach the hooks."""
+        """Detach the hooks (a snapshot detaches its own; this is for one that raised)."""
         for handle in self._handles:
             handle.remove()
         self._handles = []
@@ -133,6 +138,7 @@ class LayerProbe:
         saved_rng = generator.bit_generator.state
         self._squares = {}
         self._recording = True
+        self._attach()
         try:
             for param in params:
                 param.grad = None
@@ -147,6 +153,7 @@ class LayerProbe:
             loss_value = float(loss.numpy())
         finally:
             self._recording = False
+            self.close()
             for param, grad in zip(params, saved_grads, strict=True):
                 param.grad = grad
             for (module, name, buffer), values in zip(saved_buffers, saved_values, strict=True):

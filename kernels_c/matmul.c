@@ -51,6 +51,28 @@ static void apply_gate(float *out, const float *gate, int64_t size, int threads)
     }
 }
 
+/* ReLU as nd_ewise_relu_f32 computes it (a NaN stays NaN). */
+static inline float relu(float v) { return (v > 0.0f || v != v) ? v : 0.0f; }
+
+static void apply_relu(float *out, int64_t size, int threads)
+{
+    if (threads > 1 && size >= ND_GATE_GRAIN * 2) {
+        int use = (int)(size / ND_GATE_GRAIN < threads ? size / ND_GATE_GRAIN : threads);
+#pragma omp parallel for simd num_threads(use)
+        for (int64_t i = 0; i < size; i++) out[i] = relu(out[i]);
+    } else {
+#pragma omp simd
+        for (int64_t i = 0; i < size; i++) out[i] = relu(out[i]);
+    }
+}
+
+/* The epilogues the sizes array asks for (sz[16]: 1 applies ReLU), after the gate. */
+static void finish(float *out, const float *gate, const int64_t *sz, int64_t size, int threads)
+{
+    if (gate) apply_gate(out, gate, size, threads);
+    if (sz[16]) apply_relu(out, size, threads);
+}
+
 static int matmul(const float *a, const float *b, float *out, const float *gate,
                   const int64_t *sz)
 {
@@ -70,7 +92,8 @@ static int matmul(const float *a, const float *b, float *out, const float *gate,
             int item_status = nd_sgemm_f32(a + a_offset + t * a_bs, b + b_offset + t * b_bs,
                                            out + t * item, m, n, k, a_rs, a_cs, b_rs, b_cs, n, 0,
                                            1);
-            if (gate && item_status == ND_OK) apply_gate(out + t * item, gate + t * item, item, 1);
+            if (item_status == ND_OK)
+                finish(out + t * item, gate ? gate + t * item : NULL, sz, item, 1);
             failed |= item_status;
         }
         return failed;
@@ -79,7 +102,7 @@ static int matmul(const float *a, const float *b, float *out, const float *gate,
         status = nd_sgemm_f32(a + a_offset + t * a_bs, b + b_offset + t * b_bs, out + t * item,
                               m, n, k, a_rs, a_cs, b_rs, b_cs, n, 0, threads);
         if (status != ND_OK) return status;
-        if (gate) apply_gate(out + t * item, gate + t * item, item, threads);
+        finish(out + t * item, gate ? gate + t * item : NULL, sz, item, threads);
     }
     return ND_OK;
 }
@@ -89,8 +112,8 @@ int nd_matmul_f32(const float *a, const float *b, float *out, int64_t a_len, int
                   int64_t a_offset, int64_t a_bs, int64_t a_rs, int64_t a_cs,
                   int64_t b_offset, int64_t b_bs, int64_t b_rs, int64_t b_cs)
 {
-    const int64_t sizes[16] = {a_len, b_len, out_len, batch, m, k, n, a_offset, a_bs, a_rs,
-                               a_cs, b_offset, b_bs, b_rs, b_cs, 0};
+    const int64_t sizes[17] = {a_len, b_len, out_len, batch, m, k, n, a_offset, a_bs, a_rs,
+                               a_cs, b_offset, b_bs, b_rs, b_cs, 0, 0};
     return matmul(a, b, out, NULL, sizes);
 }
 

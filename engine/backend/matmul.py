@@ -22,11 +22,11 @@ def ones_row(device, dtype, n):
     return row
 
 
-def matmul(a, b, gate=None):
+def matmul(a, b, gate=None, relu=False):
     """Batched matmul with broadcast batch dimensions; transposed and broadcast operands are
     passed to the kernel as strides, never copied. With `gate` (an NDArray of the result's shape,
     device and dtype), the result is zeroed where gate <= 0 in the same kernel: ReLU's gradient
-    fused into the product that computes it."""
+    fused into the product that computes it; with `relu`, ReLU is applied to it there too."""
     a_shape, b_shape = a.shape, b.shape
     if len(a_shape) == 2 and len(b_shape) == 2 and a.device is b.device:
         # The common case (every Linear layer): no batch axes to resolve.
@@ -38,7 +38,7 @@ def matmul(a, b, gate=None):
             a.device.matmul(a.handle, b.handle, out.handle, 1, m, k, n,
                             a.offset, 0, a_strides[0], a_strides[1],
                             b.offset, 0, b_strides[0], b_strides[1],
-                            **_gate_argument(gate, out))
+                            **_epilogue(gate, relu, out))
             return out
     if a.ndim < 2 or b.ndim < 2:
         raise ValueError(f"matmul needs operands of rank >= 2, got shapes {a.shape} and {b.shape}")
@@ -51,26 +51,24 @@ def matmul(a, b, gate=None):
     batch_shape = tuple(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]))
     batch = math.prod(batch_shape)
     out = a._new(batch_shape + (m, n))
-    gated = _gate_argument(gate, out)
+    epilogue = _epilogue(gate, relu, out)
     if batch == 0 or m == 0 or n == 0:
         return out
     if k == 0:
-        out.fill(0.0)
-        if gated:
-            return out.relu_grad(gate)
+        out.fill(0.0)  # zeros stay zeros through the gate and ReLU
         return out
     a3 = as_batch3(a.broadcast_to(batch_shape + (m, k)), batch)
     b3 = as_batch3(b.broadcast_to(batch_shape + (k, n)), batch)
     a.device.matmul(a3.handle, b3.handle, out.handle, batch, m, k, n,
-                    a3.offset, *a3.strides, b3.offset, *b3.strides, **gated)
+                    a3.offset, *a3.strides, b3.offset, *b3.strides, **epilogue)
     return out
 
 
-def _gate_argument(gate, out):
-    """The device call's keyword for `gate` ({} without one): its compact handle, once its shape,
-    device and dtype are checked against the result `out`."""
+def _epilogue(gate, relu, out):
+    """The device call's keywords for the epilogues asked ({} for none): the gate's compact handle,
+    once its shape, device and dtype are checked against the result `out`, and relu."""
     if gate is None:
-        return {}
+        return {"relu": True} if relu else {}
     if gate.shape != out.shape:
         raise ValueError(f"matmul: the gate has shape {gate.shape}, the product {out.shape}")
     if gate.device != out.device or gate.dtype != out.dtype:
@@ -78,7 +76,7 @@ def _gate_argument(gate, out):
                          f"product ({out.dtype} on {out.device})")
     if gate.offset or gate.strides != out.strides:
         gate = gate.compact()
-    return {"gate": gate.handle}
+    return {"gate": gate.handle, "relu": True} if relu else {"gate": gate.handle}
 
 
 def as_batch3(array, batch):

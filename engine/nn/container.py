@@ -1,5 +1,8 @@
 """Structural modules: Identity, Flatten, Sequential, Residual. Engine layer (nn)."""
 
+from .. import ops
+from .activation import ReLU
+from .linear import Linear
 from .module import Module
 
 
@@ -33,8 +36,17 @@ class Sequential(Module):
         self.layers = list(modules)
 
     def forward(self, x):
-        for module in self.layers:
-            x = module(x)
+        layers, i = self.layers, 0
+        while i < len(layers):
+            module = layers[i]
+            if i + 1 < len(layers) and _runs_as_one_kernel(module, layers[i + 1], x):
+                # A bias-free Linear and the ReLU after it: one kernel forward (ops.matmul_relu),
+                # and their backward gates inside the product (ops.linalg.GatedMatMul).
+                x = ops.matmul_relu(x, module.weight)
+                i += 2
+            else:
+                x = module(x)
+                i += 1
         return x
 
     def __getitem__(self, index):
@@ -42,6 +54,14 @@ class Sequential(Module):
 
     def __len__(self):
         return len(self.layers)
+
+
+def _runs_as_one_kernel(linear, activation, x):
+    """Whether `linear(x)` then `activation` can run as relu(x @ W): plain classes, no bias, a
+    matrix input of the right width, and no hooks that would need to see the product."""
+    return (type(linear) is Linear and type(activation) is ReLU and linear.bias is None
+            and not linear._forward_hooks and not activation._forward_hooks
+            and len(x.shape) == 2 and x.shape[1] == linear.in_features)
 
 
 class Residual(Module):

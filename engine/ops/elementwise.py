@@ -147,13 +147,7 @@ class ReLU(TensorOp):
         return a.relu()
 
     def gradient(self, out_grad, node):
-        x = node.inputs[0].realize_cached_data()
-        # A product's kernel may have applied this gate already (linalg.GatedMatMul), unless x was
-        # written since: a gradient kept from an earlier backward, used as a new seed.
-        if (getattr(out_grad.op, "relu_gate", None) is x
-                and not write_stamps.written_after(x.handle, out_grad.generation)):
-            return out_grad
-        return _make(ReLUGate(x), (out_grad,))
+        return gated_once(out_grad, node.inputs[0].realize_cached_data())
 
 
 class ReLUGate(TensorOp):
@@ -254,6 +248,15 @@ def relu(a):
 def relu_gate(g, x):
     """g where the NDArray x > 0 (or is NaN), else 0: ReLU's gradient at input x."""
     return _make(ReLUGate(x), (g,))
+
+
+def gated_once(g, x):
+    """relu_gate(g, x), unless a product's kernel gated g with x already (linalg.GatedMatMul) and
+    x was not written since (a gradient kept from an earlier backward and used as a new seed)."""
+    if (getattr(g.op, "relu_gate", None) is x
+            and not write_stamps.written_after(x.handle, g.generation)):
+        return g
+    return relu_gate(g, x)
 
 
 def tanh(a):

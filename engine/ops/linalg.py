@@ -4,7 +4,7 @@ Engine ops layer; transposed operands reach the kernel as strides, never as copi
 
 from ..autograd import Tensor, TensorOp
 from ..backend import matmul as nd_matmul
-from .elementwise import ReLU, relu_gate
+from .elementwise import ReLU, gated_once, relu_gate
 from .shape import reshape, transpose
 
 
@@ -82,13 +82,31 @@ class GatedMatMul(MatMul):
         return super().gradient(relu_gate(out_grad, self.relu_gate), node)
 
 
+class MatMulReLU(MatMul):
+    """relu(a @ b) in one kernel (rank-2 operands): a layer's product and its activation, for
+    `ops.matmul_relu`. Its gradient gates with the output instead of the product, which never
+    exists: the same gate, since relu keeps a NaN and sends every other value <= 0 to 0, and the
+    gated product of a consumer (GatedMatMul) gates with it too."""
+
+    def compute(self, a, b):
+        return nd_matmul(a, b, relu=True)
+
+    def gradient(self, out_grad, node):
+        return super().gradient(gated_once(out_grad, node.realize_cached_data()), node)
+
+
 def _relu_input(tensor, first):
-    """The compact input of the ReLU that made `tensor` (rank 2), or None: the gate that the
-    gradient product for `tensor`, whose first operand is `first`, can apply in its own kernel
-    (which writes the first operand's dtype)."""
-    if not isinstance(tensor.op, ReLU) or len(tensor.shape) != 2:
+    """The gate that the gradient product for `tensor`, whose first operand is `first`, can apply
+    in its own kernel, or None: the compact input of the ReLU that made `tensor` (rank 2), or
+    `tensor` itself when a product made it through ReLU (MatMulReLU). The kernel writes the first
+    operand's dtype, which the gate must share."""
+    op = tensor.op
+    if isinstance(op, ReLU) and len(tensor.shape) == 2:
+        x = tensor.inputs[0].realize_cached_data()
+    elif isinstance(op, MatMulReLU):
+        x = tensor.realize_cached_data()
+    else:
         return None
-    x = tensor.inputs[0].realize_cached_data()
     return x if x.is_compact() and x.dtype == first.dtype else None
 
 
@@ -105,3 +123,15 @@ def matmul(a, b):
     if len(a.shape) < 2 or len(b.shape) < 2:
         raise ValueError(f"matmul needs operands of rank >= 2, got shapes {a.shape} and {b.shape}")
     return Tensor.make_from_op(_MATMULS[False, False], (a, b))
+
+
+_MATMUL_RELU = MatMulReLU()
+
+
+def matmul_relu(a, b):
+    """relu(a @ b) for rank-2 a and b, in one kernel (nn.Sequential runs a bias-free Linear and
+    the ReLU after it this way)."""
+    if len(a.shape) != 2 or len(b.shape) != 2 or a.shape[1] != b.shape[0]:
+        raise ValueError(f"matmul_relu needs matrices (m, k) and (k, n), got shapes {a.shape} and "
+                         f"{b.shape}")
+    return Tensor.make_from_op(_MATMUL_RELU, (a, b))

@@ -145,6 +145,21 @@ def test_relu_into_matmul(shapes, view, device):
 
 
 @pytest.mark.parametrize("device", DEVICE_PARAMS)
+@pytest.mark.parametrize("view", ("compact", "permuted"))
+@pytest.mark.parametrize("shapes", [((3, 4), (4, 5)), ((17, 31), (31, 19))], ids=str)
+def test_matmul_relu(shapes, view, device):
+    # Two layers, so the second's product gates with the first's fused output.
+    def layers(a, b):
+        hidden = ndl.matmul_relu(a, b)
+        return ndl.matmul_relu(hidden, ndl.transpose(b))
+
+    def reference(a, b):
+        return np.maximum(np.maximum(a @ b, 0) @ b.T, 0)
+
+    check_op(layers, reference, *shapes, device=device, view=view, atol=2e-4)
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
 def test_softmax_loss_formula(device):
     y = np.array([0, 2, 1])
 

@@ -1,5 +1,6 @@
-"""matmul's `gate`: the product and ReLU's gradient in one kernel, on every enabled device against
-the numpy device. Tests of the backend layer (the protocol's matmul, gated).
+"""matmul's epilogues, on every enabled device against the numpy device: `gate` (the product and
+ReLU's gradient in one kernel) and `relu` (a layer's product and activation). Tests of the backend
+layer (the protocol's matmul).
 """
 
 import numpy as np
@@ -94,3 +95,29 @@ def test_a_gate_shorter_than_the_product_is_refused(device):
     with pytest.raises(ValueError, match="matmul"):
         device.matmul(a, b, out, batch, m, k, n, 0, m * k, k, 1, 0, k * n, n, 1, gate=short)
     np.testing.assert_array_equal(_read(device, out, batch * m * n), 7.0)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # inf * 0 in numpy's product
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+@pytest.mark.parametrize("case", GATED_CASES, ids=str)
+def test_relu_product_is_the_device_product_then_relu(device, case):
+    # Exactly the device's ewise_relu after its own product; infinities in `a` make some products
+    # NaN and infinite, which ReLU keeps and passes or zeroes as the elementwise kernel does.
+    batch, m, k, n, a_strides, b_strides = case
+    a, b = _operands(batch, m, k, n, a_strides, b_strides)
+    a[RNG.integers(0, a.size, a.size // 10 + 1)] = np.inf
+    b[RNG.integers(0, b.size, b.size // 10 + 1)] = 0.0
+    size = batch * m * n
+    a_handle, b_handle = _upload(device, a), _upload(device, b)
+    plain, fused = device.alloc(size, "float32"), device.alloc(size, "float32")
+    device.matmul(a_handle, b_handle, plain, batch, m, k, n, 3, *a_strides, 2, *b_strides)
+    device.matmul(a_handle, b_handle, fused, batch, m, k, n, 3, *a_strides, 2, *b_strides,
+                  relu=True)
+    separate = device.alloc(size, "float32")
+    device.ewise_relu(plain, separate, size)
+    got = _read(device, fused, size)
+    np.testing.assert_array_equal(got, _read(device, separate, size))
+    want = spec.alloc(size, "float32")
+    spec.matmul(a, b, want, batch, m, k, n, 3, *a_strides, 2, *b_strides, relu=True)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    assert np.all(got[np.isfinite(got)] >= 0)

@@ -236,7 +236,7 @@ def test_gated_matmul_is_the_product_then_relu_gradient(batch, m, k, n, threads)
 
 def test_gated_matmul_status_for_a_short_gate():
     a, b, out, gate = cpu.alloc(6), cpu.alloc(6), cpu.alloc(4), cpu.alloc(4)
-    sizes = np.array([6, 6, 4, 1, 2, 3, 2, 0, 0, 3, 1, 0, 0, 2, 1, 3], dtype=np.int64)
+    sizes = np.array([6, 6, 4, 1, 2, 3, 2, 0, 0, 3, 1, 0, 0, 2, 1, 3, 0], dtype=np.int64)
     assert LIB.nd_matmul_sizes_f32(a.ctypes.data, b.ctypes.data, out.ctypes.data,
                                    gate.ctypes.data, sizes.ctypes.data) == 3  # ND_ERR_BOUNDS
     sizes[15] = 4

@@ -1,6 +1,7 @@
-"""The Triton matmul's gated epilogue (ReLU's gradient applied where the tile is stored) on every
-store path, and the launcher's memory of autotune choices. Kernel tests, in the interpreter or on
-a GPU; each gated product must equal the same kernel's plain product gated afterwards, bit for bit.
+"""The Triton matmul's epilogues (ReLU's gradient, or ReLU, applied where the tile is stored) on
+every store path, and the launcher's memory of autotune choices. Kernel tests, in the interpreter or
+on a GPU; each product must equal the same kernel's plain product with the epilogue applied after,
+bit for bit.
 """
 
 import numpy as np
@@ -60,6 +61,22 @@ def test_every_store_path_gates(cuda, monkeypatch, persistent, split, m, n):
     monkeypatch.setattr(cuda, "_sm_count", lambda: 2)
     batch, k = 2, 19
     _assert_gated(*_plain_and_gated(cuda, batch, m, k, n, (m * k, k, 1), (k * n, n, 1)))
+    plain, with_relu = _plain_and_relu(cuda, batch, m, k, n, (m * k, k, 1), (k * n, n, 1))
+    np.testing.assert_array_equal(with_relu, np.maximum(plain, np.float32(0)))
+    assert np.any(with_relu == 0) and np.any(with_relu > 0)
+
+
+def _plain_and_relu(cuda, batch, m, k, n, a_strides, b_strides):
+    """(plain product, product through ReLU) of random operands with the given strides."""
+    a_size = (batch - 1) * a_strides[0] + (m - 1) * a_strides[1] + (k - 1) * a_strides[2] + 1
+    b_size = (batch - 1) * b_strides[0] + (k - 1) * b_strides[1] + (n - 1) * b_strides[2] + 1
+    a = _upload(cuda, RNG.standard_normal(a_size).astype(np.float32))
+    b = _upload(cuda, RNG.standard_normal(b_size).astype(np.float32))
+    size = batch * m * n
+    plain, fused = cuda.alloc(size), cuda.alloc(size)
+    cuda.matmul(a, b, plain, batch, m, k, n, 0, *a_strides, 0, *b_strides)
+    cuda.matmul(a, b, fused, batch, m, k, n, 0, *a_strides, 0, *b_strides, relu=True)
+    return (cuda.to_numpy(plain, (size,), (1,), 0), cuda.to_numpy(fused, (size,), (1,), 0))
 
 
 @pytest.mark.parametrize("b_layout", ["n_major", "k_major"])
@@ -74,6 +91,8 @@ def test_a_swapped_tf32_product_gates_its_transposed_store(cuda, monkeypatch, b_
     batch, m, k, n = 2, 21, 24, 35
     b_strides = (k * n, n, 1) if b_layout == "n_major" else (k * n, 1, k)
     _assert_gated(*_plain_and_gated(cuda, batch, m, k, n, (m * k, k, 1), b_strides))
+    plain, with_relu = _plain_and_relu(cuda, batch, m, k, n, (m * k, k, 1), b_strides)
+    np.testing.assert_array_equal(with_relu, np.maximum(plain, np.float32(0)))
     from kernels_triton import matmul_layouts
 
     swapped = b_layout == "n_major" and matmul_layouts.REGISTER_A_ALLOWED
