@@ -450,7 +450,8 @@ def compute_gradient_of_variables(output_tensor, out_grad):
 
 
 def _check_inputs_unchanged(nodes):
-    """Raise if an input of one of these graph nodes got new data (.data) or had its buffer
+    """Raise if an input of one of these graph nodes got new data (.data), or its buffer or the
+    node's own (exp, tanh, sigmoid and a ReLU layer differentiate through their output) was
     written after the node was made. The buffers are looked up only when a write came after the
     oldest node: not in a training step, whose last writes are the previous step's."""
     if not nodes:
@@ -459,6 +460,9 @@ def _check_inputs_unchanged(nodes):
     written_after = write_stamps.written_after
     for node in nodes:
         generation = node.generation
+        own = node.cached_data
+        if check_buffers and own.__class__ is NDArray and written_after(own.handle, generation):
+            _changed_under(node)
         for child in node.inputs:
             if child.generation > generation:
                 _changed_under(child)

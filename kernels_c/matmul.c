@@ -66,15 +66,37 @@ static void apply_relu(float *out, int64_t size, int threads)
     }
 }
 
-/* The epilogues the sizes array asks for (sz[16]: 1 applies ReLU), after the gate. */
-static void finish(float *out, const float *gate, const int64_t *sz, int64_t size, int threads)
+/* out[r, j] += bias[j] over rows r of n columns, the sum ewise_add_row computes. */
+static void apply_bias(float *out, const float *bias, int64_t rows, int64_t n, int threads)
 {
-    if (gate) apply_gate(out, gate, size, threads);
-    if (sz[16]) apply_relu(out, size, threads);
+    if (threads > 1 && rows * n >= ND_GATE_GRAIN * 2) {
+        int use = (int)(rows * n / ND_GATE_GRAIN < threads ? rows * n / ND_GATE_GRAIN : threads);
+#pragma omp parallel for num_threads(use)
+        for (int64_t r = 0; r < rows; r++) {
+            float *line = out + r * n;
+#pragma omp simd
+            for (int64_t j = 0; j < n; j++) line[j] = line[j] + bias[j];
+        }
+    } else {
+        for (int64_t r = 0; r < rows; r++) {
+            float *line = out + r * n;
+#pragma omp simd
+            for (int64_t j = 0; j < n; j++) line[j] = line[j] + bias[j];
+        }
+    }
+}
+
+/* The epilogues asked for, in order: the bias row, the gate, ReLU (sz[16] 1). */
+static void finish(float *out, const float *gate, const float *bias, const int64_t *sz,
+                   int64_t rows, int64_t n, int threads)
+{
+    if (bias) apply_bias(out, bias, rows, n, threads);
+    if (gate) apply_gate(out, gate, rows * n, threads);
+    if (sz[16]) apply_relu(out, rows * n, threads);
 }
 
 static int matmul(const float *a, const float *b, float *out, const float *gate,
-                  const int64_t *sz)
+                  const float *bias, const int64_t *sz)
 {
     const int64_t batch = sz[3], m = sz[4], k = sz[5], n = sz[6];
     const int64_t a_offset = sz[7], a_bs = sz[8], a_rs = sz[9], a_cs = sz[10];
@@ -84,6 +106,7 @@ static int matmul(const float *a, const float *b, float *out, const float *gate,
     if (status != ND_OK) return status;
     const int64_t item = m * n; /* no overflow: check_matmul bounded batch * m * n */
     if (gate && batch * item > sz[15]) return ND_ERR_BOUNDS;
+    if (bias && n > sz[17]) return ND_ERR_BOUNDS;
     const int threads = nd_get_num_threads();
     if (batch >= threads && threads > 1 && m * n * k < ND_SMALL_MATRIX_WORK) {
         int failed = ND_OK;
@@ -93,7 +116,7 @@ static int matmul(const float *a, const float *b, float *out, const float *gate,
                                            out + t * item, m, n, k, a_rs, a_cs, b_rs, b_cs, n, 0,
                                            1);
             if (item_status == ND_OK)
-                finish(out + t * item, gate ? gate + t * item : NULL, sz, item, 1);
+                finish(out + t * item, gate ? gate + t * item : NULL, bias, sz, m, n, 1);
             failed |= item_status;
         }
         return failed;
@@ -102,7 +125,7 @@ static int matmul(const float *a, const float *b, float *out, const float *gate,
         status = nd_sgemm_f32(a + a_offset + t * a_bs, b + b_offset + t * b_bs, out + t * item,
                               m, n, k, a_rs, a_cs, b_rs, b_cs, n, 0, threads);
         if (status != ND_OK) return status;
-        finish(out + t * item, gate ? gate + t * item : NULL, sz, item, threads);
+        finish(out + t * item, gate ? gate + t * item : NULL, bias, sz, m, n, threads);
     }
     return ND_OK;
 }
@@ -112,16 +135,16 @@ int nd_matmul_f32(const float *a, const float *b, float *out, int64_t a_len, int
                   int64_t a_offset, int64_t a_bs, int64_t a_rs, int64_t a_cs,
                   int64_t b_offset, int64_t b_bs, int64_t b_rs, int64_t b_cs)
 {
-    const int64_t sizes[17] = {a_len, b_len, out_len, batch, m, k, n, a_offset, a_bs, a_rs,
-                               a_cs, b_offset, b_bs, b_rs, b_cs, 0, 0};
-    return matmul(a, b, out, NULL, sizes);
+    const int64_t sizes[18] = {a_len, b_len, out_len, batch, m, k, n, a_offset, a_bs, a_rs,
+                               a_cs, b_offset, b_bs, b_rs, b_cs, 0, 0, 0};
+    return matmul(a, b, out, NULL, NULL, sizes);
 }
 
 int nd_matmul_sizes_f32(const float *a, const float *b, float *out, const float *gate,
-                        const int64_t *sizes)
+                        const float *bias, const int64_t *sizes)
 {
     if (!sizes) return ND_ERR_NULL;
-    return matmul(a, b, out, gate, sizes);
+    return matmul(a, b, out, gate, bias, sizes);
 }
 
 int nd_matmul_naive_f32(const float *a, const float *b, float *out, int64_t a_len, int64_t b_len,

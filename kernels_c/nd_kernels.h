@@ -193,14 +193,15 @@ int nd_matmul_f32(const float *a, const float *b, float *out, int64_t a_len, int
                   int64_t out_len, int64_t batch, int64_t m, int64_t k, int64_t n,
                   int64_t a_offset, int64_t a_bs, int64_t a_rs, int64_t a_cs,
                   int64_t b_offset, int64_t b_bs, int64_t b_rs, int64_t b_cs);
-/* nd_matmul_f32 with its sizes in one array of 17, in the same order (a_len, b_len, out_len,
- * batch, m, k, n, a_offset, a_bs, a_rs, a_cs, b_offset, b_bs, b_rs, b_cs), then gate_len and relu:
- * from Python, converting 15 separate int64 arguments costs more than the kernel on a 100x100
- * matrix. A non-NULL gate (compact like out, gate_len >= batch*m*n elements, else ND_ERR_BOUNDS)
- * zeroes out where gate <= 0: ReLU's gradient in the same call; relu 1 then applies ReLU as
- * nd_ewise_relu_f32 does: a layer's product and activation in one call. */
+/* nd_matmul_f32 with its sizes in one array of 18, in the same order (a_len, b_len, out_len,
+ * batch, m, k, n, a_offset, a_bs, a_rs, a_cs, b_offset, b_bs, b_rs, b_cs), then gate_len, relu and
+ * bias_len: from Python, converting 15 separate int64 arguments costs more than the kernel on a
+ * 100x100 matrix. Epilogues, in this order: a non-NULL bias (bias_len >= n elements, else
+ * ND_ERR_BOUNDS) is added to every row; a non-NULL gate (compact like out, gate_len >= batch*m*n
+ * elements, else ND_ERR_BOUNDS) zeroes out where gate <= 0 (ReLU's gradient); relu 1 applies ReLU
+ * as nd_ewise_relu_f32 does. A layer's product, bias and activation in one call. */
 int nd_matmul_sizes_f32(const float *a, const float *b, float *out, const float *gate,
-                        const int64_t *sizes);
+                        const float *bias, const int64_t *sizes);
 int nd_matmul_naive_f32(const float *a, const float *b, float *out, int64_t a_len, int64_t b_len,
                         int64_t out_len, int64_t batch, int64_t m, int64_t k, int64_t n,
                         int64_t a_offset, int64_t a_bs, int64_t a_rs, int64_t a_cs,

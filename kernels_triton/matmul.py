@@ -93,13 +93,13 @@ def _descriptor(base, rows, cols, row_stride, BLOCK_ROWS: tl.constexpr, BLOCK_CO
 
 
 @triton.jit
-def _matmul_tile(a, b, out, gate, m, n, k, tile, batch, a_offset, stride_ab, stride_am,
+def _matmul_tile(a, b, out, gate, bias, m, n, k, tile, batch, a_offset, stride_ab, stride_am,
                  stride_ak, b_offset, stride_bb, stride_bk, stride_bn, PRECISION: tl.constexpr,
                  EVEN_K: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
                  BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr, TMA_LAYOUT: tl.constexpr,
                  SPLIT_EPILOGUE: tl.constexpr, REGISTER_A: tl.constexpr,
                  TRANSPOSED_OUT: tl.constexpr, WARP_SPECIALIZE: tl.constexpr,
-                 GATED: tl.constexpr, RELU: tl.constexpr):
+                 GATED: tl.constexpr, RELU: tl.constexpr, BIASED: tl.constexpr):
     # With a TMA_LAYOUT, `a` and `b` are tensor descriptors of this batch's operands, each over
     # its matrix or its transpose, whichever has unit column stride ("k" or "m" for A, "k" or
     # "n" for B): the copy engine fetches whole tiles and fills the out-of-bounds part with zeros,
@@ -147,26 +147,33 @@ def _matmul_tile(a, b, out, gate, m, n, k, tile, batch, a_offset, stride_ab, str
     # bytes a thread); stored and gated one column half at a time, it does not. Triton 3.6's
     # warp specialization fails to compile the split with a gate.
     if SPLIT_EPILOGUE or (GATED and not WARP_SPECIALIZE and BLOCK_M * BLOCK_N >= 128 * 128):
-        _store_halves(out + row_starts, gate + row_starts, acc, m_ok, pid_n * BLOCK_N, m, n,
-                      BLOCK_M, BLOCK_N, TRANSPOSED_OUT, GATED, RELU)
+        _store_halves(out + row_starts, gate + row_starts, bias, rm[:, None], acc, m_ok,
+                      pid_n * BLOCK_N, m, n, BLOCK_M, BLOCK_N, TRANSPOSED_OUT, GATED, RELU, BIASED)
     else:
-        _store_columns(out + row_starts, gate + row_starts, acc, m_ok, rn, m, n, TRANSPOSED_OUT,
-                       GATED, RELU)
+        _store_columns(out + row_starts, gate + row_starts, bias, rm[:, None], acc, m_ok, rn, m, n,
+                       TRANSPOSED_OUT, GATED, RELU, BIASED)
 
 
 @triton.jit
-def _store_columns(rows, gate_rows, values, m_ok, rn, m, n, TRANSPOSED_OUT: tl.constexpr,
-                   GATED: tl.constexpr, RELU: tl.constexpr):
-    # Columns rn of the tile whose row pointers are `rows`; with TRANSPOSED_OUT the (m, n) result
-    # lands transposed, column j of the tile at element j * m (see matmul_layouts.oriented). The
-    # gate is laid out as the result: GATED zeroes the elements whose gate is <= 0 (ReLU's
-    # gradient, fused; a NaN gate passes the product on). RELU applies ReLU as the elementwise
-    # kernel does (a NaN stays NaN).
+def _store_columns(rows, gate_rows, bias, rm, values, m_ok, rn, m, n,
+                   TRANSPOSED_OUT: tl.constexpr, GATED: tl.constexpr, RELU: tl.constexpr,
+                   BIASED: tl.constexpr):
+    # Columns rn of rows rm (a column vector) of the tile whose row pointers are `rows`; with
+    # TRANSPOSED_OUT the (m, n) result lands transposed, column j of the tile at element j * m
+    # (see matmul_layouts.oriented). The epilogues, in the protocol's order: BIASED adds the bias
+    # of the result's column (the tile's row when transposed); the gate is laid out as the
+    # result, and GATED zeroes the elements whose gate is <= 0 (ReLU's gradient; a NaN gate
+    # passes the product on); RELU applies ReLU as the elementwise kernel does (NaN stays NaN).
     mask = m_ok & (rn[None, :] < n)
     if TRANSPOSED_OUT:
         columns = rn[None, :].to(tl.int64) * m
     else:
         columns = rn[None, :]
+    if BIASED:
+        if TRANSPOSED_OUT:
+            values = values + tl.load(bias + rm, mask=m_ok, other=0.0)
+        else:
+            values = values + tl.load(bias + rn[None, :], mask=rn[None, :] < n, other=0.0)
     if GATED:
         values = tl.where(tl.load(gate_rows + columns, mask=mask, other=1.0) <= 0.0, 0.0, values)
     if RELU:
@@ -175,16 +182,17 @@ def _store_columns(rows, gate_rows, values, m_ok, rn, m, n, TRANSPOSED_OUT: tl.c
 
 
 @triton.jit
-def _store_halves(rows, gate_rows, acc, m_ok, col, m, n, BLOCK_M: tl.constexpr,
+def _store_halves(rows, gate_rows, bias, rm, acc, m_ok, col, m, n, BLOCK_M: tl.constexpr,
                   BLOCK_N: tl.constexpr, TRANSPOSED_OUT: tl.constexpr, GATED: tl.constexpr,
-                  RELU: tl.constexpr):
+                  RELU: tl.constexpr, BIASED: tl.constexpr):
     # Columns [0, BLOCK_N/2) and [BLOCK_N/2, BLOCK_N) of the tile, converted and stored one after
     # the other.
     left, right = tl.split(tl.permute(tl.reshape(acc, (BLOCK_M, 2, BLOCK_N // 2)), (0, 2, 1)))
     rn = col + tl.arange(0, BLOCK_N // 2)
-    _store_columns(rows, gate_rows, left, m_ok, rn, m, n, TRANSPOSED_OUT, GATED, RELU)
-    _store_columns(rows, gate_rows, right, m_ok, rn + BLOCK_N // 2, m, n, TRANSPOSED_OUT, GATED,
-                   RELU)
+    _store_columns(rows, gate_rows, bias, rm, left, m_ok, rn, m, n, TRANSPOSED_OUT, GATED, RELU,
+                   BIASED)
+    _store_columns(rows, gate_rows, bias, rm, right, m_ok, rn + BLOCK_N // 2, m, n,
+                   TRANSPOSED_OUT, GATED, RELU, BIASED)
 
 
 @triton.jit
@@ -205,16 +213,16 @@ def _tma_tiles(a, b, row, col, depth, TMA_LAYOUT: tl.constexpr):
 
 @triton.jit
 def _matmul_kernel(a, b, out, m, n, k, a_offset, stride_ab, stride_am, stride_ak,
-                   b_offset, stride_bb, stride_bk, stride_bn, gate,
+                   b_offset, stride_bb, stride_bk, stride_bn, gate, bias,
                    PRECISION: tl.constexpr, EVEN_K: tl.constexpr, BLOCK_M: tl.constexpr,
                    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
                    PERSISTENT: tl.constexpr, TMA: tl.constexpr, TMA_LAYOUT: tl.constexpr,
                    SPLIT_EPILOGUE: tl.constexpr, REGISTER_A: tl.constexpr,
                    TRANSPOSED_OUT: tl.constexpr, WARP_SPECIALIZE: tl.constexpr,
-                   GATED: tl.constexpr, RELU: tl.constexpr):
-    # out[t, i, j] = sum_l A[t, i, l] B[t, l, j], zeroed where gate[t, i, j] <= 0 when GATED
-    # (`gate` is only read then), then through ReLU when RELU; grid (programs, batch): one
-    # program per output
+                   GATED: tl.constexpr, RELU: tl.constexpr, BIASED: tl.constexpr):
+    # out[t, i, j] = sum_l A[t, i, l] B[t, l, j], plus bias[j] when BIASED, zeroed where
+    # gate[t, i, j] <= 0 when GATED, then through ReLU when RELU (`gate` and `bias` are read only
+    # when asked for); grid (programs, batch): one program per output
     # tile, or (PERSISTENT) one per multiprocessor striding over the tiles in a loop nest the
     # compiler flattens into one pipeline, so a tile's epilogue overlaps the next tile's loads.
     # A TMA configuration on operands that descriptors cannot address (TMA_LAYOUT "") runs as
@@ -234,16 +242,17 @@ def _matmul_kernel(a, b, out, m, n, k, a_offset, stride_ab, stride_am, stride_ak
     if PERSISTENT:
         tiles = tl.cdiv(m, BLOCK_M) * tl.cdiv(n, BLOCK_N)
         for tile in tl.range(tl.program_id(0), tiles, tl.num_programs(0), flatten=True):
-            _matmul_tile(a_src, b_src, out, gate, m, n, k, tile, batch, a_offset, stride_ab,
+            _matmul_tile(a_src, b_src, out, gate, bias, m, n, k, tile, batch, a_offset, stride_ab,
                          stride_am, stride_ak, b_offset, stride_bb, stride_bk, stride_bn,
                          PRECISION, EVEN_K, BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, LAYOUT,
                          SPLIT_EPILOGUE, REGISTER_A, TRANSPOSED_OUT, WARP_SPECIALIZE, GATED,
-                         RELU)
+                         RELU, BIASED)
     else:
-        _matmul_tile(a_src, b_src, out, gate, m, n, k, tl.program_id(0), batch, a_offset,
+        _matmul_tile(a_src, b_src, out, gate, bias, m, n, k, tl.program_id(0), batch, a_offset,
                      stride_ab, stride_am, stride_ak, b_offset, stride_bb, stride_bk, stride_bn,
                      PRECISION, EVEN_K, BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, LAYOUT,
-                     SPLIT_EPILOGUE, REGISTER_A, TRANSPOSED_OUT, WARP_SPECIALIZE, GATED, RELU)
+                     SPLIT_EPILOGUE, REGISTER_A, TRANSPOSED_OUT, WARP_SPECIALIZE, GATED, RELU,
+                     BIASED)
 
 
 def timed_on(config, layout):
@@ -284,12 +293,12 @@ _AUTOTUNED = {p: triton.autotune(configs=matmul_configs(p),
 
 
 def run_config(config, grid, args, precision, layout, transposed, register=None, gate=None,
-               relu=False):
+               relu=False, bias=None):
     """Launch the kernel on `args` (as `matmul` builds them) with exactly `config`, setting what
     the autotuner's heuristics would; `layout` applies to a TMA configuration only. `register`
     True or False forces A through registers (rounded to TF32) or not, for measurements; None
-    leaves it to `register_a`. `gate` (a buffer laid out as the result) gates it, `relu` applies
-    ReLU to it. Returns
+    leaves it to `register_a`. The epilogues: `bias` (a buffer of the result's columns) is added,
+    `gate` (a buffer laid out as the result) gates it, `relu` applies ReLU. Returns
     Triton's compiled kernel, whose n_regs and n_spills a launch on a GPU fills in."""
     layout = layout if config.kwargs["TMA"] else ""
     k, stride_ak = args[5], args[9]
@@ -299,11 +308,18 @@ def run_config(config, grid, args, precision, layout, transposed, register=None,
     if meta["WARP_SPECIALIZE"]:  # a new dictionary only then: small products launch through here
         meta = dict(meta, WARP_SPECIALIZE=warp_specialized(meta, layout))
     _LAST["config"] = config
-    return _matmul_kernel[grid](*args, args[2] if gate is None else gate, PRECISION=precision,
+    return _matmul_kernel[grid](*args, *_epilogue_buffers(args, gate, bias),
+                                PRECISION=precision,
                                 EVEN_K=bool(layout) or k % config.kwargs["BLOCK_K"] == 0,
                                 TMA_LAYOUT=layout, REGISTER_A=register,
                                 TRANSPOSED_OUT=transposed, GATED=gate is not None, RELU=relu,
-                                num_warps=config.num_warps, num_stages=config.num_stages, **meta)
+                                BIASED=bias is not None, num_warps=config.num_warps,
+                                num_stages=config.num_stages, **meta)
+
+
+def _epilogue_buffers(args, gate, bias):
+    """The kernel's gate and bias arguments: `out` stands in for one not asked for (never read)."""
+    return (args[2] if gate is None else gate, args[2] if bias is None else bias)
 
 
 # The configuration each autotune key chose, by a finer key of our own (every size, stride and
@@ -322,18 +338,19 @@ def last_config():
     return _LAST["config"]
 
 
-def _autotuned_launch(grid, args, gate, relu, precision, layout, transposed):
+def _autotuned_launch(grid, args, gate, relu, bias, precision, layout, transposed):
     autotuner = _AUTOTUNED[precision]
     key = (precision, layout, transposed, gate is None, args[0].dtype, *args[3:])
     # A choice stands while the candidates it was chosen from do (tests replace the list).
     chosen = _CHOSEN.get(key)
     if chosen is not None and chosen[0] is autotuner.configs:
-        run_config(chosen[1], grid, args, precision, layout, transposed, gate=gate, relu=relu)
+        run_config(chosen[1], grid, args, precision, layout, transposed, gate=gate, relu=relu,
+                   bias=bias)
         return
     autotuner.best_config = None  # set again by a run that chose (tools may stand in for one)
-    autotuner[grid](*args, args[2] if gate is None else gate, PRECISION=precision,
+    autotuner[grid](*args, *_epilogue_buffers(args, gate, bias), PRECISION=precision,
                     TMA_LAYOUT=layout, TRANSPOSED_OUT=transposed, GATED=gate is not None,
-                    RELU=relu)
+                    RELU=relu, BIASED=bias is not None)
     config = _LAST["config"] = autotuner.best_config
     if config is not None:
         if len(_CHOSEN) >= _CHOSEN_LIMIT:
@@ -364,9 +381,11 @@ def _use_descriptor_scratch(like):
     triton.set_allocator(scratch)
 
 
-def check_args(a, b, out, batch, m, k, n, a_offset, a_strides, b_offset, b_strides, gate=None):
-    """Raise naming the problem unless the sizes are valid and both views, `out` and the gate (when
-    given) fit their buffers (also called by the cuda device before it copies an operand)."""
+def check_args(a, b, out, batch, m, k, n, a_offset, a_strides, b_offset, b_strides, gate=None,
+               bias=None):
+    """Raise naming the problem unless the sizes are valid and both views, `out`, the gate and the
+    bias (when given) fit their buffers (also called by the cuda device before it copies an
+    operand)."""
     if min(batch, m, k, n) < 0:
         raise ValueError(f"matmul: negative size in batch={batch}, m={m}, k={k}, n={n}")
     check_strided("matmul a", a, (batch, m, k), a_strides, a_offset)
@@ -374,21 +393,24 @@ def check_args(a, b, out, batch, m, k, n, a_offset, a_strides, b_offset, b_strid
     check_buffer("matmul out", out, batch * m * n)
     if gate is not None:
         check_buffer("matmul gate", gate, batch * m * n)
+    if bias is not None:
+        check_buffer("matmul bias", bias, n)
 
 
 def matmul(a, b, out, batch, m, k, n,
            a_offset, a_batch_stride, a_row_stride, a_col_stride,
            b_offset, b_batch_stride, b_row_stride, b_col_stride, gate=None, relu=False,
-           precision="ieee", sm_count=None):
+           bias=None, precision="ieee", sm_count=None):
     """out (batch, m, n) compact = A @ B with A[t, i, l] = a[a_offset + t*a_batch_stride +
-    i*a_row_stride + l*a_col_stride] and B alike, zeroed where `gate` (compact, batch * m * n) is
-    <= 0 when one is given, through ReLU with `relu`; see engine/backend/protocol.py. `sm_count`
+    i*a_row_stride + l*a_col_stride] and B alike, with the epilogues `bias` (n elements, added to
+    every row), `gate` (compact, batch * m * n: zeroed where it is <= 0) and `relu`, in that
+    order; see engine/backend/protocol.py. `sm_count`
     (the GPU's multiprocessors) sizes the grid of persistent configurations."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown matmul precision {precision!r}; choose one of {PRECISIONS}")
     a_strides = (a_batch_stride, a_row_stride, a_col_stride)
     b_strides = (b_batch_stride, b_row_stride, b_col_stride)
-    check_args(a, b, out, batch, m, k, n, a_offset, a_strides, b_offset, b_strides, gate)
+    check_args(a, b, out, batch, m, k, n, a_offset, a_strides, b_offset, b_strides, gate, bias)
     if batch * m * n == 0:
         return
     a, b, m, n, a_offset, a_strides, b_offset, b_strides, transposed = oriented(
@@ -405,9 +427,9 @@ def matmul(a, b, out, batch, m, k, n,
                 a, b, m, k, n, args[6], args[7:10], args[10], args[11:14])
             if layout:
                 _use_descriptor_scratch(out)
-            _autotuned_launch(grid, args, chunk_gate, relu, precision, layout, transposed)
+            _autotuned_launch(grid, args, chunk_gate, relu, bias, precision, layout, transposed)
         else:
             # The heuristics' values are known here: calling the kernel itself skips their
             # per-launch argument dictionaries (small products are the host-bound ones).
             run_config(small_config(), grid, args, precision, "", transposed, gate=chunk_gate,
-                       relu=relu)
+                       relu=relu, bias=bias)

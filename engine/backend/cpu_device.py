@@ -311,22 +311,26 @@ reduce_logsumexp = _reduction("reduce_logsumexp")
 # Matrix multiply
 def matmul(a, b, out, batch, m, k, n,
            a_offset, a_batch_stride, a_row_stride, a_col_stride,
-           b_offset, b_batch_stride, b_row_stride, b_col_stride, gate=None, relu=False):
+           b_offset, b_batch_stride, b_row_stride, b_col_stride, gate=None, relu=False,
+           bias=None):
     try:
         pa, pb, pout = a.address, b.address, out.address
     except AttributeError:
         pa, pb, pout = _ptr(a), _ptr(b), _ptr(out)
     pgate = None if gate is None else _ptr(gate)
-    # One cached int64 array for the 17 sizes: a layer's matmuls repeat them every step.
+    pbias = None if bias is None else _ptr(bias)
+    # One cached int64 array for the 18 sizes: a layer's matmuls repeat them every step.
     sizes = _i64((a.size, b.size, out.size, batch, m, k, n, a_offset, a_batch_stride,
                   a_row_stride, a_col_stride, b_offset, b_batch_stride, b_row_stride,
-                  b_col_stride, 0 if gate is None else gate.size, 1 if relu else 0))
-    status = _lib.nd_matmul_sizes_f32(pa, pb, pout, pgate, sizes)
+                  b_col_stride, 0 if gate is None else gate.size, 1 if relu else 0,
+                  0 if bias is None else bias.size))
+    status = _lib.nd_matmul_sizes_f32(pa, pb, pout, pgate, pbias, sizes)
     if status:
         raise _fail("matmul", status, batch=batch, m=m, k=k, n=n,
                     a=(a_offset, a_batch_stride, a_row_stride, a_col_stride, a.size),
                     b=(b_offset, b_batch_stride, b_row_stride, b_col_stride, b.size),
-                    out=out.size, gate=None if gate is None else gate.size)
+                    out=out.size, gate=None if gate is None else gate.size,
+                    bias=None if bias is None else bias.size)
 
 
 # Convolution

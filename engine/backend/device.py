@@ -94,7 +94,8 @@ class BackendDevice:
 
     def full(self, shape, fill_value, dtype="float32"):
         arr = self.empty(shape, dtype)
-        arr.fill(fill_value)
+        # The device's fill, not NDArray.fill: a buffer no graph has seen needs no write stamp.
+        self.fill(arr.handle, fill_value, arr.size)
         return arr
 
 

@@ -22,11 +22,13 @@ def ones_row(device, dtype, n):
     return row
 
 
-def matmul(a, b, gate=None, relu=False):
+def matmul(a, b, gate=None, relu=False, bias=None):
     """Batched matmul with broadcast batch dimensions; transposed and broadcast operands are
-    passed to the kernel as strides, never copied. With `gate` (an NDArray of the result's shape,
-    device and dtype), the result is zeroed where gate <= 0 in the same kernel: ReLU's gradient
-    fused into the product that computes it; with `relu`, ReLU is applied to it there too."""
+    passed to the kernel as strides, never copied. Epilogues in the same kernel, in this order:
+    `bias` (an NDArray of the result's last dimension, shape (n,) or (1, n)) added to every row;
+    `gate` (an NDArray of the result's shape) zeroes the result where gate <= 0, ReLU's gradient
+    fused into the product that computes it; `relu` applies ReLU. Both arrays must have the
+    result's device and dtype."""
     a_shape, b_shape = a.shape, b.shape
     if len(a_shape) == 2 and len(b_shape) == 2 and a.device is b.device:
         # The common case (every Linear layer): no batch axes to resolve.
@@ -38,7 +40,7 @@ def matmul(a, b, gate=None, relu=False):
             a.device.matmul(a.handle, b.handle, out.handle, 1, m, k, n,
                             a.offset, 0, a_strides[0], a_strides[1],
                             b.offset, 0, b_strides[0], b_strides[1],
-                            **_epilogue(gate, relu, out))
+                            **_epilogue(gate, relu, bias, out))
             return out
     if a.ndim < 2 or b.ndim < 2:
         raise ValueError(f"matmul needs operands of rank >= 2, got shapes {a.shape} and {b.shape}")
@@ -51,11 +53,15 @@ def matmul(a, b, gate=None, relu=False):
     batch_shape = tuple(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]))
     batch = math.prod(batch_shape)
     out = a._new(batch_shape + (m, n))
-    epilogue = _epilogue(gate, relu, out)
+    epilogue = _epilogue(gate, relu, bias, out)
     if batch == 0 or m == 0 or n == 0:
         return out
     if k == 0:
-        out.fill(0.0)  # zeros stay zeros through the gate and ReLU
+        out.fill(0.0)
+        if bias is not None:  # the bias alone; zeros stay zeros through the gate and ReLU
+            out = out + bias.reshape((n,)).broadcast_to(out.shape)
+            out = out.relu_grad(gate) if gate is not None else out
+            out = out.relu() if relu else out
         return out
     a3 = as_batch3(a.broadcast_to(batch_shape + (m, k)), batch)
     b3 = as_batch3(b.broadcast_to(batch_shape + (k, n)), batch)
@@ -64,19 +70,23 @@ def matmul(a, b, gate=None, relu=False):
     return out
 
 
-def _epilogue(gate, relu, out):
-    """The device call's keywords for the epilogues asked ({} for none): the gate's compact handle,
-    once its shape, device and dtype are checked against the result `out`, and relu."""
-    if gate is None:
-        return {"relu": True} if relu else {}
-    if gate.shape != out.shape:
-        raise ValueError(f"matmul: the gate has shape {gate.shape}, the product {out.shape}")
-    if gate.device != out.device or gate.dtype != out.dtype:
-        raise ValueError(f"matmul: the gate ({gate.dtype} on {gate.device}) must match the "
-                         f"product ({out.dtype} on {out.device})")
-    if gate.offset or gate.strides != out.strides:
-        gate = gate.compact()
-    return {"gate": gate.handle, "relu": True} if relu else {"gate": gate.handle}
+def _epilogue(gate, relu, bias, out):
+    """The device call's keywords for the epilogues asked ({} for none): the compact handles of the
+    gate and the bias, once their shapes, devices and dtypes are checked against the result
+    `out`, and relu."""
+    keywords = {"relu": True} if relu else {}
+    for name, array, shapes in (("gate", gate, (out.shape,)),
+                                ("bias", bias, ((out.shape[-1],), (1, out.shape[-1])))):
+        if array is None:
+            continue
+        if array.shape not in shapes:
+            raise ValueError(f"matmul: the {name} has shape {array.shape}, the product "
+                             f"{out.shape}")
+        if array.device != out.device or array.dtype != out.dtype:
+            raise ValueError(f"matmul: the {name} ({array.dtype} on {array.device}) must match "
+                             f"the product ({out.dtype} on {out.device})")
+        keywords[name] = array.compact().handle
+    return keywords
 
 
 def as_batch3(array, batch):

@@ -325,17 +325,22 @@ def norm_affine_backward(g, x, stats, weight, out, weight_grad, bias_grad, group
 
 def matmul(a, b, out, batch, m, k, n,
            a_offset, a_batch_stride, a_row_stride, a_col_stride,
-           b_offset, b_batch_stride, b_row_stride, b_col_stride, gate=None, relu=False):
+           b_offset, b_batch_stride, b_row_stride, b_col_stride, gate=None, relu=False,
+           bias=None):
     av = _checked_view(a, (batch, m, k), (a_batch_stride, a_row_stride, a_col_stride), a_offset)
     bv = _checked_view(b, (batch, k, n), (b_batch_stride, b_row_stride, b_col_stride), b_offset)
     size = batch * m * n
     if gate is not None and gate.size < size:
         raise ValueError(f"matmul: the gate holds {gate.size} elements, {size} needed")
+    if bias is not None and bias.size < n:
+        raise ValueError(f"matmul: the bias holds {bias.size} elements, {n} needed")
     if batch == 1:
         # 2-D views reach BLAS even when transposed; a strided 3-D matmul does not.
         np.matmul(av[0], bv[0], out=out[:size].reshape(m, n))
     else:
         out[:size] = np.matmul(av, bv).reshape(-1)
+    if bias is not None and size:
+        ewise_add_row(out, bias, out, size, n)
     if gate is not None:
         ewise_relu_grad(out, gate, out, size)
     if relu:

@@ -40,9 +40,9 @@ class Sequential(Module):
         while i < len(layers):
             module = layers[i]
             if i + 1 < len(layers) and _runs_as_one_kernel(module, layers[i + 1], x):
-                # A bias-free Linear and the ReLU after it: one kernel forward (ops.matmul_relu),
-                # and their backward gates inside the product (ops.linalg.GatedMatMul).
-                x = ops.matmul_relu(x, module.weight)
+                # A Linear and the ReLU after it: one kernel forward (ops.linear), and their
+                # backward gates inside the product (ops.linalg.GatedMatMul).
+                x = ops.linear(x, module.weight, module.bias, relu=True)
                 i += 2
             else:
                 x = module(x)
@@ -57,10 +57,12 @@ class Sequential(Module):
 
 
 def _runs_as_one_kernel(linear, activation, x):
-    """Whether `linear(x)` then `activation` can run as relu(x @ W): plain classes, no bias, a
-    matrix input of the right width, and no hooks that would need to see the product."""
-    return (type(linear) is Linear and type(activation) is ReLU and linear.bias is None
+    """Whether `linear(x)` then `activation` can run as relu(x @ W + b): plain classes with their
+    own forward, a matrix input of the right width, and no hooks that would need to see the
+    product."""
+    return (type(linear) is Linear and type(activation) is ReLU
             and not linear._forward_hooks and not activation._forward_hooks
+            and "forward" not in vars(linear) and "forward" not in vars(activation)
             and len(x.shape) == 2 and x.shape[1] == linear.in_features)
 
 

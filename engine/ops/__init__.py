@@ -24,7 +24,8 @@ from .elementwise import (
     subtract,
     tanh,
 )
-from .linalg import matmul, matmul_relu
+from .linalg import matmul
+from .linear import linear
 from .loss import softmax_cross_entropy
 from .normalization import normalize, normalize_affine
 from .pooling import avg_pool2d, max_pool2d
@@ -51,7 +52,7 @@ def sum_tensors(tensors):
 
 __all__ = ["add", "add_scalar", "divide", "divide_scalar", "exp", "log", "mul_scalar", "multiply",
            "negate", "power", "power_scalar", "rdivide_scalar", "relu", "sigmoid", "subtract",
-           "tanh", "matmul", "matmul_relu", "softmax_cross_entropy", "normalize",
+           "tanh", "matmul", "linear", "softmax_cross_entropy", "normalize",
            "normalize_affine", "dropout", "logsoftmax", "logsumexp", "max", "mean", "summation",
            "broadcast_pair", "broadcast_shape", "broadcast_to", "get_item", "make_tuple", "permute",
            "reshape", "split", "stack", "transpose", "tuple_get_item", "sum_tensors", "conv",

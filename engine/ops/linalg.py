@@ -4,7 +4,7 @@ Engine ops layer; transposed operands reach the kernel as strides, never as copi
 
 from ..autograd import Tensor, TensorOp
 from ..backend import matmul as nd_matmul
-from .elementwise import ReLU, gated_once, relu_gate
+from .elementwise import ReLU, relu_gate
 from .shape import reshape, transpose
 
 
@@ -39,25 +39,29 @@ class MatMul(TensorOp):
 
     def gradient(self, out_grad, node):
         a, b = node.inputs
-        # An input that needs no gradient (a network's input batch) gets none: its matmul would be
-        # thrown away by the backward sweep.
-        need_a, need_b = a.requires_grad, b.requires_grad
-        ta, tb = self.transpose_a, self.transpose_b
-        if ta or tb or (len(a.shape) == 2 and len(b.shape) == 2):
-            # C = op_a(A) @ op_b(B): dop_a(A) = dC @ op_b(B).T, dop_b(B) = op_a(A).T @ dC,
-            # transposed back where the op transposed its operand.
-            grad_a = grad_b = None
-            if need_a:
-                gate = _relu_input(a, b if ta else out_grad)
-                grad_a = _matmul(b, out_grad, tb, True, gate) if ta else \
-                    _matmul(out_grad, b, False, not tb, gate)
-            if need_b:
-                grad_b = _matmul(out_grad, a, True, ta) if tb else \
-                    _matmul(a, out_grad, not ta, False)
-            return grad_a, grad_b
-        grad_a = _reduce_to_shape(matmul(out_grad, transpose(b)), a.shape) if need_a else None
-        grad_b = _reduce_to_shape(matmul(transpose(a), out_grad), b.shape) if need_b else None
+        return product_gradients(a, b, out_grad, self.transpose_a, self.transpose_b)
+
+
+def product_gradients(a, b, out_grad, ta=False, tb=False):
+    """The gradients (for a, for b) of op_a(a) @ op_b(b) for the cotangent `out_grad`, op_x being
+    the transpose where tx is set (rank-2 operands only then). An input that needs no gradient
+    (a network's input batch) gets None: its matmul would be thrown away by the backward sweep."""
+    need_a, need_b = a.requires_grad, b.requires_grad
+    if ta or tb or (len(a.shape) == 2 and len(b.shape) == 2):
+        # C = op_a(A) @ op_b(B): dop_a(A) = dC @ op_b(B).T, dop_b(B) = op_a(A).T @ dC,
+        # transposed back where the op transposed its operand.
+        grad_a = grad_b = None
+        if need_a:
+            gate = _relu_input(a, b if ta else out_grad)
+            grad_a = _matmul(b, out_grad, tb, True, gate) if ta else \
+                _matmul(out_grad, b, False, not tb, gate)
+        if need_b:
+            grad_b = _matmul(out_grad, a, True, ta) if tb else \
+                _matmul(a, out_grad, not ta, False)
         return grad_a, grad_b
+    grad_a = _reduce_to_shape(matmul(out_grad, transpose(b)), a.shape) if need_a else None
+    grad_b = _reduce_to_shape(matmul(transpose(a), out_grad), b.shape) if need_b else None
+    return grad_a, grad_b
 
 
 class GatedMatMul(MatMul):
@@ -82,28 +86,16 @@ class GatedMatMul(MatMul):
         return super().gradient(relu_gate(out_grad, self.relu_gate), node)
 
 
-class MatMulReLU(MatMul):
-    """relu(a @ b) in one kernel (rank-2 operands): a layer's product and its activation, for
-    `ops.matmul_relu`. Its gradient gates with the output instead of the product, which never
-    exists: the same gate, since relu keeps a NaN and sends every other value <= 0 to 0, and the
-    gated product of a consumer (GatedMatMul) gates with it too."""
-
-    def compute(self, a, b):
-        return nd_matmul(a, b, relu=True)
-
-    def gradient(self, out_grad, node):
-        return super().gradient(gated_once(out_grad, node.realize_cached_data()), node)
-
-
 def _relu_input(tensor, first):
     """The gate that the gradient product for `tensor`, whose first operand is `first`, can apply
     in its own kernel, or None: the compact input of the ReLU that made `tensor` (rank 2), or
-    `tensor` itself when a product made it through ReLU (MatMulReLU). The kernel writes the first
-    operand's dtype, which the gate must share."""
+    `tensor` itself when a layer's kernel made it through ReLU (ops.linear's op marks itself
+    `gates_with_output`). The kernel writes the first operand's dtype, which the gate must
+    share."""
     op = tensor.op
     if isinstance(op, ReLU) and len(tensor.shape) == 2:
         x = tensor.inputs[0].realize_cached_data()
-    elif isinstance(op, MatMulReLU):
+    elif getattr(op, "gates_with_output", False):
         x = tensor.realize_cached_data()
     else:
         return None
@@ -123,15 +115,3 @@ def matmul(a, b):
     if len(a.shape) < 2 or len(b.shape) < 2:
         raise ValueError(f"matmul needs operands of rank >= 2, got shapes {a.shape} and {b.shape}")
     return Tensor.make_from_op(_MATMULS[False, False], (a, b))
-
-
-_MATMUL_RELU = MatMulReLU()
-
-
-def matmul_relu(a, b):
-    """relu(a @ b) for rank-2 a and b, in one kernel (nn.Sequential runs a bias-free Linear and
-    the ReLU after it this way)."""
-    if len(a.shape) != 2 or len(b.shape) != 2 or a.shape[1] != b.shape[0]:
-        raise ValueError(f"matmul_relu needs matrices (m, k) and (k, n), got shapes {a.shape} and "
-                         f"{b.shape}")
-    return Tensor.make_from_op(_MATMUL_RELU, (a, b))

@@ -147,16 +147,18 @@ def test_relu_into_matmul(shapes, view, device):
 @pytest.mark.parametrize("device", DEVICE_PARAMS)
 @pytest.mark.parametrize("view", ("compact", "permuted"))
 @pytest.mark.parametrize("shapes", [((3, 4), (4, 5)), ((17, 31), (31, 19))], ids=str)
-def test_matmul_relu(shapes, view, device):
-    # Two layers, so the second's product gates with the first's fused output.
-    def layers(a, b):
-        hidden = ndl.matmul_relu(a, b)
-        return ndl.matmul_relu(hidden, ndl.transpose(b))
+def test_linear(shapes, view, device):
+    # Two ReLU layers and a plain one, so each product gates with the fused output before it.
+    def layers(a, b, bias):
+        hidden = ndl.linear(a, b, ndl.reshape(bias, (1, -1)), relu=True)
+        hidden = ndl.linear(ndl.linear(hidden, ndl.transpose(b), relu=True), b)
+        return hidden
 
-    def reference(a, b):
-        return np.maximum(np.maximum(a @ b, 0) @ b.T, 0)
+    def reference(a, b, bias):
+        hidden = np.maximum(a @ b + bias, 0)
+        return np.maximum(hidden @ b.T, 0) @ b
 
-    check_op(layers, reference, *shapes, device=device, view=view, atol=2e-4)
+    check_op(layers, reference, *shapes, (shapes[1][1],), device=device, view=view, atol=2e-4)
 
 
 @pytest.mark.parametrize("device", DEVICE_PARAMS)

@@ -121,3 +121,41 @@ def test_relu_product_is_the_device_product_then_relu(device, case):
     spec.matmul(a, b, want, batch, m, k, n, 3, *a_strides, 2, *b_strides, relu=True)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
     assert np.all(got[np.isfinite(got)] >= 0)
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+@pytest.mark.parametrize("case", GATED_CASES[1:], ids=str)
+@pytest.mark.parametrize("epilogues", [("bias",), ("bias", "relu"), ("bias", "gate"),
+                                       ("bias", "gate", "relu")], ids="+".join)
+def test_epilogues_run_in_order_as_their_own_kernels(device, case, epilogues):
+    # bias, then gate, then relu: exactly ewise_add_row, ewise_relu_grad and ewise_relu in turn.
+    batch, m, k, n, a_strides, b_strides = case
+    a, b = _operands(batch, m, k, n, a_strides, b_strides)
+    size = batch * m * n
+    bias, gate = RNG.standard_normal(n).astype(np.float32), _gate(size)
+    handles = {"bias": _upload(device, bias), "gate": _upload(device, gate)}
+    a_handle, b_handle = _upload(device, a), _upload(device, b)
+    plain, fused = device.alloc(size, "float32"), device.alloc(size, "float32")
+    device.matmul(a_handle, b_handle, plain, batch, m, k, n, 3, *a_strides, 2, *b_strides)
+    device.matmul(a_handle, b_handle, fused, batch, m, k, n, 3, *a_strides, 2, *b_strides,
+                  bias=handles["bias"], gate=handles["gate"] if "gate" in epilogues else None,
+                  relu="relu" in epilogues)
+    device.ewise_add_row(plain, handles["bias"], plain, size, n)
+    if "gate" in epilogues:
+        device.ewise_relu_grad(plain, handles["gate"], plain, size)
+    if "relu" in epilogues:
+        device.ewise_relu(plain, plain, size)
+    np.testing.assert_array_equal(_read(device, fused, size), _read(device, plain, size))
+    np.testing.assert_array_equal(_read(device, handles["bias"], n), bias)  # read only
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+def test_a_bias_shorter_than_a_row_is_refused(device):
+    m, k, n = 3, 4, 5
+    a = _upload(device, RNG.standard_normal(m * k).astype(np.float32))
+    b = _upload(device, RNG.standard_normal(k * n).astype(np.float32))
+    out = _upload(device, np.full(m * n, 7.0, dtype=np.float32))
+    with pytest.raises(ValueError, match="matmul"):
+        device.matmul(a, b, out, 1, m, k, n, 0, 0, k, 1, 0, 0, n, 1,
+                      bias=_upload(device, np.ones(n - 1, dtype=np.float32)))
+    np.testing.assert_array_equal(_read(device, out, m * n), 7.0)

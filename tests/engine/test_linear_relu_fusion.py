@@ -1,6 +1,6 @@
-"""nn.Sequential runs a bias-free Linear and the ReLU after it as one kernel (ops.matmul_relu), and
-their backward gates inside the products: the same values as the layers run apart, on every device,
-and apart whenever a hook must see the product. Engine tests.
+"""nn.Linear runs its product and bias as one kernel and nn.Sequential a Linear with the ReLU after
+it (ops.linear), and their backward gates inside the products: the same values as the ops composed,
+on every device, and the layers apart whenever a hook must see the product. Engine tests.
 """
 
 import numpy as np
@@ -22,9 +22,9 @@ def _mlp(device, bias=False, depth=4, width=12):
     return nn.Sequential(*layers, nn.Linear(width, 3, bias=bias, device=device))
 
 
-def _batch(device, rows=9, width=12):
+def _batch(device, rows=9, width=12, dtype="float32"):
     data = np.random.default_rng(2).standard_normal((rows, width))
-    return ndl.Tensor(data, device=device, requires_grad=False)
+    return ndl.Tensor(data, device=device, dtype=dtype, requires_grad=False)
 
 
 def _step(model, x):
@@ -36,21 +36,44 @@ def _step(model, x):
     return out.numpy(), [p.grad.numpy() for p in model.parameters()], forward, backward
 
 
+def _composed_linear(self, X):
+    """nn.Linear's forward as the ops composed (needle's), for the reference runs."""
+    out = ndl.matmul(X, self.weight)
+    return out if self.bias is None else out + ndl.broadcast_to(self.bias, out.shape)
+
+
 @pytest.mark.parametrize("device", DEVICE_PARAMS)
-def test_fused_layers_give_the_separate_layers_values_exactly(device, monkeypatch):
+@pytest.mark.parametrize("bias", [False, True], ids=["no_bias", "bias"])
+def test_fused_layers_give_the_composed_ops_values_exactly(device, bias, monkeypatch):
     x = _batch(device)
-    fused = _step(_mlp(device), x)
+    fused = _step(_mlp(device, bias), x)
     monkeypatch.setattr(container, "_runs_as_one_kernel", lambda *args: False)
-    apart = _step(_mlp(device), x)
+    monkeypatch.setattr(nn.Linear, "forward", _composed_linear)
+    apart = _step(_mlp(device, bias), x)
     np.testing.assert_array_equal(fused[0], apart[0])
     for got, want in zip(fused[1], apart[1], strict=True):
         np.testing.assert_array_equal(got, want)
     assert dict(fused[2]) == {"matmul": 4}
     assert apart[2]["ewise_relu"] == 3
+    assert apart[2]["ewise_add_row"] == (4 if bias else 0)
     # Backward: 2 products per layer (1 for the first, whose input needs no gradient), each
-    # hidden layer's ReLU gradient inside one of them.
-    assert fused[3]["matmul"] == 7 and fused[3]["ewise_relu_grad"] == 0
+    # hidden layer's ReLU gradient inside one of them; a bias's gradient is a product too.
+    assert fused[3]["matmul"] == 7 + (4 if bias else 0) and fused[3]["ewise_relu_grad"] == 0
     assert apart[3]["ewise_relu_grad"] == 0  # the gate fuses into the product either way
+
+
+def test_an_input_in_another_dtype_gives_the_composed_ops_values(monkeypatch):
+    # The result follows the input's dtype, as the ops composed compute it.
+    device = ndl.cpu_numpy()
+    x = _batch(device, dtype="float64")
+    fused = _step(_mlp(device, bias=True), x)
+    monkeypatch.setattr(container, "_runs_as_one_kernel", lambda *args: False)
+    monkeypatch.setattr(nn.Linear, "forward", _composed_linear)
+    apart = _step(_mlp(device, bias=True), x)
+    assert fused[0].dtype == np.float64
+    np.testing.assert_array_equal(fused[0], apart[0])
+    for got, want in zip(fused[1], apart[1], strict=True):
+        np.testing.assert_array_equal(got, want)
 
 
 def test_a_hook_on_the_linear_sees_its_product():
@@ -65,10 +88,13 @@ def test_a_hook_on_the_linear_sees_its_product():
     np.testing.assert_allclose(seen[0], x.numpy() @ model[0].weight.numpy(), rtol=1e-6)
 
 
-@pytest.mark.parametrize("change", ["bias", "subclass", "batched_input"])
+@pytest.mark.parametrize("change", ["subclass", "instance_forward", "batched_input"])
 def test_what_the_fused_kernel_cannot_run_goes_apart(change):
     device = ndl.cpu_numpy()
-    model, x = _mlp(device, bias=change == "bias"), _batch(device)
+    model, x = _mlp(device), _batch(device)
+    if change == "instance_forward":
+        first = model.layers[0]
+        first.forward = lambda X: ndl.matmul(X, first.weight) * 0.5
     if change == "subclass":
         class Scaled(nn.ReLU):
             def forward(self, value):
@@ -81,11 +107,15 @@ def test_what_the_fused_kernel_cannot_run_goes_apart(change):
     assert launches["ewise_relu"] >= 1
 
 
-def test_matmul_relu_names_bad_shapes():
+@pytest.mark.parametrize("weight_shape,bias_shape", [((4, 5), None), ((3, 5), (5,)),
+                                                     ((3, 5), (1, 4))])
+def test_linear_names_bad_shapes(weight_shape, bias_shape):
     device = ndl.cpu_numpy()
-    a = ndl.Tensor(np.ones((2, 3)), device=device)
-    with pytest.raises(ValueError, match=r"matmul_relu needs matrices .* \(2, 3\) and \(4, 5\)"):
-        ndl.matmul_relu(a, ndl.Tensor(np.ones((4, 5)), device=device))
+    x = ndl.Tensor(np.ones((2, 3)), device=device)
+    weight = ndl.Tensor(np.ones(weight_shape), device=device)
+    bias = None if bias_shape is None else ndl.Tensor(np.ones(bias_shape), device=device)
+    with pytest.raises(ValueError, match=r"linear needs x \(m, k\).*got shapes \(2, 3\)"):
+        ndl.linear(x, weight, bias)
 
 
 def test_probes_hook_only_while_they_record(monkeypatch):

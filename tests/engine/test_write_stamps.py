@@ -77,3 +77,29 @@ def test_stamps_of_freed_buffers_are_dropped():
     del arrays, array
     gc.collect()
     assert len(write_stamps._stamps) == before
+
+
+def test_a_write_into_an_output_its_node_differentiates_through_is_seen():
+    # exp's gradient reads its own output (so does a ReLU layer's, ops.linear).
+    weight = _weight()
+    x = _input()
+    out = ndl.exp(ndl.matmul(x, weight))
+    out.detach().realize_cached_data()[:, :] = 0.0
+    loss = out.sum()
+    with pytest.raises(RuntimeError, match=STALE):
+        loss.backward()
+
+
+def test_a_training_step_takes_the_quick_check(monkeypatch):
+    # Its writes (the optimizer's) come before the graph: no buffer is looked up.
+    weight = _weight()
+    optimizer = optim.SGD([weight], lr=0.1)
+    looked_up = []
+    real = write_stamps.written_after
+    monkeypatch.setattr(write_stamps, "written_after",
+                        lambda *args: looked_up.append(1) or real(*args))
+    for _ in range(2):
+        optimizer.zero_grad()
+        ndl.matmul(_input(), weight).sum().backward()
+        optimizer.step()
+    assert not looked_up

@@ -234,11 +234,31 @@ def test_gated_matmul_is_the_product_then_relu_gradient(batch, m, k, n, threads)
     np.testing.assert_array_equal(np.asarray(gated)[size:], 9.0)
 
 
-def test_gated_matmul_status_for_a_short_gate():
-    a, b, out, gate = cpu.alloc(6), cpu.alloc(6), cpu.alloc(4), cpu.alloc(4)
-    sizes = np.array([6, 6, 4, 1, 2, 3, 2, 0, 0, 3, 1, 0, 0, 2, 1, 3, 0], dtype=np.int64)
-    assert LIB.nd_matmul_sizes_f32(a.ctypes.data, b.ctypes.data, out.ctypes.data,
-                                   gate.ctypes.data, sizes.ctypes.data) == 3  # ND_ERR_BOUNDS
-    sizes[15] = 4
-    assert LIB.nd_matmul_sizes_f32(a.ctypes.data, b.ctypes.data, out.ctypes.data,
-                                   gate.ctypes.data, sizes.ctypes.data) == 0
+@pytest.mark.parametrize("short", ["gate", "bias"])
+def test_matmul_epilogue_status_for_a_short_buffer(short):
+    a, b, out, gate, bias = (cpu.alloc(n) for n in (6, 6, 4, 4, 2))
+    # sizes 15-17: the gate's length, relu, the bias's length
+    sizes = np.array([6, 6, 4, 1, 2, 3, 2, 0, 0, 3, 1, 0, 0, 2, 1, 4, 1, 2], dtype=np.int64)
+    sizes[15 if short == "gate" else 17] -= 1
+    pointers = (a.ctypes.data, b.ctypes.data, out.ctypes.data, gate.ctypes.data,
+                bias.ctypes.data, sizes.ctypes.data)
+    assert LIB.nd_matmul_sizes_f32(*pointers) == 3  # ND_ERR_BOUNDS
+    sizes[15 if short == "gate" else 17] += 1
+    assert LIB.nd_matmul_sizes_f32(*pointers) == 0
+
+
+@pytest.mark.parametrize("batch,m,k,n", [(4, 10, 12, 9), (1, 400, 3, 400)])
+def test_matmul_bias_and_relu_are_the_row_add_then_relu(batch, m, k, n, threads):
+    rng = np.random.default_rng(m)
+    a = to_device(rng.uniform(-1, 1, batch * m * k))
+    b = to_device(rng.uniform(-1, 1, batch * k * n))
+    bias = to_device(rng.uniform(-1, 1, n))
+    size = batch * m * n
+    args = (batch, m, k, n, 0, m * k, k, 1, 0, k * n, n, 1)
+    plain, fused = cpu.alloc(size), cpu.alloc(size)
+    cpu.matmul(a, b, plain, *args)
+    cpu.matmul(a, b, fused, *args, bias=bias, relu=True)
+    separate = cpu.alloc(size)
+    cpu.ewise_add_row(plain, bias, separate, size, n)
+    cpu.ewise_relu(separate, separate, size)
+    np.testing.assert_array_equal(np.asarray(fused), np.asarray(separate))

@@ -1,7 +1,7 @@
-"""The Triton matmul's epilogues (ReLU's gradient, or ReLU, applied where the tile is stored) on
-every store path, and the launcher's memory of autotune choices. Kernel tests, in the interpreter or
-on a GPU; each product must equal the same kernel's plain product with the epilogue applied after,
-bit for bit.
+"""The Triton matmul's epilogues (a bias row, ReLU's gradient, ReLU, applied where the tile is
+stored) on every store path, and the launcher's memory of autotune choices. Kernel tests, in the
+interpreter or on a GPU; each product must equal the same kernel's plain product with the epilogue
+applied after, bit for bit.
 """
 
 import numpy as np
@@ -64,19 +64,34 @@ def test_every_store_path_gates(cuda, monkeypatch, persistent, split, m, n):
     plain, with_relu = _plain_and_relu(cuda, batch, m, k, n, (m * k, k, 1), (k * n, n, 1))
     np.testing.assert_array_equal(with_relu, np.maximum(plain, np.float32(0)))
     assert np.any(with_relu == 0) and np.any(with_relu > 0)
+    _assert_bias_relu(*_plain_and_fused(cuda, batch, m, k, n, (m * k, k, 1), (k * n, n, 1)))
 
 
 def _plain_and_relu(cuda, batch, m, k, n, a_strides, b_strides):
     """(plain product, product through ReLU) of random operands with the given strides."""
+    plain, fused, _ = _plain_and_fused(cuda, batch, m, k, n, a_strides, b_strides, bias=False)
+    return plain, fused
+
+
+def _plain_and_fused(cuda, batch, m, k, n, a_strides, b_strides, bias=True):
+    """(plain product, product plus a bias row through ReLU, the bias) of random operands with
+    the given strides (no bias: zeros)."""
     a_size = (batch - 1) * a_strides[0] + (m - 1) * a_strides[1] + (k - 1) * a_strides[2] + 1
     b_size = (batch - 1) * b_strides[0] + (k - 1) * b_strides[1] + (n - 1) * b_strides[2] + 1
     a = _upload(cuda, RNG.standard_normal(a_size).astype(np.float32))
     b = _upload(cuda, RNG.standard_normal(b_size).astype(np.float32))
+    row = RNG.standard_normal(n).astype(np.float32) if bias else np.zeros(n, np.float32)
     size = batch * m * n
     plain, fused = cuda.alloc(size), cuda.alloc(size)
     cuda.matmul(a, b, plain, batch, m, k, n, 0, *a_strides, 0, *b_strides)
-    cuda.matmul(a, b, fused, batch, m, k, n, 0, *a_strides, 0, *b_strides, relu=True)
-    return (cuda.to_numpy(plain, (size,), (1,), 0), cuda.to_numpy(fused, (size,), (1,), 0))
+    cuda.matmul(a, b, fused, batch, m, k, n, 0, *a_strides, 0, *b_strides, relu=True,
+                bias=_upload(cuda, row) if bias else None)
+    return (cuda.to_numpy(plain, (size,), (1,), 0), cuda.to_numpy(fused, (size,), (1,), 0), row)
+
+
+def _assert_bias_relu(plain, fused, row):
+    by_row = plain.reshape(-1, row.size) + row  # float32 sums, as the kernel's
+    np.testing.assert_array_equal(fused, np.maximum(by_row, np.float32(0)).reshape(-1))
 
 
 @pytest.mark.parametrize("b_layout", ["n_major", "k_major"])
@@ -93,6 +108,8 @@ def test_a_swapped_tf32_product_gates_its_transposed_store(cuda, monkeypatch, b_
     _assert_gated(*_plain_and_gated(cuda, batch, m, k, n, (m * k, k, 1), b_strides))
     plain, with_relu = _plain_and_relu(cuda, batch, m, k, n, (m * k, k, 1), b_strides)
     np.testing.assert_array_equal(with_relu, np.maximum(plain, np.float32(0)))
+    # The bias belongs to the result's columns: the tile's rows when it is stored transposed.
+    _assert_bias_relu(*_plain_and_fused(cuda, batch, m, k, n, (m * k, k, 1), b_strides))
     from kernels_triton import matmul_layouts
 
     swapped = b_layout == "n_major" and matmul_layouts.REGISTER_A_ALLOWED
