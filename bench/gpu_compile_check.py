@@ -189,8 +189,8 @@ def variants(quick):
         for config in configs:
             # The epilogues: GATED (a backward product fused with ReLU's gradient) loads the gate
             # where the tile is stored, which can change the epilogue's layouts and shared
-            # memory; RELU (a layer's forward) is one more instruction on the accumulator.
-            for even_k, (layout, register_a, transposed, specialized), (gated, relu) in \
+            # memory; BIASED and RELU (a layer's forward) load a row and add two instructions.
+            for even_k, (layout, register_a, transposed, specialized), (gated, layer) in \
                     itertools.product((False, True), _matmul_operand_variants(precision, config),
                                       ((False, False), (True, False), (False, True))):
                 yield matmul._matmul_kernel, dict(config.kwargs, PRECISION=precision,
@@ -198,7 +198,8 @@ def variants(quick):
                                                   REGISTER_A=register_a,
                                                   TRANSPOSED_OUT=transposed,
                                                   WARP_SPECIALIZE=specialized, GATED=gated,
-                                                  RELU=relu, _warps=config.num_warps,
+                                                  RELU=layer, BIASED=layer,
+                                                  _warps=config.num_warps,
                                                   _stages=config.num_stages)
     for kind, kernel in conv._KERNELS.items():
         for precision in matmul.PRECISIONS:
