@@ -189,16 +189,19 @@ def variants(quick):
         for config in configs:
             # The epilogues: GATED (a backward product fused with ReLU's gradient) loads the gate
             # where the tile is stored, which can change the epilogue's layouts and shared
-            # memory; BIASED and RELU (a layer's forward) load a row and add two instructions.
-            for even_k, (layout, register_a, transposed, specialized), (gated, layer) in \
+            # memory; BIASED and RELU (a layer's forward, with or without its ReLU, or a ReLU
+            # layer without bias) load a row or add an instruction.
+            for even_k, (layout, register_a, transposed, specialized), (gated, relu, biased) in \
                     itertools.product((False, True), _matmul_operand_variants(precision, config),
-                                      ((False, False), (True, False), (False, True))):
+                                      ((False, False, False), (True, False, False),
+                                       (False, True, False), (False, False, True),
+                                       (False, True, True))):
                 yield matmul._matmul_kernel, dict(config.kwargs, PRECISION=precision,
                                                   EVEN_K=even_k, TMA_LAYOUT=layout,
                                                   REGISTER_A=register_a,
                                                   TRANSPOSED_OUT=transposed,
                                                   WARP_SPECIALIZE=specialized, GATED=gated,
-                                                  RELU=layer, BIASED=layer,
+                                                  RELU=relu, BIASED=biased,
                                                   _warps=config.num_warps,
                                                   _stages=config.num_stages)
     for kind, kernel in conv._KERNELS.items():

@@ -84,9 +84,9 @@ class LayerProbe:
         self._handles = []
 
     def _attach(self):
-        """Hook the probed layers for one snapshot. Only then: a hooked layer runs unfused (a
-        bias-free Linear and its ReLU are one kernel otherwise, see nn.Sequential), so training
-        steps between snapshots keep the fused kernels."""
+        """Hook the probed layers for one snapshot. Only then: a hooked layer runs apart from
+        its ReLU (one kernel otherwise, see nn.Sequential), so training steps between snapshots
+        keep the fused kernels."""
         for layer in self.layers:
             self._handles.append(layer.module.register_forward_hook(
                 self._recorder(("pre", layer.name))))

@@ -160,7 +160,9 @@ int nd_norm_backward_f32(const float *g, const float *xhat, const float *stats, 
  * forward:  norm_forward's stats, out = weight[p] * xhat + bias[p] (out may alias x); running
  *           (NULL: none; else compact, 2 * groups elements overlapping no other buffer: batch
  *           norm's running mean and variance) then becomes keep * running + take * stats as
- *           nd_ewise_axpby_f32 computes it (NaN with members 0; untouched with groups 0).
+ *           nd_ewise_axpby_f32 computes it (NaN with members 0; untouched with groups 0);
+ *           relu 1 then applies ReLU to out as nd_ewise_relu_f32 does (other values than 0 or 1:
+ *           ND_ERR_ARG): a layer's normalization and activation in one call.
  * backward: xhat = (x - mean_i) / sqrt(var_i + eps) from stats, h = weight[p] * g,
  *           out = norm_backward's out for the cotangent h, weight_grad[p] = sum of g * xhat and
  *           bias_grad[p] = sum of g over parameter p's elements (0 with none: groups or members 0
@@ -170,7 +172,8 @@ int nd_norm_backward_f32(const float *g, const float *xhat, const float *stats, 
 int nd_norm_affine_forward_f32(const float *x, const float *weight, const float *bias, float *out,
                                float *stats, int64_t groups, int64_t members,
                                int64_t group_stride, int64_t member_stride, double eps,
-                               int per_member, float *running, float keep, float take);
+                               int per_member, float *running, float keep, float take,
+                               int relu);
 int nd_norm_affine_backward_f32(const float *g, const float *x, const float *stats,
                                 const float *weight, float *out, float *weight_grad,
                                 float *bias_grad, int64_t groups, int64_t members,

@@ -294,12 +294,32 @@ static void update_running(float *running, const float *stats, int64_t count, fl
     for (int64_t k = 0; k < count; k++) running[k] = keep * running[k] + take * stats[k];
 }
 
+/* ReLU over the groups x members elements of out, as nd_ewise_relu_f32 computes it (a NaN stays
+ * NaN), the smaller stride innermost. Serial: a pass over data the normalization just wrote. */
+static void relu_elements(float *out, int64_t groups, int64_t members, int64_t group_stride,
+                          int64_t member_stride)
+{
+    const int members_inner = member_stride <= group_stride;
+    const int64_t outer = members_inner ? groups : members;
+    const int64_t inner = members_inner ? members : groups;
+    const int64_t outer_stride = members_inner ? group_stride : member_stride;
+    const int64_t inner_stride = members_inner ? member_stride : group_stride;
+    for (int64_t i = 0; i < outer; i++) {
+        float *line = out + i * outer_stride;
+        for (int64_t j = 0; j < inner; j++) {
+            float v = line[j * inner_stride];
+            line[j * inner_stride] = (v > 0.0f || v != v) ? v : 0.0f;
+        }
+    }
+}
+
 int nd_norm_affine_forward_f32(const float *x, const float *weight, const float *bias, float *out,
                                float *stats, int64_t groups, int64_t members,
                                int64_t group_stride, int64_t member_stride, double eps,
-                               int per_member, float *running, float keep, float take)
+                               int per_member, float *running, float keep, float take, int relu)
 {
     if (per_member != 0 && per_member != 1) return ND_ERR_ARG;
+    if (relu != 0 && relu != 1) return ND_ERR_ARG;
     if (groups > 0 && members > 0 && (!weight || !bias)) return ND_ERR_NULL;
     forward_args a = {x, weight, bias, out, stats, groups, members, group_stride, member_stride,
                       eps, per_member};
@@ -307,6 +327,8 @@ int nd_norm_affine_forward_f32(const float *x, const float *weight, const float 
     /* With no members the stats are NaN, and so becomes running, as in the spec. */
     if (status == ND_OK && groups > 0 && running)
         update_running(running, stats, 2 * groups, keep, take);
+    if (status == ND_OK && relu && members > 0)
+        relu_elements(out, groups, members, group_stride, member_stride);
     return status;
 }
 

@@ -128,9 +128,10 @@ def _norm_forward_kernel(x, weight, bias, out, stats, running, groups, members, 
                          member_stride, eps, keep, take, AFFINE: tl.constexpr,
                          PER_MEMBER: tl.constexpr, RUNNING: tl.constexpr,
                          BLOCK_GROUPS: tl.constexpr, BLOCK_MEMBERS: tl.constexpr,
-                         MEMBER_AXIS: tl.constexpr):
+                         MEMBER_AXIS: tl.constexpr, RELU: tl.constexpr):
     """norm_forward, or norm_affine_forward with AFFINE (weight and bias unread without), which
-    also updates the running statistics with RUNNING (running unread without)."""
+    also updates the running statistics with RUNNING (running unread without) and applies ReLU
+    to its output with RELU, as the elementwise kernel does (a NaN stays NaN)."""
     group_ids, group_mask = _group_ids(groups, BLOCK_GROUPS)
     group_base = _group_base(group_ids, group_stride, MEMBER_AXIS)
     total = _zero_tile(BLOCK_GROUPS, BLOCK_MEMBERS, MEMBER_AXIS)
@@ -168,6 +169,8 @@ def _norm_forward_kernel(x, weight, bias, out, stats, running, groups, members, 
                           + _member_parameter(bias, start, members, MEMBER_AXIS, BLOCK_MEMBERS))
             else:
                 normed = normed * group_weight + group_bias
+        if RELU:
+            normed = tl.maximum(normed, 0.0, propagate_nan=tl.PropagateNan.ALL)
         tl.store(out + offsets, normed, mask=mask)
 
 
@@ -299,7 +302,8 @@ def norm_forward(x, out, stats, groups, members, group_stride, member_stride, ep
     if groups == 0:
         return
     _launch(_norm_forward_kernel, (x, x, x, out, stats, stats), groups, members, group_stride,
-            member_stride, eps, (1.0, 0.0), AFFINE=False, PER_MEMBER=False, RUNNING=False)
+            member_stride, eps, (1.0, 0.0), AFFINE=False, PER_MEMBER=False, RUNNING=False,
+            RELU=False)
 
 
 def norm_backward(g, xhat, stats, out, groups, members, group_stride, member_stride, eps):
@@ -314,10 +318,11 @@ def norm_backward(g, xhat, stats, out, groups, members, group_stride, member_str
 
 
 def norm_affine_forward(x, weight, bias, out, stats, groups, members, group_stride, member_stride,
-                        eps, per_member, running=None, keep=1.0, take=0.0):
+                        eps, per_member, running=None, keep=1.0, take=0.0, relu=False):
     """norm_forward's stats, and out = weight[p] * xhat + bias[p] with xhat norm_forward's out, p
     the group (per_member 0, batch norm) or the member (1, layer norm); with `running` (2 *
-    groups elements) also running = keep * running + take * stats, in place. One launch."""
+    groups elements) also running = keep * running + take * stats, in place; with `relu`, out
+    goes through ReLU. One launch."""
     name = "norm_affine_forward"
     _check_args(name, (("x", x), ("out", out)), stats, groups, members, group_stride,
                 member_stride)
@@ -329,7 +334,7 @@ def norm_affine_forward(x, weight, bias, out, stats, groups, members, group_stri
     _launch(_norm_forward_kernel,
             (x, weight, bias, out, stats, stats if running is None else running), groups,
             members, group_stride, member_stride, eps, (float(keep), float(take)), AFFINE=True,
-            PER_MEMBER=bool(per_member), RUNNING=running is not None)
+            PER_MEMBER=bool(per_member), RUNNING=running is not None, RELU=bool(relu))
 
 
 def parameter_grad_config(groups, members, group_stride, member_stride):

@@ -110,7 +110,7 @@ def norm_backward(g, xhat, stats, out, groups, members, group_stride, member_str
 
 
 def norm_affine_forward(x, weight, bias, out, stats, groups, members, group_stride, member_stride,
-                        eps, per_member, running=None, keep=1.0, take=0.0):
+                        eps, per_member, running=None, keep=1.0, take=0.0, relu=False):
     try:
         px, pweight, pbias = x.address, weight.address, bias.address
         pout, pstats = out.address, stats.address
@@ -131,7 +131,7 @@ def norm_affine_forward(x, weight, bias, out, stats, groups, members, group_stri
     # ctypes rounds keep and take to float32, as ewise_axpby does.
     status = _lib.nd_norm_affine_forward_f32(px, pweight, pbias, pout, pstats, groups, members,
                                              group_stride, member_stride, eps, int(per_member),
-                                             prunning, keep, take)
+                                             prunning, keep, take, 1 if relu else 0)
     if status:
         raise _fail("norm_affine_forward", status, groups=groups, members=members,
                     group_stride=group_stride, member_stride=member_stride,

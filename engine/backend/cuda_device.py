@@ -250,9 +250,9 @@ def norm_backward(g, xhat, stats, out, groups, members, group_stride, member_str
 
 
 def norm_affine_forward(x, weight, bias, out, stats, groups, members, group_stride, member_stride,
-                        eps, per_member, running=None, keep=1.0, take=0.0):
+                        eps, per_member, running=None, keep=1.0, take=0.0, relu=False):
     _norm.norm_affine_forward(x, weight, bias, out, stats, groups, members, group_stride,
-                              member_stride, eps, per_member, running, keep, take)
+                              member_stride, eps, per_member, running, keep, take, relu)
 
 
 def norm_affine_backward(g, x, stats, weight, out, weight_grad, bias_grad, groups, members,

@@ -77,11 +77,12 @@ def _check_running(x, axis, running):
                          "place")
 
 
-def normalize_affine(x, weight, bias, axis, eps, running=None, keep=1.0, take=0.0):
+def normalize_affine(x, weight, bias, axis, eps, running=None, keep=1.0, take=0.0, relu=False):
     """(weight * xhat + bias, stats), xhat = normalize(x, axis, eps)'s out, with one weight and
     bias per column of the 2-D x (per group for axis 0, per member for axis 1): one kernel. With
     `running` (2, groups), also running <- keep * running + take * stats, in place, in the
-    same kernel (batch norm's running estimates)."""
+    same kernel (batch norm's running estimates); with `relu`, the result goes through ReLU
+    there too."""
     _check(x, axis)
     _check_parameters(x, axis, (("weight", weight), ("bias", bias)))
     if running is not None:
@@ -93,7 +94,7 @@ def normalize_affine(x, weight, bias, axis, eps, running=None, keep=1.0, take=0.
     x.device.norm_affine_forward(x.handle, weight.handle, bias.handle, out.handle, stats.handle,
                                  groups, members, group_stride, member_stride, float(eps),
                                  int(axis == 1), None if running is None else running.handle,
-                                 float(keep), float(take))
+                                 float(keep), float(take), relu=bool(relu))
     return out, stats
 
 

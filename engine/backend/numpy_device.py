@@ -284,7 +284,7 @@ def _parameters(name, handles, groups, members, per_member):
 
 
 def norm_affine_forward(x, weight, bias, out, stats, groups, members, group_stride, member_stride,
-                        eps, per_member, running=None, keep=1.0, take=0.0):
+                        eps, per_member, running=None, keep=1.0, take=0.0, relu=False):
     scale, shift = _parameters("norm_affine_forward", (("weight", weight), ("bias", bias)),
                                groups, members, per_member)
     if running is not None and running.size < 2 * groups:
@@ -294,6 +294,8 @@ def norm_affine_forward(x, weight, bias, out, stats, groups, members, group_stri
     if members:
         normed = _groups(out, stats, groups, members, group_stride, member_stride)
         normed[...] = scale * normed + shift
+        if relu:
+            normed[...] = np.maximum(normed, 0)  # ewise_relu's rule
     if running is not None:
         count = 2 * groups
         ewise_axpby(running[:count], stats[:count], keep, take, running[:count], count)

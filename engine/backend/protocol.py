@@ -100,11 +100,12 @@ With a learned scale and shift (batch norm: one per group, per_member 0; layer n
 member, per_member 1), p below is i or j accordingly and weight, bias, weight_grad and bias_grad
 are compact with that many elements; out, weight_grad and bias_grad overlap no input:
     norm_affine_forward(x, weight, bias, out, stats, groups, members, group_stride, member_stride,
-                        eps, per_member, running=None, keep=1.0, take=0.0)
+                        eps, per_member, running=None, keep=1.0, take=0.0, relu=False)
         norm_forward's stats, out = weight[p] * xhat + bias[p], xhat norm_forward's out; with
         `running` (compact, 2 * groups elements, overlapping no other buffer: batch norm's running
         mean and variance), also running[k] = keep * running[k] + take * stats[k] for
-        k < 2 * groups, in place, with ewise_axpby's roundings
+        k < 2 * groups, in place, with ewise_axpby's roundings; with `relu`, out is then
+        ewise_relu(out) (a normalization layer and its ReLU in one launch)
     norm_affine_backward(g, x, stats, weight, out, weight_grad, bias_grad, groups, members,
                          group_stride, member_stride, eps, per_member)
         xhat = (x - mean_i) / sqrt(var_i + eps) from norm_affine_forward's stats, h = weight[p] * g;

@@ -1,9 +1,10 @@
 """Structural modules: Identity, Flatten, Sequential, Residual. Engine layer (nn)."""
 
-from .. import ops
 from .activation import ReLU
 from .linear import Linear
 from .module import Module
+from .norm import BatchNorm1d, LayerNorm1d
+from .norm2d import BatchNorm2d
 
 
 class Identity(Module):
@@ -39,10 +40,10 @@ class Sequential(Module):
         layers, i = self.layers, 0
         while i < len(layers):
             module = layers[i]
-            if i + 1 < len(layers) and _runs_as_one_kernel(module, layers[i + 1], x):
-                # A Linear and the ReLU after it: one kernel forward (ops.linear), and their
-                # backward gates inside the product (ops.linalg.GatedMatMul).
-                x = ops.linear(x, module.weight, module.bias, relu=True)
+            if i + 1 < len(layers) and _takes_the_relu(module, layers[i + 1]):
+                # A layer and the ReLU after it: one kernel forward, and a backward product of
+                # the next layer may gate inside its own kernel (ops.linalg.GatedMatMul).
+                x = module.forward(x, relu=True)
                 i += 2
             else:
                 x = module(x)
@@ -56,14 +57,16 @@ class Sequential(Module):
         return len(self.layers)
 
 
-def _runs_as_one_kernel(linear, activation, x):
-    """Whether `linear(x)` then `activation` can run as relu(x @ W + b): plain classes with their
-    own forward, a matrix input of the right width, and no hooks that would need to see the
-    product."""
-    return (type(linear) is Linear and type(activation) is ReLU
-            and not linear._forward_hooks and not activation._forward_hooks
-            and "forward" not in vars(linear) and "forward" not in vars(activation)
-            and len(x.shape) == 2 and x.shape[1] == linear.in_features)
+# The layers whose forward(x, relu=True) runs the ReLU after them in their own kernel.
+_TAKE_THE_RELU = (Linear, LayerNorm1d, BatchNorm1d, BatchNorm2d)
+
+
+def _takes_the_relu(layer, activation):
+    """Whether `layer` then `activation` can run as layer.forward(x, relu=True): plain classes
+    with their own forward, and no hooks that would need to see the layer's output."""
+    return (type(layer) in _TAKE_THE_RELU and type(activation) is ReLU
+            and not layer._forward_hooks and not activation._forward_hooks
+            and "forward" not in vars(layer) and "forward" not in vars(activation))
 
 
 class Residual(Module):

@@ -33,9 +33,10 @@ class LayerNorm1d(Module):
         self.weight.data = init.ones(self.dim, device=self._device, dtype=self._dtype)
         self.bias.data = init.zeros(self.dim, device=self._device, dtype=self._dtype)
 
-    def forward(self, x):
+    def forward(self, x, relu=False):
+        """With `relu`, the ReLU after the layer runs in its kernel (nn.Sequential asks)."""
         _check_2d("LayerNorm1d", x, self.dim)
-        return ops.normalize_affine(x, self.weight, self.bias, 1, self.eps)
+        return ops.normalize_affine(x, self.weight, self.bias, 1, self.eps, relu=relu)
 
     def extra_repr(self):
         return f"{self.dim}, eps={self.eps}"
@@ -67,7 +68,9 @@ class BatchNorm1d(Module):
         self.running_mean = init.zeros(self.dim, device=self._device, dtype=self._dtype)
         self.running_var = init.ones(self.dim, device=self._device, dtype=self._dtype)
 
-    def forward(self, x):
+    def forward(self, x, relu=False):
+        """With `relu`, the ReLU after the layer runs in its training kernel (nn.Sequential
+        asks)."""
         _check_2d("BatchNorm1d", x, self.dim)
         if self.training:
             if x.shape[0] == 0:
@@ -77,9 +80,10 @@ class BatchNorm1d(Module):
             rows = self._running_rows_array()
             if rows.dtype == x.dtype:
                 # The running estimates move in the forward's own kernel, in place.
-                op = NormalizeAffine(0, self.eps, rows, 1.0 - self.momentum, self.momentum)
+                op = NormalizeAffine(0, self.eps, rows, 1.0 - self.momentum, self.momentum,
+                                     relu=relu)
                 return Tensor.make_from_op(op, (x, self.weight, self.bias))
-            op = NormalizeAffine(0, self.eps)
+            op = NormalizeAffine(0, self.eps, relu=relu)
             out = Tensor.make_from_op(op, (x, self.weight, self.bias))
             self._update_running(rows, op.stats)
             return out
@@ -92,7 +96,8 @@ class BatchNorm1d(Module):
             # between moves it in place: the graph keeps the value of this forward.
             mean = Tensor.make_const(mean.realize_cached_data().copy())
         shift = self.bias - mean * scale
-        return _affine(x, scale, shift)
+        out = _affine(x, scale, shift)
+        return ops.relu(out) if relu else out
 
     def _running_rows_array(self):
         """The running estimates as the rows of one (2, dim) array, like the batch's (mean, var)

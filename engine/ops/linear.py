@@ -6,6 +6,7 @@ from ..autograd import Tensor, TensorOp
 from ..backend import matmul as nd_matmul
 from .elementwise import gated_once
 from .linalg import product_gradients
+from .shape import reshape
 
 
 class Affine(TensorOp):
@@ -43,8 +44,10 @@ _AFFINE = {relu: Affine(relu) for relu in (False, True)}
 
 
 def linear(x, weight, bias=None, relu=False):
-    """x (m, k) @ weight (k, n) + bias (1, n) (or none), through ReLU with `relu`: one kernel
-    forward, and the same values as the ops composed."""
+    """x (m, k) @ weight (k, n) + bias (1, n) or (n,) (or none), through ReLU with `relu`: one
+    kernel forward, and the same values as the ops composed."""
+    if bias is not None and len(weight.shape) == 2 and tuple(bias.shape) == (weight.shape[1],):
+        bias = reshape(bias, (1, weight.shape[1]))
     shapes_fit = (len(x.shape) == 2 and len(weight.shape) == 2 and x.shape[1] == weight.shape[0]
                   and (bias is None or tuple(bias.shape) == (1, weight.shape[1])))
     if not shapes_fit:

@@ -7,6 +7,7 @@ from ..autograd import Tensor, TensorOp, TensorTupleOp
 from ..backend.normalize import normalize as normalize_array
 from ..backend.normalize import normalize_affine as normalize_affine_array
 from ..backend.normalize import normalize_affine_grad, normalize_grad
+from .elementwise import gated_once
 from .reduction import summation
 from .shape import broadcast_to, reshape
 
@@ -50,19 +51,25 @@ class NormalizeAffine(TensorOp):
     """(x, weight, bias) -> weight * xhat + bias, xhat = Normalize(axis, eps)(x) and one weight
     and bias per column. `stats` as Normalize's. With `running` (an NDArray like the stats),
     compute also updates it in place, running <- keep * running + take * stats, in the same
-    kernel (batch norm's running estimates)."""
+    kernel (batch norm's running estimates). With `relu`, the result goes through ReLU in that
+    kernel: the gradient then gates with the output (ReLU keeps a NaN and sends every other value
+    <= 0 to 0, so it is the same gate), as a consumer's product may (`gates_with_output`, read by
+    ops.linalg)."""
 
-    def __init__(self, axis, eps, running=None, keep=1.0, take=0.0):
+    def __init__(self, axis, eps, running=None, keep=1.0, take=0.0, relu=False):
         self.axis, self.eps = axis, float(eps)
         self.running, self.keep, self.take = running, float(keep), float(take)
+        self.relu = self.gates_with_output = bool(relu)
         self.stats = None
 
     def compute(self, x, weight, bias):
         out, self.stats = normalize_affine_array(x, weight, bias, self.axis, self.eps,
-                                                 self.running, self.keep, self.take)
+                                                 self.running, self.keep, self.take, self.relu)
         return out
 
     def gradient(self, out_grad, node):
+        if self.relu:
+            out_grad = gated_once(out_grad, node.realize_cached_data())
         x, weight, _ = node.inputs
         grads = NormalizeAffineGrad(self)(x, weight, out_grad)
         return grads[0], grads[1], grads[2]
@@ -141,12 +148,13 @@ def normalize(x, axis, eps=1e-5):
     return Tensor.make_from_op(Normalize(axis, eps), (x,))
 
 
-def normalize_affine(x, weight, bias, axis, eps=1e-5):
+def normalize_affine(x, weight, bias, axis, eps=1e-5, relu=False):
     """weight * normalize(x, axis, eps) + bias, weight and bias (cols,) tensors: batch norm's
-    training step (axis 0) or layer norm (axis 1) in one kernel forward, one or two backward."""
+    training step (axis 0) or layer norm (axis 1) in one kernel forward, one or two backward;
+    through ReLU with `relu`, in the same kernel."""
     _check_2d(x, axis)
     for name, value in (("weight", weight), ("bias", bias)):
         if not isinstance(value, Tensor):
             raise TypeError(f"normalize_affine's {name} must be a Tensor, got "
                             f"{type(value).__name__}")
-    return Tensor.make_from_op(NormalizeAffine(axis, eps), (x, weight, bias))
+    return Tensor.make_from_op(NormalizeAffine(axis, eps, relu=relu), (x, weight, bias))

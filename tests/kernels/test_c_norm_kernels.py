@@ -222,12 +222,14 @@ def test_norm_affine_kernels_report_status_before_any_access():
     lib, a = load(), cpu.alloc(12)
     forward, backward = lib.nd_norm_affine_forward_f32, lib.nd_norm_affine_backward_f32
     for per_member in (2, -1):
-        assert forward(*[a.address] * 5, 3, 4, 4, 1, 1e-5, per_member, a.address, 1, 0) == 6
+        assert forward(*[a.address] * 5, 3, 4, 4, 1, 1e-5, per_member, a.address, 1, 0, 0) == 6
         assert backward(*[a.address] * 7, 3, 4, 4, 1, 1e-5, per_member) == 6  # ND_ERR_ARG
-    assert forward(a.address, None, *[a.address] * 3, 3, 4, 4, 1, 1e-5, 0, a.address, 1, 0) == 4
+    assert forward(a.address, None, *[a.address] * 3, 3, 4, 4, 1, 1e-5, 0, a.address, 1, 0,
+                   0) == 4
     assert backward(*[a.address] * 5, None, a.address, 3, 4, 4, 1, 1e-5, 1) == 4  # ND_ERR_NULL
     assert backward(*[a.address] * 3, None, *[a.address] * 3, 3, 4, 4, 1, 1e-5, 1) == 4
-    assert forward(*[None] * 5, 0, 4, 4, 1, 1e-5, 1, None, 1, 0) == 0  # no groups: no access
+    assert forward(*[None] * 5, 0, 4, 4, 1, 1e-5, 1, None, 1, 0, 0) == 0  # no groups: no access
+    assert forward(*[a.address] * 5, 3, 4, 4, 1, 1e-5, 0, None, 1, 0, 2) == 6  # relu not 0 or 1
     assert backward(*[None] * 7, 4, 0, 1, 1, 1e-5, 1) == 0  # no members, per member: no sums
 
 
@@ -302,7 +304,7 @@ def test_running_pointer_through_ctypes_may_be_null():
     x, p = on_cpu(np.array([1, 2, 3, 5], np.float32)), on_cpu(np.ones(2, np.float32))
     out, stats, running = cpu.alloc(4), cpu.alloc(4), on_cpu(np.zeros(4, np.float32))
     pointers = (x.address, p.address, p.address, out.address, stats.address)
-    assert forward(*pointers, 2, 2, 1, 2, 0.0, 0, None, 0.5, 0.5) == 0
+    assert forward(*pointers, 2, 2, 1, 2, 0.0, 0, None, 0.5, 0.5, 0) == 0
     np.testing.assert_array_equal(np.asarray(stats), [2.0, 3.5, 1.0, 2.25])
-    assert forward(*pointers, 2, 2, 1, 2, 0.0, 0, running.address, 0.5, 0.5) == 0
+    assert forward(*pointers, 2, 2, 1, 2, 0.0, 0, running.address, 0.5, 0.5, 0) == 0
     np.testing.assert_array_equal(np.asarray(running), [1.0, 1.75, 0.5, 1.125])
