@@ -147,7 +147,8 @@ def variants(quick):
     # norm.parameter_grad_config: per row, generic and with the unit member stride a launch on
     # compact data specializes; per column, where the configs require a unit group stride, always
     # specialized. Plain, per-group affine (batch norm) and per-member affine (layer norm); the
-    # forward's batch norm also with the running statistics' update (RUNNING).
+    # forward's batch norm also with the running statistics' update (RUNNING), and both affine
+    # forwards with the ReLU after the layer (RELU).
     norm_tiles = {norm._norm_forward_kernel: ((1, 1024, 1), (4, 1024, 1), (64, 64, 1), (1, 1, 1),
                                               (8, 512, 0), (32, 128, 0), (4, 1024, 0), (1, 1, 0))}
     norm_tiles[norm._norm_backward_kernel] = norm_tiles[norm._norm_forward_kernel]
@@ -158,8 +159,10 @@ def variants(quick):
             {"AFFINE": False, "PER_MEMBER": False}, {"AFFINE": True, "PER_MEMBER": False},
             {"AFFINE": True, "PER_MEMBER": True})
         if kernel is norm._norm_forward_kernel:
-            forms = [dict(form, RUNNING=False) for form in forms] + [
-                {"AFFINE": True, "PER_MEMBER": False, "RUNNING": True}]
+            forms = [dict(form, RUNNING=False, RELU=False) for form in forms] + [
+                {"AFFINE": True, "PER_MEMBER": False, "RUNNING": True, "RELU": False},
+                {"AFFINE": True, "PER_MEMBER": False, "RUNNING": True, "RELU": True},
+                {"AFFINE": True, "PER_MEMBER": True, "RUNNING": False, "RELU": True}]
         for (groups, members, axis), form in itertools.product(tiles, forms):
             unit = ({}, {"member_stride": 1}) if axis == 1 else ({"group_stride": 1},)
             for specialized in unit:
