@@ -148,16 +148,21 @@ def variants(quick):
     # compact data specializes; per column, where the configs require a unit group stride, always
     # specialized. Plain, per-group affine (batch norm) and per-member affine (layer norm); the
     # forward's batch norm also with the running statistics' update (RUNNING), and both affine
-    # forwards with the ReLU after the layer (RELU).
+    # passes with the ReLU after the layer (RELU forward, GATED backward).
     norm_tiles = {norm._norm_forward_kernel: ((1, 1024, 1), (4, 1024, 1), (64, 64, 1), (1, 1, 1),
                                               (8, 512, 0), (32, 128, 0), (4, 1024, 0), (1, 1, 0))}
     norm_tiles[norm._norm_backward_kernel] = norm_tiles[norm._norm_forward_kernel]
     norm_tiles[norm._member_parameter_grad_kernel] = ((128, 32, 1), (4, 32, 1), (1, 1, 1),
                                                       (128, 32, 0), (4, 8, 0), (1, 1, 0))
     for kernel, tiles in norm_tiles.items():
-        forms = ({},) if kernel is norm._member_parameter_grad_kernel else (
+        forms = ({"GATED": False}, {"GATED": True}) if (
+            kernel is norm._member_parameter_grad_kernel) else (
             {"AFFINE": False, "PER_MEMBER": False}, {"AFFINE": True, "PER_MEMBER": False},
             {"AFFINE": True, "PER_MEMBER": True})
+        if kernel is norm._norm_backward_kernel:
+            # The affine backward also gated by the ReLU after the layer (GATED).
+            forms = [dict(form, GATED=False) for form in forms] + [
+                dict(form, GATED=True) for form in forms if form["AFFINE"]]
         if kernel is norm._norm_forward_kernel:
             forms = [dict(form, RUNNING=False, RELU=False) for form in forms] + [
                 {"AFFINE": True, "PER_MEMBER": False, "RUNNING": True, "RELU": False},

@@ -175,13 +175,15 @@ def _norm_forward_kernel(x, weight, bias, out, stats, running, groups, members, 
 
 
 @triton.jit
-def _norm_backward_kernel(g, x, stats, weight, out, weight_grad, bias_grad, groups, members,
+def _norm_backward_kernel(g, x, stats, weight, out, weight_grad, bias_grad, gate, groups, members,
                           group_stride, member_stride, eps, AFFINE: tl.constexpr,
                           PER_MEMBER: tl.constexpr, BLOCK_GROUPS: tl.constexpr,
-                          BLOCK_MEMBERS: tl.constexpr, MEMBER_AXIS: tl.constexpr):
+                          BLOCK_MEMBERS: tl.constexpr, MEMBER_AXIS: tl.constexpr,
+                          GATED: tl.constexpr):
     """norm_backward, where x is xhat; with AFFINE, norm_affine_backward's input gradient, x the
     forward's input, and its per-group weight_grad and bias_grad (per member: written by
-    _member_parameter_grad_kernel). Unused pointers are not read."""
+    _member_parameter_grad_kernel); with GATED, g gated by `gate` first (ReLU's gradient).
+    Unused pointers are not read."""
     group_ids, group_mask = _group_ids(groups, BLOCK_GROUPS)
     group_base = _group_base(group_ids, group_stride, MEMBER_AXIS)
     if AFFINE:
@@ -198,7 +200,7 @@ def _norm_backward_kernel(g, x, stats, weight, out, weight_grad, bias_grad, grou
     for start in range(0, members, BLOCK_MEMBERS):
         offsets, mask = _tile(group_base, group_mask, start, members, member_stride, MEMBER_AXIS,
                               BLOCK_MEMBERS)
-        grad = tl.load(g + offsets, mask=mask, other=0.0)
+        grad = _cotangent(g, gate, offsets, mask, GATED)
         if AFFINE:
             if PER_MEMBER:
                 grad = grad * _member_parameter(weight, start, members, MEMBER_AXIS,
@@ -224,7 +226,7 @@ def _norm_backward_kernel(g, x, stats, weight, out, weight_grad, bias_grad, grou
     for start in range(0, members, BLOCK_MEMBERS):
         offsets, mask = _tile(group_base, group_mask, start, members, member_stride, MEMBER_AXIS,
                               BLOCK_MEMBERS)
-        grad = tl.load(g + offsets, mask=mask, other=0.0)
+        grad = _cotangent(g, gate, offsets, mask, GATED)
         if AFFINE:
             if PER_MEMBER:
                 grad = grad * _member_parameter(weight, start, members, MEMBER_AXIS,
@@ -237,9 +239,19 @@ def _norm_backward_kernel(g, x, stats, weight, out, weight_grad, bias_grad, grou
 
 
 @triton.jit
-def _member_parameter_grad_kernel(g, x, stats, weight_grad, bias_grad, groups, members,
+def _cotangent(g, gate, offsets, mask, GATED: tl.constexpr):
+    # g's tile, zeroed where the gate is <= 0 with GATED (ewise_relu_grad's rule).
+    grad = tl.load(g + offsets, mask=mask, other=0.0)
+    if GATED:
+        grad = tl.where(tl.load(gate + offsets, mask=mask, other=1.0) <= 0.0, 0.0, grad)
+    return grad
+
+
+@triton.jit
+def _member_parameter_grad_kernel(g, x, stats, weight_grad, bias_grad, gate, groups, members,
                                   group_stride, member_stride, eps, BLOCK_GROUPS: tl.constexpr,
-                                  BLOCK_MEMBERS: tl.constexpr, MEMBER_AXIS: tl.constexpr):
+                                  BLOCK_MEMBERS: tl.constexpr, MEMBER_AXIS: tl.constexpr,
+                                  GATED: tl.constexpr):
     """Per-member weight_grad and bias_grad (sums over the groups of g * xhat and g): each
     program owns BLOCK_MEMBERS members and sweeps every group in order, so the sums are the same
     on every run (no atomics)."""
@@ -254,7 +266,7 @@ def _member_parameter_grad_kernel(g, x, stats, weight_grad, bias_grad, groups, m
         mean = tl.expand_dims(tl.load(stats + group_ids, mask=group_mask, other=0.0),
                               MEMBER_AXIS)
         inverse_scale = _inverse_scale(stats, groups, group_ids, group_mask, eps, MEMBER_AXIS)
-        grad = tl.load(g + offsets, mask=mask, other=0.0)
+        grad = _cotangent(g, gate, offsets, mask, GATED)
         grad_total += grad
         projection_total += grad * _normalized(x, offsets, mask, mean, inverse_scale, True)
     member_ids = member_start + tl.arange(0, BLOCK_MEMBERS)
@@ -313,8 +325,8 @@ def norm_backward(g, xhat, stats, out, groups, members, group_stride, member_str
                 members, group_stride, member_stride)
     if groups == 0 or members == 0:
         return
-    _launch(_norm_backward_kernel, (g, xhat, stats, xhat, out, out, out), groups, members,
-            group_stride, member_stride, eps, AFFINE=False, PER_MEMBER=False)
+    _launch(_norm_backward_kernel, (g, xhat, stats, xhat, out, out, out, g), groups, members,
+            group_stride, member_stride, eps, AFFINE=False, PER_MEMBER=False, GATED=False)
 
 
 def norm_affine_forward(x, weight, bias, out, stats, groups, members, group_stride, member_stride,
@@ -348,28 +360,33 @@ def parameter_grad_config(groups, members, group_stride, member_stride):
 
 
 def norm_affine_backward(g, x, stats, weight, out, weight_grad, bias_grad, groups, members,
-                         group_stride, member_stride, eps, per_member):
+                         group_stride, member_stride, eps, per_member, gate=None):
     """With xhat recomputed from x and norm_affine_forward's stats: out = norm_backward's out
     for the cotangent weight[p] * g, weight_grad[p] and bias_grad[p] = the sums of g * xhat and
-    g over parameter p's elements (0 with none). Per group, one launch (the group sums give the
+    g over parameter p's elements (0 with none); with `gate` (indexed like g), g is zeroed first
+    where the gate is <= 0 (ReLU's gradient). Per group, one launch (the group sums give the
     parameter gradients); per member, a second one sums each member over the groups."""
     name = "norm_affine_backward"
-    _check_args(name, (("g", g), ("x", x), ("out", out)), stats, groups, members, group_stride,
-                member_stride)
+    gated = gate is not None
+    _check_args(name, (("g", g), ("x", x), ("out", out)) + ((("gate", gate),) if gated else ()),
+                stats, groups, members, group_stride, member_stride)
+    gate = gate if gated else g
     _check_parameters(name, (("weight", weight), ("weight_grad", weight_grad),
                              ("bias_grad", bias_grad)), groups, members, per_member)
     if per_member:
         if members == 0:
             return
         if groups:
-            _launch(_norm_backward_kernel, (g, x, stats, weight, out, out, out), groups, members,
-                    group_stride, member_stride, eps, AFFINE=True, PER_MEMBER=True)
+            _launch(_norm_backward_kernel, (g, x, stats, weight, out, out, out, gate), groups,
+                    members, group_stride, member_stride, eps, AFFINE=True, PER_MEMBER=True,
+                    GATED=gated)
         block_groups, block_members, member_axis, warps = parameter_grad_config(
             groups, members, group_stride, member_stride)
         _member_parameter_grad_kernel[(cdiv(members, block_members),)](
-            g, x, stats, weight_grad, bias_grad, groups, members, group_stride, member_stride,
-            float(eps), BLOCK_GROUPS=block_groups, BLOCK_MEMBERS=block_members,
-            MEMBER_AXIS=member_axis, num_warps=warps)
+            g, x, stats, weight_grad, bias_grad, gate, groups, members, group_stride,
+            member_stride, float(eps), BLOCK_GROUPS=block_groups, BLOCK_MEMBERS=block_members,
+            MEMBER_AXIS=member_axis, GATED=gated, num_warps=warps)
     elif groups:
-        _launch(_norm_backward_kernel, (g, x, stats, weight, out, weight_grad, bias_grad), groups,
-                members, group_stride, member_stride, eps, AFFINE=True, PER_MEMBER=False)
+        _launch(_norm_backward_kernel, (g, x, stats, weight, out, weight_grad, bias_grad, gate),
+                groups, members, group_stride, member_stride, eps, AFFINE=True, PER_MEMBER=False,
+                GATED=gated)

@@ -3,6 +3,7 @@ normalization over one axis, plain or with a learned scale and shift, each one C
 (kernels_c/softmax_xent.c, norm.c). cpu_device.py exports them with the rest of the protocol.
 """
 
+import numpy as np
 
 from .cpu_handles import _fail, _lib, _ptr
 
@@ -139,7 +140,20 @@ def norm_affine_forward(x, weight, bias, out, stats, groups, members, group_stri
 
 
 def norm_affine_backward(g, x, stats, weight, out, weight_grad, bias_grad, groups, members,
-                         group_stride, member_stride, eps, per_member):
+                         group_stride, member_stride, eps, per_member, gate=None):
+    if gate is not None:
+        # The gated cotangent in a buffer of its own (g is an input), over every element the
+        # layout reaches: ReLU's gradient, then the normalization's, in one protocol call.
+        reach = max(0, (groups - 1) * group_stride + (members - 1) * member_stride + 1)
+        if groups and members and reach > min(g.size, gate.size):
+            _check_norm_buffers("norm_affine_backward", groups, members, group_stride,
+                                member_stride, (("g", g), ("gate", gate)), stats,
+                                (("weight", weight),), per_member)
+        gated = np.empty(max(reach, 1), np.float32)
+        status = _lib.nd_ewise_relu_grad_f32(_ptr(g), _ptr(gate), _ptr(gated), reach)
+        if status:
+            raise _fail("norm_affine_backward gate", status, size=reach)
+        g = gated
     try:
         pg, px, pstats, pweight = g.address, x.address, stats.address, weight.address
         pout, pweight_grad, pbias_grad = out.address, weight_grad.address, bias_grad.address

@@ -256,9 +256,9 @@ def norm_affine_forward(x, weight, bias, out, stats, groups, members, group_stri
 
 
 def norm_affine_backward(g, x, stats, weight, out, weight_grad, bias_grad, groups, members,
-                         group_stride, member_stride, eps, per_member):
+                         group_stride, member_stride, eps, per_member, gate=None):
     _norm.norm_affine_backward(g, x, stats, weight, out, weight_grad, bias_grad, groups, members,
-                               group_stride, member_stride, eps, per_member)
+                               group_stride, member_stride, eps, per_member, gate)
 
 
 # Matmul and convolution

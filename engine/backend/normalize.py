@@ -98,9 +98,11 @@ def normalize_affine(x, weight, bias, axis, eps, running=None, keep=1.0, take=0.
     return out, stats
 
 
-def normalize_affine_grad(g, x, stats, weight, axis, eps):
+def normalize_affine_grad(g, x, stats, weight, axis, eps, gate=None):
     """(x's, weight's and bias's gradients) of `normalize_affine` for the cotangent g, from its
-    input x and stats: one kernel (batch norm) or two (layer norm: the parameters' column sums)."""
+    input x and stats: one kernel (batch norm) or two (layer norm: the parameters' column sums).
+    With `gate` (like x: the output of a normalization that ran with its ReLU), g is ReLU's
+    gradient's input: zeroed where gate <= 0 inside the same kernels."""
     _check(g, axis, "cotangent")
     _check_parameters(x, axis, (("weight", weight),))
     if g.shape != x.shape or g.device != x.device:
@@ -110,8 +112,9 @@ def normalize_affine_grad(g, x, stats, weight, axis, eps):
     weight = weight.astype(x.dtype).compact()
     groups, members, group_stride, member_stride = _layout(g.shape, axis)
     out, weight_grad, bias_grad = g._new(g.shape), g._new(weight.shape), g._new(weight.shape)
+    gated = {} if gate is None else {"gate": gate.astype(x.dtype).compact().handle}
     g.device.norm_affine_backward(g.handle, x.handle, stats.compact().handle, weight.handle,
                                   out.handle, weight_grad.handle, bias_grad.handle, groups,
                                   members, group_stride, member_stride, float(eps),
-                                  int(axis == 1))
+                                  int(axis == 1), **gated)
     return out, weight_grad, bias_grad

@@ -302,12 +302,20 @@ def norm_affine_forward(x, weight, bias, out, stats, groups, members, group_stri
 
 
 def norm_affine_backward(g, x, stats, weight, out, weight_grad, bias_grad, groups, members,
-                         group_stride, member_stride, eps, per_member):
+                         group_stride, member_stride, eps, per_member, gate=None):
     (scale,) = _parameters("norm_affine_backward", (("weight", weight),), groups, members,
                            per_member)
     _parameters("norm_affine_backward", (("weight_grad", weight_grad), ("bias_grad", bias_grad)),
                 groups, members, per_member)
     grad = _groups(g, stats, groups, members, group_stride, member_stride)
+    if gate is not None:
+        reach = (groups - 1) * group_stride + (members - 1) * member_stride + 1
+        if groups and members and gate.size < reach:
+            raise ValueError(f"norm_affine_backward: the gate holds {gate.size} elements, "
+                             f"{reach} needed")
+        # ewise_relu_grad's rule, on a copy: g is an input.
+        grad = np.where(_groups(gate, stats, groups, members, group_stride, member_stride) <= 0,
+                        grad.dtype.type(0), grad)
     values = _groups(x, stats, groups, members, group_stride, member_stride)
     with np.errstate(invalid="ignore", divide="ignore"):
         inverse_std = 1 / np.sqrt(stats[groups: 2 * groups] + grad.dtype.type(eps))[:, None]

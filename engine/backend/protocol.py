@@ -107,10 +107,12 @@ are compact with that many elements; out, weight_grad and bias_grad overlap no i
         k < 2 * groups, in place, with ewise_axpby's roundings; with `relu`, out is then
         ewise_relu(out) (a normalization layer and its ReLU in one launch)
     norm_affine_backward(g, x, stats, weight, out, weight_grad, bias_grad, groups, members,
-                         group_stride, member_stride, eps, per_member)
+                         group_stride, member_stride, eps, per_member, gate=None)
         xhat = (x - mean_i) / sqrt(var_i + eps) from norm_affine_forward's stats, h = weight[p] * g;
         out = norm_backward's out for the cotangent h, weight_grad[p] = the sum of g * xhat over
-        the elements of parameter p, bias_grad[p] = the sum of g over them (0 with none)
+        the elements of parameter p, bias_grad[p] = the sum of g over them (0 with none); with
+        `gate` (indexed like g, overlapping no output), g is first ewise_relu_grad(g, gate): the
+        backward of a normalization and the ReLU after it in one launch
 
 Matrix multiply (strided operands: transposed and broadcast views need no copy)
     matmul(a, b, out, batch, m, k, n,

@@ -250,13 +250,16 @@ def relu_gate(g, x):
     return _make(ReLUGate(x), (g,))
 
 
+def already_gated(g, x):
+    """Whether a product's kernel gated g with the NDArray x already (linalg.GatedMatMul) and x
+    was not written since (a gradient kept from an earlier backward and used as a new seed)."""
+    return (getattr(g.op, "relu_gate", None) is x
+            and not write_stamps.written_after(x.handle, g.generation))
+
+
 def gated_once(g, x):
-    """relu_gate(g, x), unless a product's kernel gated g with x already (linalg.GatedMatMul) and
-    x was not written since (a gradient kept from an earlier backward and used as a new seed)."""
-    if (getattr(g.op, "relu_gate", None) is x
-            and not write_stamps.written_after(x.handle, g.generation)):
-        return g
-    return relu_gate(g, x)
+    """relu_gate(g, x), or g itself when it is already_gated."""
+    return g if already_gated(g, x) else relu_gate(g, x)
 
 
 def tanh(a):

@@ -7,7 +7,7 @@ from ..autograd import Tensor, TensorOp, TensorTupleOp
 from ..backend.normalize import normalize as normalize_array
 from ..backend.normalize import normalize_affine as normalize_affine_array
 from ..backend.normalize import normalize_affine_grad, normalize_grad
-from .elementwise import gated_once
+from .elementwise import already_gated, relu_gate
 from .reduction import summation
 from .shape import broadcast_to, reshape
 
@@ -68,29 +68,39 @@ class NormalizeAffine(TensorOp):
         return out
 
     def gradient(self, out_grad, node):
+        gate = None
         if self.relu:
-            out_grad = gated_once(out_grad, node.realize_cached_data())
+            # ReLU's gradient inside the backward's kernel, unless a consumer's product applied
+            # it already (ops.linalg.GatedMatMul).
+            output = node.realize_cached_data()
+            if not already_gated(out_grad, output):
+                gate = output
         x, weight, _ = node.inputs
-        grads = NormalizeAffineGrad(self)(x, weight, out_grad)
+        grads = NormalizeAffineGrad(self, gate)(x, weight, out_grad)
         return grads[0], grads[1], grads[2]
 
 
 class NormalizeAffineGrad(TensorTupleOp):
     """(x, weight, g) -> (J(x) (weight * g), column sums of g * xhat, column sums of g): the
-    gradients of NormalizeAffine for the cotangent g, from one kernel (two for layer norm).
-    Differentiable in turn through composed ops."""
+    gradients of NormalizeAffine for the cotangent g, from one kernel (two for layer norm). With
+    `gate` (an NDArray: the output of a NormalizeAffine with its ReLU), g is first gated by it,
+    in the same kernels. Differentiable in turn through composed ops."""
 
-    def __init__(self, forward):
-        self.forward = forward
+    def __init__(self, forward, gate=None):
+        self.forward, self.gate = forward, gate
 
     def compute(self, x, weight, g):
         forward = self.forward
         grad_x, grad_weight, grad_bias = normalize_affine_grad(g, x, forward.stats, weight,
-                                                               forward.axis, forward.eps)
+                                                               forward.axis, forward.eps,
+                                                               self.gate)
         return grad_x, grad_weight.astype(weight.dtype), grad_bias.astype(weight.dtype)
 
     def gradient(self, out_grad, node):
         x, weight, g = node.inputs
+        if self.gate is not None:
+            # Everything below is linear in the gated g: differentiate at it, gate g's share.
+            g = relu_gate(g, self.gate)
         u, v, c = out_grad.tuple()
         axis, eps = self.forward.axis, self.forward.eps
         weights = _columns(weight, x.shape)
@@ -104,6 +114,8 @@ class NormalizeAffineGrad(TensorTupleOp):
         grad_x = grad_x + NormalizeGrad(xhat_op, xhat.realize_cached_data())(x, g * spread_v)
         grad_weight = summation(j_u * g, axes=(0,))
         grad_g = j_u * weights + xhat * spread_v + _columns(c, x.shape)
+        if self.gate is not None:
+            grad_g = relu_gate(grad_g, self.gate)
         return grad_x, grad_weight, grad_g
 
 

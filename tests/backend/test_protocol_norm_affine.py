@@ -244,3 +244,53 @@ def test_short_running_raises(device):
     with pytest.raises(ValueError, match="running"):
         device.norm_affine_forward(x, params, params, device.alloc(12, "float32"), stats, 3, 4, 4,
                                    1, EPS, 0, device.alloc(5, "float32"), KEEP, TAKE)
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+@pytest.mark.parametrize("per_row, per_member", COMBINATIONS, ids=COMBINATION_IDS)
+@pytest.mark.parametrize("shape", [(9, 5), (70, 3)], ids=str)
+def test_relu_forward_and_gated_backward_are_the_separate_kernels(device, per_row, per_member,
+                                                                  shape):
+    # relu: the forward's output through ewise_relu; gate: the backward of ewise_relu_grad's
+    # output, exactly, on the same device.
+    rng = np.random.default_rng(9)
+    x, g = rng.standard_normal(shape), rng.standard_normal(shape)
+    w, b = parameters_like(x, per_row, per_member, rng)
+    groups, members, group_stride, member_stride = layout(x.shape, per_row)
+    sizes = (groups, members, group_stride, member_stride, EPS, per_member)
+    count = members if per_member else groups
+    x_handle, w_handle, b_handle = (to_device(device, v, "float32") for v in (x, w, b))
+    plain, fused = device.alloc(x.size, "float32"), device.alloc(x.size, "float32")
+    stats = device.alloc(2 * groups, "float32")
+    device.norm_affine_forward(x_handle, w_handle, b_handle, plain, stats, *sizes)
+    device.norm_affine_forward(x_handle, w_handle, b_handle, fused, stats, *sizes, relu=True)
+    device.ewise_relu(plain, plain, x.size)
+    np.testing.assert_array_equal(read(device, fused, x.size), read(device, plain, x.size))
+    g_handle = to_device(device, g, "float32")
+    gated_g = device.alloc(x.size, "float32")
+    device.ewise_relu_grad(g_handle, fused, gated_g, x.size)
+    results = []
+    for cotangent, gate in ((gated_g, None), (g_handle, fused)):
+        out = device.alloc(x.size, "float32")
+        w_grad, b_grad = device.alloc(count, "float32"), device.alloc(count, "float32")
+        device.norm_affine_backward(cotangent, x_handle, stats, w_handle, out, w_grad, b_grad,
+                                    *sizes, gate=gate)
+        results.append([read(device, out, x.size), read(device, w_grad, count),
+                        read(device, b_grad, count)])
+    for got, want in zip(results[1], results[0], strict=True):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(read(device, g_handle, x.size),
+                                  g.astype(np.float32).reshape(-1))
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+def test_a_gate_shorter_than_the_cotangent_is_refused(device):
+    x = np.ones((4, 3))
+    groups, members, group_stride, member_stride = layout(x.shape, True)
+    handle = to_device(device, x, "float32")
+    ones, stats = to_device(device, np.ones(3), "float32"), device.alloc(8, "float32")
+    with pytest.raises(ValueError, match="norm_affine_backward"):
+        device.norm_affine_backward(handle, handle, stats, ones, device.alloc(12, "float32"),
+                                    device.alloc(3, "float32"), device.alloc(3, "float32"),
+                                    groups, members, group_stride, member_stride, EPS, 1,
+                                    gate=to_device(device, np.ones(11), "float32"))

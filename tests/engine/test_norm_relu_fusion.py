@@ -1,6 +1,7 @@
 """nn.Sequential runs a normalization layer (LayerNorm1d, BatchNorm1d, BatchNorm2d) and the ReLU
-after it in the normalization's own kernel: the same outputs, gradients and running estimates as
-the layers run apart, on every device, in training and in evaluation. Engine tests.
+after it in the normalization's own kernels, forward and backward: the same outputs, gradients
+and running estimates as the layers run apart, on every device, in training and in evaluation.
+Engine tests.
 """
 
 import numpy as np
@@ -33,11 +34,11 @@ def _batch(device, shape):
 
 
 def _run(model, x, training):
-    """(output, parameter gradients, buffers, forward launches) of sum(out^2)."""
+    """(output, parameter gradients, buffers, launches forward and backward) of sum(out^2)."""
     model.train() if training else model.eval()
     with count_launches(x.device) as launches:
         out = model(x)
-    (out * out).sum().backward()
+        (out * out).sum().backward()
     buffers = [getattr(m, name).numpy() for _, m in model.named_modules()
                for name in m._buffer_names]
     return out.numpy(), [p.grad.numpy() for p in model.parameters()], buffers, launches
@@ -61,7 +62,11 @@ def test_a_norm_and_its_relu_give_the_separate_layers_values(name, build, norm, 
     for got, want in zip(fused[1] + fused[2], apart[1] + apart[2], strict=True):
         np.testing.assert_array_equal(got, want)
     if training:  # in evaluation batch norm is a scale and a shift, and its ReLU runs apart
+        # Forward, the ReLU in the norm's kernel; backward, its gradient in the norm's (before a
+        # product, in the product's either way).
         assert fused[3]["ewise_relu"] == 0 and apart[3]["ewise_relu"] > 0
+        assert fused[3]["ewise_relu_grad"] == 0
+        assert apart[3]["ewise_relu_grad"] == (1 if name == "batch_norm_2d" else 0)
 
 
 def test_the_fused_norm_differentiates_twice():
