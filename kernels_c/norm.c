@@ -295,20 +295,32 @@ static void update_running(float *running, const float *stats, int64_t count, fl
 }
 
 /* ReLU over the groups x members elements of out, as nd_ewise_relu_f32 computes it (a NaN stays
- * NaN), the smaller stride innermost. Serial: a pass over data the normalization just wrote. */
+ * NaN), the smaller stride innermost and vectorized: a branch per element would mispredict on
+ * half of them. Serial: a pass over data the normalization just wrote. */
 static void relu_elements(float *out, int64_t groups, int64_t members, int64_t group_stride,
                           int64_t member_stride)
 {
     const int members_inner = member_stride <= group_stride;
-    const int64_t outer = members_inner ? groups : members;
-    const int64_t inner = members_inner ? members : groups;
-    const int64_t outer_stride = members_inner ? group_stride : member_stride;
+    int64_t outer = members_inner ? groups : members;
+    int64_t inner = members_inner ? members : groups;
+    int64_t outer_stride = members_inner ? group_stride : member_stride;
     const int64_t inner_stride = members_inner ? member_stride : group_stride;
+    if (inner_stride == 1 && outer_stride == inner) { /* dense: one run */
+        inner *= outer;
+        outer = 1;
+    }
     for (int64_t i = 0; i < outer; i++) {
         float *line = out + i * outer_stride;
-        for (int64_t j = 0; j < inner; j++) {
-            float v = line[j * inner_stride];
-            line[j * inner_stride] = (v > 0.0f || v != v) ? v : 0.0f;
+        if (inner_stride == 1) {
+#pragma omp simd
+            for (int64_t j = 0; j < inner; j++)
+                line[j] = (line[j] > 0.0f || line[j] != line[j]) ? line[j] : 0.0f;
+        } else {
+#pragma omp simd
+            for (int64_t j = 0; j < inner; j++) {
+                float v = line[j * inner_stride];
+                line[j * inner_stride] = (v > 0.0f || v != v) ? v : 0.0f;
+            }
         }
     }
 }
