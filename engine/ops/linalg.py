@@ -31,11 +31,12 @@ class MatMul(TensorOp):
         self.transpose_b = transpose_b
 
     def compute(self, a, b):
-        if self.transpose_a:
-            a = a.permute(_SWAP)
-        if self.transpose_b:
-            b = b.permute(_SWAP)
-        return nd_matmul(a, b)
+        return nd_matmul(*self._oriented(a, b))
+
+    def _oriented(self, a, b):
+        """The operands as multiplied: each transposed view taken where the op says."""
+        return (a.permute(_SWAP) if self.transpose_a else a,
+                b.permute(_SWAP) if self.transpose_b else b)
 
     def gradient(self, out_grad, node):
         a, b = node.inputs
@@ -76,11 +77,7 @@ class GatedMatMul(MatMul):
         self.relu_gate = relu_gate
 
     def compute(self, a, b):
-        if self.transpose_a:
-            a = a.permute(_SWAP)
-        if self.transpose_b:
-            b = b.permute(_SWAP)
-        return nd_matmul(a, b, gate=self.relu_gate)
+        return nd_matmul(*self._oriented(a, b), gate=self.relu_gate)
 
     def gradient(self, out_grad, node):
         return super().gradient(relu_gate(out_grad, self.relu_gate), node)

@@ -7,29 +7,18 @@ import numpy as np
 import pytest
 
 from engine.backend import numpy_device as spec
+from tests.backend.test_protocol import MATMUL_CASES
+from tests.device_buffers import read, to_device
 from tests.devices import DEVICE_PARAMS
 
 RNG = np.random.default_rng(7)
 
-GATED_CASES = [
-    # batch, m, k, n, a strides (batch, row, col), b strides (batch, row, col)
-    (1, 1, 1, 1, (1, 1, 1), (1, 1, 1)),
-    (1, 7, 13, 5, (0, 13, 1), (0, 5, 1)),
-    (1, 7, 13, 5, (0, 1, 7), (0, 1, 13)),          # both operands transposed views
-    (3, 17, 31, 19, (17 * 31, 31, 1), (0, 19, 1)),  # batch broadcast on b
+# The plain product's cases (rank 1 up, transposed views, a broadcast batch), then a transposed
+# B and a Linear layer's input gradient.
+GATED_CASES = MATMUL_CASES[:4] + [
     (2, 33, 20, 40, (33 * 20, 20, 1), (20 * 40, 1, 20)),
-    (1, 100, 100, 100, (0, 1, 100), (0, 100, 1)),   # a Linear layer's input gradient
+    (1, 100, 100, 100, (0, 1, 100), (0, 100, 1)),
 ]
-
-
-def _upload(device, host):
-    handle = device.alloc(host.size, "float32")
-    device.from_numpy(np.ascontiguousarray(host, dtype=np.float32).reshape(-1), handle)
-    return handle
-
-
-def _read(device, handle, size):
-    return device.to_numpy(handle, (size,), (1,), 0)
 
 
 def _gate(size):
@@ -69,32 +58,32 @@ def test_gated_product_is_the_device_product_gated(device, case):
     a, b = _operands(batch, m, k, n, a_strides, b_strides)
     size = batch * m * n
     gate = _gate(size)
-    a_handle, b_handle, gate_handle = _upload(device, a), _upload(device, b), _upload(device, gate)
+    a_handle, b_handle, gate_handle = (to_device(device, v) for v in (a, b, gate))
     plain, gated = device.alloc(size, "float32"), device.alloc(size, "float32")
     device.matmul(a_handle, b_handle, plain, batch, m, k, n, 3, *a_strides, 2, *b_strides)
     device.matmul(a_handle, b_handle, gated, batch, m, k, n, 3, *a_strides, 2, *b_strides,
                   gate=gate_handle)
     separate = device.alloc(size, "float32")
     device.ewise_relu_grad(plain, gate_handle, separate, size)
-    got = _read(device, gated, size)
-    np.testing.assert_array_equal(got, _read(device, separate, size))
+    got = read(device, gated, size)
+    np.testing.assert_array_equal(got, read(device, separate, size))
     want = spec.alloc(size, "float32")
     spec.matmul(a, b, want, batch, m, k, n, 3, *a_strides, 2, *b_strides, gate=gate)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
     assert np.all(got[gate <= 0] == 0)
-    np.testing.assert_array_equal(_read(device, gate_handle, size), gate)  # read only
+    np.testing.assert_array_equal(read(device, gate_handle, size), gate)  # read only
 
 
 @pytest.mark.parametrize("device", DEVICE_PARAMS)
 def test_a_gate_shorter_than_the_product_is_refused(device):
     batch, m, k, n = 2, 3, 4, 5
-    a = _upload(device, RNG.standard_normal(batch * m * k).astype(np.float32))
-    b = _upload(device, RNG.standard_normal(batch * k * n).astype(np.float32))
-    out = _upload(device, np.full(batch * m * n, 7.0, dtype=np.float32))
-    short = _upload(device, np.ones(batch * m * n - 1, dtype=np.float32))
+    a = to_device(device, RNG.standard_normal(batch * m * k).astype(np.float32))
+    b = to_device(device, RNG.standard_normal(batch * k * n).astype(np.float32))
+    out = to_device(device, np.full(batch * m * n, 7.0, dtype=np.float32))
+    short = to_device(device, np.ones(batch * m * n - 1, dtype=np.float32))
     with pytest.raises(ValueError, match="matmul"):
         device.matmul(a, b, out, batch, m, k, n, 0, m * k, k, 1, 0, k * n, n, 1, gate=short)
-    np.testing.assert_array_equal(_read(device, out, batch * m * n), 7.0)
+    np.testing.assert_array_equal(read(device, out, batch * m * n), 7.0)
 
 
 @pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # inf * 0 in numpy's product
@@ -108,15 +97,15 @@ def test_relu_product_is_the_device_product_then_relu(device, case):
     a[RNG.integers(0, a.size, a.size // 10 + 1)] = np.inf
     b[RNG.integers(0, b.size, b.size // 10 + 1)] = 0.0
     size = batch * m * n
-    a_handle, b_handle = _upload(device, a), _upload(device, b)
+    a_handle, b_handle = to_device(device, a), to_device(device, b)
     plain, fused = device.alloc(size, "float32"), device.alloc(size, "float32")
     device.matmul(a_handle, b_handle, plain, batch, m, k, n, 3, *a_strides, 2, *b_strides)
     device.matmul(a_handle, b_handle, fused, batch, m, k, n, 3, *a_strides, 2, *b_strides,
                   relu=True)
     separate = device.alloc(size, "float32")
     device.ewise_relu(plain, separate, size)
-    got = _read(device, fused, size)
-    np.testing.assert_array_equal(got, _read(device, separate, size))
+    got = read(device, fused, size)
+    np.testing.assert_array_equal(got, read(device, separate, size))
     want = spec.alloc(size, "float32")
     spec.matmul(a, b, want, batch, m, k, n, 3, *a_strides, 2, *b_strides, relu=True)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
@@ -133,8 +122,8 @@ def test_epilogues_run_in_order_as_their_own_kernels(device, case, epilogues):
     a, b = _operands(batch, m, k, n, a_strides, b_strides)
     size = batch * m * n
     bias, gate = RNG.standard_normal(n).astype(np.float32), _gate(size)
-    handles = {"bias": _upload(device, bias), "gate": _upload(device, gate)}
-    a_handle, b_handle = _upload(device, a), _upload(device, b)
+    handles = {"bias": to_device(device, bias), "gate": to_device(device, gate)}
+    a_handle, b_handle = to_device(device, a), to_device(device, b)
     plain, fused = device.alloc(size, "float32"), device.alloc(size, "float32")
     device.matmul(a_handle, b_handle, plain, batch, m, k, n, 3, *a_strides, 2, *b_strides)
     device.matmul(a_handle, b_handle, fused, batch, m, k, n, 3, *a_strides, 2, *b_strides,
@@ -145,17 +134,17 @@ def test_epilogues_run_in_order_as_their_own_kernels(device, case, epilogues):
         device.ewise_relu_grad(plain, handles["gate"], plain, size)
     if "relu" in epilogues:
         device.ewise_relu(plain, plain, size)
-    np.testing.assert_array_equal(_read(device, fused, size), _read(device, plain, size))
-    np.testing.assert_array_equal(_read(device, handles["bias"], n), bias)  # read only
+    np.testing.assert_array_equal(read(device, fused, size), read(device, plain, size))
+    np.testing.assert_array_equal(read(device, handles["bias"], n), bias)  # read only
 
 
 @pytest.mark.parametrize("device", DEVICE_PARAMS)
 def test_a_bias_shorter_than_a_row_is_refused(device):
     m, k, n = 3, 4, 5
-    a = _upload(device, RNG.standard_normal(m * k).astype(np.float32))
-    b = _upload(device, RNG.standard_normal(k * n).astype(np.float32))
-    out = _upload(device, np.full(m * n, 7.0, dtype=np.float32))
+    a = to_device(device, RNG.standard_normal(m * k).astype(np.float32))
+    b = to_device(device, RNG.standard_normal(k * n).astype(np.float32))
+    out = to_device(device, np.full(m * n, 7.0, dtype=np.float32))
     with pytest.raises(ValueError, match="matmul"):
         device.matmul(a, b, out, 1, m, k, n, 0, 0, k, 1, 0, 0, n, 1,
-                      bias=_upload(device, np.ones(n - 1, dtype=np.float32)))
-    np.testing.assert_array_equal(_read(device, out, m * n), 7.0)
+                      bias=to_device(device, np.ones(n - 1, dtype=np.float32)))
+    np.testing.assert_array_equal(read(device, out, m * n), 7.0)
