@@ -143,16 +143,19 @@ def norm_affine_backward(g, x, stats, weight, out, weight_grad, bias_grad, group
                          group_stride, member_stride, eps, per_member, gate=None):
     if gate is not None:
         # The gated cotangent in a buffer of its own (g is an input), over every element the
-        # layout reaches: ReLU's gradient, then the normalization's, in one protocol call.
-        reach = max(0, (groups - 1) * group_stride + (members - 1) * member_stride + 1)
-        if groups and members and reach > min(g.size, gate.size):
+        # layout reaches: ReLU's gradient, then the normalization's, in one protocol call. Only a
+        # layout the kernel accepts reaches memory; anything else is the kernel's to report.
+        valid = groups > 0 and members > 0 and min(group_stride, member_stride) >= 0
+        reach = (groups - 1) * group_stride + (members - 1) * member_stride + 1 if valid else 0
+        if reach > min(g.size, gate.size):
             _check_norm_buffers("norm_affine_backward", groups, members, group_stride,
                                 member_stride, (("g", g), ("gate", gate)), stats,
                                 (("weight", weight),), per_member)
-        gated = np.empty(max(reach, 1), np.float32)
-        status = _lib.nd_ewise_relu_grad_f32(_ptr(g), _ptr(gate), _ptr(gated), reach)
-        if status:
-            raise _fail("norm_affine_backward gate", status, size=reach)
+        gated = np.zeros(max(reach, 1), np.float32)
+        if reach:
+            status = _lib.nd_ewise_relu_grad_f32(_ptr(g), _ptr(gate), _ptr(gated), reach)
+            if status:
+                raise _fail("norm_affine_backward gate", status, size=reach)
         g = gated
     try:
         pg, px, pstats, pweight = g.address, x.address, stats.address, weight.address

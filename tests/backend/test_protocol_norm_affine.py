@@ -294,3 +294,13 @@ def test_a_gate_shorter_than_the_cotangent_is_refused(device):
                                     device.alloc(3, "float32"), device.alloc(3, "float32"),
                                     groups, members, group_stride, member_stride, EPS, 1,
                                     gate=to_device(device, np.ones(11), "float32"))
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+def test_a_gate_with_an_empty_or_negative_layout_reads_nothing(device):
+    # No groups: nothing to read however far the strides point; negative sizes: refused.
+    one = to_device(device, np.ones(1), "float32")
+    buffers = [one] * 4 + [device.alloc(1, "float32") for _ in range(3)]
+    device.norm_affine_backward(*buffers, 0, 2, 0, 10**6, EPS, 0, gate=one)
+    with pytest.raises(Exception, match="norm.*negative"):  # each device names it its way
+        device.norm_affine_backward(*buffers, -3, 2, -10**6, 1, EPS, 0, gate=one)
