@@ -294,35 +294,52 @@ static void update_running(float *running, const float *stats, int64_t count, fl
     for (int64_t k = 0; k < count; k++) running[k] = keep * running[k] + take * stats[k];
 }
 
-/* ReLU over the groups x members elements of out, as nd_ewise_relu_f32 computes it (a NaN stays
- * NaN), the smaller stride innermost and vectorized: a branch per element would mispredict on
- * half of them. Serial: a pass over data the normalization just wrote. */
+/* ReLU along one line of `count` elements `stride` apart, as nd_ewise_relu_f32 computes it (a NaN
+ * stays NaN), vectorized: a branch per element would mispredict on half of them. */
+static void relu_line(float *line, int64_t count, int64_t stride)
+{
+    if (stride == 1) {
+#pragma omp simd
+        for (int64_t j = 0; j < count; j++)
+            line[j] = (line[j] > 0.0f || line[j] != line[j]) ? line[j] : 0.0f;
+    } else {
+#pragma omp simd
+        for (int64_t j = 0; j < count; j++) {
+            float v = line[j * stride];
+            line[j * stride] = (v > 0.0f || v != v) ? v : 0.0f;
+        }
+    }
+}
+
+#define ND_RELU_PIECE 16384 /* elements of a dense run per piece threads share */
+
+/* ReLU over the groups x members elements of out, the smaller stride innermost; a dense layout is
+ * one run, cut into pieces so that threads can share it. Elementwise: no thread count changes a
+ * bit. */
 static void relu_elements(float *out, int64_t groups, int64_t members, int64_t group_stride,
                           int64_t member_stride)
 {
     const int members_inner = member_stride <= group_stride;
-    int64_t outer = members_inner ? groups : members;
-    int64_t inner = members_inner ? members : groups;
-    int64_t outer_stride = members_inner ? group_stride : member_stride;
-    const int64_t inner_stride = members_inner ? member_stride : group_stride;
-    if (inner_stride == 1 && outer_stride == inner) { /* dense: one run */
-        inner *= outer;
-        outer = 1;
-    }
-    for (int64_t i = 0; i < outer; i++) {
-        float *line = out + i * outer_stride;
-        if (inner_stride == 1) {
-#pragma omp simd
-            for (int64_t j = 0; j < inner; j++)
-                line[j] = (line[j] > 0.0f || line[j] != line[j]) ? line[j] : 0.0f;
-        } else {
-#pragma omp simd
-            for (int64_t j = 0; j < inner; j++) {
-                float v = line[j * inner_stride];
-                line[j * inner_stride] = (v > 0.0f || v != v) ? v : 0.0f;
-            }
+    int64_t lines = members_inner ? groups : members;
+    int64_t length = members_inner ? members : groups;
+    int64_t line_stride = members_inner ? group_stride : member_stride;
+    const int64_t stride = members_inner ? member_stride : group_stride;
+    if (stride == 1 && line_stride == length) {
+        const int64_t total = lines * length;
+        lines = (total + ND_RELU_PIECE - 1) / ND_RELU_PIECE;
+        length = ND_RELU_PIECE;
+        line_stride = ND_RELU_PIECE;
+        const int threads = nd_threads_for(total, ND_NORM_GRAIN);
+#pragma omp parallel for num_threads(threads) if (threads > 1)
+        for (int64_t i = 0; i < lines; i++) {
+            const int64_t start = i * line_stride;
+            relu_line(out + start, total - start < length ? total - start : length, 1);
         }
+        return;
     }
+    const int threads = nd_threads_for(lines * length, ND_NORM_GRAIN);
+#pragma omp parallel for num_threads(threads) if (threads > 1)
+    for (int64_t i = 0; i < lines; i++) relu_line(out + i * line_stride, length, stride);
 }
 
 int nd_norm_affine_forward_f32(const float *x, const float *weight, const float *bias, float *out,

@@ -308,3 +308,27 @@ def test_running_pointer_through_ctypes_may_be_null():
     np.testing.assert_array_equal(np.asarray(stats), [2.0, 3.5, 1.0, 2.25])
     assert forward(*pointers, 2, 2, 1, 2, 0.0, 0, running.address, 0.5, 0.5, 0) == 0
     np.testing.assert_array_equal(np.asarray(running), [1.0, 1.75, 0.5, 1.125])
+
+
+@pytest.mark.parametrize("per_row", [True, False], ids=["layer_norm", "batch_norm"])
+@pytest.mark.parametrize("shape", [(300, 400), (7, 5)], ids=str)
+@pytest.mark.parametrize("pad", [0, 3], ids=["dense", "padded_rows"])
+def test_relu_after_the_norm_is_the_elementwise_relu_at_any_thread_count(shape, per_row, pad,
+                                                                          threads):
+    # Dense data is one run that threads share in pieces; padded rows go line by line.
+    rows, cols = shape
+    line = cols + pad
+    rng = np.random.default_rng(rows)
+    x = on_cpu(rng.standard_normal(rows * line).astype(np.float32))
+    sizes = (rows, cols, line, 1) if per_row else (cols, rows, 1, line)
+    # One weight and bias per column either way: layer norm's members, batch norm's groups.
+    weight, bias = on_cpu(np.ones(cols, np.float32)), on_cpu(np.zeros(cols, np.float32))
+    plain = on_cpu(np.full(x.size, 7.0, np.float32))
+    fused = on_cpu(np.full(x.size, 7.0, np.float32))
+    stats = cpu.alloc(2 * sizes[0])
+    per_member = 1 if per_row else 0
+    cpu.norm_affine_forward(x, weight, bias, plain, stats, *sizes, 1e-5, per_member)
+    cpu.norm_affine_forward(x, weight, bias, fused, stats, *sizes, 1e-5, per_member, relu=True)
+    want = np.asarray(plain).reshape(rows, line).copy()
+    want[:, :cols] = np.maximum(want[:, :cols], 0)  # the padding stays as it was
+    np.testing.assert_array_equal(np.asarray(fused).reshape(rows, line), want)
