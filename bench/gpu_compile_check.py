@@ -198,18 +198,21 @@ def variants(quick):
             # The epilogues: GATED (a backward product fused with ReLU's gradient) loads the gate
             # where the tile is stored, which can change the epilogue's layouts and shared
             # memory; BIASED and RELU (a layer's forward, with or without its ReLU, or a ReLU
-            # layer without bias) load a row or add an instruction.
-            for even_k, (layout, register_a, transposed, specialized), (gated, relu, biased) in \
+            # layer without bias) load a row or add an instruction; DROPOUT hashes each
+            # element's index (a layer's forward, and the gated backward after it).
+            for even_k, (layout, register_a, transposed, specialized), epilogue in \
                     itertools.product((False, True), _matmul_operand_variants(precision, config),
-                                      ((False, False, False), (True, False, False),
-                                       (False, True, False), (False, False, True),
-                                       (False, True, True))):
+                                      ((False, False, False, False), (True, False, False, False),
+                                       (False, True, False, False), (False, False, True, False),
+                                       (False, True, True, False), (False, True, True, True),
+                                       (True, False, False, True))):
+                gated, relu, biased, dropout = epilogue
                 yield matmul._matmul_kernel, dict(config.kwargs, PRECISION=precision,
                                                   EVEN_K=even_k, TMA_LAYOUT=layout,
                                                   REGISTER_A=register_a,
                                                   TRANSPOSED_OUT=transposed,
                                                   WARP_SPECIALIZE=specialized, GATED=gated,
-                                                  RELU=relu, BIASED=biased,
+                                                  RELU=relu, BIASED=biased, DROPOUT=dropout,
                                                   _warps=config.num_warps,
                                                   _stages=config.num_stages)
     for kind, kernel in conv._KERNELS.items():

@@ -32,6 +32,12 @@ static void dropout_range(const float *a, float *out, int64_t begin, int64_t end
     }
 }
 
+void nd_dropout_range_f32(const float *a, float *out, int64_t begin, int64_t end,
+                          uint32_t threshold, float scale, uint32_t seed)
+{
+    dropout_range(a, out, begin, end, threshold, scale, seed);
+}
+
 int nd_ewise_dropout_f32(const float *a, float *out, int64_t size, int64_t threshold, float scale,
                          int64_t seed)
 {

@@ -52,7 +52,7 @@ SIGNATURES = {
     "nd_sgemm_f32": _SGEMM,
     "nd_sgemm_naive_f32": _SGEMM,
     "nd_matmul_f32": _MATMUL,
-    "nd_matmul_sizes_f32": [P, P, P, P, P, P],
+    "nd_matmul_sizes_f32": [P, P, P, P, P, F32, P],
     "nd_matmul_naive_f32": _MATMUL,
     **{f"nd_ewise_{op}_f32": [P, P, P, I64] for op in BINARY_OPS},
     **{f"nd_scalar_{op}_f32": [P, F32, P, I64] for op in SCALAR_OPS},

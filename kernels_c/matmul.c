@@ -7,6 +7,8 @@
 
 #define ND_SMALL_MATRIX_WORK (1 << 21) /* multiply-adds under which threads split the batch */
 #define ND_GATE_GRAIN 65536           /* gated elements per thread, at least */
+#define ND_DROPOUT_LIMIT (INT64_C(1) << 32)   /* dropout's element indices and seeds */
+#define ND_THRESHOLD_LIMIT (INT64_C(1) << 24) /* dropout's largest threshold */
 
 /* ND_OK when every element offset + sum_d i_d * strides[d] (i_d < sizes[d]) lies in [0, len). */
 static int check_extent(int64_t len, int64_t offset, int rank, const int64_t *sizes,
@@ -86,17 +88,22 @@ static void apply_bias(float *out, const float *bias, int64_t rows, int64_t n, i
     }
 }
 
-/* The epilogues asked for, in order: the bias row, the gate, ReLU (sz[16] 1). */
-static void finish(float *out, const float *gate, const float *bias, const int64_t *sz,
-                   int64_t rows, int64_t n, int threads)
+/* The epilogues asked for, in order, on the item starting `first` elements into out: the bias
+ * row, dropout (sz[18] 1; its mask indexed over the whole output), the gate, ReLU (sz[16] 1). */
+static void finish(float *out, int64_t first, const float *gate, const float *bias, float scale,
+                   const int64_t *sz, int64_t rows, int64_t n, int threads)
 {
-    if (bias) apply_bias(out, bias, rows, n, threads);
-    if (gate) apply_gate(out, gate, rows * n, threads);
-    if (sz[16]) apply_relu(out, rows * n, threads);
+    float *item = out + first;
+    if (bias) apply_bias(item, bias, rows, n, threads);
+    if (sz[18])
+        nd_dropout_range_f32(out, out, first, first + rows * n, (uint32_t)sz[19], scale,
+                             (uint32_t)sz[20]);
+    if (gate) apply_gate(item, gate + first, rows * n, threads);
+    if (sz[16]) apply_relu(item, rows * n, threads);
 }
 
 static int matmul(const float *a, const float *b, float *out, const float *gate,
-                  const float *bias, const int64_t *sz)
+                  const float *bias, float scale, const int64_t *sz)
 {
     const int64_t batch = sz[3], m = sz[4], k = sz[5], n = sz[6];
     const int64_t a_offset = sz[7], a_bs = sz[8], a_rs = sz[9], a_cs = sz[10];
@@ -107,6 +114,9 @@ static int matmul(const float *a, const float *b, float *out, const float *gate,
     const int64_t item = m * n; /* no overflow: check_matmul bounded batch * m * n */
     if (gate && batch * item > sz[15]) return ND_ERR_BOUNDS;
     if (bias && n > sz[17]) return ND_ERR_BOUNDS;
+    if (sz[18] && (batch * item > ND_DROPOUT_LIMIT || sz[19] < 0 || sz[19] > ND_THRESHOLD_LIMIT
+                   || sz[20] < 0 || sz[20] >= ND_DROPOUT_LIMIT))
+        return ND_ERR_SIZE;
     const int threads = nd_get_num_threads();
     if (batch >= threads && threads > 1 && m * n * k < ND_SMALL_MATRIX_WORK) {
         int failed = ND_OK;
@@ -115,8 +125,7 @@ static int matmul(const float *a, const float *b, float *out, const float *gate,
             int item_status = nd_sgemm_f32(a + a_offset + t * a_bs, b + b_offset + t * b_bs,
                                            out + t * item, m, n, k, a_rs, a_cs, b_rs, b_cs, n, 0,
                                            1);
-            if (item_status == ND_OK)
-                finish(out + t * item, gate ? gate + t * item : NULL, bias, sz, m, n, 1);
+            if (item_status == ND_OK) finish(out, t * item, gate, bias, scale, sz, m, n, 1);
             failed |= item_status;
         }
         return failed;
@@ -125,7 +134,7 @@ static int matmul(const float *a, const float *b, float *out, const float *gate,
         status = nd_sgemm_f32(a + a_offset + t * a_bs, b + b_offset + t * b_bs, out + t * item,
                               m, n, k, a_rs, a_cs, b_rs, b_cs, n, 0, threads);
         if (status != ND_OK) return status;
-        finish(out + t * item, gate ? gate + t * item : NULL, bias, sz, m, n, threads);
+        finish(out, t * item, gate, bias, scale, sz, m, n, threads);
     }
     return ND_OK;
 }
@@ -135,16 +144,16 @@ int nd_matmul_f32(const float *a, const float *b, float *out, int64_t a_len, int
                   int64_t a_offset, int64_t a_bs, int64_t a_rs, int64_t a_cs,
                   int64_t b_offset, int64_t b_bs, int64_t b_rs, int64_t b_cs)
 {
-    const int64_t sizes[18] = {a_len, b_len, out_len, batch, m, k, n, a_offset, a_bs, a_rs,
-                               a_cs, b_offset, b_bs, b_rs, b_cs, 0, 0, 0};
-    return matmul(a, b, out, NULL, NULL, sizes);
+    const int64_t sizes[21] = {a_len, b_len, out_len, batch, m, k, n, a_offset, a_bs, a_rs,
+                               a_cs, b_offset, b_bs, b_rs, b_cs, 0, 0, 0, 0, 0, 0};
+    return matmul(a, b, out, NULL, NULL, 1.0f, sizes);
 }
 
 int nd_matmul_sizes_f32(const float *a, const float *b, float *out, const float *gate,
-                        const float *bias, const int64_t *sizes)
+                        const float *bias, float dropout_scale, const int64_t *sizes)
 {
     if (!sizes) return ND_ERR_NULL;
-    return matmul(a, b, out, gate, bias, sizes);
+    return matmul(a, b, out, gate, bias, dropout_scale, sizes);
 }
 
 int nd_matmul_naive_f32(const float *a, const float *b, float *out, int64_t a_len, int64_t b_len,

@@ -108,6 +108,10 @@ int nd_ewise_mul_row_f32(const float *a, const float *row, float *out, int64_t s
  * result does not depend on the thread count. */
 int nd_ewise_dropout_f32(const float *a, float *out, int64_t size, int64_t threshold, float scale,
                          int64_t seed);
+/* Elements [begin, end) of the same rule, arguments unchecked (matmul.c's dropout epilogue, on
+ * ranges of an output it checked). */
+void nd_dropout_range_f32(const float *a, float *out, int64_t begin, int64_t end,
+                          uint32_t threshold, float scale, uint32_t seed);
 
 /* optim.c: one update of `count` parameters, in place; ws[t], gs[t] and the state buffers hold
  * sizes[t] elements each, d = g + weight_decay * w (g when weight_decay is 0).
@@ -196,15 +200,17 @@ int nd_matmul_f32(const float *a, const float *b, float *out, int64_t a_len, int
                   int64_t out_len, int64_t batch, int64_t m, int64_t k, int64_t n,
                   int64_t a_offset, int64_t a_bs, int64_t a_rs, int64_t a_cs,
                   int64_t b_offset, int64_t b_bs, int64_t b_rs, int64_t b_cs);
-/* nd_matmul_f32 with its sizes in one array of 18, in the same order (a_len, b_len, out_len,
- * batch, m, k, n, a_offset, a_bs, a_rs, a_cs, b_offset, b_bs, b_rs, b_cs), then gate_len, relu and
- * bias_len: from Python, converting 15 separate int64 arguments costs more than the kernel on a
- * 100x100 matrix. Epilogues, in this order: a non-NULL bias (bias_len >= n elements, else
- * ND_ERR_BOUNDS) is added to every row; a non-NULL gate (compact like out, gate_len >= batch*m*n
- * elements, else ND_ERR_BOUNDS) zeroes out where gate <= 0 (ReLU's gradient); relu 1 applies ReLU
- * as nd_ewise_relu_f32 does. A layer's product, bias and activation in one call. */
+/* nd_matmul_f32 with its sizes in one array of 21, in the same order (a_len, b_len, out_len,
+ * batch, m, k, n, a_offset, a_bs, a_rs, a_cs, b_offset, b_bs, b_rs, b_cs), then gate_len, relu,
+ * bias_len, dropout (1 applies it), its threshold and seed: from Python, converting 15 separate
+ * int64 arguments costs more than the kernel on a 100x100 matrix. Epilogues, in this order: a
+ * non-NULL bias (bias_len >= n elements, else ND_ERR_BOUNDS) is added to every row; dropout as
+ * nd_ewise_dropout_f32 with dropout_scale (threshold <= 2^24, seed < 2^32, batch*m*n <= 2^32,
+ * else ND_ERR_SIZE); a non-NULL gate (compact like out, gate_len >= batch*m*n elements, else
+ * ND_ERR_BOUNDS) zeroes out where gate <= 0 (ReLU's gradient); relu 1 applies ReLU as
+ * nd_ewise_relu_f32 does. A layer's product, bias, activation and dropout in one call. */
 int nd_matmul_sizes_f32(const float *a, const float *b, float *out, const float *gate,
-                        const float *bias, const int64_t *sizes);
+                        const float *bias, float dropout_scale, const int64_t *sizes);
 int nd_matmul_naive_f32(const float *a, const float *b, float *out, int64_t a_len, int64_t b_len,
                         int64_t out_len, int64_t batch, int64_t m, int64_t k, int64_t n,
                         int64_t a_offset, int64_t a_bs, int64_t a_rs, int64_t a_cs,

@@ -267,9 +267,9 @@ def seed_bits(seed):
     return seed - DROPOUT_WORD if seed >= DROPOUT_WORD // 2 else seed
 
 
-def dropout(a, out, size, threshold, scale, seed):
-    """out[i] = a[i] * scale where (hash(seed, i) >> 8) >= threshold, else 0, for i < size (the
-    protocol's ewise_dropout; out may be a)."""
+def check_dropout(size, threshold, scale, seed):
+    """Raise naming the value unless dropout over `size` elements can draw its mask (also the
+    matmul kernel's dropout epilogue's check)."""
     threshold, seed = operator.index(threshold), operator.index(seed)
     if size > DROPOUT_WORD:
         raise ValueError(f"size {size} exceeds 2^32: dropout indices are 32-bit")
@@ -277,6 +277,13 @@ def dropout(a, out, size, threshold, scale, seed):
         raise ValueError(f"threshold {threshold} outside [0, 2^24]")
     if not 0 <= seed < DROPOUT_WORD:
         raise ValueError(f"seed {seed} outside [0, 2^32)")
+
+
+def dropout(a, out, size, threshold, scale, seed):
+    """out[i] = a[i] * scale where (hash(seed, i) >> 8) >= threshold, else 0, for i < size (the
+    protocol's ewise_dropout; out may be a)."""
+    threshold, seed = operator.index(threshold), operator.index(seed)
+    check_dropout(size, threshold, scale, seed)
     grid, block, warps = _checked(("a", "out"), (a, out), size)
     if size:
         _dropout_kernel[grid](a, out, size, threshold, float(scale), seed_bits(seed),

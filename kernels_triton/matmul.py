@@ -18,6 +18,7 @@ from .common import (
     interpreting,
     round_to_tf32,
 )
+from .ewise import _dropout_hash, check_dropout, seed_bits
 from .matmul_layouts import oriented, register_a, tma_layout, warp_specialized
 
 PRECISIONS = ("ieee", "tf32", "tf32x3")
@@ -93,13 +94,15 @@ def _descriptor(base, rows, cols, row_stride, BLOCK_ROWS: tl.constexpr, BLOCK_CO
 
 
 @triton.jit
-def _matmul_tile(a, b, out, gate, bias, m, n, k, tile, batch, a_offset, stride_ab, stride_am,
-                 stride_ak, b_offset, stride_bb, stride_bk, stride_bn, PRECISION: tl.constexpr,
-                 EVEN_K: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-                 BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr, TMA_LAYOUT: tl.constexpr,
-                 SPLIT_EPILOGUE: tl.constexpr, REGISTER_A: tl.constexpr,
-                 TRANSPOSED_OUT: tl.constexpr, WARP_SPECIALIZE: tl.constexpr,
-                 GATED: tl.constexpr, RELU: tl.constexpr, BIASED: tl.constexpr):
+def _matmul_tile(a, b, out, gate, bias, threshold, scale, seed, first, m, n, k, tile, batch,
+                 a_offset, stride_ab, stride_am, stride_ak, b_offset, stride_bb, stride_bk,
+                 stride_bn, PRECISION: tl.constexpr, EVEN_K: tl.constexpr,
+                 BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+                 GROUP_M: tl.constexpr, TMA_LAYOUT: tl.constexpr, SPLIT_EPILOGUE: tl.constexpr,
+                 REGISTER_A: tl.constexpr, TRANSPOSED_OUT: tl.constexpr,
+                 WARP_SPECIALIZE: tl.constexpr,
+                 GATED: tl.constexpr, RELU: tl.constexpr, BIASED: tl.constexpr,
+                 DROPOUT: tl.constexpr):
     # With a TMA_LAYOUT, `a` and `b` are tensor descriptors of this batch's operands, each over
     # its matrix or its transpose, whichever has unit column stride ("k" or "m" for A, "k" or
     # "n" for B): the copy engine fetches whole tiles and fills the out-of-bounds part with zeros,
@@ -147,52 +150,62 @@ def _matmul_tile(a, b, out, gate, bias, m, n, k, tile, batch, a_offset, stride_a
     # bytes a thread); stored and gated one column half at a time, it does not. Triton 3.6's
     # warp specialization fails to compile the split with a gate.
     if SPLIT_EPILOGUE or (GATED and not WARP_SPECIALIZE and BLOCK_M * BLOCK_N >= 128 * 128):
-        _store_halves(out + row_starts, gate + row_starts, bias, rm[:, None], acc, m_ok,
-                      pid_n * BLOCK_N, m, n, BLOCK_M, BLOCK_N, TRANSPOSED_OUT, GATED, RELU, BIASED)
+        _store_halves(out, row_starts, gate, bias, rm[:, None], acc, m_ok, pid_n * BLOCK_N, m, n,
+                      threshold, scale, seed, first, BLOCK_M, BLOCK_N, TRANSPOSED_OUT, GATED,
+                      RELU, BIASED, DROPOUT)
     else:
-        _store_columns(out + row_starts, gate + row_starts, bias, rm[:, None], acc, m_ok, rn, m, n,
-                       TRANSPOSED_OUT, GATED, RELU, BIASED)
+        _store_columns(out, row_starts, gate, bias, rm[:, None], acc, m_ok, rn, m, n, threshold,
+                       scale, seed, first, TRANSPOSED_OUT, GATED, RELU, BIASED, DROPOUT)
 
 
 @triton.jit
-def _store_columns(rows, gate_rows, bias, rm, values, m_ok, rn, m, n,
-                   TRANSPOSED_OUT: tl.constexpr, GATED: tl.constexpr, RELU: tl.constexpr,
-                   BIASED: tl.constexpr):
-    # Columns rn of rows rm (a column vector) of the tile whose row pointers are `rows`; with
-    # TRANSPOSED_OUT the (m, n) result lands transposed, column j of the tile at element j * m
-    # (see matmul_layouts.oriented). The epilogues, in the protocol's order: BIASED adds the bias
-    # of the result's column (the tile's row when transposed); the gate is laid out as the
-    # result, and GATED zeroes the elements whose gate is <= 0 (ReLU's gradient; a NaN gate
-    # passes the product on); RELU applies ReLU as the elementwise kernel does (NaN stays NaN).
+def _store_columns(out, row_starts, gate, bias, rm, values, m_ok, rn, m, n, threshold, scale,
+                   seed, first, TRANSPOSED_OUT: tl.constexpr, GATED: tl.constexpr,
+                   RELU: tl.constexpr, BIASED: tl.constexpr, DROPOUT: tl.constexpr):
+    # Columns rn of rows rm (a column vector) of the tile whose rows start `row_starts` elements
+    # into out; with TRANSPOSED_OUT the (m, n) result lands transposed, column j of the tile at
+    # element j * m (see matmul_layouts.oriented). An element's offset is its index in the
+    # result as laid out. The epilogues, in the protocol's order: BIASED adds the bias of the
+    # result's column (the tile's row when transposed); DROPOUT draws its mask from the index
+    # (plus `first`, the chunk's first element), as the elementwise kernel does; the gate is
+    # laid out as the result, and GATED zeroes the
+    # elements whose gate is <= 0 (ReLU's gradient; a NaN gate passes the product on); RELU
+    # applies ReLU as the elementwise kernel does (a NaN stays NaN).
     mask = m_ok & (rn[None, :] < n)
     if TRANSPOSED_OUT:
-        columns = rn[None, :].to(tl.int64) * m
+        offsets = row_starts + rn[None, :].to(tl.int64) * m
     else:
-        columns = rn[None, :]
+        offsets = row_starts + rn[None, :]
     if BIASED:
         if TRANSPOSED_OUT:
             values = values + tl.load(bias + rm, mask=m_ok, other=0.0)
         else:
             values = values + tl.load(bias + rn[None, :], mask=rn[None, :] < n, other=0.0)
+    if DROPOUT:
+        index = first + offsets
+        keep = (_dropout_hash(seed, index) >> tl.full([], 8, tl.uint32)).to(tl.int32) >= threshold
+        values = tl.where(keep, values * scale, 0.0)
     if GATED:
-        values = tl.where(tl.load(gate_rows + columns, mask=mask, other=1.0) <= 0.0, 0.0, values)
+        values = tl.where(tl.load(gate + offsets, mask=mask, other=1.0) <= 0.0, 0.0, values)
     if RELU:
         values = tl.maximum(values, 0.0, propagate_nan=tl.PropagateNan.ALL)
-    tl.store(rows + columns, values, mask=mask)
+    tl.store(out + offsets, values, mask=mask)
 
 
 @triton.jit
-def _store_halves(rows, gate_rows, bias, rm, acc, m_ok, col, m, n, BLOCK_M: tl.constexpr,
-                  BLOCK_N: tl.constexpr, TRANSPOSED_OUT: tl.constexpr, GATED: tl.constexpr,
-                  RELU: tl.constexpr, BIASED: tl.constexpr):
+def _store_halves(out, row_starts, gate, bias, rm, acc, m_ok, col, m, n, threshold, scale, seed,
+                  first, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                  TRANSPOSED_OUT: tl.constexpr,
+                  GATED: tl.constexpr, RELU: tl.constexpr, BIASED: tl.constexpr,
+                  DROPOUT: tl.constexpr):
     # Columns [0, BLOCK_N/2) and [BLOCK_N/2, BLOCK_N) of the tile, converted and stored one after
     # the other.
     left, right = tl.split(tl.permute(tl.reshape(acc, (BLOCK_M, 2, BLOCK_N // 2)), (0, 2, 1)))
     rn = col + tl.arange(0, BLOCK_N // 2)
-    _store_columns(rows, gate_rows, bias, rm, left, m_ok, rn, m, n, TRANSPOSED_OUT, GATED, RELU,
-                   BIASED)
-    _store_columns(rows, gate_rows, bias, rm, right, m_ok, rn + BLOCK_N // 2, m, n,
-                   TRANSPOSED_OUT, GATED, RELU, BIASED)
+    _store_columns(out, row_starts, gate, bias, rm, left, m_ok, rn, m, n, threshold, scale, seed,
+                   first, TRANSPOSED_OUT, GATED, RELU, BIASED, DROPOUT)
+    _store_columns(out, row_starts, gate, bias, rm, right, m_ok, rn + BLOCK_N // 2, m, n,
+                   threshold, scale, seed, first, TRANSPOSED_OUT, GATED, RELU, BIASED, DROPOUT)
 
 
 @triton.jit
@@ -211,18 +224,22 @@ def _tma_tiles(a, b, row, col, depth, TMA_LAYOUT: tl.constexpr):
     return a_tile, b_tile
 
 
-@triton.jit
+# Dropout's seed and threshold stay plain int32 arguments (as in the elementwise kernel): a launch
+# would otherwise specialize a value of 1 or a multiple of 16, compiling variants per seed.
+@triton.jit(do_not_specialize=["threshold", "seed", "first"])
 def _matmul_kernel(a, b, out, m, n, k, a_offset, stride_ab, stride_am, stride_ak,
-                   b_offset, stride_bb, stride_bk, stride_bn, gate, bias,
+                   b_offset, stride_bb, stride_bk, stride_bn, gate, bias, threshold, scale, seed,
+                   first,
                    PRECISION: tl.constexpr, EVEN_K: tl.constexpr, BLOCK_M: tl.constexpr,
                    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
                    PERSISTENT: tl.constexpr, TMA: tl.constexpr, TMA_LAYOUT: tl.constexpr,
                    SPLIT_EPILOGUE: tl.constexpr, REGISTER_A: tl.constexpr,
                    TRANSPOSED_OUT: tl.constexpr, WARP_SPECIALIZE: tl.constexpr,
-                   GATED: tl.constexpr, RELU: tl.constexpr, BIASED: tl.constexpr):
-    # out[t, i, j] = sum_l A[t, i, l] B[t, l, j], plus bias[j] when BIASED, zeroed where
-    # gate[t, i, j] <= 0 when GATED, then through ReLU when RELU (`gate` and `bias` are read only
-    # when asked for); grid (programs, batch): one program per output
+                   GATED: tl.constexpr, RELU: tl.constexpr, BIASED: tl.constexpr,
+                   DROPOUT: tl.constexpr):
+    # out[t, i, j] = sum_l A[t, i, l] B[t, l, j], plus bias[j] when BIASED, through dropout when
+    # DROPOUT, zeroed where gate[t, i, j] <= 0 when GATED, then through ReLU when RELU (`gate`
+    # and `bias` are read only when asked for); grid (programs, batch): one program per output
     # tile, or (PERSISTENT) one per multiprocessor striding over the tiles in a loop nest the
     # compiler flattens into one pipeline, so a tile's epilogue overlaps the next tile's loads.
     # A TMA configuration on operands that descriptors cannot address (TMA_LAYOUT "") runs as
@@ -242,17 +259,17 @@ def _matmul_kernel(a, b, out, m, n, k, a_offset, stride_ab, stride_am, stride_ak
     if PERSISTENT:
         tiles = tl.cdiv(m, BLOCK_M) * tl.cdiv(n, BLOCK_N)
         for tile in tl.range(tl.program_id(0), tiles, tl.num_programs(0), flatten=True):
-            _matmul_tile(a_src, b_src, out, gate, bias, m, n, k, tile, batch, a_offset, stride_ab,
-                         stride_am, stride_ak, b_offset, stride_bb, stride_bk, stride_bn,
-                         PRECISION, EVEN_K, BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, LAYOUT,
-                         SPLIT_EPILOGUE, REGISTER_A, TRANSPOSED_OUT, WARP_SPECIALIZE, GATED,
-                         RELU, BIASED)
+            _matmul_tile(a_src, b_src, out, gate, bias, threshold, scale, seed, first, m, n, k,
+                         tile, batch, a_offset, stride_ab, stride_am, stride_ak, b_offset,
+                         stride_bb, stride_bk, stride_bn, PRECISION, EVEN_K, BLOCK_M, BLOCK_N,
+                         BLOCK_K, GROUP_M, LAYOUT, SPLIT_EPILOGUE, REGISTER_A, TRANSPOSED_OUT,
+                         WARP_SPECIALIZE, GATED, RELU, BIASED, DROPOUT)
     else:
-        _matmul_tile(a_src, b_src, out, gate, bias, m, n, k, tl.program_id(0), batch, a_offset,
-                     stride_ab, stride_am, stride_ak, b_offset, stride_bb, stride_bk, stride_bn,
-                     PRECISION, EVEN_K, BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, LAYOUT,
-                     SPLIT_EPILOGUE, REGISTER_A, TRANSPOSED_OUT, WARP_SPECIALIZE, GATED, RELU,
-                     BIASED)
+        _matmul_tile(a_src, b_src, out, gate, bias, threshold, scale, seed, first, m, n, k,
+                     tl.program_id(0), batch, a_offset, stride_ab, stride_am, stride_ak, b_offset,
+                     stride_bb, stride_bk, stride_bn, PRECISION, EVEN_K, BLOCK_M, BLOCK_N,
+                     BLOCK_K, GROUP_M, LAYOUT, SPLIT_EPILOGUE, REGISTER_A, TRANSPOSED_OUT,
+                     WARP_SPECIALIZE, GATED, RELU, BIASED, DROPOUT)
 
 
 def timed_on(config, layout):
@@ -293,12 +310,13 @@ _AUTOTUNED = {p: triton.autotune(configs=matmul_configs(p),
 
 
 def run_config(config, grid, args, precision, layout, transposed, register=None, gate=None,
-               relu=False, bias=None):
+               relu=False, bias=None, dropout=None, first=0):
     """Launch the kernel on `args` (as `matmul` builds them) with exactly `config`, setting what
     the autotuner's heuristics would; `layout` applies to a TMA configuration only. `register`
     True or False forces A through registers (rounded to TF32) or not, for measurements; None
     leaves it to `register_a`. The epilogues: `bias` (a buffer of the result's columns) is added,
-    `gate` (a buffer laid out as the result) gates it, `relu` applies ReLU. Returns
+    `dropout` (threshold, scale, seed; elements indexed from `first`) drops, `gate` (a buffer laid
+    out as the result) gates, `relu` applies ReLU. Returns
     Triton's compiled kernel, whose n_regs and n_spills a launch on a GPU fills in."""
     layout = layout if config.kwargs["TMA"] else ""
     k, stride_ak = args[5], args[9]
@@ -308,18 +326,21 @@ def run_config(config, grid, args, precision, layout, transposed, register=None,
     if meta["WARP_SPECIALIZE"]:  # a new dictionary only then: small products launch through here
         meta = dict(meta, WARP_SPECIALIZE=warp_specialized(meta, layout))
     _LAST["config"] = config
-    return _matmul_kernel[grid](*args, *_epilogue_buffers(args, gate, bias),
+    return _matmul_kernel[grid](*args, *_epilogue_args(args, gate, bias, dropout, first),
                                 PRECISION=precision,
                                 EVEN_K=bool(layout) or k % config.kwargs["BLOCK_K"] == 0,
                                 TMA_LAYOUT=layout, REGISTER_A=register,
                                 TRANSPOSED_OUT=transposed, GATED=gate is not None, RELU=relu,
-                                BIASED=bias is not None, num_warps=config.num_warps,
-                                num_stages=config.num_stages, **meta)
+                                BIASED=bias is not None, DROPOUT=dropout is not None,
+                                num_warps=config.num_warps, num_stages=config.num_stages, **meta)
 
 
-def _epilogue_buffers(args, gate, bias):
-    """The kernel's gate and bias arguments: `out` stands in for one not asked for (never read)."""
-    return (args[2] if gate is None else gate, args[2] if bias is None else bias)
+def _epilogue_args(args, gate, bias, dropout, first):
+    """The kernel's gate, bias, threshold, scale, seed and first arguments: `out` stands in for a
+    buffer not asked for (never read), and the seed travels as its int32 bit pattern."""
+    threshold, scale, seed = (0, 1.0, 0) if dropout is None else dropout
+    return (args[2] if gate is None else gate, args[2] if bias is None else bias, int(threshold),
+            float(scale), seed_bits(int(seed)), int(first))
 
 
 # The configuration each autotune key chose, by a finer key of our own (every size, stride and
@@ -338,19 +359,21 @@ def last_config():
     return _LAST["config"]
 
 
-def _autotuned_launch(grid, args, gate, relu, bias, precision, layout, transposed):
+def _autotuned_launch(grid, args, gate, relu, bias, dropout, first, precision, layout,
+                      transposed):
     autotuner = _AUTOTUNED[precision]
     key = (precision, layout, transposed, gate is None, args[0].dtype, *args[3:])
     # A choice stands while the candidates it was chosen from do (tests replace the list).
     chosen = _CHOSEN.get(key)
     if chosen is not None and chosen[0] is autotuner.configs:
         run_config(chosen[1], grid, args, precision, layout, transposed, gate=gate, relu=relu,
-                   bias=bias)
+                   bias=bias, dropout=dropout, first=first)
         return
     autotuner.best_config = None  # set again by a run that chose (tools may stand in for one)
-    autotuner[grid](*args, *_epilogue_buffers(args, gate, bias), PRECISION=precision,
-                    TMA_LAYOUT=layout, TRANSPOSED_OUT=transposed, GATED=gate is not None,
-                    RELU=relu, BIASED=bias is not None)
+    autotuner[grid](*args, *_epilogue_args(args, gate, bias, dropout, first),
+                    PRECISION=precision, TMA_LAYOUT=layout, TRANSPOSED_OUT=transposed,
+                    GATED=gate is not None, RELU=relu, BIASED=bias is not None,
+                    DROPOUT=dropout is not None)
     config = _LAST["config"] = autotuner.best_config
     if config is not None:
         if len(_CHOSEN) >= _CHOSEN_LIMIT:
@@ -400,17 +423,20 @@ def check_args(a, b, out, batch, m, k, n, a_offset, a_strides, b_offset, b_strid
 def matmul(a, b, out, batch, m, k, n,
            a_offset, a_batch_stride, a_row_stride, a_col_stride,
            b_offset, b_batch_stride, b_row_stride, b_col_stride, gate=None, relu=False,
-           bias=None, precision="ieee", sm_count=None):
+           bias=None, dropout=None, precision="ieee", sm_count=None):
     """out (batch, m, n) compact = A @ B with A[t, i, l] = a[a_offset + t*a_batch_stride +
     i*a_row_stride + l*a_col_stride] and B alike, with the epilogues `bias` (n elements, added to
-    every row), `gate` (compact, batch * m * n: zeroed where it is <= 0) and `relu`, in that
-    order; see engine/backend/protocol.py. `sm_count`
+    every row), `dropout` ((threshold, scale, seed), as ewise_dropout), `gate` (compact,
+    batch * m * n: zeroed where it is <= 0) and `relu`, in that order; see
+    engine/backend/protocol.py. `sm_count`
     (the GPU's multiprocessors) sizes the grid of persistent configurations."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown matmul precision {precision!r}; choose one of {PRECISIONS}")
     a_strides = (a_batch_stride, a_row_stride, a_col_stride)
     b_strides = (b_batch_stride, b_row_stride, b_col_stride)
     check_args(a, b, out, batch, m, k, n, a_offset, a_strides, b_offset, b_strides, gate, bias)
+    if dropout is not None:
+        check_dropout(batch * m * n, *dropout)
     if batch * m * n == 0:
         return
     a, b, m, n, a_offset, a_strides, b_offset, b_strides, transposed = oriented(
@@ -427,9 +453,10 @@ def matmul(a, b, out, batch, m, k, n,
                 a, b, m, k, n, args[6], args[7:10], args[10], args[11:14])
             if layout:
                 _use_descriptor_scratch(out)
-            _autotuned_launch(grid, args, chunk_gate, relu, bias, precision, layout, transposed)
+            _autotuned_launch(grid, args, chunk_gate, relu, bias, dropout, first * m * n,
+                              precision, layout, transposed)
         else:
             # The heuristics' values are known here: calling the kernel itself skips their
             # per-launch argument dictionaries (small products are the host-bound ones).
             run_config(small_config(), grid, args, precision, "", transposed, gate=chunk_gate,
-                       relu=relu, bias=bias)
+                       relu=relu, bias=bias, dropout=dropout, first=first * m * n)

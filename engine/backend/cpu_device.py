@@ -32,6 +32,7 @@ from .cpu_handles import (
     _check_sizes,
     _fail,
     _i64,
+    _i64_fresh,
     _lib,
     _new_buffer,
     _ptr,
@@ -312,7 +313,7 @@ reduce_logsumexp = _reduction("reduce_logsumexp")
 def matmul(a, b, out, batch, m, k, n,
            a_offset, a_batch_stride, a_row_stride, a_col_stride,
            b_offset, b_batch_stride, b_row_stride, b_col_stride, gate=None, relu=False,
-           bias=None):
+           bias=None, dropout=None):
     try:
         pa, pb, pout = a.address, b.address, out.address
     except AttributeError:
@@ -324,12 +325,14 @@ def matmul(a, b, out, batch, m, k, n,
             raise ValueError(f"matmul: the {name} holds {handle.size} elements, {needed} needed")
     pgate = None if gate is None else _ptr(gate)
     pbias = None if bias is None else _ptr(bias)
-    # One cached int64 array for the 18 sizes: a layer's matmuls repeat them every step.
-    sizes = _i64((a.size, b.size, out.size, batch, m, k, n, a_offset, a_batch_stride,
-                  a_row_stride, a_col_stride, b_offset, b_batch_stride, b_row_stride,
-                  b_col_stride, 0 if gate is None else gate.size, 1 if relu else 0,
-                  0 if bias is None else bias.size))
-    status = _lib.nd_matmul_sizes_f32(pa, pb, pout, pgate, pbias, sizes)
+    threshold, scale, seed = (0, 1.0, 0) if dropout is None else dropout
+    # One int64 array for the 21 sizes, cached unless dropout's seed changes them.
+    sizes = (_i64 if dropout is None else _i64_fresh)((
+        a.size, b.size, out.size, batch, m, k, n, a_offset, a_batch_stride, a_row_stride,
+        a_col_stride, b_offset, b_batch_stride, b_row_stride, b_col_stride,
+        0 if gate is None else gate.size, 1 if relu else 0, 0 if bias is None else bias.size,
+        0 if dropout is None else 1, threshold, seed))
+    status = _lib.nd_matmul_sizes_f32(pa, pb, pout, pgate, pbias, scale, sizes)
     if status:
         raise _fail("matmul", status, batch=batch, m=m, k=k, n=n,
                     a=(a_offset, a_batch_stride, a_row_stride, a_col_stride, a.size),

@@ -59,6 +59,11 @@ def _i64(values):
     return array
 
 
+def _i64_fresh(values):
+    """A new ctypes int64 array holding `values`, for sizes that change every call (a seed)."""
+    return (ctypes.c_int64 * max(len(values), 1))(*values)
+
+
 def _fail(name, status, **details):
     detail = ", ".join(f"{key}={value}" for key, value in details.items())
     return status_error(name, status, detail)

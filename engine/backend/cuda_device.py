@@ -265,17 +265,17 @@ def norm_affine_backward(g, x, stats, weight, out, weight_grad, bias_grad, group
 def matmul(a, b, out, batch, m, k, n,
            a_offset, a_batch_stride, a_row_stride, a_col_stride,
            b_offset, b_batch_stride, b_row_stride, b_col_stride, gate=None, relu=False,
-           bias=None):
+           bias=None, dropout=None):
     a_strides = (a_batch_stride, a_row_stride, a_col_stride)
     b_strides = (b_batch_stride, b_row_stride, b_col_stride)
     product = (a, b, out, batch, m, k, n, a_offset, a_strides, b_offset, b_strides, gate, relu,
-               bias)
+               bias, dropout)
     stage = None
     # TF32 reads a misplaced operand as stored through registers (kernels_triton/matmul_layouts.py):
     # whether the copy still pays is measured (see cuda_staging.timer).
     if (_precision == "tf32" and _staging.timer is not None and _staging.policy() == "auto"
             and _staging.would_stage(True, batch, m, k, n, a_strides, b_strides)):
-        _matmul.check_args(*product[:-2], bias)
+        _matmul.check_args(*product[:12], bias)
         stage = _staging.timed_choice((batch, m, k, n, a_strides, b_strides),
                                       lambda: _staged_matmul(*product, stage=True),
                                       lambda: _staged_matmul(*product, stage=False))
@@ -283,7 +283,7 @@ def matmul(a, b, out, batch, m, k, n,
 
 
 def _staged_matmul(a, b, out, batch, m, k, n, a_offset, a_strides, b_offset, b_strides, gate,
-                   relu, bias, stage=None):
+                   relu, bias, dropout, stage=None):
     """The product with its operands staged by the policy (or as `stage` says)."""
     a, a_offset, a_strides, b, b_offset, b_strides = _staging.matmul_operands(
         alloc, lambda: _matmul.check_args(a, b, out, batch, m, k, n, a_offset, a_strides,
@@ -291,7 +291,7 @@ def _staged_matmul(a, b, out, batch, m, k, n, a_offset, a_strides, b_offset, b_s
         _tensor_cores(), a, b, batch, m, k, n, a_offset, a_strides, b_offset, b_strides,
         stage=stage, round_tf32=_staging_rounds())
     _matmul.matmul(a, b, out, batch, m, k, n, a_offset, *a_strides, b_offset, *b_strides,
-                   gate=gate, relu=relu, bias=bias, precision=_precision,
+                   gate=gate, relu=relu, bias=bias, dropout=dropout, precision=_precision,
                    sm_count=_sm_count())
 
 

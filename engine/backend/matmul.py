@@ -6,6 +6,9 @@ import math
 
 import numpy as np
 
+from .dropout import dropout as dropout_array
+from .dropout import protocol_arguments
+
 _ONES_ROWS = {}
 _ONES_CACHE_LIMIT = 64
 
@@ -22,13 +25,14 @@ def ones_row(device, dtype, n):
     return row
 
 
-def matmul(a, b, gate=None, relu=False, bias=None):
+def matmul(a, b, gate=None, relu=False, bias=None, dropout=None):
     """Batched matmul with broadcast batch dimensions; transposed and broadcast operands are
     passed to the kernel as strides, never copied. Epilogues in the same kernel, in this order:
     `bias` (an NDArray of the result's last dimension, shape (n,) or (1, n)) added to every row;
-    `gate` (an NDArray of the result's shape) zeroes the result where gate <= 0, ReLU's gradient
-    fused into the product that computes it; `relu` applies ReLU. Both arrays must have the
-    result's device and dtype."""
+    `dropout` ((p, seed), as backend.dropout draws it over the compact result); `gate` (an
+    NDArray of the result's shape) zeroes the result where gate <= 0, ReLU's gradient fused into
+    the product that computes it; `relu` applies ReLU. Both arrays must have the result's device
+    and dtype."""
     a_shape, b_shape = a.shape, b.shape
     if len(a_shape) == 2 and len(b_shape) == 2 and a.device is b.device:
         # The common case (every Linear layer): no batch axes to resolve.
@@ -40,7 +44,7 @@ def matmul(a, b, gate=None, relu=False, bias=None):
             a.device.matmul(a.handle, b.handle, out.handle, 1, m, k, n,
                             a.offset, 0, a_strides[0], a_strides[1],
                             b.offset, 0, b_strides[0], b_strides[1],
-                            **_epilogue(gate, relu, bias, out))
+                            **_epilogue(gate, relu, bias, dropout, out))
             return out
     if a.ndim < 2 or b.ndim < 2:
         raise ValueError(f"matmul needs operands of rank >= 2, got shapes {a.shape} and {b.shape}")
@@ -53,13 +57,14 @@ def matmul(a, b, gate=None, relu=False, bias=None):
     batch_shape = tuple(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]))
     batch = math.prod(batch_shape)
     out = a._new(batch_shape + (m, n))
-    epilogue = _epilogue(gate, relu, bias, out)
+    epilogue = _epilogue(gate, relu, bias, dropout, out)
     if batch == 0 or m == 0 or n == 0:
         return out
     if k == 0:
         out.fill(0.0)
-        if bias is not None:  # the bias alone; zeros stay zeros through the gate and ReLU
+        if bias is not None:  # the bias alone; zeros stay zeros through the other epilogues
             out = out + bias.reshape((n,)).broadcast_to(out.shape)
+            out = dropout_array(out, *dropout) if dropout is not None else out
             out = out.relu_grad(gate) if gate is not None else out
             out = out.relu() if relu else out
         return out
@@ -70,11 +75,13 @@ def matmul(a, b, gate=None, relu=False, bias=None):
     return out
 
 
-def _epilogue(gate, relu, bias, out):
+def _epilogue(gate, relu, bias, dropout, out):
     """The device call's keywords for the epilogues asked ({} for none): the compact handles of the
     gate and the bias, once their shapes, devices and dtypes are checked against the result
-    `out`, and relu."""
+    `out`, dropout's protocol arguments and relu."""
     keywords = {"relu": True} if relu else {}
+    if dropout is not None:
+        keywords["dropout"] = protocol_arguments(*dropout)
     for name, array, shapes in (("gate", gate, (out.shape,)),
                                 ("bias", bias, ((out.shape[-1],), (1, out.shape[-1])))):
         if array is None:

@@ -336,7 +336,7 @@ def norm_affine_backward(g, x, stats, weight, out, weight_grad, bias_grad, group
 def matmul(a, b, out, batch, m, k, n,
            a_offset, a_batch_stride, a_row_stride, a_col_stride,
            b_offset, b_batch_stride, b_row_stride, b_col_stride, gate=None, relu=False,
-           bias=None):
+           bias=None, dropout=None):
     av = _checked_view(a, (batch, m, k), (a_batch_stride, a_row_stride, a_col_stride), a_offset)
     bv = _checked_view(b, (batch, k, n), (b_batch_stride, b_row_stride, b_col_stride), b_offset)
     size = batch * m * n
@@ -351,6 +351,8 @@ def matmul(a, b, out, batch, m, k, n,
         out[:size] = np.matmul(av, bv).reshape(-1)
     if bias is not None and size:
         ewise_add_row(out, bias, out, size, n)
+    if dropout is not None:
+        ewise_dropout(out, out, size, *dropout)
     if gate is not None:
         ewise_relu_grad(out, gate, out, size)
     if relu:

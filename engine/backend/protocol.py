@@ -118,15 +118,17 @@ Matrix multiply (strided operands: transposed and broadcast views need no copy)
     matmul(a, b, out, batch, m, k, n,
            a_offset, a_batch_stride, a_row_stride, a_col_stride,
            b_offset, b_batch_stride, b_row_stride, b_col_stride, gate=None, relu=False,
-           bias=None)
+           bias=None, dropout=None)
         out[t, i, j] = sum_l A[t, i, l] * B[t, l, j] for t < batch, out compact (batch, m, n), where
         A[t, i, l] = a[a_offset + t*a_batch_stride + i*a_row_stride + l*a_col_stride] (B alike).
         Epilogues in the same pass, in this order, each exactly as its own kernel would compute
-        it: with `bias` (compact, n elements) out = ewise_add_row(out, bias); with `gate` (compact
-        like out) out = ewise_relu_grad(out, gate), the gradient that reaches a ReLU's output
-        through a product, gated by the ReLU's input; with `relu`, out = ewise_relu(out). A
-        layer's product, bias and ReLU are one launch, and so is its backward product with the
-        ReLU's gradient; gate and bias overlap no other buffer
+        it: with `bias` (compact, n elements) out = ewise_add_row(out, bias); with `dropout`
+        (threshold, scale, seed) out = ewise_dropout(out, batch * m * n, threshold, scale, seed);
+        with `gate` (compact like out) out = ewise_relu_grad(out, gate), the gradient that
+        reaches a ReLU's output through a product, gated by the ReLU's input; with `relu`,
+        out = ewise_relu(out). A layer's product, bias, ReLU and dropout are one launch (ReLU and
+        dropout commute), and so is its backward product with dropout's and ReLU's gradients;
+        gate and bias overlap no other buffer
 
 Convolution (NHWC activations, (KH, KW, C/groups, K) weights; implicit zero padding)
     conv2d_forward(x, w, out, n, h, w_, c, k, kh, kw, oh, ow,

@@ -1,6 +1,7 @@
 """Structural modules: Identity, Flatten, Sequential, Residual. Engine layer (nn)."""
 
 from .activation import ReLU
+from .dropout import Dropout
 from .linear import Linear
 from .module import Module
 from .norm import BatchNorm1d, LayerNorm1d
@@ -42,9 +43,15 @@ class Sequential(Module):
             module = layers[i]
             if i + 1 < len(layers) and _takes_the_relu(module, layers[i + 1]):
                 # A layer and the ReLU after it: one kernel forward, and a backward product of
-                # the next layer may gate inside its own kernel (ops.linalg.GatedMatMul).
-                x = module.forward(x, relu=True)
-                i += 2
+                # the next layer may gate inside its own kernel (ops.linalg.GatedMatMul). A
+                # Linear takes a training Dropout after them too, drawing its seed as it would.
+                after = layers[i + 2] if i + 2 < len(layers) else None
+                if type(module) is Linear and _dropping(after):
+                    x = module.forward(x, relu=True, dropout=(after.p, after.draw_seed()))
+                    i += 3
+                else:
+                    x = module.forward(x, relu=True)
+                    i += 2
             else:
                 x = module(x)
                 i += 1
@@ -67,6 +74,12 @@ def _takes_the_relu(layer, activation):
     return (type(layer) in _TAKE_THE_RELU and type(activation) is ReLU
             and not layer._forward_hooks and not activation._forward_hooks
             and "forward" not in vars(layer) and "forward" not in vars(activation))
+
+
+def _dropping(module):
+    """Whether `module` is a plain Dropout that drops in this call, with no hooks to feed."""
+    return (type(module) is Dropout and module.training and module.p > 0.0
+            and not module._forward_hooks and "forward" not in vars(module))
 
 
 class Residual(Module):

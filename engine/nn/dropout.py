@@ -21,7 +21,12 @@ class Dropout(Module):
     def forward(self, x):
         if not self.training or self.p == 0.0:
             return x
-        return ops.dropout(x, self.p, int(_random.generator().integers(0, 2**32)))
+        return ops.dropout(x, self.p, self.draw_seed())
+
+    def draw_seed(self):
+        """This call's mask seed, from the engine's generator (nn.Sequential draws it the same way
+        when the layer before runs the dropout in its own kernel)."""
+        return int(_random.generator().integers(0, 2**32))
 
     def extra_repr(self):
         return f"p={self.p}"

@@ -54,16 +54,17 @@ class Linear(Module):
         if self.bias is not None:
             self.bias.data = self._draw_bias()
 
-    def forward(self, X, relu=False):
-        """With `relu`, the ReLU after the layer runs in its kernel (nn.Sequential asks)."""
+    def forward(self, X, relu=False, dropout=None):
+        """With `relu`, the ReLU after the layer runs in its kernel, and with `dropout` ((p, seed))
+        the dropout after that (nn.Sequential asks)."""
         shape = X.shape
         if shape[-1] != self.in_features:
             raise ValueError(f"Linear expects input width {self.in_features}, got input of shape "
                              f"{tuple(shape)}")
         # One kernel for the product and the bias (ops.linear); leading axes fold into the rows.
         if len(shape) == 2:
-            return ops.linear(X, self.weight, self.bias, relu)
-        out = ops.linear(X.reshape((-1, self.in_features)), self.weight, self.bias, relu)
+            return ops.linear(X, self.weight, self.bias, relu, dropout)
+        out = ops.linear(X.reshape((-1, self.in_features)), self.weight, self.bias, relu, dropout)
         return out.reshape(tuple(shape[:-1]) + (self.out_features,))
 
     def extra_repr(self):

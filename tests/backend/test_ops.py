@@ -162,6 +162,24 @@ def test_linear(shapes, view, device):
 
 
 @pytest.mark.parametrize("device", DEVICE_PARAMS)
+@pytest.mark.parametrize("view", ("compact", "permuted"))
+def test_linear_with_dropout(view, device):
+    # A ReLU layer with dropout in its kernel, then a product that applies the layer's mask and
+    # gate in its own.
+    from engine.backend.dropout import dropout as dropout_array
+
+    mask = dropout_array(ndl.NDArray(np.ones((17, 19)), device=ndl.cpu_numpy()), 0.3, 7).numpy()
+
+    def layers(a, b):
+        return ndl.linear(ndl.linear(a, b, relu=True, dropout=(0.3, 7)), ndl.transpose(b))
+
+    def reference(a, b):
+        return (np.maximum(a @ b, 0) * mask) @ b.T
+
+    check_op(layers, reference, (17, 31), (31, 19), device=device, view=view, atol=2e-4)
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
 def test_softmax_loss_formula(device):
     y = np.array([0, 2, 1])
 

@@ -112,12 +112,18 @@ def test_relu_product_is_the_device_product_then_relu(device, case):
     assert np.all(got[np.isfinite(got)] >= 0)
 
 
+DROPOUT = (round(0.3 * 2**24), 1.0 / 0.7, 0x9E3779B)  # threshold, scale, seed: p = 0.3
+
+
 @pytest.mark.parametrize("device", DEVICE_PARAMS)
 @pytest.mark.parametrize("case", GATED_CASES[1:], ids=str)
 @pytest.mark.parametrize("epilogues", [("bias",), ("bias", "relu"), ("bias", "gate"),
-                                       ("bias", "gate", "relu")], ids="+".join)
+                                       ("bias", "gate", "relu"), ("dropout",),
+                                       ("bias", "dropout", "relu"), ("dropout", "gate")],
+                         ids="+".join)
 def test_epilogues_run_in_order_as_their_own_kernels(device, case, epilogues):
-    # bias, then gate, then relu: exactly ewise_add_row, ewise_relu_grad and ewise_relu in turn.
+    # bias, dropout, gate, relu: exactly ewise_add_row, ewise_dropout (its mask indexed over the
+    # whole result), ewise_relu_grad and ewise_relu in turn.
     batch, m, k, n, a_strides, b_strides = case
     a, b = _operands(batch, m, k, n, a_strides, b_strides)
     size = batch * m * n
@@ -126,15 +132,23 @@ def test_epilogues_run_in_order_as_their_own_kernels(device, case, epilogues):
     a_handle, b_handle = to_device(device, a), to_device(device, b)
     plain, fused = device.alloc(size, "float32"), device.alloc(size, "float32")
     device.matmul(a_handle, b_handle, plain, batch, m, k, n, 3, *a_strides, 2, *b_strides)
+    asked = {name: handles[name] for name in ("bias", "gate") if name in epilogues}
+    if "dropout" in epilogues:
+        asked["dropout"] = DROPOUT
     device.matmul(a_handle, b_handle, fused, batch, m, k, n, 3, *a_strides, 2, *b_strides,
-                  bias=handles["bias"], gate=handles["gate"] if "gate" in epilogues else None,
-                  relu="relu" in epilogues)
-    device.ewise_add_row(plain, handles["bias"], plain, size, n)
+                  relu="relu" in epilogues, **asked)
+    if "bias" in epilogues:
+        device.ewise_add_row(plain, handles["bias"], plain, size, n)
+    if "dropout" in epilogues:
+        device.ewise_dropout(plain, plain, size, *DROPOUT)
     if "gate" in epilogues:
         device.ewise_relu_grad(plain, handles["gate"], plain, size)
     if "relu" in epilogues:
         device.ewise_relu(plain, plain, size)
-    np.testing.assert_array_equal(read(device, fused, size), read(device, plain, size))
+    got = read(device, fused, size)
+    np.testing.assert_array_equal(got, read(device, plain, size))
+    if "dropout" in epilogues:
+        assert 0 < np.mean(got == 0) < 1  # the mask drops a share, not all or nothing
     np.testing.assert_array_equal(read(device, handles["bias"], n), bias)  # read only
 
 

@@ -152,3 +152,39 @@ def test_a_bias_of_shape_n_is_read_as_a_row():
     np.testing.assert_allclose(layer(x).numpy(), want, rtol=1e-6)
     layer(x).sum().backward()
     np.testing.assert_array_equal(layer.bias.grad.numpy(), [2.0, 2.0, 2.0])
+
+
+def _dropout_mlp(device):
+    ndl.manual_seed(8)
+    layers = []
+    for _ in range(3):
+        layers += [nn.Linear(12, 12, device=device), nn.ReLU(), nn.Dropout(0.3)]
+    return nn.Sequential(*layers, nn.Linear(12, 3, device=device))
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+def test_a_linear_relu_and_dropout_are_one_kernel_each_way(device, monkeypatch):
+    # The layer draws the dropout's seed as the Dropout module would, in the same order, so the
+    # masks and every value match the layers run apart.
+    x = _batch(device)
+    ndl.manual_seed(1)
+    fused = _step(_dropout_mlp(device), x)
+    monkeypatch.setattr(container, "_takes_the_relu", lambda *args: False)
+    ndl.manual_seed(1)
+    apart = _step(_dropout_mlp(device), x)
+    np.testing.assert_array_equal(fused[0], apart[0])
+    for got, want in zip(fused[1], apart[1], strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert dict(fused[2]) == {"matmul": 4}
+    assert apart[2]["ewise_dropout"] == 3
+    assert fused[3]["ewise_dropout"] == 0 and fused[3]["ewise_relu_grad"] == 0
+    assert apart[3]["ewise_dropout"] == 3
+
+
+def test_an_evaluating_dropout_leaves_the_pair_fused():
+    device = ndl.cpu_numpy()
+    model = _dropout_mlp(device)
+    model.eval()
+    with count_launches(device) as launches:
+        model(_batch(device))
+    assert dict(launches) == {"matmul": 4}

@@ -27,7 +27,7 @@ def _mlp_grads(device, fused, dtype="float32", depth=4, width=12, rows=9):
     x = _tensor(rng.standard_normal((rows, width)), device, requires_grad=False, dtype=dtype)
     saved = linalg._relu_input
     if not fused:
-        linalg._relu_input = lambda tensor, first: None
+        linalg._relu_input = lambda tensor, first: (None, None)
     try:
         h = x
         for weight in weights[:-1]:
@@ -149,3 +149,27 @@ def test_a_gate_in_another_dtype_than_the_product_takes_the_separate_gate():
         (scale * ops.matmul(ops.relu(x), w)).sum().backward()
     assert launches["ewise_relu_grad"] == 1
     np.testing.assert_array_equal(x.grad.numpy(), [[2.0, 0.0], [2.0, 2.0]])
+
+
+def test_a_layer_with_dropout_differentiates_twice_as_its_ops_composed():
+    # relu(x W1) through dropout, then W2, as one layer kernel and a gated product with the mask,
+    # against the ops composed: the same first and second derivatives, bit for bit.
+    rng = np.random.default_rng(4)
+    x_data, w1_data, w2_data = (rng.standard_normal(shape) for shape in ((6, 5), (5, 7), (7, 3)))
+
+    def second_order(fused):
+        x = _tensor(x_data, REFERENCE, dtype="float64")
+        w1, w2 = _tensor(w1_data, REFERENCE, dtype="float64"), _tensor(w2_data, REFERENCE,
+                                                                         dtype="float64")
+        if fused:
+            hidden = ops.linear(x, w1, relu=True, dropout=(0.4, 99))
+        else:
+            hidden = ops.dropout(ops.relu(ops.matmul(x, w1)), 0.4, 99)
+        (ops.matmul(hidden, w2) ** 2).sum().backward()
+        first = x.grad
+        x.grad = w1.grad = w2.grad = None
+        (first * first).sum().backward()
+        return [first.numpy(), x.grad.numpy(), w1.grad.numpy(), w2.grad.numpy()]
+
+    for got, want in zip(second_order(True), second_order(False), strict=True):
+        np.testing.assert_array_equal(got, want)

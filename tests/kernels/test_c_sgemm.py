@@ -4,6 +4,8 @@ sizes, transposed / odd / negative / broadcast strides, accumulation into a wide
 scratch reuse, 1 and 2 threads, and out-of-bounds views.
 """
 
+import ctypes
+
 import numpy as np
 import pytest
 
@@ -237,11 +239,12 @@ def test_gated_matmul_is_the_product_then_relu_gradient(batch, m, k, n, threads)
 @pytest.mark.parametrize("short", ["gate", "bias"])
 def test_matmul_epilogue_status_for_a_short_buffer(short):
     a, b, out, gate, bias = (cpu.alloc(n) for n in (6, 6, 4, 4, 2))
-    # sizes 15-17: the gate's length, relu, the bias's length
-    sizes = np.array([6, 6, 4, 1, 2, 3, 2, 0, 0, 3, 1, 0, 0, 2, 1, 4, 1, 2], dtype=np.int64)
+    # sizes 15-20: the gate's length, relu, the bias's length, dropout, its threshold and seed
+    sizes = np.array([6, 6, 4, 1, 2, 3, 2, 0, 0, 3, 1, 0, 0, 2, 1, 4, 1, 2, 0, 0, 0],
+                     dtype=np.int64)
     sizes[15 if short == "gate" else 17] -= 1
     pointers = (a.ctypes.data, b.ctypes.data, out.ctypes.data, gate.ctypes.data,
-                bias.ctypes.data, sizes.ctypes.data)
+                bias.ctypes.data, ctypes.c_float(1.0), sizes.ctypes.data)
     assert LIB.nd_matmul_sizes_f32(*pointers) == 3  # ND_ERR_BOUNDS
     sizes[15 if short == "gate" else 17] += 1
     assert LIB.nd_matmul_sizes_f32(*pointers) == 0

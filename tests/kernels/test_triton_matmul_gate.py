@@ -1,7 +1,7 @@
-"""The Triton matmul's epilogues (a bias row, ReLU's gradient, ReLU, applied where the tile is
-stored) on every store path, and the launcher's memory of autotune choices. Kernel tests, in the
-interpreter or on a GPU; each product must equal the same kernel's plain product with the epilogue
-applied after, bit for bit.
+"""The Triton matmul's epilogues (a bias row, dropout, ReLU's gradient, ReLU, applied where the
+tile is stored) on every store path, and the launcher's memory of autotune choices. Kernel tests,
+in the interpreter or on a GPU; each product must equal the same kernel's plain product with the
+epilogue applied after, bit for bit.
 """
 
 import numpy as np
@@ -65,6 +65,7 @@ def test_every_store_path_gates(cuda, monkeypatch, persistent, split, m, n):
     np.testing.assert_array_equal(with_relu, np.maximum(plain, np.float32(0)))
     assert np.any(with_relu == 0) and np.any(with_relu > 0)
     _assert_bias_relu(*_plain_and_fused(cuda, batch, m, k, n, (m * k, k, 1), (k * n, n, 1)))
+    _assert_dropout_like_its_kernel(cuda, batch, m, k, n, (m * k, k, 1), (k * n, n, 1))
 
 
 def _plain_and_relu(cuda, batch, m, k, n, a_strides, b_strides):
@@ -89,6 +90,27 @@ def _plain_and_fused(cuda, batch, m, k, n, a_strides, b_strides, bias=True):
     return (cuda.to_numpy(plain, (size,), (1,), 0), cuda.to_numpy(fused, (size,), (1,), 0), row)
 
 
+def _assert_dropout_like_its_kernel(cuda, batch, m, k, n, a_strides, b_strides):
+    """The product through bias, dropout (p = 0.3) and ReLU equals the same kernel's plain product
+    through ewise_add_row, ewise_dropout and ewise_relu, bit for bit."""
+    a_size = (batch - 1) * a_strides[0] + (m - 1) * a_strides[1] + (k - 1) * a_strides[2] + 1
+    b_size = (batch - 1) * b_strides[0] + (k - 1) * b_strides[1] + (n - 1) * b_strides[2] + 1
+    a = _upload(cuda, RNG.standard_normal(a_size).astype(np.float32))
+    b = _upload(cuda, RNG.standard_normal(b_size).astype(np.float32))
+    bias = _upload(cuda, RNG.standard_normal(n).astype(np.float32))
+    size, dropout = batch * m * n, (round(0.3 * 2**24), 1.0 / 0.7, 4000000007)
+    plain, fused = cuda.alloc(size), cuda.alloc(size)
+    cuda.matmul(a, b, plain, batch, m, k, n, 0, *a_strides, 0, *b_strides)
+    cuda.matmul(a, b, fused, batch, m, k, n, 0, *a_strides, 0, *b_strides, relu=True, bias=bias,
+                dropout=dropout)
+    cuda.ewise_add_row(plain, bias, plain, size, n)
+    cuda.ewise_dropout(plain, plain, size, *dropout)
+    cuda.ewise_relu(plain, plain, size)
+    got, want = (cuda.to_numpy(h, (size,), (1,), 0) for h in (fused, plain))
+    np.testing.assert_array_equal(got, want)
+    assert np.any(got > 0) and np.any(got == 0)
+
+
 def _assert_bias_relu(plain, fused, row):
     by_row = plain.reshape(-1, row.size) + row  # float32 sums, as the kernel's
     np.testing.assert_array_equal(fused, np.maximum(by_row, np.float32(0)).reshape(-1))
@@ -110,10 +132,21 @@ def test_a_swapped_tf32_product_gates_its_transposed_store(cuda, monkeypatch, b_
     np.testing.assert_array_equal(with_relu, np.maximum(plain, np.float32(0)))
     # The bias belongs to the result's columns: the tile's rows when it is stored transposed.
     _assert_bias_relu(*_plain_and_fused(cuda, batch, m, k, n, (m * k, k, 1), b_strides))
+    _assert_dropout_like_its_kernel(cuda, batch, m, k, n, (m * k, k, 1), b_strides)
+
     from kernels_triton import matmul_layouts
 
     swapped = b_layout == "n_major" and matmul_layouts.REGISTER_A_ALLOWED
     assert _ORIENTATIONS[-1] is swapped
+
+
+def test_dropout_indexes_the_whole_result_across_grid_chunks(cuda, monkeypatch):
+    # Batches past the grid's limit launch in chunks: each chunk's mask continues the index.
+    from kernels_triton import matmul as triton_matmul
+
+    monkeypatch.setattr(triton_matmul, "MAX_GRID_BATCH", 2)
+    batch, m, k, n = 5, 6, 7, 9
+    _assert_dropout_like_its_kernel(cuda, batch, m, k, n, (m * k, k, 1), (0, n, 1))
 
 
 _ORIENTATIONS = []
