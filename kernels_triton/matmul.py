@@ -147,9 +147,10 @@ def _matmul_tile(a, b, out, gate, bias, threshold, scale, seed, first, m, n, k, 
     else:
         row_starts = batch * m * n + rm[:, None].to(tl.int64) * n
     # A gate loaded beside a large accumulator spills (sm_90 ptxas: a 128x256 TF32 tile, 248
-    # bytes a thread); stored and gated one column half at a time, it does not. Triton 3.6's
-    # warp specialization fails to compile the split with a gate.
-    if SPLIT_EPILOGUE or (GATED and not WARP_SPECIALIZE and BLOCK_M * BLOCK_N >= 128 * 128):
+    # bytes a thread), and so does dropout's hash (32 bytes); stored one column half at a time,
+    # they do not. Triton 3.6's warp specialization fails to compile the split with a gate.
+    if SPLIT_EPILOGUE or ((GATED or DROPOUT) and not WARP_SPECIALIZE
+                          and BLOCK_M * BLOCK_N >= 128 * 128):
         _store_halves(out, row_starts, gate, bias, rm[:, None], acc, m_ok, pid_n * BLOCK_N, m, n,
                       threshold, scale, seed, first, BLOCK_M, BLOCK_N, TRANSPOSED_OUT, GATED,
                       RELU, BIASED, DROPOUT)
@@ -299,11 +300,11 @@ _matmul_even_k = triton.heuristics(
      "WARP_SPECIALIZE": lambda args: warp_specialized(args, args["TMA_LAYOUT"])})(
          _matmul_kernel)
 # Unit strides, the TMA layout and the swap are part of the key: an operand's layout changes which
-# tile shape wins. So does the gate: loaded in the accumulator's layout, it holds a register per
-# element of the tile in the epilogue (large tiles store in halves because of it).
+# tile shape wins. So do the gate and dropout: loaded or hashed in the accumulator's layout, each
+# holds registers per element of the tile in the epilogue (large tiles store in halves for them).
 _AUTOTUNED = {p: triton.autotune(configs=matmul_configs(p),
                                  key=["m", "n", "k", "stride_ak", "stride_bk", "TMA_LAYOUT",
-                                      "TRANSPOSED_OUT", "GATED"],
+                                      "TRANSPOSED_OUT", "GATED", "DROPOUT"],
                                  prune_configs_by={"early_config_prune": _tma_fallback})(
                                      _matmul_even_k)
               for p in PRECISIONS}
@@ -362,7 +363,8 @@ def last_config():
 def _autotuned_launch(grid, args, gate, relu, bias, dropout, first, precision, layout,
                       transposed):
     autotuner = _AUTOTUNED[precision]
-    key = (precision, layout, transposed, gate is None, args[0].dtype, *args[3:])
+    key = (precision, layout, transposed, gate is None, dropout is None, args[0].dtype,
+           *args[3:])
     # A choice stands while the candidates it was chosen from do (tests replace the list).
     chosen = _CHOSEN.get(key)
     if chosen is not None and chosen[0] is autotuner.configs:
