@@ -326,6 +326,9 @@ def matmul(a, b, out, batch, m, k, n,
     pgate = None if gate is None else _ptr(gate)
     pbias = None if bias is None else _ptr(bias)
     threshold, scale, seed = (0, 1.0, 0) if dropout is None else dropout
+    if dropout is not None and not (0 <= threshold <= 2**24 and 0 <= seed < 2**32):
+        raise ValueError(f"matmul: dropout threshold {threshold} (0 to 2^24) or seed {seed} "
+                         f"(0 to 2^32) out of range")
     # One int64 array for the 21 sizes, cached unless dropout's seed changes them.
     sizes = (_i64 if dropout is None else _i64_fresh)((
         a.size, b.size, out.size, batch, m, k, n, a_offset, a_batch_stride, a_row_stride,

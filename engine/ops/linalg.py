@@ -4,7 +4,6 @@ Engine ops layer; transposed operands reach the kernel as strides, never as copi
 
 from ..autograd import Tensor, TensorOp
 from ..backend import matmul as nd_matmul
-from .dropout import dropout
 from .elementwise import ReLU, relu_gate
 from .shape import reshape, transpose
 
@@ -54,9 +53,9 @@ def product_gradients(a, b, out_grad, ta=False, tb=False):
         # transposed back where the op transposed its operand.
         grad_a = grad_b = None
         if need_a:
-            gate, dropout = _relu_input(a, b if ta else out_grad)
-            grad_a = _matmul(b, out_grad, tb, True, gate, dropout) if ta else \
-                _matmul(out_grad, b, False, not tb, gate, dropout)
+            gate = _relu_input(a, b if ta else out_grad)
+            grad_a = _matmul(b, out_grad, tb, True, gate) if ta else \
+                _matmul(out_grad, b, False, not tb, gate)
         if need_b:
             grad_b = _matmul(out_grad, a, True, ta) if tb else \
                 _matmul(a, out_grad, not ta, False)
@@ -68,51 +67,45 @@ def product_gradients(a, b, out_grad, ta=False, tb=False):
 
 class GatedMatMul(MatMul):
     """The gradient that reaches a ReLU's output through a product, gated by the ReLU's input
-    `relu_gate` (an NDArray) in the product's own kernel, after the dropout that followed the
-    ReLU in a layer's kernel (`dropout`, (p, seed), or None): the ReLU's backward then finds its
-    gradient already applied (elementwise.already_gated) and passes this on, one launch instead
-    of two or three. Gating twice would give the same values, so a sum of such products still
-    gets the ReLU's gate; only .grad of leaves is kept, and a ReLU's output is none."""
+    `relu_gate` (an NDArray) in the product's own kernel: the ReLU's backward then finds its
+    gradient already gated (elementwise.already_gated) and passes this on, one launch instead of
+    two. Gating twice would give the same values, so a sum of such products still gets the
+    ReLU's gate; only .grad of leaves is kept, and a ReLU's output is none. (A mask would not
+    survive being applied twice: a layer's dropout stays with the layer, ops.linear.)"""
 
-    def __init__(self, transpose_a, transpose_b, relu_gate, dropout=None):
+    def __init__(self, transpose_a, transpose_b, relu_gate):
         super().__init__(transpose_a, transpose_b)
-        self.relu_gate, self.dropout = relu_gate, dropout
+        self.relu_gate = relu_gate
 
     def compute(self, a, b):
-        return nd_matmul(*self._oriented(a, b), gate=self.relu_gate, dropout=self.dropout)
+        return nd_matmul(*self._oriented(a, b), gate=self.relu_gate)
 
     def gradient(self, out_grad, node):
-        # The gate and the mask are diagonal, so the adjoint of their product is itself.
-        out_grad = relu_gate(out_grad, self.relu_gate)
-        if self.dropout:
-            out_grad = dropout(out_grad, *self.dropout)
-        return super().gradient(out_grad, node)
+        return super().gradient(relu_gate(out_grad, self.relu_gate), node)
 
 
 def _relu_input(tensor, first):
-    """(gate, dropout) that the gradient product for `tensor`, whose first operand is `first`,
-    can apply in its own kernel, or (None, None): the compact input of the ReLU that made
-    `tensor` (rank 2), or `tensor` itself when a layer's kernel made it through ReLU (ops.linear's
-    op marks itself `gates_with_output`), with that kernel's dropout. The kernel writes the first
-    operand's dtype, which the gate must share."""
+    """The gate that the gradient product for `tensor`, whose first operand is `first`, can apply
+    in its own kernel, or None: the compact input of the ReLU that made `tensor` (rank 2), or
+    `tensor` itself when a layer's kernel made it through ReLU (ops.linear's op marks itself
+    `gates_with_output`). The kernel writes the first operand's dtype, which the gate must
+    share."""
     op = tensor.op
     if isinstance(op, ReLU) and len(tensor.shape) == 2:
-        x, dropout = tensor.inputs[0].realize_cached_data(), None
+        x = tensor.inputs[0].realize_cached_data()
     elif getattr(op, "gates_with_output", False):
-        x, dropout = tensor.realize_cached_data(), getattr(op, "dropout", None)
+        x = tensor.realize_cached_data()
     else:
-        return None, None
-    if x.is_compact() and x.dtype == first.dtype:
-        return x, dropout
-    return None, None
+        return None
+    return x if x.is_compact() and x.dtype == first.dtype else None
 
 
 _MATMULS = {(ta, tb): MatMul(ta, tb) for ta in (False, True) for tb in (False, True)}
 
 
-def _matmul(a, b, transpose_a, transpose_b, gate=None, dropout=None):
+def _matmul(a, b, transpose_a, transpose_b, gate=None):
     if gate is not None:
-        return Tensor.make_from_op(GatedMatMul(transpose_a, transpose_b, gate, dropout), (a, b))
+        return Tensor.make_from_op(GatedMatMul(transpose_a, transpose_b, gate), (a, b))
     return Tensor.make_from_op(_MATMULS[transpose_a, transpose_b], (a, b))
 
 

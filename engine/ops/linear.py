@@ -18,8 +18,8 @@ class Affine(TensorOp):
     ReLU layer gates with the output instead of the pre-activation, which is never stored: the
     same gate, since ReLU keeps a NaN and sends every other value <= 0 to 0, and where dropout
     zeroed an element its gradient is 0 either way. For the same reason a consumer's product can
-    apply this layer's dropout and gate in its own kernel (`gates_with_output`, read by
-    ops.linalg)."""
+    gate this layer's gradient in its own kernel (`gates_with_output`, read by ops.linalg); the
+    mask stays here."""
 
     def __init__(self, relu, dropout=None):
         self.relu, self.dropout = relu, dropout
@@ -36,11 +36,13 @@ class Affine(TensorOp):
 
     def gradient(self, out_grad, node):
         output = node.realize_cached_data()
-        if not (self.relu and already_gated(out_grad, output)):
-            if self.dropout:
-                out_grad = dropout(out_grad, *self.dropout)
-            if self.relu:
-                out_grad = relu_gate(out_grad, output)
+        gated = self.relu and already_gated(out_grad, output)
+        if self.dropout:
+            # Here, not in a consumer's product: with several consumers the mask would scale
+            # each gated share again when the shares are summed.
+            out_grad = dropout(out_grad, *self.dropout)
+        if self.relu and not gated:
+            out_grad = relu_gate(out_grad, output)
         x, weight = node.inputs[0], node.inputs[1]
         grads = product_gradients(x, weight, out_grad)
         if len(node.inputs) == 2:

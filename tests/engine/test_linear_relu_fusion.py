@@ -163,7 +163,7 @@ def _dropout_mlp(device):
 
 
 @pytest.mark.parametrize("device", DEVICE_PARAMS)
-def test_a_linear_relu_and_dropout_are_one_kernel_each_way(device, monkeypatch):
+def test_a_linear_relu_and_dropout_are_one_kernel_forward(device, monkeypatch):
     # The layer draws the dropout's seed as the Dropout module would, in the same order, so the
     # masks and every value match the layers run apart.
     x = _batch(device)
@@ -177,7 +177,9 @@ def test_a_linear_relu_and_dropout_are_one_kernel_each_way(device, monkeypatch):
         np.testing.assert_array_equal(got, want)
     assert dict(fused[2]) == {"matmul": 4}
     assert apart[2]["ewise_dropout"] == 3
-    assert fused[3]["ewise_dropout"] == 0 and fused[3]["ewise_relu_grad"] == 0
+    # Backward: the mask once per layer (a consumer's product could not know whether other
+    # consumers applied it too), the gate inside the next product.
+    assert fused[3]["ewise_dropout"] == 3 and fused[3]["ewise_relu_grad"] == 0
     assert apart[3]["ewise_dropout"] == 3
 
 

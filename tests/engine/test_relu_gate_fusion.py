@@ -27,7 +27,7 @@ def _mlp_grads(device, fused, dtype="float32", depth=4, width=12, rows=9):
     x = _tensor(rng.standard_normal((rows, width)), device, requires_grad=False, dtype=dtype)
     saved = linalg._relu_input
     if not fused:
-        linalg._relu_input = lambda tensor, first: (None, None)
+        linalg._relu_input = lambda tensor, first: None
     try:
         h = x
         for weight in weights[:-1]:
@@ -172,4 +172,29 @@ def test_a_layer_with_dropout_differentiates_twice_as_its_ops_composed():
         return [first.numpy(), x.grad.numpy(), w1.grad.numpy(), w2.grad.numpy()]
 
     for got, want in zip(second_order(True), second_order(False), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("consumers", ["two_products", "residual"])
+def test_a_layer_with_dropout_and_several_consumers_drops_once(consumers):
+    # Each consumer's product gates its share; the mask and its scale apply once, to the sum.
+    rng = np.random.default_rng(6)
+    x_data, w1_data, w2_data, w3_data = (rng.standard_normal(shape) for shape in
+                                         ((6, 5), (5, 7), (7, 3), (7, 7)))
+
+    def grads(fused):
+        x = _tensor(x_data, REFERENCE, dtype="float64")
+        w1, w2, w3 = (_tensor(w, REFERENCE, dtype="float64") for w in (w1_data, w2_data, w3_data))
+        if fused:
+            hidden = ops.linear(x, w1, relu=True, dropout=(0.4, 99))
+        else:
+            hidden = ops.dropout(ops.relu(ops.matmul(x, w1)), 0.4, 99)
+        if consumers == "two_products":
+            out = ops.matmul(hidden, w2) + ops.matmul(hidden, w3) @ w2
+        else:
+            out = ops.matmul(hidden + ops.matmul(hidden, w3), w2)
+        (out ** 2).sum().backward()
+        return [x.grad.numpy(), w1.grad.numpy(), w2.grad.numpy(), w3.grad.numpy()]
+
+    for got, want in zip(grads(True), grads(False), strict=True):
         np.testing.assert_array_equal(got, want)
