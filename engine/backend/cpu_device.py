@@ -318,11 +318,13 @@ def matmul(a, b, out, batch, m, k, n,
         pa, pb, pout = a.address, b.address, out.address
     except AttributeError:
         pa, pb, pout = _ptr(a), _ptr(b), _ptr(out)
-    # The epilogue buffers' lengths, named as the other devices name them (C's status for them
-    # is the generic out-of-bounds one).
-    for name, handle, needed in (("gate", gate, batch * m * n), ("bias", bias, n)):
-        if handle is not None and handle.size < needed:
-            raise ValueError(f"matmul: the {name} holds {handle.size} elements, {needed} needed")
+    if gate is not None or bias is not None:
+        # The epilogue buffers' lengths, named as the other devices name them (C's status for
+        # them is the generic out-of-bounds one).
+        for name, handle, needed in (("gate", gate, batch * m * n), ("bias", bias, n)):
+            if handle is not None and handle.size < needed:
+                raise ValueError(f"matmul: the {name} holds {handle.size} elements, {needed} "
+                                 f"needed")
     pgate = None if gate is None else _ptr(gate)
     pbias = None if bias is None else _ptr(bias)
     threshold, scale, seed = (0, 1.0, 0) if dropout is None else dropout
