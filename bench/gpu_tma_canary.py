@@ -142,9 +142,9 @@ def _record(config, layout, registers):
 def _child_environment():
     from kernels_triton.matmul_layouts import REGISTER_SWITCH, TMA_SWITCH, WARP_SPECIALIZE_SWITCH
 
-    # Each case tries its own path whatever this process was told.
-    env = {key: value for key, value in os.environ.items()
-           if key not in (TMA_SWITCH, REGISTER_SWITCH, WARP_SPECIALIZE_SWITCH)}
+    # Each case tries its own path whatever this process was told or the defaults leave off.
+    env = dict(os.environ)
+    env.update({TMA_SWITCH: "on", REGISTER_SWITCH: "on", WARP_SPECIALIZE_SWITCH: "on"})
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
     return env

@@ -43,11 +43,21 @@ def parse_on_off(switch, value):
     return setting != "off"
 
 
+# Defaults: what the canary found right on an H100 with Triton 3.6
+# (bench/results/gpu_check_h100.txt). TMA loads of an M-major A ("mk") into 256x128 tiles came out
+# wrong (relative error 0.12 to 0.18) where the same loads were right in 128x256 tiles and in the
+# persistent kernel, and every warp-specialized case gave NaN. Setting a switch to "on" opts in,
+# for a GPU or Triton where the canary passes them.
+TMA_DEFAULT = "kk,mn"
+REGISTER_A_DEFAULT = "on"
+WARP_SPECIALIZE_DEFAULT = "off"
 # Read once, like TRITON_INTERPRET: the autotuner's cached choices depend on them.
-TMA_ALLOWED = parse_tma_switch(os.environ.get(TMA_SWITCH, "on"))
-REGISTER_A_ALLOWED = parse_on_off(REGISTER_SWITCH, os.environ.get(REGISTER_SWITCH, "on"))
+TMA_ALLOWED = parse_tma_switch(os.environ.get(TMA_SWITCH, TMA_DEFAULT))
+REGISTER_A_ALLOWED = parse_on_off(REGISTER_SWITCH,
+                                  os.environ.get(REGISTER_SWITCH, REGISTER_A_DEFAULT))
 WARP_SPECIALIZE_ALLOWED = parse_on_off(WARP_SPECIALIZE_SWITCH,
-                                       os.environ.get(WARP_SPECIALIZE_SWITCH, "on"))
+                                       os.environ.get(WARP_SPECIALIZE_SWITCH,
+                                                      WARP_SPECIALIZE_DEFAULT))
 
 
 def _unit_dim(rows, cols, row_stride, col_stride):

@@ -105,7 +105,24 @@ def test_device_matches_spec(device, shape, per_row, per_member):
     names = ("out", "mean", "var", "input gradient", "weight gradient", "bias gradient")
     for name, value, expected in zip(names, got, want, strict=True):
         atol = 1e-5 * scale if name.endswith(("weight gradient", "bias gradient")) else 1e-5
-        np.testing.assert_allclose(value, expected, rtol=1e-4, atol=atol, err_msg=name)
+        if name == "input gradient":
+            atol = input_gradient_tolerance(want[2], w, g, per_row, per_member)
+        np.testing.assert_array_less(np.abs(value - expected),
+                                     1e-4 * np.abs(expected) + atol + 1e-30, err_msg=name)
+
+
+def input_gradient_tolerance(var, w, g, per_row, per_member):
+    """Per element of the input gradient: 1e-5, or more in a group whose 1 / sqrt(var + eps) times
+    its largest weighted cotangent is large. The gradient is that scale times w * g - mean(w * g)
+    - xhat * projection, whose terms cancel; a GPU contracts them into fused multiply-adds, whose
+    rounding (a few ulps of the terms) the scale amplifies, where numpy rounds each step. A group
+    of one member has var 0 and a scale of 1 / sqrt(eps) = 316."""
+    by_column = per_member == per_row
+    weighted = np.abs(g) * (w[None, :] if by_column else w[:, None])
+    inverse = 1.0 / np.sqrt(var.astype(np.float64) + EPS)
+    if per_row:
+        return np.maximum(1e-5, 1e-5 * (inverse * weighted.max(axis=1))[:, None])
+    return np.maximum(1e-5, 1e-5 * (inverse * weighted.max(axis=0))[None, :])
 
 
 @pytest.mark.parametrize("device", DEVICE_PARAMS)

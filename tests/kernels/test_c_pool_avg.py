@@ -52,11 +52,14 @@ def operands(sizes, seed):
 
 
 def assert_bits_equal(actual, expected):
-    """Bit for bit (NaN payloads aside): assert_array_equal alone takes -0 for +0."""
+    """Bit for bit, NaNs aside (assert_array_equal alone takes -0 for +0): x86 keeps the first of
+    two NaN operands, so a NaN's sign follows the order the compiler's vector code sums in (the
+    GPU machine's build gave +NaN where this one gives -NaN); IEEE 754 leaves it unspecified."""
     np.testing.assert_array_equal(actual, expected)
+    numbers = ~np.isnan(expected)
     sign_and_exponent = ~np.uint32(0x7FFFFF)
-    np.testing.assert_array_equal(actual.view(np.uint32) & sign_and_exponent,
-                                  expected.view(np.uint32) & sign_and_exponent)
+    np.testing.assert_array_equal(actual[numbers].view(np.uint32) & sign_and_exponent,
+                                  expected[numbers].view(np.uint32) & sign_and_exponent)
 
 
 def assert_matches_spec(x, gy, sizes):

@@ -77,9 +77,9 @@ def _skip_unless_the_environment_allows(layout):
     """bench/gpu_check.sh runs the tests after its TMA canary, with ENGINE_MATMUL_TMA naming only
     the layouts whose TMA loads came out right on that GPU (the canary's report names the others):
     a layout left out could fault or hang a test worker here."""
-    from kernels_triton.matmul_layouts import TMA_SWITCH, parse_tma_switch
+    from kernels_triton.matmul_layouts import TMA_DEFAULT, TMA_SWITCH, parse_tma_switch
 
-    if _kernel_layout(layout) not in parse_tma_switch(os.environ.get(TMA_SWITCH, "on")):
+    if _kernel_layout(layout) not in parse_tma_switch(os.environ.get(TMA_SWITCH, TMA_DEFAULT)):
         pytest.skip(f"{TMA_SWITCH} leaves {_kernel_layout(layout)} out")
 
 

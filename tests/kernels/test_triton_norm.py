@@ -41,10 +41,32 @@ def _run(device, x, g, groups, members, group_stride, member_stride, eps=EPS):
 def _check_against_spec(cuda, x, g, groups, members, group_stride, member_stride, atol=1e-5):
     want = _run(numpy_device, x, g, groups, members, group_stride, member_stride)
     got = _run(cuda, x, g, groups, members, group_stride, member_stride)
-    for name, value, expected in zip(("out", "stats", "gradient"), got, want, strict=True):
-        np.testing.assert_allclose(value, expected, rtol=1e-4, atol=atol, equal_nan=True,
-                                   err_msg=name)
+    layout = (groups, members, group_stride, member_stride)
+    tolerances = (atol, atol, gradient_tolerance(want[1][groups:], g, layout, atol))
+    for name, value, expected, tolerance in zip(("out", "stats", "gradient"), got, want,
+                                                tolerances, strict=True):
+        close = np.isclose(value, expected, rtol=1e-4, atol=0, equal_nan=True)
+        close |= np.abs(value - expected) <= tolerance
+        assert close.all(), (f"{name}: {np.count_nonzero(~close)} elements differ, first at "
+                             f"{np.flatnonzero(~close)[:5]}: {value[~close][:5]} against "
+                             f"{expected[~close][:5]}")
     return got
+
+
+def gradient_tolerance(var, g, layout, atol, eps=EPS):
+    """The input gradient's absolute tolerance per element of g's buffer: atol, or more in a group
+    whose 1 / sqrt(var + eps) times its largest cotangent is large. The gradient is that scale
+    times g - mean(g) - xhat * projection, whose terms cancel; a GPU contracts them into fused
+    multiply-adds, whose rounding (a few ulps of the terms) the scale amplifies, where numpy
+    rounds each step. A group of one member has var 0 and a scale of 1 / sqrt(eps) = 316."""
+    groups, members, group_stride, member_stride = layout
+    offsets = (np.arange(groups)[:, None] * group_stride
+               + np.arange(members)[None, :] * member_stride)
+    tolerance = np.full(g.size, atol, np.float64)
+    if offsets.size:
+        scale = np.abs(g[offsets]).max(axis=1) / np.sqrt(var.astype(np.float64) + eps)
+        tolerance[offsets] = np.maximum(atol, 1e-5 * np.nan_to_num(scale))[:, None]
+    return tolerance
 
 
 def _layout(rows, cols, per_row):
@@ -80,7 +102,9 @@ def test_launcher_tiles_follow_the_contiguous_axis():
         assert config[0] * config[1] <= 4096
 
 
-@pytest.mark.parametrize("group_stride, member_stride", [(1, 11), (11, 1), (3, 40), (50, 2)])
+# Groups never overlap: programs writing the same element would race (the numpy spec's last
+# group wins, as under the interpreter, which runs programs in order).
+@pytest.mark.parametrize("group_stride, member_stride", [(1, 11), (21, 1), (3, 40), (50, 2)])
 def test_strided_groups_leave_gaps_untouched(cuda, group_stride, member_stride):
     groups, members = 10, 20
     size = (groups - 1) * group_stride + (members - 1) * member_stride + 1
@@ -356,10 +380,15 @@ def _check_running(cuda, rows, cols, per_row, per_member=0):
     np.testing.assert_allclose(stats, want[1], rtol=1e-4, atol=1e-5, equal_nan=True)
     # The atol allows for stats a GPU sums in another order (the interpreter matches exactly).
     np.testing.assert_allclose(got_running, want[2], rtol=1e-6, atol=1e-6, equal_nan=True)
-    # The spec's update of the device's own stats differs by the FMA's rounding only.
+    # The spec's update of the device's own stats differs by the FMA's rounding only: the GPU
+    # keeps one product unrounded, an ulp of that term at most, which shows where the sum cancels.
     expected = running.copy()
     numpy_device.ewise_axpby(expected, stats, KEEP, TAKE, expected, expected.size)
-    np.testing.assert_allclose(got_running, expected, rtol=1e-6, equal_nan=True)
+    terms = np.abs(KEEP * running) + np.abs(TAKE * stats)
+    np.testing.assert_array_equal(np.isnan(got_running), np.isnan(expected))
+    numbers = ~np.isnan(expected)
+    np.testing.assert_array_less(np.abs(got_running - expected)[numbers],
+                                 (1e-6 * np.abs(expected) + 2.4e-7 * terms)[numbers] + 1e-30)
     return layout, got_running
 
 
