@@ -15,6 +15,23 @@ _INTERPRETING = os.environ.get("TRITON_INTERPRET") == "1"
 
 MAX_GRID_BATCH = 65535  # CUDA's limit on grid axis 1, where batched launchers put the batch
 
+AUTOTUNE_CACHE_SWITCH = "ENGINE_AUTOTUNE_CACHE"
+
+
+def autotune_cache_enabled(value):
+    """Whether autotune choices persist on disk (ENGINE_AUTOTUNE_CACHE set to `value`): "on" (the
+    default, also when set empty) or "off". They go to Triton's cache directory beside the compiled
+    kernels, keyed by Triton's version, the GPU, the kernel's source, the tuning key and the
+    candidates, so a new process (a Ray task, the next run of a sweep) reuses them instead of timing
+    every candidate of every shape again (about 0.1 s each). "off" times afresh in each process."""
+    setting = value.strip().lower()
+    if setting not in ("", "on", "off"):
+        raise ValueError(f"{AUTOTUNE_CACHE_SWITCH}={value!r}: give 'on' or 'off'")
+    return setting != "off"
+
+
+AUTOTUNE_CACHE = autotune_cache_enabled(os.environ.get(AUTOTUNE_CACHE_SWITCH, "on"))
+
 
 def interpreting():
     """True when Triton runs kernels in its CPU interpreter (TRITON_INTERPRET=1 at import)."""

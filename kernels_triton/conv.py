@@ -10,7 +10,7 @@ input gradient may take weights as (KH, KW, K, C/groups), N-major for its produc
 import triton
 import triton.language as tl
 
-from .common import cdiv, check_buffer, grouped_tile, interpreting
+from .common import AUTOTUNE_CACHE, cdiv, check_buffer, grouped_tile, interpreting
 from .matmul import PRECISIONS
 
 CONV_KINDS = ("forward", "input", "weight")
@@ -225,7 +225,8 @@ _VECTORIZED = {
 _LAUNCHABLE = {kind: _VECTORIZED[kind](kernel) for kind, kernel in _KERNELS.items()}
 _AUTOTUNED = {(kind, p): triton.autotune(
     configs=conv_configs(kind, p),
-    key=[name for name in _SIZE_KEYS if name in _KERNELS[kind].arg_names])(kernel)
+    key=[name for name in _SIZE_KEYS if name in _KERNELS[kind].arg_names],
+    cache_results=AUTOTUNE_CACHE)(kernel)
     for kind, kernel in _LAUNCHABLE.items() for p in PRECISIONS}
 # Problems below this many multiply-adds take the first GPU configuration without autotuning.
 AUTOTUNE_MIN_WORK = 1 << 24

@@ -10,6 +10,7 @@ import triton
 import triton.language as tl
 
 from .common import (
+    AUTOTUNE_CACHE,
     MAX_GRID_BATCH,
     cdiv,
     check_buffer,
@@ -305,8 +306,8 @@ _matmul_even_k = triton.heuristics(
 _AUTOTUNED = {p: triton.autotune(configs=matmul_configs(p),
                                  key=["m", "n", "k", "stride_ak", "stride_bk", "TMA_LAYOUT",
                                       "TRANSPOSED_OUT", "GATED", "DROPOUT"],
-                                 prune_configs_by={"early_config_prune": _tma_fallback})(
-                                     _matmul_even_k)
+                                 prune_configs_by={"early_config_prune": _tma_fallback},
+                                 cache_results=AUTOTUNE_CACHE)(_matmul_even_k)
               for p in PRECISIONS}
 
 

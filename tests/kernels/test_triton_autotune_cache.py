@@ -1,0 +1,26 @@
+"""Autotune choices persisting on disk (kernel layer): ENGINE_AUTOTUNE_CACHE's values, and every
+matmul and conv autotuner built with it (Triton itself keeps the cache off under its interpreter).
+"""
+
+import pytest
+
+from kernels_triton import common, conv, matmul
+
+
+@pytest.mark.parametrize("value, enabled", [("on", True), ("", True), (" OFF ", False),
+                                            ("off", False), ("On", True)])
+def test_switch_values(value, enabled):
+    assert common.autotune_cache_enabled(value) is enabled
+
+
+@pytest.mark.parametrize("value", ["0", "false", "yes", "disk"])
+def test_unknown_switch_values_are_refused_by_name(value):
+    with pytest.raises(ValueError, match=f"ENGINE_AUTOTUNE_CACHE={value!r}: give 'on' or 'off'"):
+        common.autotune_cache_enabled(value)
+
+
+def test_every_autotuner_follows_the_switch():
+    autotuners = [*matmul._AUTOTUNED.values(), *conv._AUTOTUNED.values()]
+    assert len(autotuners) == len(matmul.PRECISIONS) * (1 + 3)  # matmul; conv's three passes
+    expected = common.AUTOTUNE_CACHE and not common.interpreting()
+    assert all(autotuner.cache_results is expected for autotuner in autotuners)
