@@ -118,7 +118,7 @@ def input_gradient_tolerance(var, w, g, per_row, per_member):
     rounding (a few ulps of the terms) the scale amplifies, where numpy rounds each step. A group
     of one member has var 0 and a scale of 1 / sqrt(eps) = 316."""
     by_column = per_member == per_row
-    weighted = np.abs(g) * (w[None, :] if by_column else w[:, None])
+    weighted = np.abs(g) * np.abs(w[None, :] if by_column else w[:, None])
     inverse = 1.0 / np.sqrt(var.astype(np.float64) + EPS)
     if per_row:
         return np.maximum(1e-5, 1e-5 * (inverse * weighted.max(axis=1))[:, None])
