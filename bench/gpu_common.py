@@ -136,3 +136,10 @@ def run_tf32_config(config, view, out, k, programs, register=None):
         config, triton_matmul._tile_grid(rows, cols, 1, programs),
         (first, second, out, rows, cols, k, a_offset, *a_strides, b_offset, *b_strides), "tf32",
         loads, transposed, register)
+
+
+def sweep_marks(row):
+    """"  (rule, chosen)" and the like for a row of the conv weight gradient's slice sweep: the
+    launcher's rule, and what the device chose by timing."""
+    marks = [name for name in ("rule", "chosen") if row.get(name)]
+    return f"  ({', '.join(marks)})" if marks else ""

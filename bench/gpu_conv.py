@@ -14,7 +14,15 @@ import argparse
 
 import torch
 
-from bench.gpu_common import Stopwatch, device_name, rel_err, save, time_ms, warm_up_gpu
+from bench.gpu_common import (
+    Stopwatch,
+    device_name,
+    rel_err,
+    save,
+    sweep_marks,
+    time_ms,
+    warm_up_gpu,
+)
 from engine.backend import cuda_device
 
 N, H, W, C, K, R, S, PAD = 32, 16, 16, 64, 64, 3, 3, 1
@@ -73,10 +81,21 @@ def _errors(ours_tensors, torch_fns, torch_inputs):
     return ours, theirs
 
 
+def _timed_splits(precision, staged):
+    """The slice count the device chose by timing for this layer (see
+    engine/backend/cuda_weight_grad_splits.py), None if it did not time one."""
+    from engine.backend import cuda_weight_grad_splits
+
+    for key, splits in cuda_weight_grad_splits.timed_splits().items():
+        if key[:5] == (N, H, W, C, K) and key[-2:] == (precision, staged):
+            return splits
+    return None
+
+
 def _splits_sweep(x, gy, gw, precision):
-    """Weight-gradient time against the number of pixel-reduction slices (the device picks one by
-    a heuristic, marked "chosen"), operands NHWC; for TF32 also channel-major (staged) x and gy,
-    and gy alone at the chosen slice count."""
+    """Weight-gradient time against the number of pixel-reduction slices, operands NHWC; for TF32
+    also channel-major (staged) x and gy, and gy alone at the rule's slice count. Marked: the
+    launcher's rule ("rule") and what the device chose by timing in the rows above ("chosen")."""
     from engine.backend import cuda_staging
     from kernels_triton import conv as triton_conv
 
@@ -85,13 +104,14 @@ def _splits_sweep(x, gy, gw, precision):
     staged_gy, _, _ = cuda_staging.relayout(cuda_device.alloc, gy, 1, N * H * W, K, 0,
                                             (0, K, 1), cols_contiguous=False)
     sizes = _layer_sizes()
-    chosen = triton_conv.weight_grad_splits(N, H, W, C, K, R, S, 1, cuda_device._sm_count())
+    rule = triton_conv.weight_grad_splits(N, H, W, C, K, R, S, 1, cuda_device._sm_count())
+    timed = {staged: _timed_splits(precision, staged) for staged in (False, True)}
     # Around the 264 program slots of an H100 (two per multiprocessor) over the 9 tap tiles; NHWC
     # operands as the device passes them at this size, and for TF32 also channel-major copies.
-    counts = sorted({1, 4, 9, 14, 29, 58, chosen})
+    counts = sorted({1, 4, 9, 14, 29, 58, rule} | {s for s in timed.values() if s})
     cases = [(splits, (False, False)) for splits in counts]
     if precision != "ieee":
-        cases += [(splits, (True, True)) for splits in counts] + [(chosen, (False, True))]
+        cases += [(splits, (True, True)) for splits in counts] + [(rule, (False, True))]
     rows = []
     for splits, (x_major, gy_major) in cases:
         workspace = cuda_device.alloc(splits * R * S * C * K) if splits > 1 else None
@@ -103,14 +123,15 @@ def _splits_sweep(x, gy, gw, precision):
                 x_channel_major=x_major, gy_channel_major=gy_major)
 
         fn()  # autotunes this case
-        row = {"precision": precision, "splits": splits, "chosen": splits == chosen,
-               "x_channel_major": x_major, "gy_channel_major": gy_major,
+        chosen = x_major == gy_major and splits == timed[x_major]
+        row = {"precision": precision, "splits": splits, "rule": splits == rule,
+               "chosen": chosen, "x_channel_major": x_major, "gy_channel_major": gy_major,
                "ms": time_ms(fn), "graph_ms": time_ms(fn, graph=True)}
         rows.append(row)
         graph = f"{row['graph_ms']:.4f}" if row["graph_ms"] else "n/a"
         print(f"weight_grad {precision:>5} splits={splits:<3} x/gy channel-major "
               f"{x_major:d}/{gy_major:d}: {row['ms']:.4f} ms, graph {graph} ms"
-              f"{'  (chosen)' if splits == chosen else ''}", flush=True)
+              f"{sweep_marks(row)}", flush=True)
     return rows
 
 

@@ -121,6 +121,11 @@ def register_rounding(results):
 def unused_candidates(results, candidates):
     won = {tuple(row["best_config_tuple"]) for row in _matmul_rows(results, "tf32", "auto")
            + _matmul_rows(results, "tf32", "never") if row.get("best_config_tuple")}
+    # With warp specialization off (the default, or the canary's switch) those candidates were
+    # never timed: they had no chance to win a row.
+    if (results.get("tma_canary") or {}).get("warp_specialize", "off") != "on":
+        ws = CONFIG_KEYS.index("WARP_SPECIALIZE")
+        candidates = [config for config in candidates if not config[ws]]
     if not won or not candidates:
         return []
     unused = [config for config in candidates if config not in won]

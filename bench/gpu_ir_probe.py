@@ -107,14 +107,17 @@ def capture_launches(records, all_configs=True, registers=False):
 @contextlib.contextmanager
 def _device_modes(precision, staging):
     """The cuda device set to `precision` and `staging`, with CPU tensors standing in for device
-    memory and an H100's 132 multiprocessors for the split heuristics; all restored afterwards."""
+    memory, an H100's 132 multiprocessors for the split heuristics and no GPU timer (launches
+    compile instead of running, so the device decides by its rules what it would time); all
+    restored afterwards."""
     import torch
 
-    from engine.backend import cuda_device
+    from engine.backend import cuda_device, cuda_staging
 
-    saved = cuda_device._torch_device, cuda_device._sm_count
+    saved = cuda_device._torch_device, cuda_device._sm_count, cuda_staging.timer
     cuda_device._torch_device = lambda: torch.device("cpu")
     cuda_device._sm_count = lambda: 132
+    cuda_staging.timer = None
     cuda_device.set_matmul_precision(precision)
     cuda_device.set_operand_staging(staging)
     try:
@@ -122,7 +125,7 @@ def _device_modes(precision, staging):
     finally:
         cuda_device.set_matmul_precision("ieee")
         cuda_device.set_operand_staging("auto")
-        cuda_device._torch_device, cuda_device._sm_count = saved
+        cuda_device._torch_device, cuda_device._sm_count, cuda_staging.timer = saved
 
 
 def probe_matmul(layout, precision, staging, size=1024):

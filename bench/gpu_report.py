@@ -8,7 +8,7 @@ import json
 import os
 import xml.etree.ElementTree as ElementTree
 
-from bench.gpu_common import config_tuple, out_dir
+from bench.gpu_common import config_tuple, out_dir, sweep_marks
 from bench.gpu_decisions import decisions
 
 MATMUL_TARGET, CONV_TARGET = 0.8, 0.5
@@ -156,7 +156,7 @@ def main():
             layout = (f"x/gy channel-major {row.get('x_channel_major', 0):d}/"
                       f"{row.get('gy_channel_major', 0):d}")
             print(f"  {row['precision']:>5} splits={row['splits']:<3} {layout} {row['ms']:.4f}  "
-                  f"{graph}{'  (chosen)' if row['chosen'] else ''}")
+                  f"{graph}{sweep_marks(row)}")
     train = results["train"]
     if train:
         print(f"\ntraining ({train['mode']}):")

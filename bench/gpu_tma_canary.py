@@ -243,7 +243,7 @@ def main():
         return
     from kernels_triton import matmul_layouts
 
-    # Name the loads and cases as the children run them: _child_environment drops the switches.
+    # Name the loads and cases as the children run them: _child_environment turns every switch on.
     matmul_layouts.REGISTER_A_ALLOWED = matmul_layouts.WARP_SPECIALIZE_ALLOWED = True
     loads = {layout: kernel_layout(layout) for layout in matmul_layouts.TMA_LAYOUTS}
     cases = canary_cases(args.smoke, loads)

@@ -21,9 +21,12 @@ AUTOTUNE_CACHE_SWITCH = "ENGINE_AUTOTUNE_CACHE"
 def autotune_cache_enabled(value):
     """Whether autotune choices persist on disk (ENGINE_AUTOTUNE_CACHE set to `value`): "on" (the
     default, also when set empty) or "off". They go to Triton's cache directory beside the compiled
-    kernels, keyed by Triton's version, the GPU, the kernel's source, the tuning key and the
-    candidates, so a new process (a Ray task, the next run of a sweep) reuses them instead of timing
-    every candidate of every shape again (about 0.1 s each). "off" times afresh in each process."""
+    kernels, keyed by Triton's version, the GPU architecture (not the model: an H100 PCIe and SXM
+    share them), the kernel's source, the tuning key and the candidates. A new process (a Ray task,
+    the next run of a sweep) then reuses them instead of timing every candidate of every shape
+    again: a ConvNet's first process on an H100 spent 29 s on six kernels, compiling included.
+    "off" times afresh in each process (unless Triton's own TRITON_CACHE_AUTOTUNING=1 turns the
+    cache on); emptying Triton's cache directory re-tunes once."""
     setting = value.strip().lower()
     if setting not in ("", "on", "off"):
         raise ValueError(f"{AUTOTUNE_CACHE_SWITCH}={value!r}: give 'on' or 'off'")

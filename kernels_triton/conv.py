@@ -199,7 +199,9 @@ def _sum_splits_kernel(partial, out, size, splits, BLOCK: tl.constexpr,
 
 
 # Autotune keys: the sizes, and the strides that say which layout an operand has. Each kernel is
-# keyed on those it takes (Triton 3.9 rejects key names that are not kernel arguments).
+# keyed on those it takes (Triton 3.9 rejects key names that are not kernel arguments), and on the
+# precision: choices persist on disk (AUTOTUNE_CACHE) under a key of the kernel's source, the
+# tuning key and the candidates, and the precisions' candidates can be the same list.
 _SIZE_KEYS = ["batch", "h", "wd", "c", "k", "kh", "kw", "oh", "ow", "stride_h", "stride_w",
               "pad_h", "pad_w", "dil_h", "dil_w", "c_per_group", "k_per_group", "splits",
               "w_out_stride", "w_in_stride", "x_channel_stride"]
@@ -225,7 +227,7 @@ _VECTORIZED = {
 _LAUNCHABLE = {kind: _VECTORIZED[kind](kernel) for kind, kernel in _KERNELS.items()}
 _AUTOTUNED = {(kind, p): triton.autotune(
     configs=conv_configs(kind, p),
-    key=[name for name in _SIZE_KEYS if name in _KERNELS[kind].arg_names],
+    key=[name for name in _SIZE_KEYS if name in _KERNELS[kind].arg_names] + ["PRECISION"],
     cache_results=AUTOTUNE_CACHE)(kernel)
     for kind, kernel in _LAUNCHABLE.items() for p in PRECISIONS}
 # Problems below this many multiply-adds take the first GPU configuration without autotuning.
@@ -275,12 +277,15 @@ def check_pass(kind, first, second, result, n, h, w_, c, k, kh, kw, oh, ow, stri
         check_buffer(f"{label} {name}", handle, sizes[name])
 
 
-def weight_grad_splits(n, oh, ow, c, k, kh, kw, groups, sm_count):
-    """How many slices of the pixel reduction the weight gradient should use so that at most two
-    programs run per multiprocessor (its tile grid alone is small: kh*kw*C*K/groups/64^2). Rounded
-    down: a few programs over two per multiprocessor would run as a second, nearly empty wave."""
+def weight_grad_splits(n, oh, ow, c, k, kh, kw, groups, sm_count, per_sm=2, min_pixels=256):
+    """How many slices of the pixel reduction the weight gradient should use so that at most
+    `per_sm` programs run per multiprocessor (its tile grid alone is small: kh*kw*C*K/groups/64^2),
+    each slice at least `min_pixels` pixels. Rounded down: a few programs over that would run as a
+    second, nearly empty wave. Two per multiprocessor is the rule; on a GPU the cuda device times
+    one, two and four, slices down to 128 pixels, once per shape (the H100's best were four for
+    IEEE, two for TF32, one for TF32 on channel-major copies: bench/results/gpu_check_h100.txt)."""
     programs = kh * kw * cdiv(c // groups, 64) * cdiv(k // groups, 64) * groups
-    return max(1, min((2 * sm_count) // programs, cdiv(n * oh * ow, 256)))
+    return max(1, min((per_sm * sm_count) // programs, cdiv(n * oh * ow, min_pixels)))
 
 
 def _launch(kind, args, grid, work, precision):

@@ -292,20 +292,23 @@ def _tma_fallback(configs, named_args, **kwargs):
 
 # Heuristics run after the autotune key is taken, in this order. Pointer-load configurations ignore
 # the layout and TMA ones the K remainder (the copy engine pads it), so both are normalised: each
-# variant is compiled once, not once per layout or remainder seen. REGISTER_A follows from
-# stride_ak, which the key holds; warp specialization from the normalised layout.
+# variant is compiled once, not once per layout or remainder seen. Warp specialization follows
+# the normalised layout.
 _matmul_even_k = triton.heuristics(
     {"TMA_LAYOUT": lambda args: args["TMA_LAYOUT"] if args["TMA"] else "",
      "EVEN_K": lambda args: bool(args["TMA_LAYOUT"]) or args["k"] % args["BLOCK_K"] == 0,
-     "REGISTER_A": lambda args: register_a(args["PRECISION"], args["stride_ak"]),
      "WARP_SPECIALIZE": lambda args: warp_specialized(args, args["TMA_LAYOUT"])})(
          _matmul_kernel)
-# Unit strides, the TMA layout and the swap are part of the key: an operand's layout changes which
-# tile shape wins. So do the gate and dropout: loaded or hashed in the accumulator's layout, each
-# holds registers per element of the tile in the epilogue (large tiles store in halves for them).
+# Unit strides, the TMA layout, the register path and the swap are part of the key: an operand's
+# layout changes which tile shape wins. So do the gate and dropout: loaded or hashed in the
+# accumulator's layout, each holds registers per element of the tile in the epilogue (large tiles
+# store in halves for them). The precision too, though each has its own autotuner: choices
+# persist on disk (AUTOTUNE_CACHE) under a key of the kernel's source, the tuning key and the
+# candidates, which is all that tells the precisions, or the register path's switch, apart.
 _AUTOTUNED = {p: triton.autotune(configs=matmul_configs(p),
                                  key=["m", "n", "k", "stride_ak", "stride_bk", "TMA_LAYOUT",
-                                      "TRANSPOSED_OUT", "GATED", "DROPOUT"],
+                                      "TRANSPOSED_OUT", "GATED", "DROPOUT", "PRECISION",
+                                      "REGISTER_A"],
                                  prune_configs_by={"early_config_prune": _tma_fallback},
                                  cache_results=AUTOTUNE_CACHE)(_matmul_even_k)
               for p in PRECISIONS}
@@ -376,7 +379,7 @@ def _autotuned_launch(grid, args, gate, relu, bias, dropout, first, precision, l
     autotuner[grid](*args, *_epilogue_args(args, gate, bias, dropout, first),
                     PRECISION=precision, TMA_LAYOUT=layout, TRANSPOSED_OUT=transposed,
                     GATED=gate is not None, RELU=relu, BIASED=bias is not None,
-                    DROPOUT=dropout is not None)
+                    DROPOUT=dropout is not None, REGISTER_A=register_a(precision, args[9]))
     config = _LAST["config"] = autotuner.best_config
     if config is not None:
         if len(_CHOSEN) >= _CHOSEN_LIMIT:

@@ -48,13 +48,20 @@ def parse_on_off(switch, value):
 # wrong (relative error 0.12 to 0.18) where the same loads were right in 128x256 tiles and in the
 # persistent kernel, and every warp-specialized case gave NaN. Setting a switch to "on" opts in,
 # for a GPU or Triton where the canary passes them.
-TMA_DEFAULT = "kk,mn"
 REGISTER_A_DEFAULT = "on"
 WARP_SPECIALIZE_DEFAULT = "off"
+
+
+def tma_default(register_a_allowed):
+    """ENGINE_MATMUL_TMA's default: "kk,mn", where "mn" ran through the register path on the
+    H100; without that path an M-major A would be loaded in a way no canary case ran ("kk")."""
+    return "kk,mn" if register_a_allowed else "kk"
+
+
 # Read once, like TRITON_INTERPRET: the autotuner's cached choices depend on them.
-TMA_ALLOWED = parse_tma_switch(os.environ.get(TMA_SWITCH, TMA_DEFAULT))
 REGISTER_A_ALLOWED = parse_on_off(REGISTER_SWITCH,
                                   os.environ.get(REGISTER_SWITCH, REGISTER_A_DEFAULT))
+TMA_ALLOWED = parse_tma_switch(os.environ.get(TMA_SWITCH, tma_default(REGISTER_A_ALLOWED)))
 WARP_SPECIALIZE_ALLOWED = parse_on_off(WARP_SPECIALIZE_SWITCH,
                                        os.environ.get(WARP_SPECIALIZE_SWITCH,
                                                       WARP_SPECIALIZE_DEFAULT))

@@ -28,6 +28,7 @@ try:
     from kernels_triton.common import interpreting as _interpreting
 
     from . import cuda_staging as _staging
+    from . import cuda_weight_grad_splits as _splits
 except ImportError:  # no torch/triton: the module imports, enabled() is False
     torch = None
 else:
@@ -341,22 +342,32 @@ def conv2d_backward_weight(x, gy, gw, n, h, w_, c, k, kh, kw, oh, ow,
                            stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups):
     _conv.check_pass("weight", x, gy, gw, n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w,
                      pad_h, pad_w, dil_h, dil_w, groups)
-    splits = _conv.weight_grad_splits(n, oh, ow, c, k, kh, kw, groups, _sm_count())
-    # The slices' partial sums need scratch memory; the device (not the launcher) allocates it.
-    workspace = alloc(splits * kh * kw * (c // groups) * k) if splits > 1 else None
+    work = n * oh * ow * k * kh * kw * (c // groups)
     # The reduction runs over pixels, the outer dimension of both NHWC operands: channel-major
     # copies make both K-major for the tensor cores.
-    staged = _tensor_cores() and _staging.worth_it(n * oh * ow * k * kh * kw * (c // groups),
-                                                   kh * kw * min(c // groups, k // groups))
+    staged = _tensor_cores() and _staging.worth_it(work, kh * kw * min(c // groups, k // groups))
     if staged:
         x, _, _ = _staging.relayout(alloc, x, 1, n * h * w_, c, 0, (0, c, 1),
                                     cols_contiguous=False, round_tf32=_staging_rounds())
         gy, _, _ = _staging.relayout(alloc, gy, 1, n * oh * ow, k, 0, (0, k, 1),
                                      cols_contiguous=False, round_tf32=_staging_rounds())
-    _conv.conv2d_backward_weight(x, gy, gw, n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w,
-                                 pad_h, pad_w, dil_h, dil_w, groups, precision=_precision,
-                                 splits=splits, workspace=workspace, x_channel_major=staged,
-                                 gy_channel_major=staged, checked=True)
+    # The slices' partial sums need scratch memory; the device (not the launcher) allocates it,
+    # once per slice count tried.
+    workspaces = {}
+
+    def run(splits):
+        if splits > 1 and splits not in workspaces:
+            workspaces[splits] = alloc(splits * kh * kw * (c // groups) * k)
+        _conv.conv2d_backward_weight(x, gy, gw, n, h, w_, c, k, kh, kw, oh, ow, stride_h,
+                                     stride_w, pad_h, pad_w, dil_h, dil_w, groups,
+                                     precision=_precision, splits=splits,
+                                     workspace=workspaces.get(splits), x_channel_major=staged,
+                                     gy_channel_major=staged, checked=True)
+
+    key = (n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups,
+           _precision, staged)
+    run(_splits.slice_count(key, (n, oh, ow, c, k, kh, kw, groups), _sm_count(), run,
+                            _staging.timer))
 
 
 # Max pooling

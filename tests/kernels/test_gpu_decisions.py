@@ -82,3 +82,11 @@ def test_a_sweep_saved_before_the_later_keys_still_reads():
             {"config": [128, 256, 32, 8, 8, 4, False, False], "ms": 3.62, "ratio": 0.81}]}}}
     assert decisions(run)[0] == ("TF32 8192, row-major B: copy B K-major, then 128x256x32 w8 s4: "
                                  "0.77")
+
+
+def test_warp_specialized_candidates_count_only_where_they_could_run():
+    warp_specialized = CANDIDATE[:-1] + (True,)
+    candidates = [CANDIDATE, OTHER_CANDIDATE, warp_specialized]
+    assert "won no matmul row: 1 of 2" in decisions(RUN, candidates)[5]
+    run = dict(RUN, tma_canary={"warp_specialize": "on"})
+    assert "won no matmul row: 2 of 3" in decisions(run, candidates)[5]

@@ -181,3 +181,23 @@ def test_only_layouts_right_in_every_case_stay_on():
     assert switch_value(records(kk="timeout", mn="wrong")) == "mk"
     assert switch_value(records(kk="crashed (rc -11)", kn="wrong", mn="not run (canary out of "
                                 "time)")) == "off"
+
+
+def test_child_processes_try_every_path_whatever_the_defaults(monkeypatch):
+    from bench.gpu_tma_canary import _child_environment
+    from kernels_triton import matmul_layouts
+
+    monkeypatch.setenv(matmul_layouts.TMA_SWITCH, "off")
+    monkeypatch.setenv(matmul_layouts.WARP_SPECIALIZE_SWITCH, "off")
+    env = _child_environment()
+    for switch in (matmul_layouts.TMA_SWITCH, matmul_layouts.REGISTER_SWITCH,
+                   matmul_layouts.WARP_SPECIALIZE_SWITCH):
+        assert env[switch] == "on", switch
+
+
+def test_tma_defaults_leave_out_m_major_a_without_the_register_path():
+    from kernels_triton.matmul_layouts import parse_tma_switch, tma_default
+
+    assert parse_tma_switch(tma_default(True)) == {"kk", "mn"}
+    assert parse_tma_switch(tma_default(False)) == {"kk"}
+

@@ -20,7 +20,20 @@ def test_unknown_switch_values_are_refused_by_name(value):
 
 
 def test_every_autotuner_follows_the_switch():
+    import triton
+
     autotuners = [*matmul._AUTOTUNED.values(), *conv._AUTOTUNED.values()]
     assert len(autotuners) == len(matmul.PRECISIONS) * (1 + 3)  # matmul; conv's three passes
-    expected = common.AUTOTUNE_CACHE and not common.interpreting()
+    # Triton's own TRITON_CACHE_AUTOTUNING=1 turns the cache on whatever ours says.
+    expected = ((common.AUTOTUNE_CACHE or bool(triton.knobs.autotuning.cache))
+                and not common.interpreting())
     assert all(autotuner.cache_results is expected for autotuner in autotuners)
+
+
+def test_precisions_never_share_a_choice():
+    # On disk a choice is found by the kernel's source, the tuning key and the candidates: the
+    # precisions' candidates can be the same list, so the key must tell them apart (and for
+    # matmul whether A goes through registers, which a switch decides at import).
+    for autotuner in [*matmul._AUTOTUNED.values(), *conv._AUTOTUNED.values()]:
+        assert "PRECISION" in autotuner.keys
+    assert all("REGISTER_A" in autotuner.keys for autotuner in matmul._AUTOTUNED.values())

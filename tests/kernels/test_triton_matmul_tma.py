@@ -74,12 +74,17 @@ def _spy_descriptors(monkeypatch):
 
 
 def _skip_unless_the_environment_allows(layout):
-    """bench/gpu_check.sh runs the tests after its TMA canary, with ENGINE_MATMUL_TMA naming only
-    the layouts whose TMA loads came out right on that GPU (the canary's report names the others):
-    a layout left out could fault or hang a test worker here."""
-    from kernels_triton.matmul_layouts import TMA_DEFAULT, TMA_SWITCH, parse_tma_switch
+    """On a GPU, only the layouts ENGINE_MATMUL_TMA (or its default) names: bench/gpu_check.sh
+    runs the tests after its TMA canary, with the switch naming the layouts whose TMA loads came
+    out right on that GPU, and a layout left out could fault or hang a test worker. The
+    interpreter runs every layout."""
+    from kernels_triton.common import interpreting
+    from kernels_triton.matmul_layouts import TMA_SWITCH, parse_tma_switch, tma_default
 
-    if _kernel_layout(layout) not in parse_tma_switch(os.environ.get(TMA_SWITCH, TMA_DEFAULT)):
+    if interpreting():
+        return
+    setting = os.environ.get(TMA_SWITCH, tma_default(matmul_layouts.REGISTER_A_ALLOWED))
+    if _kernel_layout(layout) not in parse_tma_switch(setting):
         pytest.skip(f"{TMA_SWITCH} leaves {_kernel_layout(layout)} out")
 
 
