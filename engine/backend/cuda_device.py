@@ -279,7 +279,8 @@ def matmul(a, b, out, batch, m, k, n,
         _matmul.check_args(*product[:12], bias)
         stage = _staging.timed_choice((batch, m, k, n, a_strides, b_strides),
                                       lambda: _staged_matmul(*product, stage=True),
-                                      lambda: _staged_matmul(*product, stage=False))
+                                      lambda: _staged_matmul(*product, stage=False),
+                                      may_time=not _capturing())
     _staged_matmul(*product, stage=stage)
 
 
@@ -294,6 +295,11 @@ def _staged_matmul(a, b, out, batch, m, k, n, a_offset, a_strides, b_offset, b_s
     _matmul.matmul(a, b, out, batch, m, k, n, a_offset, *a_strides, b_offset, *b_strides,
                    gate=gate, relu=relu, bias=bias, dropout=dropout, precision=_precision,
                    sm_count=_sm_count())
+
+
+def _capturing():
+    """Whether the current stream is being captured into a CUDA graph (never without a GPU)."""
+    return torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()
 
 
 def _gpu_ms(fn):
@@ -366,8 +372,9 @@ def conv2d_backward_weight(x, gy, gw, n, h, w_, c, k, kh, kw, oh, ow,
 
     key = (n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups,
            _precision, staged)
-    run(_splits.slice_count(key, (n, oh, ow, c, k, kh, kw, groups), _sm_count(), run,
-                            _staging.timer))
+    timer = _staging.timer
+    run(_splits.slice_count(key, (n, oh, ow, c, k, kh, kw, groups), _sm_count(), run, timer,
+                            may_time=timer is None or not _capturing()))
 
 
 # Max pooling

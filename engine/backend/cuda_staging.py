@@ -92,11 +92,14 @@ def would_stage(tensor_cores, batch, m, k, n, a_strides, b_strides):
     return any(_plan(tensor_cores, batch, m, k, n, a_strides, b_strides))
 
 
-def timed_choice(key, run_staged, run_direct):
+def timed_choice(key, run_staged, run_direct, may_time=True):
     """Whether staging wins for the product `key`, timed once with `timer` (each way run once
     before, so autotuning is not timed) and remembered: the first call of a shape runs it
-    several times, later ones only look it up."""
+    several times, later ones only look it up. Undecided and not `may_time` (a CUDA graph is
+    being captured, where timing's synchronization is not allowed): None, the policy's rule."""
     if key not in _timed:
+        if not may_time:
+            return None
         run_staged()
         run_direct()
         _timed[key] = timer(run_staged) <= timer(run_direct)

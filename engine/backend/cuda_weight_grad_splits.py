@@ -12,33 +12,43 @@ MIN_PIXELS = 128
 _timed = {}
 
 
-def slice_count(key, sizes, sm_count, run, timer):
+def slice_count(key, sizes, sm_count, run, timer, may_time=True):
     """The slice count for the weight gradient of `sizes` (n, oh, ow, c, k, kh, kw, groups), which
     `run(splits)` computes. Which count wins depends on the GPU, the precision and the operands'
     layout (bench/results/gpu_check_h100.txt), so with a GPU `timer` a product large enough to be
-    autotuned times the candidates once per `key`; otherwise (or small) the launcher's rule."""
+    autotuned times the candidates once per `key`; otherwise (or small) the launcher's rule. Not
+    `may_time` (a CUDA graph is being captured, where timing's synchronization is not allowed):
+    an earlier decision, else the rule."""
+    decided = _timed.get(key)
+    if decided is not None:
+        return decided
     n, oh, ow, c, k, kh, kw, groups = sizes
     work = n * oh * ow * k * kh * kw * (c // groups)
-    timed = timer is not None and work >= _conv.AUTOTUNE_MIN_WORK
-    if not timed:
+    if timer is None or work < _conv.AUTOTUNE_MIN_WORK or not may_time:
         return _conv.weight_grad_splits(*sizes, sm_count)
     options = [_conv.weight_grad_splits(*sizes, sm_count, per_sm, MIN_PIXELS)
                for per_sm in PROGRAMS_PER_SM]
     return choose(key, options, run, timer)
 
 
-def choose(key, options, run, timer):
+def choose(key, options, run, timer, rounds=2):
     """The slice count among `options` for which `run(splits)` is fastest by `timer(fn)`
-    (milliseconds), each run once first so that compiling and autotuning are not timed. Decided
-    once per `key`; later calls only look it up. With one option there is nothing to time."""
+    (milliseconds), each run once first so that compiling and autotuning are not timed, then timed
+    in `rounds` interleaved rounds, keeping each one's best (clocks still ramping up would
+    otherwise count against whichever came first). Decided once per `key`; later calls only look
+    it up. With one option there is nothing to time."""
     options = sorted(set(options))
     if len(options) == 1:
         return options[0]
     if key not in _timed:
         for splits in options:
             run(splits)
-        timings = {splits: timer(lambda splits=splits: run(splits)) for splits in options}
-        _timed[key] = min(options, key=timings.__getitem__)
+        best = {}
+        for _ in range(rounds):
+            for splits in options:
+                elapsed = timer(lambda splits=splits: run(splits))
+                best[splits] = min(elapsed, best.get(splits, elapsed))
+        _timed[key] = min(options, key=best.__getitem__)
     return _timed[key]
 
 

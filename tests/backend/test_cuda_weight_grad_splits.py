@@ -30,9 +30,9 @@ def test_the_fastest_candidate_is_chosen_once_after_a_warm_run_of_each():
     runs = []
     timer = fake_timer({14: 3.0, 29: 2.0, 58: 1.0}, runs)
     assert weight_grad_splits.choose("layer", [29, 14, 58, 29], runs.append, timer) == 58
-    assert runs == [14, 29, 58, 14, 29, 58]  # every one warm before any is timed
+    assert runs == [14, 29, 58] * 3  # every one warm before any is timed, then two rounds
     assert weight_grad_splits.choose("layer", [29, 14, 58], runs.append, timer) == 58
-    assert len(runs) == 6
+    assert len(runs) == 9
     assert weight_grad_splits.timed_splits() == {"layer": 58}
 
 
@@ -57,3 +57,26 @@ def test_a_gpu_timer_decides_large_products_among_one_two_and_four_per_multiproc
     timer = fake_timer({14: 1.0, 29: 2.0, 58: 3.0}, runs)
     assert weight_grad_splits.slice_count("k", LAYER, 132, runs.append, timer) == 14
     assert sorted(set(runs)) == [14, 29, 58]
+
+
+def test_each_candidate_keeps_its_best_round():
+    runs = []
+    rounds = iter([5.0, 2.0, 3.0, 1.0, 2.0, 3.0])  # 14 came first while clocks ramped up
+
+    def timer(fn):
+        fn()
+        return next(rounds)
+
+    assert weight_grad_splits.choose("layer", [14, 29, 58], runs.append, timer) == 14
+
+
+def test_a_capture_keeps_an_earlier_decision_or_else_the_rule():
+    runs = []
+    timer = fake_timer({14: 1.0, 29: 2.0, 58: 3.0}, runs)
+    assert weight_grad_splits.slice_count("k", LAYER, 132, runs.append, timer,
+                                          may_time=False) == 29
+    assert runs == [] and weight_grad_splits.timed_splits() == {}
+    assert weight_grad_splits.slice_count("k", LAYER, 132, runs.append, timer) == 14
+    assert weight_grad_splits.slice_count("k", LAYER, 132, runs.append, timer,
+                                          may_time=False) == 14
+

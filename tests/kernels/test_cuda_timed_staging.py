@@ -68,11 +68,12 @@ def test_first_call_times_both_ways_then_runs_the_faster(cuda, timed, faster, n)
     assert timed["copies"] - copies == (1 if faster == "staged" else 0)
 
 
-@pytest.mark.parametrize("case", ["ieee", "tf32x3", "always", "no_timer"])
+@pytest.mark.parametrize("case", ["ieee", "tf32x3", "always", "no_timer", "capturing"])
 def test_other_products_keep_the_size_rule(cuda, timed, monkeypatch, case):
     """No timing for IEEE or tf32x3 (no fast copy-free way to read a misplaced operand), a forced
-    policy, or without a GPU timer: the rule copies one operand here (B for the tensor cores, A
-    for FMA)."""
+    policy, without a GPU timer, or while a CUDA graph is being captured (timing synchronizes,
+    which a capture forbids): the rule copies one operand here (B for the tensor cores, A for
+    FMA)."""
     from engine.backend import cuda_staging
 
     if case in ("ieee", "tf32x3"):
@@ -81,6 +82,8 @@ def test_other_products_keep_the_size_rule(cuda, timed, monkeypatch, case):
         cuda.set_operand_staging("always")
     if case == "no_timer":
         monkeypatch.setattr(cuda_staging, "timer", None)
+    if case == "capturing":
+        monkeypatch.setattr(cuda, "_capturing", lambda: True)
     got, expected = _row_major_product(cuda)
     _check(got, expected, K, rtol=rtol_for(case if case in ("ieee", "tf32x3") else "tf32"))
     assert timed["timed"] == []
@@ -92,3 +95,14 @@ def test_bad_input_is_reported_before_any_timing(cuda, timed):
     with pytest.raises(ValueError, match="matmul a"):
         cuda.matmul(a, b, out, 1, M, K, N, 0, 0, K, 1, 0, 0, N, 1)
     assert timed["timed"] == []
+
+
+def test_a_capture_keeps_an_earlier_decision(cuda, timed, monkeypatch):
+    timed["ms"] = {"staged": 2.0, "direct": 1.0}
+    _row_major_product(cuda)  # decided: direct, no copy
+    copies = timed["copies"]
+    monkeypatch.setattr(cuda, "_capturing", lambda: True)
+    got, expected = _row_major_product(cuda)
+    _check(got, expected, K, rtol=rtol_for("tf32"))
+    assert timed["copies"] == copies and len(timed["timed"]) == 2
+
