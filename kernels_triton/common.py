@@ -1,6 +1,6 @@
-"""Checks and helpers shared by the Triton launchers (kernel layer): interpreter detection, argument
-checks that turn bad sizes into Python exceptions instead of out-of-bounds accesses, the GEMM
-kernels' grouped tile ordering, and rounding to TF32 (matmul, staging copies).
+"""Checks and helpers shared by the Triton launchers (kernel layer): interpreter detection, on/off
+switches (the autotune cache's), argument checks that turn bad sizes into Python exceptions instead
+of out-of-bounds accesses, the GEMM kernels' grouped tile ordering, and rounding to TF32.
 """
 
 import os
@@ -15,25 +15,24 @@ _INTERPRETING = os.environ.get("TRITON_INTERPRET") == "1"
 
 MAX_GRID_BATCH = 65535  # CUDA's limit on grid axis 1, where batched launchers put the batch
 
-AUTOTUNE_CACHE_SWITCH = "ENGINE_AUTOTUNE_CACHE"
 
-
-def autotune_cache_enabled(value):
-    """Whether autotune choices persist on disk (ENGINE_AUTOTUNE_CACHE set to `value`): "on" (the
-    default, also when set empty) or "off". They go to Triton's cache directory beside the compiled
-    kernels, keyed by Triton's version, the GPU architecture (not the model: an H100 PCIe and SXM
-    share them), the kernel's source, the tuning key and the candidates. A new process (a Ray task,
-    the next run of a sweep) then reuses them instead of timing every candidate of every shape
-    again: a ConvNet's first process on an H100 spent 29 s on six kernels, compiling included.
-    "off" times afresh in each process (unless Triton's own TRITON_CACHE_AUTOTUNING=1 turns the
-    cache on); emptying Triton's cache directory re-tunes once."""
+def parse_on_off(switch, value):
+    """Whether `switch` (set to `value`) is on: "on" (also when set empty) or "off"."""
     setting = value.strip().lower()
     if setting not in ("", "on", "off"):
-        raise ValueError(f"{AUTOTUNE_CACHE_SWITCH}={value!r}: give 'on' or 'off'")
+        raise ValueError(f"{switch}={value!r}: give 'on' or 'off'")
     return setting != "off"
 
 
-AUTOTUNE_CACHE = autotune_cache_enabled(os.environ.get(AUTOTUNE_CACHE_SWITCH, "on"))
+# Whether autotune choices persist on disk. They go to Triton's cache directory beside the compiled
+# kernels, keyed by Triton's version, the GPU architecture (not the model: an H100 PCIe and SXM
+# share them), the kernel's source, the tuning key and the candidates. A new process (a Ray task,
+# the next run of a sweep) then reuses them instead of timing every candidate of every shape again:
+# a ConvNet's first process on an H100 spent 29 s on six kernels, compiling included. "off" times
+# afresh in each process (unless Triton's own TRITON_CACHE_AUTOTUNING=1 turns the cache on);
+# emptying Triton's cache directory re-tunes once.
+AUTOTUNE_CACHE_SWITCH = "ENGINE_AUTOTUNE_CACHE"
+AUTOTUNE_CACHE = parse_on_off(AUTOTUNE_CACHE_SWITCH, os.environ.get(AUTOTUNE_CACHE_SWITCH, "on"))
 
 
 def interpreting():

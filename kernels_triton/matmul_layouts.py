@@ -5,6 +5,8 @@ that an operand that is not K-major reaches the tensor cores through registers; 
 
 import os
 
+from .common import parse_on_off
+
 # Operand layouts tensor descriptors can load, named by the unit-stride dimension of A, then of B
 # (see `tma_layout`).
 TMA_LAYOUTS = ("kk", "kn", "mk", "mn")
@@ -33,14 +35,6 @@ def parse_tma_switch(value):
 # with one runs a plain software-pipelined loop).
 REGISTER_SWITCH = "ENGINE_MATMUL_REGISTER_A"
 WARP_SPECIALIZE_SWITCH = "ENGINE_MATMUL_WARP_SPECIALIZE"
-
-
-def parse_on_off(switch, value):
-    """Whether `switch` (set to `value`) is on: "on" (also when set empty) or "off"."""
-    setting = value.strip().lower()
-    if setting not in ("", "on", "off"):
-        raise ValueError(f"{switch}={value!r}: give 'on' or 'off'")
-    return setting != "off"
 
 
 # Defaults: what the canary found right on an H100 with Triton 3.6

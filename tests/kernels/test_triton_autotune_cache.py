@@ -10,13 +10,13 @@ from kernels_triton import common, conv, matmul
 @pytest.mark.parametrize("value, enabled", [("on", True), ("", True), (" OFF ", False),
                                             ("off", False), ("On", True)])
 def test_switch_values(value, enabled):
-    assert common.autotune_cache_enabled(value) is enabled
+    assert common.parse_on_off(common.AUTOTUNE_CACHE_SWITCH, value) is enabled
 
 
 @pytest.mark.parametrize("value", ["0", "false", "yes", "disk"])
 def test_unknown_switch_values_are_refused_by_name(value):
     with pytest.raises(ValueError, match=f"ENGINE_AUTOTUNE_CACHE={value!r}: give 'on' or 'off'"):
-        common.autotune_cache_enabled(value)
+        common.parse_on_off(common.AUTOTUNE_CACHE_SWITCH, value)
 
 
 def test_every_autotuner_follows_the_switch():
