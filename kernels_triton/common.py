@@ -28,9 +28,10 @@ def parse_on_off(switch, value):
 # kernels, keyed by Triton's version, the GPU architecture (not the model: an H100 PCIe and SXM
 # share them), the kernel's source, the tuning key and the candidates. A new process (a Ray task,
 # the next run of a sweep) then reuses them instead of timing every candidate of every shape again:
-# a ConvNet's first process on an H100 spent 29 s on six kernels, compiling included. "off" times
-# afresh in each process (unless Triton's own TRITON_CACHE_AUTOTUNING=1 turns the cache on);
-# emptying Triton's cache directory re-tunes once.
+# a ConvNet's first process on an H100 spent 29 s on six kernels, compiling included. The cuda
+# device keeps its timed decisions there too (engine/backend/cuda_timed_store.py). "off" times
+# afresh in each process (unless Triton's own TRITON_CACHE_AUTOTUNING=1 turns the autotune cache
+# on); emptying Triton's cache directory re-tunes once.
 AUTOTUNE_CACHE_SWITCH = "ENGINE_AUTOTUNE_CACHE"
 AUTOTUNE_CACHE = parse_on_off(AUTOTUNE_CACHE_SWITCH, os.environ.get(AUTOTUNE_CACHE_SWITCH, "on"))
 

@@ -5,6 +5,7 @@ moves bytes. With TRITON_INTERPRET=1 the handles are CPU tensors run by Triton's
 
 import functools
 import math
+import os
 
 import numpy as np
 
@@ -14,6 +15,7 @@ from .strides import compact_strides
 
 try:
     import torch
+    import triton
 
     from kernels_triton import conv as _conv
     from kernels_triton import ewise as _ewise
@@ -25,15 +27,20 @@ try:
     from kernels_triton import pool as _pool
     from kernels_triton import pool_avg as _pool_avg
     from kernels_triton import reduce as _reduce
+    from kernels_triton.common import AUTOTUNE_CACHE as _AUTOTUNE_CACHE
     from kernels_triton.common import interpreting as _interpreting
 
     from . import cuda_staging as _staging
+    from . import cuda_timed_store as _timed_store
     from . import cuda_weight_grad_splits as _splits
 except ImportError:  # no torch/triton: the module imports, enabled() is False
     torch = None
 else:
     if not _interpreting():
         _staging.timer = lambda fn: _gpu_ms(fn)
+        if _AUTOTUNE_CACHE and torch.cuda.is_available():  # beside the autotune choices
+            _timed_store.enable(os.path.join(triton.knobs.cache.dir, "engine_timed_choices"),
+                                lambda: _timed_store.gpu_identity(_torch_device()))
 
 DTYPES = ("float32",)
 _precision = "ieee"

@@ -10,6 +10,8 @@ kernels_triton/matmul_layouts.py), so for them "auto" times both ways once per s
 
 from kernels_triton import transpose as _transpose
 
+from . import cuda_timed_store as timed_store
+
 POLICIES = ("auto", "always", "never")
 # "auto" stages when the kernel time saved outweighs one more launch: a Triton launch costs tens of
 # microseconds of host time, and measured on an H100 (bench/gpu_overhead_probe.py) the transposes
@@ -95,14 +97,20 @@ def would_stage(tensor_cores, batch, m, k, n, a_strides, b_strides):
 def timed_choice(key, run_staged, run_direct, may_time=True):
     """Whether staging wins for the product `key`, timed once with `timer` (each way run once
     before, so autotuning is not timed) and remembered: the first call of a shape runs it
-    several times, later ones only look it up. Undecided and not `may_time` (a CUDA graph is
-    being captured, where timing's synchronization is not allowed): None, the policy's rule."""
+    several times, later ones only look it up, here or on disk (cuda_timed_store). Undecided and
+    not `may_time` (a CUDA graph is being captured, where timing's synchronization is not
+    allowed): None, the policy's rule."""
     if key not in _timed:
+        stored = timed_store.load("staging", key)
+        if stored is not None:
+            _timed[key] = stored
+            return stored
         if not may_time:
             return None
         run_staged()
         run_direct()
         _timed[key] = timer(run_staged) <= timer(run_direct)
+        timed_store.store("staging", key, _timed[key])
     return _timed[key]
 
 

@@ -5,6 +5,8 @@ and four per multiprocessor, timed once per shape and remembered.
 
 from kernels_triton import conv as _conv
 
+from . import cuda_timed_store as timed_store
+
 PROGRAMS_PER_SM = (1, 2, 4)
 # Smaller slices than the rule allows: on the H100 the benchmark layer's IEEE gradient ran fastest
 # with 58 slices of 141 pixels.
@@ -16,19 +18,30 @@ def slice_count(key, sizes, sm_count, run, timer, may_time=True):
     """The slice count for the weight gradient of `sizes` (n, oh, ow, c, k, kh, kw, groups), which
     `run(splits)` computes. Which count wins depends on the GPU, the precision and the operands'
     layout (bench/results/gpu_check_h100.txt), so with a GPU `timer` a product large enough to be
-    autotuned times the candidates once per `key`; otherwise (or small) the launcher's rule. Not
-    `may_time` (a CUDA graph is being captured, where timing's synchronization is not allowed):
-    an earlier decision, else the rule."""
+    autotuned times the candidates once per `key` (a decision on disk, cuda_timed_store, counts
+    as made); otherwise (or small) the launcher's rule. Not `may_time` (a CUDA graph is being
+    captured, where timing's synchronization is not allowed): an earlier decision, else the
+    rule."""
     decided = _timed.get(key)
     if decided is not None:
         return decided
     n, oh, ow, c, k, kh, kw, groups = sizes
     work = n * oh * ow * k * kh * kw * (c // groups)
-    if timer is None or work < _conv.AUTOTUNE_MIN_WORK or not may_time:
-        return _conv.weight_grad_splits(*sizes, sm_count)
+    rule = _conv.weight_grad_splits(*sizes, sm_count)
+    if timer is None or work < _conv.AUTOTUNE_MIN_WORK:
+        return rule
+    stored = timed_store.load("splits", key)
+    if stored is not None:
+        _timed[key] = stored
+        return stored
+    if not may_time:
+        return rule
     options = [_conv.weight_grad_splits(*sizes, sm_count, per_sm, MIN_PIXELS)
                for per_sm in PROGRAMS_PER_SM]
-    return choose(key, options, run, timer)
+    splits = choose(key, options, run, timer)
+    if key in _timed:
+        timed_store.store("splits", key, splits)
+    return splits
 
 
 def choose(key, options, run, timer, rounds=2):

@@ -15,7 +15,11 @@ LAYER = (32, 16, 16, 64, 64, 3, 3, 1)
 
 @pytest.fixture(autouse=True)
 def no_decisions(monkeypatch):
+    """No decision in memory, none on disk (the store off: on a GPU machine it would be on)."""
+    from engine.backend import cuda_timed_store
+
     monkeypatch.setattr(weight_grad_splits, "_timed", {})
+    monkeypatch.setattr(cuda_timed_store, "_place", {})
 
 
 def fake_timer(costs, runs):

@@ -1,0 +1,121 @@
+"""Timed decisions of the cuda device kept on disk (backend layer): a decision comes back for its
+own machine and key only, unreadable files and a disabled store give nothing, a store that cannot
+be written is skipped, and a new process (a fresh memory) takes the stored decision instead of
+timing, for the weight gradient's slices and for TF32 staging.
+"""
+
+import json
+import os
+
+import pytest
+
+from engine.backend import cuda_staging, cuda_weight_grad_splits
+from engine.backend import cuda_timed_store as store
+
+MACHINE = ["NVIDIA H100 80GB HBM3", "3.6.0", "13.0"]
+LAYER = (32, 16, 16, 64, 64, 3, 3, 1)
+
+
+@pytest.fixture
+def on_disk(tmp_path, monkeypatch):
+    """The store enabled in a fresh folder, under MACHINE; counts identity lookups."""
+    monkeypatch.setattr(store, "_place", {})
+    asked = []
+    store.enable(str(tmp_path / "timed"), lambda: asked.append(1) or MACHINE)
+    return tmp_path / "timed", asked
+
+
+def test_a_decision_comes_back_for_its_key_and_kind(on_disk):
+    folder, asked = on_disk
+    store.store("splits", (1, 2, "ieee", False), 58)
+    store.store("staging", (1, 2, "ieee", False), True)
+    assert store.load("splits", (1, 2, "ieee", False)) == 58
+    assert store.load("staging", (1, 2, "ieee", False)) is True
+    assert store.load("splits", (1, 2, "tf32", False)) is None
+    assert len(os.listdir(folder)) == 2 and len(asked) == 1  # the identity is asked once
+
+
+def test_another_machine_finds_nothing(on_disk, monkeypatch):
+    folder, _ = on_disk
+    store.store("splits", ("k",), 29)
+    monkeypatch.setattr(store, "_place", {})
+    store.enable(str(folder), lambda: ["NVIDIA H200", "3.6.0", "13.0"])
+    assert store.load("splits", ("k",)) is None
+
+
+@pytest.mark.parametrize("content", ["{not json", "[1, 2]", '{"key": "(\'k\',)"}', ""])
+def test_unreadable_or_foreign_files_give_nothing(on_disk, content):
+    store.store("splits", ("k",), 29)
+    folder, _ = on_disk
+    (name,) = os.listdir(folder)
+    (folder / name).write_text(content)
+    assert store.load("splits", ("k",)) is None
+
+
+def test_a_file_for_another_key_under_the_same_name_gives_nothing(on_disk):
+    store.store("splits", ("k",), 29)
+    folder, _ = on_disk
+    (name,) = os.listdir(folder)
+    entry = json.loads((folder / name).read_text())
+    (folder / name).write_text(json.dumps(dict(entry, key=repr(("other",)))))
+    assert store.load("splits", ("k",)) is None
+
+
+def test_a_disabled_store_neither_reads_nor_writes(tmp_path, monkeypatch):
+    monkeypatch.setattr(store, "_place", {})
+    store.store("splits", ("k",), 29)
+    assert store.load("splits", ("k",)) is None
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_store_that_cannot_be_written_is_skipped(tmp_path, monkeypatch):
+    monkeypatch.setattr(store, "_place", {})
+    (tmp_path / "timed").write_text("a file where the folder should be")
+    store.enable(str(tmp_path / "timed"), lambda: MACHINE)
+    store.store("splits", ("k",), 29)
+    assert store.load("splits", ("k",)) is None
+    assert os.listdir(tmp_path) == ["timed"]
+
+
+def _refusing_timer(fn):
+    raise AssertionError("decided on disk: nothing should be timed")
+
+
+def test_a_new_process_takes_the_stored_slice_count(on_disk, monkeypatch):
+    monkeypatch.setattr(cuda_weight_grad_splits, "_timed", {})
+    runs, costs = [], {14: 2.0, 29: 3.0, 58: 1.0}
+
+    def timer(fn):
+        fn()
+        return costs[runs[-1]]
+
+    assert cuda_weight_grad_splits.slice_count("k", LAYER, 132, runs.append, timer) == 58
+    monkeypatch.setattr(cuda_weight_grad_splits, "_timed", {})  # a new process
+    runs.clear()
+    assert cuda_weight_grad_splits.slice_count("k", LAYER, 132, runs.append,
+                                               _refusing_timer) == 58
+    assert runs == [] and cuda_weight_grad_splits.timed_splits() == {"k": 58}
+    # During a capture too: the stored decision, not the rule (29).
+    monkeypatch.setattr(cuda_weight_grad_splits, "_timed", {})
+    assert cuda_weight_grad_splits.slice_count("k", LAYER, 132, runs.append, _refusing_timer,
+                                               may_time=False) == 58
+
+
+def test_a_new_process_takes_the_stored_staging_choice(on_disk, monkeypatch):
+    monkeypatch.setattr(cuda_staging, "_timed", {})
+    ways = []
+    monkeypatch.setattr(cuda_staging, "timer", lambda fn: fn() or {"staged": 2.0,
+                                                                   "direct": 1.0}[ways[-1]])
+
+    def staged():
+        ways.append("staged")
+
+    def direct():
+        ways.append("direct")
+
+    assert cuda_staging.timed_choice(("shape",), staged, direct) is False
+    monkeypatch.setattr(cuda_staging, "_timed", {})  # a new process
+    monkeypatch.setattr(cuda_staging, "timer", _refusing_timer)
+    ways.clear()
+    assert cuda_staging.timed_choice(("shape",), staged, direct, may_time=False) is False
+    assert ways == [] and cuda_staging.timed_choices() == {("shape",): False}
