@@ -140,8 +140,8 @@ def run_tf32_config(config, view, out, k, programs, register=None):
 
 def sweep_marks(row):
     """"  (rule, chosen)" and the like for a row of the conv weight gradient's slice sweep: the
-    launcher's rule, and what the device chose by timing."""
+    launcher's rule, and what the device chose by timing, in an earlier process ("stored")."""
     if "rule" not in row:  # results from before the timed choice: "chosen" was the rule
         return "  (rule)" if row.get("chosen") else ""
-    marks = [name for name in ("rule", "chosen") if row.get(name)]
+    marks = [name for name in ("rule", "chosen", "stored") if row.get(name)]
     return f"  ({', '.join(marks)})" if marks else ""

@@ -82,14 +82,15 @@ def _errors(ours_tensors, torch_fns, torch_inputs):
 
 
 def _timed_splits(precision, staged):
-    """The slice count the device chose by timing for this layer (see
-    engine/backend/cuda_weight_grad_splits.py), None if it did not time one."""
+    """(slices, stored) the device chose by timing for this layer (see
+    engine/backend/cuda_weight_grad_splits.py), stored when an earlier process decided; (None,
+    False) if it did not time one."""
     from engine.backend import cuda_weight_grad_splits
 
     for key, splits in cuda_weight_grad_splits.timed_splits().items():
         if key[:5] == (N, H, W, C, K) and key[-2:] == (precision, staged):
-            return splits
-    return None
+            return splits, key in cuda_weight_grad_splits.stored_splits()
+    return None, False
 
 
 def _splits_sweep(x, gy, gw, precision):
@@ -108,7 +109,7 @@ def _splits_sweep(x, gy, gw, precision):
     timed = {staged: _timed_splits(precision, staged) for staged in (False, True)}
     # Around the 264 program slots of an H100 (two per multiprocessor) over the 9 tap tiles; NHWC
     # operands as the device passes them at this size, and for TF32 also channel-major copies.
-    counts = sorted({1, 4, 9, 14, 29, 58, rule} | {s for s in timed.values() if s})
+    counts = sorted({1, 4, 9, 14, 29, 58, rule} | {s for s, _ in timed.values() if s})
     cases = [(splits, (False, False)) for splits in counts]
     if precision != "ieee":
         cases += [(splits, (True, True)) for splits in counts] + [(rule, (False, True))]
@@ -123,9 +124,10 @@ def _splits_sweep(x, gy, gw, precision):
                 x_channel_major=x_major, gy_channel_major=gy_major)
 
         fn()  # autotunes this case
-        chosen = x_major == gy_major and splits == timed[x_major]
+        chosen = x_major == gy_major and splits == timed[x_major][0]
         row = {"precision": precision, "splits": splits, "rule": splits == rule,
-               "chosen": chosen, "x_channel_major": x_major, "gy_channel_major": gy_major,
+               "chosen": chosen, "stored": chosen and timed[x_major][1],
+               "x_channel_major": x_major, "gy_channel_major": gy_major,
                "ms": time_ms(fn), "graph_ms": time_ms(fn, graph=True)}
         rows.append(row)
         graph = f"{row['graph_ms']:.4f}" if row["graph_ms"] else "n/a"

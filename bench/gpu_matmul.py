@@ -59,6 +59,7 @@ def measure(size, precision, allow_tf32, staging):
     ours_ms, theirs_ms = time_ms(ours), time_ms(theirs)
     flops = 2 * size ** 3
     config = triton_matmul.last_config()  # of the timed launches: the chosen staging's
+    key = (1, size, size, size, (0, size, 1), (0, size, 1))
     return {"size": size, "precision": precision, "staging": staging,
             "torch_allow_tf32": allow_tf32,
             "ours_ms": ours_ms, "torch_ms": theirs_ms,
@@ -68,9 +69,9 @@ def measure(size, precision, allow_tf32, staging):
             "autotune_s": tune_s, "best_config": str(config), "best_tiles": config_label(config),
             "best_config_tuple": config_tuple(config) if config is not None else None,
             # True/False: the device timed staging against the copy-free kernel (operands swapped,
-            # B^T through registers) and chose.
-            "timed_staging": cuda_staging.timed_choices().get(
-                (1, size, size, size, (0, size, 1), (0, size, 1)))}
+            # B^T through registers) and chose, in this process or an earlier one ("stored").
+            "timed_staging": cuda_staging.timed_choices().get(key),
+            "staging_stored": key in cuda_staging.stored_choices()}
 
 
 def main():

@@ -44,10 +44,11 @@ def _canary_path(record):
     return f"loads {record.get('loads', '?')}"
 
 
-def _timed_label(staged):
+def _timed_label(staged, stored=False):
     if staged is None:
         return ""
-    return ", timed: staged" if staged else ", timed: B read as stored"
+    how = "stored" if stored else "timed"  # stored: decided by an earlier process
+    return f", {how}: staged" if staged else f", {how}: B read as stored"
 
 
 def _sweep_cell(row):
@@ -144,7 +145,7 @@ def main():
               f"{row['torch_tflops']:>7.1f} {row['ratio']:>6.2f} {target:>6} "
               f"{row['ours_rel_err']:>8.1e} {_err_cell(row.get('torch_rel_err'), 10)}  "
               f"{row.get('best_tiles') or ''}"
-              f"{_timed_label(row.get('timed_staging'))}")
+              f"{_timed_label(row.get('timed_staging'), row.get('staging_stored'))}")
     for name in ("conv", "conv_large"):
         if results[name]:
             _print_conv(results[name])

@@ -28,6 +28,7 @@ _policy = "auto"
 # GPU, and without one (None) the size rule decides.
 timer = None
 _timed = {}
+_stored = set()
 
 
 def set_policy(policy):
@@ -101,22 +102,32 @@ def timed_choice(key, run_staged, run_direct, may_time=True):
     not `may_time` (a CUDA graph is being captured, where timing's synchronization is not
     allowed): None, the policy's rule."""
     if key not in _timed:
-        stored = timed_store.load("staging", key)
-        if stored is not None:
-            _timed[key] = stored
-            return stored
-        if not may_time:
-            return None
-        run_staged()
-        run_direct()
-        _timed[key] = timer(run_staged) <= timer(run_direct)
-        timed_store.store("staging", key, _timed[key])
+        decided = timed_store.load("staging", key, _is_decision)
+        if decided is None:
+            if not may_time:
+                return None
+            run_staged()
+            run_direct()
+            decided = timed_store.settle("staging", key, timer(run_staged) <= timer(run_direct),
+                                         _is_decision)
+        else:
+            _stored.add(key)
+        _timed[key] = decided
     return _timed[key]
+
+
+def _is_decision(value):
+    return isinstance(value, bool)
 
 
 def timed_choices():
     """The decisions `timed_choice` has made: {key: staged}."""
     return dict(_timed)
+
+
+def stored_choices():
+    """The keys among `timed_choices()` decided by an earlier process (found on disk)."""
+    return set(_stored)
 
 
 def matmul_operands(alloc, validate, tensor_cores, a, b, batch, m, k, n, a_offset, a_strides,

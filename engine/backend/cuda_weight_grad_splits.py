@@ -1,6 +1,6 @@
 """How many slices the cuda device's conv weight gradient cuts its pixel reduction into (backend
 layer): the launcher's rule of two programs per multiprocessor, or on a GPU the fastest of one, two
-and four per multiprocessor, timed once per shape and remembered.
+and four per multiprocessor, timed once per shape and remembered (on disk too, cuda_timed_store).
 """
 
 from kernels_triton import conv as _conv
@@ -12,59 +12,65 @@ PROGRAMS_PER_SM = (1, 2, 4)
 # with 58 slices of 141 pixels.
 MIN_PIXELS = 128
 _timed = {}
+_stored = set()
 
 
 def slice_count(key, sizes, sm_count, run, timer, may_time=True):
     """The slice count for the weight gradient of `sizes` (n, oh, ow, c, k, kh, kw, groups), which
     `run(splits)` computes. Which count wins depends on the GPU, the precision and the operands'
     layout (bench/results/gpu_check_h100.txt), so with a GPU `timer` a product large enough to be
-    autotuned times the candidates once per `key` (a decision on disk, cuda_timed_store, counts
-    as made); otherwise (or small) the launcher's rule. Not `may_time` (a CUDA graph is being
+    autotuned times the candidates once per `key` (a decision on disk counts as made); otherwise
+    (small, or one candidate) the launcher's rule. Not `may_time` (a CUDA graph is being
     captured, where timing's synchronization is not allowed): an earlier decision, else the
     rule."""
     decided = _timed.get(key)
     if decided is not None:
         return decided
     n, oh, ow, c, k, kh, kw, groups = sizes
-    work = n * oh * ow * k * kh * kw * (c // groups)
     rule = _conv.weight_grad_splits(*sizes, sm_count)
-    if timer is None or work < _conv.AUTOTUNE_MIN_WORK:
+    if timer is None or n * oh * ow * k * kh * kw * (c // groups) < _conv.AUTOTUNE_MIN_WORK:
         return rule
-    stored = timed_store.load("splits", key)
-    if stored is not None:
-        _timed[key] = stored
-        return stored
-    if not may_time:
-        return rule
-    options = [_conv.weight_grad_splits(*sizes, sm_count, per_sm, MIN_PIXELS)
-               for per_sm in PROGRAMS_PER_SM]
-    splits = choose(key, options, run, timer)
-    if key in _timed:
-        timed_store.store("splits", key, splits)
-    return splits
-
-
-def choose(key, options, run, timer, rounds=2):
-    """The slice count among `options` for which `run(splits)` is fastest by `timer(fn)`
-    (milliseconds), each run once first so that compiling and autotuning are not timed, then timed
-    in `rounds` interleaved rounds, keeping each one's best (clocks still ramping up would
-    otherwise count against whichever came first). Decided once per `key`; later calls only look
-    it up. With one option there is nothing to time."""
-    options = sorted(set(options))
+    options = sorted({_conv.weight_grad_splits(*sizes, sm_count, per_sm, MIN_PIXELS)
+                      for per_sm in PROGRAMS_PER_SM})
     if len(options) == 1:
         return options[0]
-    if key not in _timed:
+
+    def valid(value):
+        return type(value) is int and value in options
+
+    # The candidates are part of the key on disk: they follow the multiprocessors and the rules.
+    disk_key = (key, tuple(options))
+    decided = timed_store.load("splits", disk_key, valid)
+    if decided is None:
+        if not may_time:
+            return rule
+        decided = timed_store.settle("splits", disk_key, fastest(options, run, timer), valid)
+    else:
+        _stored.add(key)
+    _timed[key] = decided
+    return decided
+
+
+def fastest(options, run, timer, rounds=2):
+    """The slice count among `options` for which `run(splits)` is fastest by `timer(fn)`
+    (milliseconds): each run once first, so that compiling and autotuning are not timed, then
+    timed in `rounds` interleaved rounds, keeping each one's best (clocks still ramping up would
+    otherwise count against whichever came first)."""
+    for splits in options:
+        run(splits)
+    best = {}
+    for _ in range(rounds):
         for splits in options:
-            run(splits)
-        best = {}
-        for _ in range(rounds):
-            for splits in options:
-                elapsed = timer(lambda splits=splits: run(splits))
-                best[splits] = min(elapsed, best.get(splits, elapsed))
-        _timed[key] = min(options, key=best.__getitem__)
-    return _timed[key]
+            elapsed = timer(lambda splits=splits: run(splits))
+            best[splits] = min(elapsed, best.get(splits, elapsed))
+    return min(options, key=best.__getitem__)
 
 
 def timed_splits():
-    """The decisions `choose` has made: {key: splits}."""
+    """The decisions made in this process: {key: splits}."""
     return dict(_timed)
+
+
+def stored_splits():
+    """The keys among `timed_splits()` decided by an earlier process (found on disk)."""
+    return set(_stored)

@@ -1,7 +1,8 @@
 """Timed decisions of the cuda device kept on disk (backend layer): a decision comes back for its
-own machine and key only, unreadable files and a disabled store give nothing, a store that cannot
-be written is skipped, and a new process (a fresh memory) takes the stored decision instead of
-timing, for the weight gradient's slices and for TF32 staging.
+own machine and key only, unreadable, foreign or invalid files and a disabled store give nothing,
+the first decision kept stands for every later one, a store that cannot be written is skipped, and
+a new process (a fresh memory) takes the stored decision instead of timing, for the weight
+gradient's slices and for TF32 staging.
 """
 
 import json
@@ -25,55 +26,79 @@ def on_disk(tmp_path, monkeypatch):
     return tmp_path / "timed", asked
 
 
+def anything(value):
+    return True
+
+
 def test_a_decision_comes_back_for_its_key_and_kind(on_disk):
     folder, asked = on_disk
-    store.store("splits", (1, 2, "ieee", False), 58)
-    store.store("staging", (1, 2, "ieee", False), True)
-    assert store.load("splits", (1, 2, "ieee", False)) == 58
-    assert store.load("staging", (1, 2, "ieee", False)) is True
-    assert store.load("splits", (1, 2, "tf32", False)) is None
+    assert store.settle("splits", (1, 2, "ieee", False), 58, anything) == 58
+    assert store.settle("staging", (1, 2, "ieee", False), True, anything) is True
+    assert store.load("splits", (1, 2, "ieee", False), anything) == 58
+    assert store.load("staging", (1, 2, "ieee", False), anything) is True
+    assert store.load("splits", (1, 2, "tf32", False), anything) is None
     assert len(os.listdir(folder)) == 2 and len(asked) == 1  # the identity is asked once
+
+
+def test_the_first_decision_kept_stands(on_disk):
+    folder, _ = on_disk
+    assert store.settle("staging", ("k",), True, anything) is True
+    # Another worker timed the same shape at the same time and found the other way faster.
+    assert store.settle("staging", ("k",), False, anything) is True
+    assert store.load("staging", ("k",), anything) is True
+    assert len(os.listdir(folder)) == 1  # no temporary file left behind
+
+
+def test_an_invalid_decision_on_disk_is_replaced(on_disk):
+    store.settle("splits", ("k",), 0, anything)
+    assert store.load("splits", ("k",), lambda value: value >= 1) is None
+    assert store.settle("splits", ("k",), 29, lambda value: value >= 1) == 29
+    assert store.load("splits", ("k",), anything) == 29
 
 
 def test_another_machine_finds_nothing(on_disk, monkeypatch):
     folder, _ = on_disk
-    store.store("splits", ("k",), 29)
+    store.settle("splits", ("k",), 29, anything)
     monkeypatch.setattr(store, "_place", {})
     store.enable(str(folder), lambda: ["NVIDIA H200", "3.6.0", "13.0"])
-    assert store.load("splits", ("k",)) is None
+    assert store.load("splits", ("k",), anything) is None
 
 
 @pytest.mark.parametrize("content", ["{not json", "[1, 2]", '{"key": "(\'k\',)"}', ""])
 def test_unreadable_or_foreign_files_give_nothing(on_disk, content):
-    store.store("splits", ("k",), 29)
+    store.settle("splits", ("k",), 29, anything)
     folder, _ = on_disk
     (name,) = os.listdir(folder)
     (folder / name).write_text(content)
-    assert store.load("splits", ("k",)) is None
+    assert store.load("splits", ("k",), anything) is None
+    assert store.settle("splits", ("k",), 14, anything) == 14  # ours takes its place
+    assert store.load("splits", ("k",), anything) == 14
 
 
 def test_a_file_for_another_key_under_the_same_name_gives_nothing(on_disk):
-    store.store("splits", ("k",), 29)
+    store.settle("splits", ("k",), 29, anything)
     folder, _ = on_disk
     (name,) = os.listdir(folder)
     entry = json.loads((folder / name).read_text())
     (folder / name).write_text(json.dumps(dict(entry, key=repr(("other",)))))
-    assert store.load("splits", ("k",)) is None
+    assert store.load("splits", ("k",), anything) is None
 
 
-def test_a_disabled_store_neither_reads_nor_writes(tmp_path, monkeypatch):
-    monkeypatch.setattr(store, "_place", {})
-    store.store("splits", ("k",), 29)
-    assert store.load("splits", ("k",)) is None
-    assert os.listdir(tmp_path) == []
+def test_a_disabled_store_neither_reads_nor_writes(on_disk):
+    folder, _ = on_disk
+    store.settle("splits", ("k",), 29, anything)
+    store.disable()
+    assert store.load("splits", ("k",), anything) is None
+    assert store.settle("splits", ("other",), 14, anything) == 14
+    assert len(os.listdir(folder)) == 1
 
 
 def test_a_store_that_cannot_be_written_is_skipped(tmp_path, monkeypatch):
     monkeypatch.setattr(store, "_place", {})
     (tmp_path / "timed").write_text("a file where the folder should be")
     store.enable(str(tmp_path / "timed"), lambda: MACHINE)
-    store.store("splits", ("k",), 29)
-    assert store.load("splits", ("k",)) is None
+    assert store.settle("splits", ("k",), 29, anything) == 29
+    assert store.load("splits", ("k",), anything) is None
     assert os.listdir(tmp_path) == ["timed"]
 
 
@@ -83,6 +108,7 @@ def _refusing_timer(fn):
 
 def test_a_new_process_takes_the_stored_slice_count(on_disk, monkeypatch):
     monkeypatch.setattr(cuda_weight_grad_splits, "_timed", {})
+    monkeypatch.setattr(cuda_weight_grad_splits, "_stored", set())
     runs, costs = [], {14: 2.0, 29: 3.0, 58: 1.0}
 
     def timer(fn):
@@ -95,6 +121,7 @@ def test_a_new_process_takes_the_stored_slice_count(on_disk, monkeypatch):
     assert cuda_weight_grad_splits.slice_count("k", LAYER, 132, runs.append,
                                                _refusing_timer) == 58
     assert runs == [] and cuda_weight_grad_splits.timed_splits() == {"k": 58}
+    assert cuda_weight_grad_splits.stored_splits() == {"k"}
     # During a capture too: the stored decision, not the rule (29).
     monkeypatch.setattr(cuda_weight_grad_splits, "_timed", {})
     assert cuda_weight_grad_splits.slice_count("k", LAYER, 132, runs.append, _refusing_timer,
@@ -103,6 +130,7 @@ def test_a_new_process_takes_the_stored_slice_count(on_disk, monkeypatch):
 
 def test_a_new_process_takes_the_stored_staging_choice(on_disk, monkeypatch):
     monkeypatch.setattr(cuda_staging, "_timed", {})
+    monkeypatch.setattr(cuda_staging, "_stored", set())
     ways = []
     monkeypatch.setattr(cuda_staging, "timer", lambda fn: fn() or {"staged": 2.0,
                                                                    "direct": 1.0}[ways[-1]])
@@ -119,3 +147,22 @@ def test_a_new_process_takes_the_stored_staging_choice(on_disk, monkeypatch):
     ways.clear()
     assert cuda_staging.timed_choice(("shape",), staged, direct, may_time=False) is False
     assert ways == [] and cuda_staging.timed_choices() == {("shape",): False}
+    assert cuda_staging.stored_choices() == {("shape",)}
+
+
+def test_the_identity_covers_the_gpu_the_kernels_and_the_switches(monkeypatch):
+    import types
+
+    import torch
+
+    from kernels_triton import matmul_layouts
+
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device: types.SimpleNamespace(
+        name="NVIDIA H100 80GB HBM3", multi_processor_count=132))
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device: (9, 0))
+    identity = store.gpu_identity("cuda:0")
+    assert json.dumps(identity)  # what the store writes must be JSON
+    assert identity[:3] == ["NVIDIA H100 80GB HBM3", [9, 0], 132]
+    assert len(identity[5]) == 4 and all(isinstance(key, str) for key in identity[5])
+    monkeypatch.setattr(matmul_layouts, "REGISTER_A_ALLOWED", not matmul_layouts.REGISTER_A_ALLOWED)
+    assert store.gpu_identity("cuda:0") != identity

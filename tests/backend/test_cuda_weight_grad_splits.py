@@ -33,16 +33,19 @@ def fake_timer(costs, runs):
 def test_the_fastest_candidate_is_chosen_once_after_a_warm_run_of_each():
     runs = []
     timer = fake_timer({14: 3.0, 29: 2.0, 58: 1.0}, runs)
-    assert weight_grad_splits.choose("layer", [29, 14, 58, 29], runs.append, timer) == 58
+    assert weight_grad_splits.slice_count("layer", LAYER, 132, runs.append, timer) == 58
     assert runs == [14, 29, 58] * 3  # every one warm before any is timed, then two rounds
-    assert weight_grad_splits.choose("layer", [29, 14, 58], runs.append, timer) == 58
+    assert weight_grad_splits.slice_count("layer", LAYER, 132, runs.append, timer) == 58
     assert len(runs) == 9
     assert weight_grad_splits.timed_splits() == {"layer": 58}
 
 
-def test_one_option_is_not_timed():
+def test_one_candidate_is_not_timed():
+    # 512-channel layers fill an H100 with one slice: every candidate is 1.
     runs = []
-    assert weight_grad_splits.choose("small", [1, 1, 1], runs.append, None) == 1
+    timer = fake_timer({}, runs)
+    deep = (8, 32, 32, 512, 512, 3, 3, 1)
+    assert weight_grad_splits.slice_count("deep", deep, 132, runs.append, timer) == 1
     assert runs == [] and weight_grad_splits.timed_splits() == {}
 
 
@@ -71,7 +74,7 @@ def test_each_candidate_keeps_its_best_round():
         fn()
         return next(rounds)
 
-    assert weight_grad_splits.choose("layer", [14, 29, 58], runs.append, timer) == 14
+    assert weight_grad_splits.fastest([14, 29, 58], runs.append, timer) == 14
 
 
 def test_a_capture_keeps_an_earlier_decision_or_else_the_rule():
