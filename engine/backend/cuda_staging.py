@@ -108,9 +108,11 @@ def timed_choice(key, run_staged, run_direct, may_time=True):
                 return None
             run_staged()
             run_direct()
-            decided = timed_store.settle("staging", key, timer(run_staged) <= timer(run_direct),
-                                         _is_decision)
+            decided, elsewhere = timed_store.settle(
+                "staging", key, bool(timer(run_staged) <= timer(run_direct)), _is_decision)
         else:
+            elsewhere = True
+        if elsewhere:
             _stored.add(key)
         _timed[key] = decided
     return _timed[key]

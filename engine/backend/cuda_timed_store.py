@@ -7,12 +7,18 @@ Triton's, not a result of any run), the first decision made for a shape is every
 """
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import tempfile
 
 _place = {}  # "directory" and "identity" (a function) once the cuda device enables the store
+
+# The host-side rules and kernels a decision depends on: an edit to any of them decides again.
+_SOURCES = ("kernels_triton.common", "kernels_triton.matmul", "kernels_triton.matmul_layouts",
+            "kernels_triton.conv", "kernels_triton.transpose", "engine.backend.cuda_staging",
+            "engine.backend.cuda_weight_grad_splits")
 
 
 def enable(directory, identity):
@@ -29,78 +35,96 @@ def disable():
 
 def gpu_identity(torch_device):
     """What a decision holds for: the GPU (name, compute capability, multiprocessors), Triton's
-    own key of its build and CUDA's version, the source keys of the kernels a decision times, and
-    the switches that change what the ways compared are. A change to any of them decides again."""
+    own key of its build and CUDA's version, the sources of the rules and kernels a decision
+    times, and the switches that change what the ways compared are."""
+    import importlib
+
     import torch
     from triton.runtime.cache import triton_key
 
-    from kernels_triton import conv, matmul, matmul_layouts, transpose
+    from kernels_triton import matmul_layouts
 
     properties = torch.cuda.get_device_properties(torch_device)
-    kernels = (matmul._matmul_kernel, transpose._transpose_kernel, conv._weight_grad_kernel,
-               conv._sum_splits_kernel)
+    sources = hashlib.sha256()
+    for name in _SOURCES:
+        with open(importlib.import_module(name).__file__, "rb") as f:
+            sources.update(f.read())
     return [properties.name, list(torch.cuda.get_device_capability(torch_device)),
             properties.multi_processor_count, triton_key(), torch.version.cuda,
-            [kernel.cache_key for kernel in kernels],
+            sources.hexdigest(),
             [matmul_layouts.REGISTER_A_ALLOWED, sorted(matmul_layouts.TMA_ALLOWED),
              matmul_layouts.WARP_SPECIALIZE_ALLOWED]]
 
 
-def _machine():
-    if "machine" not in _place:  # as JSON gives it back, to compare with what files hold
-        _place["machine"] = json.loads(json.dumps(_place["identity"]()))
-    return _place["machine"]
-
-
 def _path(kind, key):
-    digest = hashlib.sha256(repr((_machine(), key)).encode()).hexdigest()[:32]
+    """The file of `key`, or None where the store is off or the machine cannot say what it is
+    (the store then turns itself off: it saves time, it must never cost a run)."""
+    if not _place:
+        return None
+    if "machine" not in _place:
+        try:  # as JSON gives it back, to compare with what files hold
+            _place["machine"] = json.loads(json.dumps(_place["identity"]()))
+        except Exception:  # whatever the identity fails on only turns the store off
+            disable()
+            return None
+    digest = hashlib.sha256(repr((_place["machine"], key)).encode()).hexdigest()[:32]
     return os.path.join(_place["directory"], f"{kind}-{digest}.json")
 
 
 def load(kind, key, valid):
     """The decision stored for `key` (a tuple of plain values) if `valid(decision)`, else None:
-    none stored, the store disabled, or a file that cannot be read or names another machine or
-    key."""
-    if not _place:
+    none stored, the store off, or a file that cannot be read or names another machine or key."""
+    path = _path(kind, key)
+    if path is None:
         return None
     try:
-        with open(_path(kind, key)) as f:
+        with open(path) as f:
             entry = json.load(f)
     except (OSError, ValueError):
         return None
     if (not isinstance(entry, dict) or entry.get("key") != repr(key)
-            or entry.get("machine") != _machine() or not valid(entry.get("value"))):
+            or entry.get("machine") != _place.get("machine") or not valid(entry.get("value"))):
         return None
     return entry["value"]
 
 
 def settle(kind, key, decision, valid):
-    """The decision for `key`: `decision`, kept on disk, unless another process kept one first,
-    which then stands (workers deciding a shape at once end up alike). The file is written whole
-    under another name and then linked into place, which succeeds for one writer only. Where
-    nothing can be written, `decision` holds in this process alone."""
-    if not _place:
-        return decision
+    """(the decision for `key`, whether another process made it): `decision`, kept on disk,
+    unless another process kept a valid one first, which then stands, so workers deciding a shape
+    at once end up alike. The file is written aside and hard-linked into place, which only one
+    writer wins; where that fails (a file that is not valid, a filesystem without links), a lock
+    orders the writers: each loads what the one before left. Where nothing can be written,
+    `decision` holds in this process alone."""
     path = _path(kind, key)
+    if path is None:
+        return decision, False
+    directory = _place["directory"]
     try:
-        os.makedirs(_place["directory"], exist_ok=True)
-        handle, partial = tempfile.mkstemp(dir=_place["directory"], prefix=f"{kind}-",
-                                           suffix=".tmp")
+        os.makedirs(directory, exist_ok=True)
+        handle, partial = tempfile.mkstemp(dir=directory, prefix=f"{kind}-", suffix=".tmp")
     except OSError:
-        return decision
+        return decision, False
     try:
         with os.fdopen(handle, "w") as f:
-            json.dump({"machine": _machine(), "key": repr(key), "value": decision}, f)
+            json.dump({"machine": _place["machine"], "key": repr(key), "value": decision}, f)
         try:
             os.link(partial, path)
+            return decision, False
         except FileExistsError:
             stored = load(kind, key, valid)
             if stored is not None:
-                return stored
-            os.replace(partial, path)  # an unreadable or foreign file: ours takes its place
-        return decision
-    except OSError:
-        return decision
+                return stored, True
+        except OSError:
+            pass
+        with open(os.path.join(directory, ".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            stored = load(kind, key, valid)
+            if stored is not None:
+                return stored, True
+            os.replace(partial, path)
+        return decision, False
+    except (OSError, TypeError, ValueError):  # unwritable, or a decision JSON cannot hold
+        return decision, False
     finally:
         with contextlib.suppress(OSError):
             os.remove(partial)

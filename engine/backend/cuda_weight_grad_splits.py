@@ -19,9 +19,9 @@ def slice_count(key, sizes, sm_count, run, timer, may_time=True):
     """The slice count for the weight gradient of `sizes` (n, oh, ow, c, k, kh, kw, groups), which
     `run(splits)` computes. Which count wins depends on the GPU, the precision and the operands'
     layout (bench/results/gpu_check_h100.txt), so with a GPU `timer` a product large enough to be
-    autotuned times the candidates once per `key` (a decision on disk counts as made); otherwise
-    (small, or one candidate) the launcher's rule. Not `may_time` (a CUDA graph is being
-    captured, where timing's synchronization is not allowed): an earlier decision, else the
+    autotuned times the candidates once per `key` (a decision on disk counts as made), unless
+    there is only one; a small product takes the launcher's rule. Not `may_time` (a CUDA graph is
+    being captured, where timing's synchronization is not allowed): an earlier decision, else the
     rule."""
     decided = _timed.get(key)
     if decided is not None:
@@ -44,8 +44,11 @@ def slice_count(key, sizes, sm_count, run, timer, may_time=True):
     if decided is None:
         if not may_time:
             return rule
-        decided = timed_store.settle("splits", disk_key, fastest(options, run, timer), valid)
+        decided, elsewhere = timed_store.settle("splits", disk_key,
+                                                int(fastest(options, run, timer)), valid)
     else:
+        elsewhere = True
+    if elsewhere:
         _stored.add(key)
     _timed[key] = decided
     return decided

@@ -15,11 +15,9 @@ LAYER = (32, 16, 16, 64, 64, 3, 3, 1)
 
 @pytest.fixture(autouse=True)
 def no_decisions(monkeypatch):
-    """No decision in memory, none on disk (the store off: on a GPU machine it would be on)."""
-    from engine.backend import cuda_timed_store
-
+    """No decision in memory (none on disk either: tests/conftest.py turns the store off)."""
     monkeypatch.setattr(weight_grad_splits, "_timed", {})
-    monkeypatch.setattr(cuda_timed_store, "_place", {})
+    monkeypatch.setattr(weight_grad_splits, "_stored", set())
 
 
 def fake_timer(costs, runs):

@@ -20,12 +20,11 @@ M, K, N = 12, 16, 20
 def timed(cuda, monkeypatch):
     """Every product counts as large; the timer reports `timed.ms[way]` per way ("staged" when
     the call copies an operand first) and logs its calls; relayout copies are counted."""
-    from engine.backend import cuda_staging, cuda_timed_store
+    from engine.backend import cuda_staging
 
     monkeypatch.setattr(cuda_staging, "MIN_WORK", 1)
     monkeypatch.setattr(cuda_staging, "MIN_REUSE", 1)
     monkeypatch.setattr(cuda_staging, "_timed", {})
-    monkeypatch.setattr(cuda_timed_store, "_place", {})  # nothing stored on disk on a GPU
     state = {"copies": 0, "timed": [], "ms": {"staged": 1.0, "direct": 2.0}}
     real_relayout = cuda_staging.relayout
 

@@ -14,11 +14,10 @@ pytestmark = triton_marks()
 
 
 def test_the_device_computes_the_gradient_with_the_timed_choice(cuda, monkeypatch):
-    from engine.backend import cuda_staging, cuda_timed_store
+    from engine.backend import cuda_staging
     from kernels_triton import conv
 
     monkeypatch.setattr(weight_grad_splits, "_timed", {})
-    monkeypatch.setattr(cuda_timed_store, "_place", {})  # nothing stored on disk on a GPU
     fastest = 4  # not the rule's 2
     # 9 tap tiles on 9 "multiprocessors": 1, 2 and 4 slices; 512 pixels allow up to 4.
     x, _, gy, sizes = _problem((2, 16, 16, 4, 4, (3, 3), (1, 1), (1, 1), (1, 1), 1))
