@@ -102,16 +102,15 @@ def timed_choice(key, run_staged, run_direct, may_time=True):
     not `may_time` (a CUDA graph is being captured, where timing's synchronization is not
     allowed): None, the policy's rule."""
     if key not in _timed:
-        decided = timed_store.load("staging", key, _is_decision)
-        if decided is None:
-            if not may_time:
-                return None
+        def staged_wins():
             run_staged()
             run_direct()
-            decided, elsewhere = timed_store.settle(
-                "staging", key, bool(timer(run_staged) <= timer(run_direct)), _is_decision)
-        else:
-            elsewhere = True
+            return bool(timer(run_staged) <= timer(run_direct))
+
+        decided, elsewhere = timed_store.decide("staging", key, _is_decision, staged_wins,
+                                                may_time)
+        if decided is None:
+            return None
         if elsewhere:
             _stored.add(key)
         _timed[key] = decided

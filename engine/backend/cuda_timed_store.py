@@ -88,6 +88,17 @@ def load(kind, key, valid):
     return entry["value"]
 
 
+def decide(kind, key, valid, time_it, may_time=True):
+    """(the decision for `key`, whether another process made it): the one on disk, else
+    `time_it()` settled on disk; (None, False) where none is stored and not `may_time`."""
+    stored = load(kind, key, valid)
+    if stored is not None:
+        return stored, True
+    if not may_time:
+        return None, False
+    return settle(kind, key, time_it(), valid)
+
+
 def settle(kind, key, decision, valid):
     """(the decision for `key`, whether another process made it): `decision`, kept on disk,
     unless another process kept a valid one first, which then stands, so workers deciding a shape

@@ -39,15 +39,10 @@ def slice_count(key, sizes, sm_count, run, timer, may_time=True):
         return type(value) is int and value in options
 
     # The candidates are part of the key on disk: they follow the multiprocessors and the rules.
-    disk_key = (key, tuple(options))
-    decided = timed_store.load("splits", disk_key, valid)
+    decided, elsewhere = timed_store.decide("splits", (key, tuple(options)), valid,
+                                            lambda: int(fastest(options, run, timer)), may_time)
     if decided is None:
-        if not may_time:
-            return rule
-        decided, elsewhere = timed_store.settle("splits", disk_key,
-                                                int(fastest(options, run, timer)), valid)
-    else:
-        elsewhere = True
+        return rule
     if elsewhere:
         _stored.add(key)
     _timed[key] = decided
