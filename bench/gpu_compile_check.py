@@ -1,12 +1,13 @@
 """Compile every Triton kernel variant (each op, rank, precision and autotune configuration) for an
 H100 (sm_90) on a machine without a GPU: catches what the interpreter cannot (type errors, tl.dot
-constraints, shared-memory overflow at ptxas time). Bench layer; usage:
+constraints, shared-memory overflow at ptxas time, 64-bit integer divisions). Bench layer; usage:
     python bench/gpu_compile_check.py [--quick]
 """
 
 import argparse
 import itertools
 import os
+import re
 import sys
 import time
 
@@ -17,6 +18,17 @@ POINTERS = {"a", "b", "out", "gate", "src", "dst", "x", "w", "gy", "gx", "partia
 TYPED_POINTERS = {"table": "*i64"}
 FLOATS = ("value", "eps", "alpha", "beta", "scale", "weight_decay", "keep", "take", "step",
           "lookback", "keep1", "take1", "keep2", "take2")
+
+
+def int64_divisions_allowed(fn, constexprs):
+    """How many 64-bit integer divisions (div/rem .s64/.u64 in the PTX) a variant may hold: each
+    is a call of about 90 instructions on sm_90, and per element they cost more than the work (the
+    conv weight gradient's loop once spent as many instructions in them as in its multiply-adds).
+    Only the paths for indices past int32 divide in 64 bits (None: any number), and the row
+    kernel once per program, for its block's first column."""
+    if constexprs.get("WIDE") or constexprs.get("WIDE_ROW"):
+        return None
+    return 1 if fn.__name__ == "_row_kernel" else 0
 
 
 def _aligned(fn):
@@ -107,8 +119,10 @@ def variants(quick):
     )
 
     for rank in range(memory.MAX_RANK + 1):
-        for mode in ("gather", "scatter", "fill"):
-            yield memory._strided_kernel, {"MODE": mode, "RANK": rank, "BLOCK": 1024}
+        for mode, wide in itertools.product(("gather", "scatter", "fill"), (False, True)):
+            # A view past int32 indices has a size the launch passes as i64.
+            yield memory._strided_kernel, {"MODE": mode, "RANK": rank, "WIDE": wide,
+                                           "BLOCK": 1024, "_int64": ("size",) if wide else ()}
     yield memory._fill_kernel, {"BLOCK": 1024}
     for op in ewise.BINARY_OPS + ewise.GATE_OPS:
         yield ewise._ewise_kernel, {"OP": op, "BLOCK": 1024}
@@ -248,6 +262,11 @@ def main():
             shared = compiled.metadata.shared
             if shared > 227 * 1024:
                 failures.append(f"{label}: {shared} bytes of shared memory")
+            divisions = len(re.findall(r"\b(?:div|rem)\.[su]64\b", compiled.asm["ptx"]))
+            allowed = int64_divisions_allowed(fn, constexprs)
+            if allowed is not None and divisions > allowed:
+                failures.append(f"{label}: {divisions} 64-bit integer divisions, {allowed} "
+                                f"allowed")
         except Exception as error:  # report every failing variant, not only the first
             failures.append(f"{label}: {type(error).__name__}: {str(error)[:400]}")
         count += 1

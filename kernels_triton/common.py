@@ -81,6 +81,25 @@ def check_strided(name, handle, shape, strides, offset):
                          f"{handle.numel()}")
 
 
+# Indices stay int32 (an int32 division per element is far cheaper than an int64 one) while the
+# largest index plus a block fits; past it (over 8 GiB of data) kernels take an int64 path.
+INT32_LIMIT = 2**31 - 1
+# Pixel counts (n*h*w, n*oh*ow) that the conv and pool kernels index in int32, with room for a
+# tile past the end: an int32 division per element is a few instructions, an int64 one a call of
+# about 90 (nvdisasm on sm_90), which in the conv weight gradient's loop cost as many
+# instructions as its multiply-adds. Offsets into memory stay int64.
+PIXEL_LIMIT = 2**31 - 2**16
+
+
+def check_pixels(name, counts):
+    """Raise ValueError naming the count unless every (label, pixels) of `counts` is within
+    PIXEL_LIMIT."""
+    for label, pixels in counts:
+        if pixels > PIXEL_LIMIT:
+            raise ValueError(f"{name}: {label} = {pixels} pixels is more than the kernels index "
+                             f"({PIXEL_LIMIT}); split the batch")
+
+
 def cdiv(a, b):
     return -(-a // b)
 

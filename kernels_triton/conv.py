@@ -10,7 +10,7 @@ input gradient may take weights as (KH, KW, K, C/groups), N-major for its produc
 import triton
 import triton.language as tl
 
-from .common import AUTOTUNE_CACHE, cdiv, check_buffer, grouped_tile, interpreting
+from .common import AUTOTUNE_CACHE, cdiv, check_buffer, check_pixels, grouped_tile, interpreting
 from .matmul import PRECISIONS
 
 CONV_KINDS = ("forward", "input", "weight")
@@ -38,11 +38,14 @@ def conv_configs(kind, precision):
 
 @triton.jit
 def _pixel_rows(pid_m, pixels, height, width, BLOCK_M: tl.constexpr):
-    # The rows of a per-pixel GEMM tile and each row's (image, y, x). Rows past the last pixel
-    # wrap onto real ones, so every load stays in bounds; the store masks them out.
-    rm = pid_m.to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
+    # The rows of a per-pixel GEMM tile and each row's (image, y, x), in int32 like every pixel
+    # index here (see the weight gradient). Rows past the last pixel wrap onto real ones, so
+    # every load stays in bounds; the store masks them out.
+    rm = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     rm_safe = rm % pixels
-    return rm, rm_safe // (width * height), (rm_safe // width) % height, rm_safe % width
+    row = rm_safe // width
+    image = row // height
+    return rm, image, row - image * height, rm_safe - row * width
 
 
 @triton.jit
@@ -72,14 +75,15 @@ def _forward_kernel(x, w, out, batch, h, wd, c, k, kh, kw, oh, ow, stride_h, str
         iw = ow_i * stride_w - pad_w + (rs - r * kw) * dil_w
         inside = (ih >= 0) & (ih < h) & (iw >= 0) & (iw < wd)
         c_ok = cc < c_per_group
-        pixel = tl.multiple_of(((n_i * h + ih) * wd + iw) * c + group * c_per_group, VEC)
+        pixel = tl.multiple_of(((n_i * h + ih) * wd + iw).to(tl.int64) * c
+                               + group * c_per_group, VEC)
         x_tile = tl.load(x + pixel[:, None] + cc[None, :], mask=inside[:, None] & c_ok[None, :],
                          other=0.0)
         w_tile = tl.load(w + (rs * c_per_group + cc)[:, None] * w_rsc_stride
                          + out_channel[None, :] * w_out_stride,
                          mask=c_ok[:, None] & n_ok[None, :], other=0.0)
         acc = tl.dot(x_tile, w_tile, acc, input_precision=PRECISION)
-    tl.store(out + rm[:, None] * k + out_channel[None, :], acc,
+    tl.store(out + rm[:, None].to(tl.int64) * k + out_channel[None, :], acc,
              mask=(rm[:, None] < pixels) & n_ok[None, :])
 
 
@@ -116,14 +120,15 @@ def _input_grad_kernel(gy, w, gx, batch, h, wd, c, k, kh, kw, oh, ow, stride_h, 
         hit = ((h_num >= 0) & (h_safe == oh_i * stride_h) & (oh_i < oh)
                & (w_num >= 0) & (w_safe == ow_i * stride_w) & (ow_i < ow))
         k_ok = kk < k_per_group
-        pixel = tl.multiple_of(((n_i * oh + oh_i) * ow + ow_i) * k + group * k_per_group, VEC)
+        pixel = tl.multiple_of(((n_i * oh + oh_i) * ow + ow_i).to(tl.int64) * k
+                               + group * k_per_group, VEC)
         gy_tile = tl.load(gy + pixel[:, None] + kk[None, :], mask=hit[:, None] & k_ok[None, :],
                           other=0.0)
         w_tile = tl.load(w + rs * w_tap_stride + in_channel[None, :] * w_in_stride
                          + (group * k_per_group + kk)[:, None] * w_out_stride,
                          mask=k_ok[:, None], other=0.0)
         acc = tl.dot(gy_tile, w_tile, acc, input_precision=PRECISION)
-    tl.store(gx + rm[:, None] * c + (group * c_per_group + rn)[None, :], acc,
+    tl.store(gx + rm[:, None].to(tl.int64) * c + (group * c_per_group + rn)[None, :], acc,
              mask=(rm[:, None] < pixels) & (rn[None, :] < c_per_group))
 
 
@@ -152,26 +157,30 @@ def _weight_grad_kernel(x, gy, partial, batch, h, wd, c, k, kh, kw, oh, ow, stri
     c_ok = rc < c_per_group
     n_ok = rn < k_per_group
     rp = tl.arange(0, BLOCK_K)
+    # Pixel indices are int32 (check_conv_sizes keeps counts within common.PIXEL_LIMIT): int64
+    # ones made 17 division calls an iteration, as many instructions as the multiply-adds.
     pixels = batch * oh * ow
     per_split = tl.cdiv(tl.cdiv(pixels, BLOCK_K), splits) * BLOCK_K
-    p_begin = split * per_split
-    p_end = min(pixels, p_begin + per_split)
+    p_first = min(split.to(tl.int64) * per_split, pixels)
+    p_begin = p_first.to(tl.int32)
+    p_end = min(p_first + per_split, pixels).to(tl.int32)
     acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
     for p0 in range(p_begin, p_end, BLOCK_K):
-        p = p0 + rp.to(tl.int64)
+        p = p0 + rp
         p_ok = p < p_end
-        ow_i = p % ow
-        oh_i = (p // ow) % oh
-        n_i = p // (ow * oh)
+        row = p // ow
+        ow_i = p - row * ow
+        n_i = row // oh
+        oh_i = row - n_i * oh
         ih = oh_i * stride_h - pad_h + r * dil_h
         iw = ow_i * stride_w - pad_w + s * dil_w
         inside = p_ok & (ih >= 0) & (ih < h) & (iw >= 0) & (iw < wd)
         # 64-bit channel offsets: channel-major strides are whole images (n*h*w elements).
-        pixel = tl.multiple_of(((n_i * h + ih) * wd + iw) * x_pixel_stride
+        pixel = tl.multiple_of(((n_i * h + ih) * wd + iw).to(tl.int64) * x_pixel_stride
                                + group.to(tl.int64) * c_per_group * x_channel_stride, VEC)
         x_tile = tl.load(x + pixel[None, :] + rc[:, None].to(tl.int64) * x_channel_stride,
                          mask=c_ok[:, None] & inside[None, :], other=0.0)
-        gy_tile = tl.load(gy + p[:, None] * gy_pixel_stride
+        gy_tile = tl.load(gy + p[:, None].to(tl.int64) * gy_pixel_stride
                           + (group * k_per_group + rn)[None, :].to(tl.int64) * gy_channel_stride,
                           mask=p_ok[:, None] & n_ok[None, :], other=0.0)
         acc = tl.dot(x_tile, gy_tile, acc, input_precision=PRECISION)
@@ -255,6 +264,7 @@ def check_conv_sizes(n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w, pad_h, 
     if (oh, ow) != expected:
         raise ValueError(f"conv2d: output size {oh}x{ow} does not match the expected "
                          f"{expected[0]}x{expected[1]}")
+    check_pixels("conv2d", (("n*h*w", n * h * w_), ("n*oh*ow", n * oh * ow)))
 
 
 _OPERANDS = {"forward": ("conv2d_forward", "x", "w", "out"),

@@ -11,7 +11,7 @@ import operator
 import triton
 import triton.language as tl
 
-from .common import cdiv, check_buffer
+from .common import INT32_LIMIT, cdiv, check_buffer
 from .memory import block_config
 
 BINARY_OPS = ("add", "mul", "div", "maximum", "eq", "ge", "gt")
@@ -22,9 +22,6 @@ GATE_OPS = ("relu_grad",)
 # Integer powers up to this magnitude are repeated products (exact like numpy's powf for x**2).
 MAX_INTEGER_POWER = 4
 ROW_OPS = ("add", "mul")
-# Row indices stay int32 (an int32 remainder per element is far cheaper than an int64 one) while
-# period + BLOCK fits; a longer row (over 8 GiB of data) takes the int64 path.
-INT32_LIMIT = 2**31 - 1
 # Dropout's limits (the protocol's): thresholds are 24-bit, seeds and indices 32-bit words.
 DROPOUT_THRESHOLD_LIMIT = 2**24
 DROPOUT_WORD = 2**32
@@ -171,8 +168,8 @@ def _dropout_kernel(a, out, size, threshold, scale, seed, BLOCK: tl.constexpr):
 @triton.jit
 def _row_kernel(a, row, out, size, period, OP: tl.constexpr, WIDE_ROW: tl.constexpr,
                 BLOCK: tl.constexpr):
-    # Rows within int32: one int64 remainder per program gives the block's first row index,
-    # the per-element ones are int32.
+    # Rows within int32 (common.INT32_LIMIT): one int64 remainder per program gives the block's
+    # first row index, the per-element ones are int32.
     start = tl.program_id(0).to(tl.int64) * BLOCK
     offs = start + tl.arange(0, BLOCK)
     mask = offs < size

@@ -6,7 +6,7 @@ innermost dimension first, and RANK is a compile-time constant so unused dimensi
 import triton
 import triton.language as tl
 
-from .common import cdiv, check_buffer, check_strided, interpreting
+from .common import INT32_LIMIT, cdiv, check_buffer, check_strided, interpreting
 
 MAX_RANK = 8
 
@@ -24,15 +24,18 @@ def _fill_kernel(out, value, size, BLOCK: tl.constexpr):
 
 @triton.jit
 def _dim_step(rest, addr, n, stride):
-    return rest // n, addr + (rest % n) * stride
+    outer = rest // n
+    return outer, addr + (rest - outer * n).to(tl.int64) * stride
 
 
 @triton.jit
 def _strided_address(linear, offset, RANK: tl.constexpr,
                      n0, n1, n2, n3, n4, n5, n6, n7, t0, t1, t2, t3, t4, t5, t6, t7):
-    # Peel row-major coordinates off `linear`, innermost dimension (n0, stride t0) first.
+    # Peel row-major coordinates off `linear`, innermost dimension (n0, stride t0) first, in the
+    # index's own type (int32 unless the view is huge: an int64 division is a call of ~90
+    # instructions, RANK of them per element); the address is int64.
     rest = linear
-    addr = linear * 0 + offset
+    addr = linear.to(tl.int64) * 0 + offset
     if RANK > 0:
         rest, addr = _dim_step(rest, addr, n0, t0)
     if RANK > 1:
@@ -55,10 +58,14 @@ def _strided_address(linear, offset, RANK: tl.constexpr,
 @triton.jit
 def _strided_kernel(src, dst, value, size, offset,
                     n0, n1, n2, n3, n4, n5, n6, n7, t0, t1, t2, t3, t4, t5, t6, t7,
-                    MODE: tl.constexpr, RANK: tl.constexpr, BLOCK: tl.constexpr):
+                    MODE: tl.constexpr, RANK: tl.constexpr, WIDE: tl.constexpr,
+                    BLOCK: tl.constexpr):
     # MODE "gather": dst[i] = src[addr(i)]; "scatter": dst[addr(i)] = src[i];
-    # "fill": dst[addr(i)] = value.
-    linear = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    # "fill": dst[addr(i)] = value. WIDE: indices past int32.
+    if WIDE:
+        linear = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    else:
+        linear = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     mask = linear < size
     addr = _strided_address(linear, offset, RANK,
                             n0, n1, n2, n3, n4, n5, n6, n7, t0, t1, t2, t3, t4, t5, t6, t7)
@@ -99,7 +106,8 @@ def _launch_strided(mode, src, dst, value, shape, strides, offset):
     block, warps = block_config()
     _strided_kernel[(cdiv(size, block),)](
         src, dst, float(value), size, offset, *extents, *steps,
-        MODE=mode, RANK=len(shape), BLOCK=block, num_warps=warps)
+        MODE=mode, RANK=len(shape), WIDE=size > INT32_LIMIT - block, BLOCK=block,
+        num_warps=warps)
 
 
 def fill(out, value, size):

@@ -6,7 +6,7 @@ windows covering it send), one launch each, no atomics. Padding lies outside the
 import triton
 import triton.language as tl
 
-from .common import cdiv, check_buffer, interpreting
+from .common import cdiv, check_buffer, check_pixels, interpreting
 
 # Channels per program on a GPU: a warp reads whole 128-byte lines of one pixel's channels.
 MAX_BLOCK_C = 128
@@ -28,8 +28,9 @@ def pool_blocks(c):
 @triton.jit
 def _tile(pixels, c, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
     # Program ids run over channel blocks fastest, so neighbouring programs share pixels' lines.
+    # Pixel indices are int32 (common.PIXEL_LIMIT: int64 divisions are calls); offsets int64.
     c_blocks = tl.cdiv(c, BLOCK_C)
-    pid = tl.program_id(0).to(tl.int64)
+    pid = tl.program_id(0)
     p = (pid // c_blocks) * BLOCK_P + tl.arange(0, BLOCK_P)
     ch = (pid % c_blocks) * BLOCK_C + tl.arange(0, BLOCK_C)
     return p, ch, p < pixels, ch < c
@@ -38,7 +39,9 @@ def _tile(pixels, c, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
 @triton.jit
 def _pixel(p, rows, cols):
     """(image, row, column) of flat NHWC pixel indices p over images of rows x cols pixels."""
-    return p // (cols * rows), (p // cols) % rows, p % cols
+    row = p // cols
+    image = row // rows
+    return image, row - image * rows, p - row * cols
 
 
 @triton.jit
@@ -48,7 +51,7 @@ def _tap(n_i, oh_i, ow_i, r, s, h, wd, c, ch, stride_h, stride_w, pad_h, pad_w):
     ih = oh_i * stride_h - pad_h + r
     iw = ow_i * stride_w - pad_w + s
     inside = (ih >= 0) & (ih < h) & (iw >= 0) & (iw < wd)
-    return (((n_i * h + ih) * wd + iw) * c)[:, None] + ch[None, :], inside
+    return (((n_i * h + ih) * wd + iw).to(tl.int64) * c)[:, None] + ch[None, :], inside
 
 
 @triton.jit
@@ -62,7 +65,8 @@ def _covering_window(j, jj, n_i, ih_i, iw_i, oh, ow, c, ch, kh, kw, stride_h, st
     ow_i = (iw_i + pad_w) // stride_w - jj
     covers = ((oh_i >= 0) & (oh_i < oh) & (ih_i + pad_h - oh_i * stride_h < kh)
               & (ow_i >= 0) & (ow_i < ow) & (iw_i + pad_w - ow_i * stride_w < kw))
-    return (((n_i * oh + oh_i) * ow + ow_i) * c)[:, None] + ch[None, :], covers, oh_i, ow_i
+    return ((((n_i * oh + oh_i) * ow + ow_i).to(tl.int64) * c)[:, None] + ch[None, :], covers,
+            oh_i, ow_i)
 
 
 @triton.jit
@@ -82,7 +86,8 @@ def _forward_kernel(x, out, n, h, wd, c, kh, kw, oh, ow, stride_h, stride_w, pad
             peak = tl.maximum(peak, value)
             seen_nan = seen_nan | (value != value)
     peak = tl.where(seen_nan, float("nan"), peak)
-    tl.store(out + (p * c)[:, None] + ch[None, :], peak, mask=p_ok[:, None] & c_ok[None, :])
+    tl.store(out + (p.to(tl.int64) * c)[:, None] + ch[None, :], peak,
+             mask=p_ok[:, None] & c_ok[None, :])
 
 
 @triton.jit
@@ -108,7 +113,7 @@ def _backward_kernel(x, out, gy, gx, n, h, wd, c, kh, kw, oh, ow, stride_h, stri
     p, ch, p_ok, c_ok = _tile(n * h * wd, c, BLOCK_P, BLOCK_C)
     n_i, ih_i, iw_i = _pixel(p, h, wd)
     ok = p_ok[:, None] & c_ok[None, :]
-    own = tl.load(x + (p * c)[:, None] + ch[None, :], mask=ok, other=0.0)
+    own = tl.load(x + (p.to(tl.int64) * c)[:, None] + ch[None, :], mask=ok, other=0.0)
     grad = tl.zeros([BLOCK_P, BLOCK_C], tl.float32)
     for j in range(0, tl.cdiv(kh, stride_h)):
         for jj in range(0, tl.cdiv(kw, stride_w)):
@@ -125,18 +130,21 @@ def _backward_kernel(x, out, gy, gx, n, h, wd, c, kh, kw, oh, ow, stride_h, stri
                              0.0)
             sent = tl.where(ties == 0, float("nan"), share)
             grad += tl.where(live, sent, 0.0)
-    tl.store(gx + (p * c)[:, None] + ch[None, :], grad, mask=ok)
+    tl.store(gx + (p.to(tl.int64) * c)[:, None] + ch[None, :], grad, mask=ok)
 
 
 def check_pool_ints(name, sizes):
-    """Raise ValueError unless every size is an int (they become constexprs and loop bounds). The
-    geometry (positive kernel and stride, padding, output size) is the caller's to check, as
-    engine.backend.cuda_device does with the spec's rules; a wrong one still reads and writes
-    only inside the checked buffers, since every access is masked."""
+    """Raise ValueError unless every size is an int (they become constexprs and loop bounds) and
+    the pixel counts are within common.PIXEL_LIMIT. The geometry (positive kernel and stride,
+    padding, output size) is the caller's to check, as engine.backend.cuda_device does with the
+    spec's rules; a wrong one still reads and writes only inside the checked buffers, since
+    every access is masked."""
     names = ("n", "h", "w", "c", "kh", "kw", "oh", "ow", "stride_h", "stride_w", "pad_h", "pad_w")
     for key, value in zip(names, sizes, strict=True):
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValueError(f"{name}: {key} must be an int, got {value!r}")
+    n, h, w_, _, _, _, oh, ow = sizes[:8]
+    check_pixels(name, (("n*h*w", n * h * w_), ("n*oh*ow", n * oh * ow)))
 
 
 def _launch(kernel, pixels, c, args):

@@ -31,7 +31,8 @@ def _avg_forward_kernel(x, out, n, h, wd, c, kh, kw, oh, ow, stride_h, stride_w,
             total += tl.load(x + offsets, mask=(p_ok & inside)[:, None] & c_ok[None, :],
                              other=0.0)
     # div_rn: the plain `/` compiles to an approximate division (div.full.f32).
-    tl.store(out + (p * c)[:, None] + ch[None, :], tl.div_rn(total, _window_area(kh, kw)),
+    tl.store(out + (p.to(tl.int64) * c)[:, None] + ch[None, :],
+             tl.div_rn(total, _window_area(kh, kw)),
              mask=p_ok[:, None] & c_ok[None, :])
 
 
@@ -50,7 +51,8 @@ def _avg_backward_kernel(gy, gx, n, h, wd, c, kh, kw, oh, ow, stride_h, stride_w
                                                stride_h, stride_w, pad_h, pad_w)
             g = tl.load(gy + o, mask=(p_ok & covers)[:, None] & c_ok[None, :], other=0.0)
             grad += tl.div_rn(g, area)
-    tl.store(gx + (p * c)[:, None] + ch[None, :], grad, mask=p_ok[:, None] & c_ok[None, :])
+    tl.store(gx + (p.to(tl.int64) * c)[:, None] + ch[None, :], grad,
+             mask=p_ok[:, None] & c_ok[None, :])
 
 
 def avg_pool2d_forward(x, out, n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w):

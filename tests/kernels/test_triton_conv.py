@@ -270,5 +270,11 @@ def test_bad_sizes_raise(cuda):
         cuda.conv2d_backward_input(x, w, out, 1, 4, 4, 1, 1, 3, 3, 4, 4, 1, 1, 0, 0, 1, 1, 1)
     with pytest.raises(ValueError, match="stride_h must be an int >= 1"):
         cuda.conv2d_backward_weight(x, w, out, 1, 4, 4, 1, 1, 3, 3, 2, 2, 0, 1, 0, 0, 1, 1, 1)
+    # Pixel indices are int32 in the kernels: past the limit, an error, not wrapped indices.
+    with pytest.raises(ValueError, match=r"n\*h\*w = 2147483648 pixels is more than"):
+        cuda.conv2d_forward(x, w, out, 2**15, 256, 256, 1, 1, 1, 1, 256, 256, 1, 1, 0, 0, 1, 1, 1)
+    with pytest.raises(ValueError, match=r"n\*oh\*ow = 2164293632 pixels is more than"):
+        cuda.conv2d_backward_weight(x, w, out, 2**15, 255, 255, 1, 1, 1, 1, 257, 257, 1, 1, 1, 1,
+                                    1, 1, 1)
     with pytest.raises(ValueError, match="holds 100 elements, 108 needed"):
         cuda.conv2d_forward(x, w, out, 3, 6, 6, 1, 3, 1, 1, 6, 6, 1, 1, 0, 0, 1, 1, 1)

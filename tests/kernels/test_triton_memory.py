@@ -91,6 +91,26 @@ def test_setitem(cuda, shape, strides, offset):
     np.testing.assert_array_equal(_download(cuda, target, BASE.size), expected)
 
 
+@pytest.mark.parametrize("shape,strides,offset", [VIEWS[5], VIEWS[8], VIEWS[11]])
+def test_int64_index_path(cuda, monkeypatch, shape, strides, offset):
+    """The path views past int32 indices take (over 8 GiB of data), forced on small ones."""
+    from kernels_triton import memory
+
+    monkeypatch.setattr(memory, "INT32_LIMIT", 0)
+    size = int(np.prod(shape, dtype=np.int64))
+    expected = np.empty(size, np.float32)
+    numpy_device.compact(BASE, expected, shape, strides, offset)
+    out = cuda.alloc(size)
+    cuda.compact(_upload(cuda, BASE), out, shape, strides, offset)
+    np.testing.assert_array_equal(_download(cuda, out, size), expected)
+    values = RNG.standard_normal(size).astype(np.float32)
+    expected = BASE.copy()
+    numpy_device.ewise_setitem(values, expected, shape, strides, offset)
+    target = _upload(cuda, BASE)
+    cuda.ewise_setitem(_upload(cuda, values), target, shape, strides, offset)
+    np.testing.assert_array_equal(_download(cuda, target, BASE.size), expected)
+
+
 def test_scalar_setitem_broadcast_target(cuda):
     target = _upload(cuda, BASE[:10])
     cuda.scalar_setitem(12, 1.5, target, (3, 4), (0, 2), 1)

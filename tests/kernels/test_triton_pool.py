@@ -183,6 +183,17 @@ def test_bad_sizes(cuda, sizes, message):
                                             *sizes)
 
 
+def test_pixel_counts_past_int32_raise(cuda):
+    """The kernels index pixels in int32: past the limit, an error rather than wrapped indices
+    (max and average pooling share the check)."""
+    x = to_device(cuda, np.zeros(64, np.float32))
+    sizes = (2**15, 256, 256, 1, 1, 1, 256, 256, 1, 1, 0, 0)
+    with pytest.raises(ValueError, match=r"max_pool2d_forward: n\*h\*w = 2147483648 pixels"):
+        cuda.max_pool2d_forward(x, x, *sizes)
+    with pytest.raises(ValueError, match=r"avg_pool2d_backward: n\*h\*w = 2147483648 pixels"):
+        cuda.avg_pool2d_backward(x, x, *sizes)
+
+
 @pytest.mark.parametrize("operand", ["x", "out", "gy", "gx"])
 def test_short_buffers(cuda, operand):
     sizes = _sizes((2, 4, 4, 3), (2, 2), (2, 2), (0, 0))
