@@ -16,6 +16,7 @@ import torch
 
 from bench.gpu_common import (
     Stopwatch,
+    config_label,
     device_name,
     rel_err,
     save,
@@ -81,6 +82,17 @@ def _errors(ours_tensors, torch_fns, torch_inputs):
     return ours, theirs
 
 
+def _tile(kind, precision):
+    """The autotune configuration the last launch of conv pass `kind` (kernels_triton.conv
+    CONV_KINDS) took in `precision`, in short: which candidates win, and so which to keep."""
+    from kernels_triton import conv as triton_conv
+
+    return config_label(getattr(triton_conv._AUTOTUNED[(kind, precision)], "best_config", None))
+
+
+_KINDS = {"forward": "forward", "input_grad": "input", "weight_grad": "weight"}
+
+
 def _timed_splits(precision, staged):
     """(slices, stored) the device chose by timing for this layer (see
     engine/backend/cuda_weight_grad_splits.py), stored when an earlier process decided; (None,
@@ -125,14 +137,15 @@ def _splits_sweep(x, gy, gw, precision):
 
         fn()  # autotunes this case
         chosen = x_major == gy_major and splits == timed[x_major][0]
-        row = {"precision": precision, "splits": splits, "rule": splits == rule,
+        row = {"precision": precision, "splits": splits, "tile": _tile("weight", precision),
+               "rule": splits == rule,
                "chosen": chosen, "stored": chosen and timed[x_major][1],
                "x_channel_major": x_major, "gy_channel_major": gy_major,
                "ms": time_ms(fn), "graph_ms": time_ms(fn, graph=True)}
         rows.append(row)
         graph = f"{row['graph_ms']:.4f}" if row["graph_ms"] else "n/a"
         print(f"weight_grad {precision:>5} splits={splits:<3} x/gy channel-major "
-              f"{x_major:d}/{gy_major:d}: {row['ms']:.4f} ms, graph {graph} ms"
+              f"{x_major:d}/{gy_major:d}: {row['ms']:.4f} ms, graph {graph} ms, {row['tile']}"
               f"{sweep_marks(row)}", flush=True)
     return rows
 
@@ -171,8 +184,10 @@ def main():
         cuda_device.set_operand_staging(staging)
         ours = conv_passes(x, w, gy, out, gx, gw, _layer_sizes())
         clock = Stopwatch()
-        for fn in ours.values():
+        tiles = {}
+        for name, fn in ours.items():
             fn()  # autotune
+            tiles[name] = _tile(_KINDS[name], precision)
         tune_s = clock.seconds()
         errors, torch_errors = _errors({"forward": out, "input_grad": gx, "weight_grad": gw},
                                        *_torch(x, w, gy, "nchw"))
@@ -194,12 +209,13 @@ def main():
                    "ratio": torch_ms[best] / ours_ms,
                    "graph_ratio": (torch_graph / ours_graph) if ours_graph and torch_graph
                    else None, "rel_err": errors[name], "torch_rel_err": torch_errors[name],
-                   "autotune_s": tune_s}
+                   "autotune_s": tune_s, "tile": tiles[name]}
             results["rows"].append(row)
             graph = f"{row['graph_ratio']:.2f}" if row["graph_ratio"] else "n/a"
             print(f"{name:>12} {precision:>5} {staging:>7} {row['ours_gflops']:>10.0f} "
                   f"{row['torch_gflops']:>11.0f} {row['ratio']:>6.2f} {graph:>11} "
-                  f"{row['rel_err']:>8.1e} {row['torch_rel_err']:>9.1e}", flush=True)
+                  f"{row['rel_err']:>8.1e} {row['torch_rel_err']:>9.1e}  {row['tile']}",
+                  flush=True)
             save(result_name, results)
     if not args.large:
         results["weight_grad_splits"] = []

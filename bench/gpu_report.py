@@ -70,7 +70,7 @@ def _print_conv(conv):
           f"{layer.get('pad')} (GFLOP/s; ratio = ours/cuDNN speed, target {CONV_TARGET}; graph = "
           "CUDA-graph replay, no launch overhead)")
     print(f"{'pass':>12} {'mode':>5} {'staging':>7} {'ours':>7} {'cuDNN':>7} {'ratio':>6} "
-          f"{'graph':>6} {'target':>6} {'err':>8} {'cuDNN err':>9}")
+          f"{'graph':>6} {'target':>6} {'err':>8} {'cuDNN err':>9}  autotuned tile")
     for row in conv.get("rows", []):
         graph = row.get("graph_ratio")
         best = max(row["ratio"], graph or 0)
@@ -79,7 +79,8 @@ def _print_conv(conv):
         print(f"{row['pass']:>12} {row['precision']:>5} {staging:>7} {row['ours_gflops']:>7.0f} "
               f"{row['torch_gflops']:>7.0f} {row['ratio']:>6.2f} "
               f"{(f'{graph:.2f}' if graph else 'n/a'):>6} "
-              f"{target:>6} {row['rel_err']:>8.1e} {_err_cell(row.get('torch_rel_err'))}")
+              f"{target:>6} {row['rel_err']:>8.1e} {_err_cell(row.get('torch_rel_err'))}  "
+              f"{row.get('tile') or ''}")
 
 
 def _tf32_candidates():
@@ -157,7 +158,7 @@ def main():
             layout = (f"x/gy channel-major {row.get('x_channel_major', 0):d}/"
                       f"{row.get('gy_channel_major', 0):d}")
             print(f"  {row['precision']:>5} splits={row['splits']:<3} {layout} {row['ms']:.4f}  "
-                  f"{graph}{sweep_marks(row)}")
+                  f"{graph}  {row.get('tile') or ''}{sweep_marks(row)}")
     train = results["train"]
     if train:
         print(f"\ntraining ({train['mode']}):")

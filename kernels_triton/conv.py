@@ -27,8 +27,14 @@ def conv_configs(kind, precision):
     if interpreting():
         return [_config(16, 16, 16, 1, 1, 1)]
     if kind == "weight":
-        return [_config(64, 64, 64, 1, 4, 3), _config(64, 64, 128, 1, 4, 3),
-                _config(128, 64, 64, 1, 8, 3), _config(32, 64, 128, 1, 4, 4)]
+        configs = [_config(64, 64, 64, 1, 4, 3), _config(64, 64, 128, 1, 4, 3),
+                   _config(128, 64, 64, 1, 8, 3), _config(32, 64, 128, 1, 4, 4)]
+        if precision == "ieee":
+            # The IEEE matmul's best tile on an H100 (bench/results/gpu_check_h100.txt): less
+            # shared memory than the others, so more of the short slice programs share a
+            # multiprocessor, and more steps per slice for the pipeline.
+            configs.append(_config(64, 64, 32, 1, 4, 4))
+        return configs
     if precision == "ieee":
         return [_config(64, 64, 32, 8, 4, 3), _config(128, 64, 16, 8, 8, 3),
                 _config(64, 64, 16, 8, 4, 4), _config(32, 64, 32, 8, 4, 4)]
@@ -293,7 +299,8 @@ def weight_grad_splits(n, oh, ow, c, k, kh, kw, groups, sm_count, per_sm=2, min_
     each slice at least `min_pixels` pixels. Rounded down: a few programs over that would run as a
     second, nearly empty wave. Two per multiprocessor is the rule; on a GPU the cuda device times
     one, two and four, slices down to 128 pixels, once per shape (the H100's best were four for
-    IEEE, two for TF32, one for TF32 on channel-major copies: bench/results/gpu_check_h100.txt)."""
+    IEEE, two for TF32, one for TF32 on channel-major copies: bench/results/gpu_check_h100.txt,
+    measured while the kernel still divided pixel indices in int64)."""
     programs = kh * kw * cdiv(c // groups, 64) * cdiv(k // groups, 64) * groups
     return max(1, min((per_sm * sm_count) // programs, cdiv(n * oh * ow, min_pixels)))
 
