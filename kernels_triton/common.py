@@ -81,23 +81,26 @@ def check_strided(name, handle, shape, strides, offset):
                          f"{handle.numel()}")
 
 
-# Indices stay int32 (an int32 division per element is far cheaper than an int64 one) while the
-# largest index plus a block fits; past it (over 8 GiB of data) kernels take an int64 path.
+# Indices stay int32 while the largest index plus a block fits: an int32 division per element is
+# a few instructions, an int64 one a call of about 90 on sm_90 (nvdisasm), which in the conv weight
+# gradient's loop once cost as many instructions as its multiply-adds. Past the limit (over 8 GiB
+# of data) a kernel takes an int64 path or its launcher refuses. Offsets into memory stay int64.
 INT32_LIMIT = 2**31 - 1
-# Pixel counts (n*h*w, n*oh*ow) that the conv and pool kernels index in int32, with room for a
-# tile past the end: an int32 division per element is a few instructions, an int64 one a call of
-# about 90 (nvdisasm on sm_90), which in the conv weight gradient's loop cost as many
-# instructions as its multiply-adds. Offsets into memory stay int64.
+# Pixel counts and padded extents the conv and pool kernels index in int32, with room for a tile
+# past the end.
 PIXEL_LIMIT = 2**31 - 2**16
 
 
-def check_pixels(name, counts):
-    """Raise ValueError naming the count unless every (label, pixels) of `counts` is within
+def check_pixels(name, n, h, w, oh, ow, pad_h, pad_w):
+    """Raise ValueError naming the value unless the pixel counts n*h*w and n*oh*ow and the padded
+    extents h + 2*pad_h and w + 2*pad_w (the input gradients' row arithmetic spans them) are within
     PIXEL_LIMIT."""
-    for label, pixels in counts:
-        if pixels > PIXEL_LIMIT:
-            raise ValueError(f"{name}: {label} = {pixels} pixels is more than the kernels index "
-                             f"({PIXEL_LIMIT}); split the batch")
+    values = (("n*h*w", n * h * w), ("n*oh*ow", n * oh * ow), ("h + 2*pad_h", h + 2 * pad_h),
+              ("w + 2*pad_w", w + 2 * pad_w))
+    for label, value in values:
+        if value > PIXEL_LIMIT:
+            raise ValueError(f"{name}: {label} = {value} is more than the {PIXEL_LIMIT} pixels the "
+                             "kernels index in int32; split the work")
 
 
 def cdiv(a, b):

@@ -10,7 +10,15 @@ input gradient may take weights as (KH, KW, K, C/groups), N-major for its produc
 import triton
 import triton.language as tl
 
-from .common import AUTOTUNE_CACHE, cdiv, check_buffer, check_pixels, grouped_tile, interpreting
+from .common import (
+    AUTOTUNE_CACHE,
+    INT32_LIMIT,
+    cdiv,
+    check_buffer,
+    check_pixels,
+    grouped_tile,
+    interpreting,
+)
 from .matmul import PRECISIONS
 
 CONV_KINDS = ("forward", "input", "weight")
@@ -163,8 +171,7 @@ def _weight_grad_kernel(x, gy, partial, batch, h, wd, c, k, kh, kw, oh, ow, stri
     c_ok = rc < c_per_group
     n_ok = rn < k_per_group
     rp = tl.arange(0, BLOCK_K)
-    # Pixel indices are int32 (check_conv_sizes keeps counts within common.PIXEL_LIMIT): int64
-    # ones made 17 division calls an iteration, as many instructions as the multiply-adds.
+    # Pixel indices are int32 (common.PIXEL_LIMIT says why and check_conv_sizes keeps them in it).
     pixels = batch * oh * ow
     per_split = tl.cdiv(tl.cdiv(pixels, BLOCK_K), splits) * BLOCK_K
     p_first = min(split.to(tl.int64) * per_split, pixels)
@@ -270,7 +277,11 @@ def check_conv_sizes(n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w, pad_h, 
     if (oh, ow) != expected:
         raise ValueError(f"conv2d: output size {oh}x{ow} does not match the expected "
                          f"{expected[0]}x{expected[1]}")
-    check_pixels("conv2d", (("n*h*w", n * h * w_), ("n*oh*ow", n * oh * ow)))
+    check_pixels("conv2d", n, h, w_, oh, ow, pad_h, pad_w)
+    weight = kh * kw * (c // groups) * k
+    if weight > INT32_LIMIT:
+        raise ValueError(f"conv2d: the weight's kh*kw*c/groups*k = {weight} elements is more than "
+                         f"the {INT32_LIMIT} the kernels index in int32")
 
 
 _OPERANDS = {"forward": ("conv2d_forward", "x", "w", "out"),

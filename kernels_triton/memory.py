@@ -32,8 +32,8 @@ def _dim_step(rest, addr, n, stride):
 def _strided_address(linear, offset, RANK: tl.constexpr,
                      n0, n1, n2, n3, n4, n5, n6, n7, t0, t1, t2, t3, t4, t5, t6, t7):
     # Peel row-major coordinates off `linear`, innermost dimension (n0, stride t0) first, in the
-    # index's own type (int32 unless the view is huge: an int64 division is a call of ~90
-    # instructions, RANK of them per element); the address is int64.
+    # index's own type (int32 unless the view is huge: common.INT32_LIMIT says why); the address
+    # is int64.
     rest = linear
     addr = linear.to(tl.int64) * 0 + offset
     if RANK > 0:
@@ -91,6 +91,12 @@ def collapse_dims(shape, strides):
     return tuple(n for n, _ in merged), tuple(s for _, s in merged)
 
 
+def wide_indices(size, block):
+    """Whether a strided launch over `size` elements in blocks of `block` needs int64 indices:
+    its last block reaches index cdiv(size, block) * block - 1."""
+    return cdiv(size, block) * block - 1 > INT32_LIMIT
+
+
 def _launch_strided(mode, src, dst, value, shape, strides, offset):
     size = 1
     for n in shape:
@@ -106,7 +112,7 @@ def _launch_strided(mode, src, dst, value, shape, strides, offset):
     block, warps = block_config()
     _strided_kernel[(cdiv(size, block),)](
         src, dst, float(value), size, offset, *extents, *steps,
-        MODE=mode, RANK=len(shape), WIDE=size > INT32_LIMIT - block, BLOCK=block,
+        MODE=mode, RANK=len(shape), WIDE=wide_indices(size, block), BLOCK=block,
         num_warps=warps)
 
 

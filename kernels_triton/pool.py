@@ -28,7 +28,7 @@ def pool_blocks(c):
 @triton.jit
 def _tile(pixels, c, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
     # Program ids run over channel blocks fastest, so neighbouring programs share pixels' lines.
-    # Pixel indices are int32 (common.PIXEL_LIMIT: int64 divisions are calls); offsets int64.
+    # Pixel indices are int32 (common.PIXEL_LIMIT says why; check_pool_args keeps them in it).
     c_blocks = tl.cdiv(c, BLOCK_C)
     pid = tl.program_id(0)
     p = (pid // c_blocks) * BLOCK_P + tl.arange(0, BLOCK_P)
@@ -133,18 +133,19 @@ def _backward_kernel(x, out, gy, gx, n, h, wd, c, kh, kw, oh, ow, stride_h, stri
     tl.store(gx + (p.to(tl.int64) * c)[:, None] + ch[None, :], grad, mask=ok)
 
 
-def check_pool_ints(name, sizes):
-    """Raise ValueError unless every size is an int (they become constexprs and loop bounds) and
-    the pixel counts are within common.PIXEL_LIMIT. The geometry (positive kernel and stride,
-    padding, output size) is the caller's to check, as engine.backend.cuda_device does with the
-    spec's rules; a wrong one still reads and writes only inside the checked buffers, since
-    every access is masked."""
+def check_pool_args(name, sizes):
+    """Raise ValueError unless every size is an int (they become constexprs and loop bounds) and,
+    with channels to pool, the pixel counts and padded extents are within common.PIXEL_LIMIT. The
+    geometry (positive kernel and stride, padding, output size) is the caller's to check, as
+    engine.backend.cuda_device does with the spec's rules; a wrong one still reads and writes
+    only inside the checked buffers, since every access is masked."""
     names = ("n", "h", "w", "c", "kh", "kw", "oh", "ow", "stride_h", "stride_w", "pad_h", "pad_w")
     for key, value in zip(names, sizes, strict=True):
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValueError(f"{name}: {key} must be an int, got {value!r}")
-    n, h, w_, _, _, _, oh, ow = sizes[:8]
-    check_pixels(name, (("n*h*w", n * h * w_), ("n*oh*ow", n * oh * ow)))
+    n, h, w_, c, _, _, oh, ow, _, _, pad_h, pad_w = sizes
+    if c > 0:  # no channels: nothing is launched, and the spec takes any pixel count
+        check_pixels(name, n, h, w_, oh, ow, pad_h, pad_w)
 
 
 def _launch(kernel, pixels, c, args):
@@ -157,7 +158,7 @@ def _launch(kernel, pixels, c, args):
 def max_pool2d_forward(x, out, n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w):
     """out (n, oh, ow, c) = the maximum of each window of x (n, h, w_, c)."""
     sizes = (n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w)
-    check_pool_ints("max_pool2d_forward", sizes)
+    check_pool_args("max_pool2d_forward", sizes)
     check_buffer("max_pool2d_forward x", x, n * h * w_ * c)
     check_buffer("max_pool2d_forward out", out, n * oh * ow * c)
     if n * oh * ow * c == 0:
@@ -170,7 +171,7 @@ def max_pool2d_backward(x, out, gy, gx, n, h, w_, c, kh, kw, oh, ow, stride_h, s
     """gx (n, h, w_, c) = the gradient of the forward for the cotangent gy (n, oh, ow, c): each
     window sends gy / ties to the elements of x equal to its out, NaN to all when none is."""
     sizes = (n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w)
-    check_pool_ints("max_pool2d_backward", sizes)
+    check_pool_args("max_pool2d_backward", sizes)
     for label, handle, size in (("x", x, n * h * w_ * c), ("out", out, n * oh * ow * c),
                                 ("gy", gy, n * oh * ow * c), ("gx", gx, n * h * w_ * c)):
         check_buffer(f"max_pool2d_backward {label}", handle, size)

@@ -7,7 +7,7 @@ import triton
 import triton.language as tl
 
 from .common import check_buffer
-from .pool import _covering_window, _launch, _pixel, _tap, _tile, check_pool_ints
+from .pool import _covering_window, _launch, _pixel, _tap, _tile, check_pool_args
 
 
 @triton.jit
@@ -59,7 +59,7 @@ def avg_pool2d_forward(x, out, n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w, 
     """out (n, oh, ow, c) = the sum of each window of x (n, h, w_, c), padding as zeros, divided
     by kh * kw."""
     sizes = (n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w)
-    check_pool_ints("avg_pool2d_forward", sizes)
+    check_pool_args("avg_pool2d_forward", sizes)
     check_buffer("avg_pool2d_forward x", x, n * h * w_ * c)
     check_buffer("avg_pool2d_forward out", out, n * oh * ow * c)
     if n * oh * ow * c == 0:
@@ -71,7 +71,7 @@ def avg_pool2d_backward(gy, gx, n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w,
     """gx (n, h, w_, c) = the gradient of the forward for the cotangent gy (n, oh, ow, c): each
     window sends gy / (kh * kw) to every element of x it covers."""
     sizes = (n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w)
-    check_pool_ints("avg_pool2d_backward", sizes)
+    check_pool_args("avg_pool2d_backward", sizes)
     check_buffer("avg_pool2d_backward gy", gy, n * oh * ow * c)
     check_buffer("avg_pool2d_backward gx", gx, n * h * w_ * c)
     if n * h * w_ * c == 0:

@@ -271,10 +271,17 @@ def test_bad_sizes_raise(cuda):
     with pytest.raises(ValueError, match="stride_h must be an int >= 1"):
         cuda.conv2d_backward_weight(x, w, out, 1, 4, 4, 1, 1, 3, 3, 2, 2, 0, 1, 0, 0, 1, 1, 1)
     # Pixel indices are int32 in the kernels: past the limit, an error, not wrapped indices.
-    with pytest.raises(ValueError, match=r"n\*h\*w = 2147483648 pixels is more than"):
+    with pytest.raises(ValueError, match=r"n\*h\*w = 2147483648 is more than the 2147418112"):
         cuda.conv2d_forward(x, w, out, 2**15, 256, 256, 1, 1, 1, 1, 256, 256, 1, 1, 0, 0, 1, 1, 1)
-    with pytest.raises(ValueError, match=r"n\*oh\*ow = 2164293632 pixels is more than"):
+    with pytest.raises(ValueError, match=r"n\*oh\*ow = 2164293632 is more than"):
         cuda.conv2d_backward_weight(x, w, out, 2**15, 255, 255, 1, 1, 1, 1, 257, 257, 1, 1, 1, 1,
                                     1, 1, 1)
+    # The input gradient's rows span the padded input: 2**30 + 1 rows of padding on each side
+    # would wrap its int32 row arithmetic (few pixels, so only the extent check catches it).
+    with pytest.raises(ValueError, match=r"h \+ 2\*pad_h = 3221225474 is more than"):
+        cuda.conv2d_backward_input(x, w, out, 1, 2**30, 1, 1, 1, 1, 1, 3073, 1, 2**20, 1,
+                                   2**30 + 1, 0, 1, 1, 1)
+    with pytest.raises(ValueError, match=r"kh\*kw\*c/groups\*k = 2415919104 elements"):
+        cuda.conv2d_forward(x, w, out, 1, 3, 3, 16384, 16384, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1)
     with pytest.raises(ValueError, match="holds 100 elements, 108 needed"):
         cuda.conv2d_forward(x, w, out, 3, 6, 6, 1, 3, 1, 1, 6, 6, 1, 1, 0, 0, 1, 1, 1)

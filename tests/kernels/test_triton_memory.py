@@ -111,6 +111,15 @@ def test_int64_index_path(cuda, monkeypatch, shape, strides, offset):
     np.testing.assert_array_equal(_download(cuda, target, BASE.size), expected)
 
 
+def test_wide_indices_start_where_the_last_block_passes_int32():
+    from kernels_triton import memory
+
+    assert not memory.wide_indices(2**31, 1024)  # last index 2**31 - 1
+    assert memory.wide_indices(2**31 + 1, 1024)
+    assert not memory.wide_indices(2147483000, 1000)
+    assert memory.wide_indices(2147483001, 1000)
+
+
 def test_scalar_setitem_broadcast_target(cuda):
     target = _upload(cuda, BASE[:10])
     cuda.scalar_setitem(12, 1.5, target, (3, 4), (0, 2), 1)

@@ -183,15 +183,29 @@ def test_bad_sizes(cuda, sizes, message):
                                             *sizes)
 
 
-def test_pixel_counts_past_int32_raise(cuda):
-    """The kernels index pixels in int32: past the limit, an error rather than wrapped indices
-    (max and average pooling share the check)."""
+@pytest.mark.parametrize("sizes, message", [
+    ((2**15, 256, 256, 1, 1, 1, 256, 256, 1, 1, 0, 0), r"n\*h\*w = 2147483648 is more than"),
+    ((2**15, 255, 255, 1, 2, 2, 256, 256, 1, 1, 1, 1), r"n\*oh\*ow = 2147483648 is more than"),
+    ((1, 2**30, 1, 1, 2**31 + 3, 1, 1024, 1, 2**20, 1, 2**30 + 1, 0),
+     r"h \+ 2\*pad_h = 3221225474 is more than"),
+])
+def test_pixel_counts_past_int32_raise(cuda, sizes, message):
+    """The kernels index pixels and padded rows in int32: past the limit, an error rather than
+    wrapped indices (max and average pooling share the check)."""
     x = to_device(cuda, np.zeros(64, np.float32))
-    sizes = (2**15, 256, 256, 1, 1, 1, 256, 256, 1, 1, 0, 0)
-    with pytest.raises(ValueError, match=r"max_pool2d_forward: n\*h\*w = 2147483648 pixels"):
+    with pytest.raises(ValueError, match="max_pool2d_forward: " + message):
         cuda.max_pool2d_forward(x, x, *sizes)
-    with pytest.raises(ValueError, match=r"avg_pool2d_backward: n\*h\*w = 2147483648 pixels"):
+    with pytest.raises(ValueError, match="avg_pool2d_backward: " + message):
         cuda.avg_pool2d_backward(x, x, *sizes)
+
+
+def test_no_channels_take_any_pixel_count(cuda):
+    """Nothing to pool launches nothing, whatever the pixel count (as the spec)."""
+    empty = to_device(cuda, np.zeros(0, np.float32))
+    sizes = (2**16, 256, 256, 0, 1, 1, 256, 256, 1, 1, 0, 0)
+    cuda.max_pool2d_forward(empty, empty, *sizes)
+    cuda.avg_pool2d_forward(empty, empty, *sizes)
+    numpy_device.max_pool2d_forward(np.zeros(0, np.float32), np.zeros(0, np.float32), *sizes)
 
 
 @pytest.mark.parametrize("operand", ["x", "out", "gy", "gx"])
