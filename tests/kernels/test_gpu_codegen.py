@@ -1,9 +1,10 @@
 """What our Triton kernels compile to on an H100 (sm_90), checked on a machine without a GPU
-(kernel layer, slow): every kernel variant compiles; TF32 products reach the tensor cores fed by
-16-byte async copies once the device stages operands K-major, and without staging too when only
-one operand is not K-major (it comes through registers; 4-byte copies when both are not: the
-reason staging still exists), and IEEE products read MN-major staged tiles with vector
-shared-memory loads. Uses the launch-time specialization, as a real launch would.
+(kernel layer, slow): every kernel variant compiles; the conv weight gradient's loops call
+nothing; TF32 products reach the tensor cores fed by 16-byte async copies once the device stages
+operands K-major, and without staging too when only one operand is not K-major (it comes through
+registers; 4-byte copies when both are not: the reason staging still exists), and IEEE products
+read MN-major staged tiles with vector shared-memory loads. Uses the launch-time specialization,
+as a real launch would.
 """
 
 import os
@@ -120,3 +121,20 @@ def test_tf32_tma_configurations_fetch_tiles_with_the_copy_engine(layout, stagin
         assert summary["tma_loads"] > 0
         assert summary["copies_4B"] == summary["copies_16B"] == 0
         assert summary["shared_bytes"] <= 227 * 1024
+
+
+@pytest.mark.parametrize("precision", ["ieee", "tf32"])
+def test_conv_weight_gradient_loops_call_nothing(precision):
+    """The weight gradient's pixel loop once called the 64-bit division routine 17 times a pass
+    (int64 pixel indices), as many instructions as its multiply-adds: in the SASS of every
+    configuration no call and no spill is left, and IEEE loops spend most slots on FFMA."""
+    from bench.gpu_ir_probe import probe_conv
+    from bench.gpu_sass_loops import compiled_loops
+
+    loops = [mix for name, _, mixes in compiled_loops(probe_conv, precision, "never")
+             if name == "_weight_grad_kernel" for mix in mixes if mix["instructions"] >= 32]
+    assert len(loops) >= 4
+    for mix in loops:
+        assert mix["calls"] == mix["spill_loads"] == 0, mix
+        if precision == "ieee":
+            assert mix["ffma"] >= 0.7 * mix["instructions"], mix
