@@ -90,8 +90,8 @@ def config_tuple(config):
 
 
 def config_label(config):
-    """A matmul autotune configuration in short: tile, warps, stages, persistent or not, TMA
-    loads or not, epilogue split or not, warp-specialized or not."""
+    """A matmul or conv autotune configuration in short: tile, warps, stages, persistent or
+    not, TMA loads or not, epilogue split or not, warp-specialized or not."""
     if config is None:
         return None
     meta = config.kwargs

@@ -22,10 +22,10 @@ FLOATS = ("value", "eps", "alpha", "beta", "scale", "weight_decay", "keep", "tak
 
 def int64_divisions_allowed(fn, constexprs):
     """How many 64-bit integer divisions (div/rem .s64/.u64 in the PTX) a variant may hold: each
-    is a call of about 90 instructions on sm_90, and per element they cost more than the work (the
-    conv weight gradient's loop once spent as many instructions in them as in its multiply-adds).
-    Only the paths for indices past int32 divide in 64 bits (None: any number), and the row
-    kernel once per program, for its block's first column."""
+    is a call of about 90 instructions on sm_90, and per element they cost nearly as much as the
+    work (the conv weight gradient's loop once spent three quarters as many instructions in them
+    as in its multiply-adds). Only the paths for indices past int32 divide in 64 bits (None: any
+    number), and the row kernel once per program, for its block's first column."""
     if constexprs.get("WIDE") or constexprs.get("WIDE_ROW"):
         return None
     return 1 if fn.__name__ == "_row_kernel" else 0

@@ -67,9 +67,9 @@ def register_use(compiled):
 
 
 @contextlib.contextmanager
-def capture_launches(records, all_configs=True, registers=False, inspect=summarize):
+def capture_launches(records, all_configs=True, registers=False, describe=summarize):
     """Within the block, every kernel launch (each autotune configuration once, or only the first
-    one) compiles for sm_90 and appends (kernel name, meta-parameters, inspect(compiled kernel))
+    one) compiles for sm_90 and appends (kernel name, meta-parameters, describe(compiled kernel))
     to `records` instead of running; with `registers`, each summary also has `register_use`."""
     backend = make_backend(TARGET)
     binders = {}
@@ -83,7 +83,7 @@ def capture_launches(records, all_configs=True, registers=False, inspect=summari
         source = ASTSource(self, signature, constexprs=constexprs, attrs=attrs)
         compiled = triton.compile(source, target=TARGET, options=options.__dict__)
         meta = {k: v for k, v in kwargs.items() if k.isupper() or k.startswith("num_")}
-        summary = inspect(compiled)
+        summary = describe(compiled)
         if registers:
             summary.update(register_use(compiled))
         records.append((self.fn.__name__, meta, summary))

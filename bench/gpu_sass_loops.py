@@ -2,7 +2,8 @@
 layer): the launchers compile for sm_90 as in bench/gpu_ir_probe.py, nvdisasm (shipped with Triton)
 turns each cubin into SASS, and every loop body is counted: its instructions, how many of them
 multiply (FFMA, or tensor-core MMA), shared-memory loads, and calls (a 64-bit integer division
-compiles to a call of about 90 instructions). Counts are static, one pass of each loop body.
+compiles to a call of about 90 instructions). Counts are static, one pass of each loop body (a
+nested loop's instructions count in its outer loop's too).
 Usage: python -m bench.gpu_sass_loops   (TRITON_INTERPRET must be unset)
 """
 
@@ -16,12 +17,14 @@ import tempfile
 _LABEL = re.compile(r"^(\.L_x_\d+):")
 _BRANCH_TARGET = re.compile(r"\bBRA\b.*?`?\(?(\.L_x_\d+)")
 # An instruction line: /*address*/, an optional predicate (@P0, @!UP1), the opcode.
-_OPCODE = re.compile(r"^\s*/\*[0-9a-f]+\*/\s+(?:@!?U?P[T\d]+\s+)?([A-Z][A-Z0-9_.]*)")
+_INSTRUCTION = re.compile(r"^\s*/\*[0-9a-f]+\*/\s+(@!?U?P[T\d]+\s+)?([A-Z][A-Z0-9_.]*)")
 
 
 def loop_bodies(sass):
     """Each loop of a SASS listing (`nvdisasm -c`) as the opcodes from its head label to the
-    branch that jumps back to it, in the order the branches appear."""
+    branch that jumps back to it, in the order the branches appear. Not loops: a branch back over
+    an unconditional EXIT or RET (out-of-line code placed after the kernel's end returning into
+    it), and the branch to itself that ends every listing."""
     lines = sass.splitlines()
     heads = {}
     bodies = []
@@ -31,8 +34,12 @@ def loop_bodies(sass):
             heads[label.group(1)] = number
         branch = _BRANCH_TARGET.search(line)
         if branch and branch.group(1) in heads:
-            body = lines[heads[branch.group(1)]:number + 1]
-            bodies.append([m.group(1) for m in map(_OPCODE.match, body) if m])
+            body = [m.groups() for m in map(_INSTRUCTION.match,
+                                             lines[heads[branch.group(1)]:number + 1]) if m]
+            leaves = any(not predicate and opcode.startswith(("EXIT", "RET"))
+                         for predicate, opcode in body)
+            if len(body) > 1 and not leaves:
+                bodies.append([opcode for _, opcode in body])
     return bodies
 
 
@@ -44,20 +51,20 @@ def loop_mix(opcodes):
         return sum(n for op, n in ops.items() if op.startswith(prefixes))
 
     return {"instructions": sum(ops.values()), "ffma": count("FFMA"),
-            "mma": count("HMMA", "HGMMA"), "shared_loads": count("LDS", "LDSM"),
+            "mma": count("HMMA", "HGMMA"), "shared_loads": count("LDS"),
             "calls": count("CALL"), "spill_loads": count("LDL")}
 
 
 def disassemble(cubin):
-    """SASS text of a cubin, by the nvdisasm that ships with Triton's NVIDIA backend."""
-    from triton.backends.nvidia import compiler
+    """SASS text of a cubin, by the nvdisasm Triton uses (its own copy, unless
+    TRITON_NVDISASM_PATH names another)."""
+    import triton
 
-    nvdisasm = os.path.join(os.path.dirname(compiler.__file__), "bin", "nvdisasm")
     with tempfile.NamedTemporaryFile(suffix=".cubin") as handle:
         handle.write(cubin)
         handle.flush()
-        return subprocess.run([nvdisasm, "-c", handle.name], capture_output=True, text=True,
-                              check=True).stdout
+        return subprocess.run([triton.knobs.nvidia.nvdisasm.path, "-c", handle.name],
+                              capture_output=True, text=True, check=True).stdout
 
 
 def compiled_loops(probe, *args):
@@ -66,7 +73,7 @@ def compiled_loops(probe, *args):
     from bench.gpu_ir_probe import capture_launches
 
     records = []
-    with capture_launches(records, inspect=lambda compiled: {
+    with capture_launches(records, describe=lambda compiled: {
             "loops": [loop_mix(body) for body in loop_bodies(disassemble(
                 compiled.asm["cubin"]))]}):
         probe(*args)
@@ -74,8 +81,12 @@ def compiled_loops(probe, *args):
 
 
 def _label(meta):
-    tile = "x".join(str(meta[k]) for k in ("BLOCK_M", "BLOCK_N", "BLOCK_K") if k in meta)
-    return f"{tile} w{meta.get('num_warps')} s{meta.get('num_stages')}"
+    parts = ["x".join(str(meta[k]) for k in ("BLOCK_M", "BLOCK_N", "BLOCK_K") if k in meta)]
+    parts += [f"{key[0]}{meta[f'num_{key}']}" for key in ("warps", "stages")
+              if meta.get(f"num_{key}") is not None]
+    parts += [flag.lower() for flag in ("PERSISTENT", "TMA", "SPLIT_EPILOGUE", "WARP_SPECIALIZE")
+              if meta.get(flag)]
+    return " ".join(part for part in parts if part)
 
 
 def main():
@@ -91,7 +102,7 @@ def main():
     for label, probe, args in cases:
         for name, meta, loops in compiled_loops(probe, *args):
             cells = []
-            for mix in (m for m in loops if m["instructions"] >= 32):
+            for mix in loops:
                 share = mix["ffma"] / mix["instructions"]
                 multiplies = (f"{mix['ffma']} ffma ({share:.0%})" if mix["ffma"]
                               else f"{mix['mma']} mma")
