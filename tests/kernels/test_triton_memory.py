@@ -61,8 +61,19 @@ def test_to_numpy_owns_its_data(cuda):
     np.testing.assert_array_equal(first, BASE[:4])
 
 
+@pytest.fixture(params=["int32", "int64"])
+def index_path(request, monkeypatch):
+    """Each strided kernel test on both index paths: int64 is the one views past int32 indices
+    take (over 8 GiB of data), forced here on small ones."""
+    if request.param == "int64":
+        from kernels_triton import memory
+
+        monkeypatch.setattr(memory, "INT32_LIMIT", 0)
+    return request.param
+
+
 @pytest.mark.parametrize("shape,strides,offset", VIEWS)
-def test_compact_and_to_numpy(cuda, shape, strides, offset):
+def test_compact_and_to_numpy(cuda, index_path, shape, strides, offset):
     size = int(np.prod(shape, dtype=np.int64))
     expected = np.empty(size, np.float32)
     numpy_device.compact(BASE, expected, shape, strides, offset)
@@ -75,7 +86,7 @@ def test_compact_and_to_numpy(cuda, shape, strides, offset):
 
 @pytest.mark.parametrize("shape,strides,offset",
                          [v for v in VIEWS if 0 not in v[1] or np.prod(v[0]) <= 1])
-def test_setitem(cuda, shape, strides, offset):
+def test_setitem(cuda, index_path, shape, strides, offset):
     size = int(np.prod(shape, dtype=np.int64))
     values = RNG.standard_normal(size).astype(np.float32)
     expected = BASE.copy()
@@ -88,26 +99,6 @@ def test_setitem(cuda, shape, strides, offset):
     numpy_device.scalar_setitem(size, 4.25, expected, shape, strides, offset)
     target = _upload(cuda, BASE)
     cuda.scalar_setitem(size, 4.25, target, shape, strides, offset)
-    np.testing.assert_array_equal(_download(cuda, target, BASE.size), expected)
-
-
-@pytest.mark.parametrize("shape,strides,offset", [VIEWS[5], VIEWS[8], VIEWS[11]])
-def test_int64_index_path(cuda, monkeypatch, shape, strides, offset):
-    """The path views past int32 indices take (over 8 GiB of data), forced on small ones."""
-    from kernels_triton import memory
-
-    monkeypatch.setattr(memory, "INT32_LIMIT", 0)
-    size = int(np.prod(shape, dtype=np.int64))
-    expected = np.empty(size, np.float32)
-    numpy_device.compact(BASE, expected, shape, strides, offset)
-    out = cuda.alloc(size)
-    cuda.compact(_upload(cuda, BASE), out, shape, strides, offset)
-    np.testing.assert_array_equal(_download(cuda, out, size), expected)
-    values = RNG.standard_normal(size).astype(np.float32)
-    expected = BASE.copy()
-    numpy_device.ewise_setitem(values, expected, shape, strides, offset)
-    target = _upload(cuda, BASE)
-    cuda.ewise_setitem(_upload(cuda, values), target, shape, strides, offset)
     np.testing.assert_array_equal(_download(cuda, target, BASE.size), expected)
 
 
