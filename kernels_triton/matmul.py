@@ -6,6 +6,8 @@ tiles by tensor descriptor (TMA) where both operands allow it; TF32 takes an ope
 K-major through registers (matmul_layouts.py).
 """
 
+import functools
+
 import triton
 import triton.language as tl
 
@@ -86,8 +88,10 @@ def matmul_configs(precision):
         _config(128, 128, 32, 8, 4, 4, tma=True, ws=True)]
 
 
+@functools.cache
 def small_config():
-    """The fixed configuration of small problems (and of everything under the interpreter)."""
+    """The fixed configuration of small problems (and of everything under the interpreter); made
+    once: small products are the host-bound ones, and a Config costs a microsecond to build."""
     if interpreting():
         return matmul_configs("ieee")[0]
     return _config(64, 64, 32, 8, 4, 3)
