@@ -9,9 +9,7 @@ import os
 import xml.etree.ElementTree as ElementTree
 
 from bench.gpu_common import config_tuple, out_dir, sweep_marks
-from bench.gpu_decisions import decisions
-
-MATMUL_TARGET, CONV_TARGET = 0.8, 0.5
+from bench.gpu_decisions import CONV_TARGET, MATMUL_TARGET, decisions
 
 
 def _load(path):

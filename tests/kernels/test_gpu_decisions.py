@@ -1,6 +1,7 @@
 """The GPU check's decision rules (bench/gpu_decisions.py) on a made-up run: the TF32 target, the
 fastest way to read a row-major B and whether its tile must be promoted, the register-rounding
-rule, unused autotune candidates, and nothing at all from an empty run. Tests of the bench layer.
+rule, unused autotune candidates, the conv passes' targets, and nothing at all from an empty run.
+Tests of the bench layer.
 """
 
 import copy
@@ -90,3 +91,26 @@ def test_warp_specialized_candidates_count_only_where_they_could_run():
     assert "won no matmul row: 1 of 2" in decisions(RUN, candidates)[5]
     run = dict(RUN, tma_canary={"warp_specialize": "on"})
     assert "won no matmul row: 2 of 3" in decisions(run, candidates)[5]
+
+
+def test_conv_passes_against_their_target():
+    """The better of the eager and the graph ratio counts, only under the default staging, and a
+    miss names its tile."""
+    rows = [
+        {"pass": "forward", "precision": "ieee", "staging": "auto", "ratio": 0.64,
+         "graph_ratio": 1.49, "tile": "64x64x32 w4 s3"},
+        {"pass": "input_grad", "precision": "ieee", "staging": "auto", "ratio": 0.44,
+         "graph_ratio": 0.52},
+        {"pass": "weight_grad", "precision": "ieee", "staging": "auto", "ratio": 0.28,
+         "graph_ratio": 0.48, "tile": "64x64x64 w4 s3"},
+        {"pass": "weight_grad", "precision": "tf32", "staging": "auto", "ratio": 0.52,
+         "graph_ratio": None},
+        {"pass": "input_grad", "precision": "ieee", "staging": "always", "ratio": 0.21,
+         "graph_ratio": 0.3},
+    ]
+    assert decisions({"conv": {"rows": rows}}) == [
+        "conv layer: 3 of 4 passes at 0.5 of cuDNN or better; missed: weight_grad ieee 0.48, "
+        "tile 64x64x64 w4 s3"]
+    rows[2]["graph_ratio"] = 0.61
+    assert decisions({"conv": {"rows": rows}}) == [
+        "conv layer: 4 of 4 passes at 0.5 of cuDNN or better"]
