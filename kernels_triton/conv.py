@@ -7,6 +7,8 @@ channel-major (C, N, H, W) / (K, N, OH, OW) activations to the weight gradient; 
 input gradient may take weights as (KH, KW, K, C/groups), N-major for its product.
 """
 
+import functools
+
 import triton
 import triton.language as tl
 
@@ -29,9 +31,11 @@ def _config(bm, bn, bk, group, warps, stages):
                          num_warps=warps, num_stages=stages)
 
 
+@functools.cache
 def conv_configs(kind, precision):
     """Autotune candidates of one pass: one small tile under the interpreter, several on a GPU.
-    BLOCK_K is the reduction tile (input channels, output channels, or pixels for "weight")."""
+    BLOCK_K is the reduction tile (input channels, output channels, or pixels for "weight"). Built
+    once and shared (not to be changed): small problems take the first on every launch."""
     if interpreting():
         return [_config(16, 16, 16, 1, 1, 1)]
     if kind == "weight":
