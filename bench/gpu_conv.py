@@ -82,20 +82,17 @@ def _errors(ours_tensors, torch_fns, torch_inputs):
     return ours, theirs
 
 
-def _tile(kind, precision):
-    """The autotune configuration the last launch of conv pass `kind` (kernels_triton.conv
-    CONV_KINDS) took in `precision`, in short: which candidates win, and so which to keep."""
+def _tuned_tile(kind, precision, fn):
+    """Run `fn` (a launch of conv pass `kind`, kernels_triton.conv CONV_KINDS, autotuning it) and
+    return the configuration it took in short: which candidates win, and so which to keep. None
+    when it skipped the autotuner (below kernels_triton.conv.AUTOTUNE_MIN_WORK), not an earlier
+    launch's."""
     from kernels_triton import conv as triton_conv
 
-    return config_label(getattr(triton_conv._AUTOTUNED[(kind, precision)], "best_config", None))
-
-
-def _forget_tile(kind, precision):
-    """Clear what `_tile` reads, so that a launch that skips the autotuner (a problem below
-    kernels_triton.conv.AUTOTUNE_MIN_WORK) shows no tile rather than an earlier launch's."""
-    from kernels_triton import conv as triton_conv
-
-    triton_conv._AUTOTUNED[(kind, precision)].best_config = None
+    autotuner = triton_conv._AUTOTUNED[(kind, precision)]
+    autotuner.best_config = None
+    fn()
+    return config_label(autotuner.best_config)
 
 
 _KINDS = {"forward": "forward", "input_grad": "input", "weight_grad": "weight"}
@@ -143,10 +140,9 @@ def _splits_sweep(x, gy, gw, precision):
                 precision=precision, splits=splits, workspace=workspace,
                 x_channel_major=x_major, gy_channel_major=gy_major)
 
-        _forget_tile("weight", precision)
-        fn()  # autotunes this case
+        tile = _tuned_tile("weight", precision, fn)
         chosen = x_major == gy_major and splits == timed[x_major][0]
-        row = {"precision": precision, "splits": splits, "tile": _tile("weight", precision),
+        row = {"precision": precision, "splits": splits, "tile": tile,
                "rule": splits == rule,
                "chosen": chosen, "stored": chosen and timed[x_major][1],
                "x_channel_major": x_major, "gy_channel_major": gy_major,
@@ -193,11 +189,7 @@ def main():
         cuda_device.set_operand_staging(staging)
         ours = conv_passes(x, w, gy, out, gx, gw, _layer_sizes())
         clock = Stopwatch()
-        tiles = {}
-        for name, fn in ours.items():
-            _forget_tile(_KINDS[name], precision)
-            fn()  # autotune
-            tiles[name] = _tile(_KINDS[name], precision)
+        tiles = {name: _tuned_tile(_KINDS[name], precision, fn) for name, fn in ours.items()}
         tune_s = clock.seconds()
         errors, torch_errors = _errors({"forward": out, "input_grad": gx, "weight_grad": gw},
                                        *_torch(x, w, gy, "nchw"))

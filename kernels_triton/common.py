@@ -109,6 +109,15 @@ def cdiv(a, b):
 
 
 @triton.jit
+def pixel_coordinates(p, height, width):
+    """(image, y, x) of flat pixel indices p over images of height x width pixels (int32, see
+    PIXEL_LIMIT): two divisions, the remainders by multiply-subtract."""
+    row = p // width
+    image = row // height
+    return image, row - image * height, p - row * width
+
+
+@triton.jit
 def grouped_tile(pid, rows, cols, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
                  GROUP_M: tl.constexpr):
     """(row tile, column tile) of program `pid` over a rows x cols output: GROUP_M row tiles

@@ -20,6 +20,7 @@ from .common import (
     check_pixels,
     grouped_tile,
     interpreting,
+    pixel_coordinates,
 )
 from .matmul import PRECISIONS
 
@@ -60,10 +61,8 @@ def _pixel_rows(pid_m, pixels, height, width, BLOCK_M: tl.constexpr):
     # index here (see the weight gradient). Rows past the last pixel wrap onto real ones, so
     # every load stays in bounds; the store masks them out.
     rm = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
-    rm_safe = rm % pixels
-    row = rm_safe // width
-    image = row // height
-    return rm, image, row - image * height, rm_safe - row * width
+    image, y, x = pixel_coordinates(rm % pixels, height, width)
+    return rm, image, y, x
 
 
 @triton.jit
@@ -185,10 +184,7 @@ def _weight_grad_kernel(x, gy, partial, batch, h, wd, c, k, kh, kw, oh, ow, stri
     for p0 in range(p_begin, p_end, BLOCK_K):
         p = p0 + rp
         p_ok = p < p_end
-        row = p // ow
-        ow_i = p - row * ow
-        n_i = row // oh
-        oh_i = row - n_i * oh
+        n_i, oh_i, ow_i = pixel_coordinates(p, oh, ow)
         ih = oh_i * stride_h - pad_h + r * dil_h
         iw = ow_i * stride_w - pad_w + s * dil_w
         inside = p_ok & (ih >= 0) & (ih < h) & (iw >= 0) & (iw < wd)

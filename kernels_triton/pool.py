@@ -6,7 +6,7 @@ windows covering it send), one launch each, no atomics. Padding lies outside the
 import triton
 import triton.language as tl
 
-from .common import cdiv, check_buffer, check_pixels, interpreting
+from .common import cdiv, check_buffer, check_pixels, interpreting, pixel_coordinates
 
 # Channels per program on a GPU: a warp reads whole 128-byte lines of one pixel's channels.
 MAX_BLOCK_C = 128
@@ -34,14 +34,6 @@ def _tile(pixels, c, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
     p = (pid // c_blocks) * BLOCK_P + tl.arange(0, BLOCK_P)
     ch = (pid % c_blocks) * BLOCK_C + tl.arange(0, BLOCK_C)
     return p, ch, p < pixels, ch < c
-
-
-@triton.jit
-def _pixel(p, rows, cols):
-    """(image, row, column) of flat NHWC pixel indices p over images of rows x cols pixels."""
-    row = p // cols
-    image = row // rows
-    return image, row - image * rows, p - row * cols
 
 
 @triton.jit
@@ -73,7 +65,7 @@ def _covering_window(j, jj, n_i, ih_i, iw_i, oh, ow, c, ch, kh, kw, stride_h, st
 def _forward_kernel(x, out, n, h, wd, c, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w,
                     BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
     p, ch, p_ok, c_ok = _tile(n * oh * ow, c, BLOCK_P, BLOCK_C)
-    n_i, oh_i, ow_i = _pixel(p, oh, ow)
+    n_i, oh_i, ow_i = pixel_coordinates(p, oh, ow)
     peak = tl.full([BLOCK_P, BLOCK_C], float("-inf"), tl.float32)
     # tl.maximum may return the non-NaN operand (fmaxf), so NaNs are tracked on the side.
     seen_nan = tl.zeros([BLOCK_P, BLOCK_C], tl.int1)
@@ -111,7 +103,7 @@ def _backward_kernel(x, out, gy, gx, n, h, wd, c, kh, kw, oh, ow, stride_h, stri
     # Windows are visited by increasing tap row r, then column tap, the order in which the spec
     # adds them, so the sums agree to the bit.
     p, ch, p_ok, c_ok = _tile(n * h * wd, c, BLOCK_P, BLOCK_C)
-    n_i, ih_i, iw_i = _pixel(p, h, wd)
+    n_i, ih_i, iw_i = pixel_coordinates(p, h, wd)
     ok = p_ok[:, None] & c_ok[None, :]
     own = tl.load(x + (p.to(tl.int64) * c)[:, None] + ch[None, :], mask=ok, other=0.0)
     grad = tl.zeros([BLOCK_P, BLOCK_C], tl.float32)

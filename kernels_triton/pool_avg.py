@@ -6,8 +6,8 @@ gy / (kh * kw) over the windows covering it), one launch each, no atomics. Tiles
 import triton
 import triton.language as tl
 
-from .common import check_buffer
-from .pool import _covering_window, _launch, _pixel, _tap, _tile, check_pool_args
+from .common import check_buffer, pixel_coordinates
+from .pool import _covering_window, _launch, _tap, _tile, check_pool_args
 
 
 @triton.jit
@@ -22,7 +22,7 @@ def _avg_forward_kernel(x, out, n, h, wd, c, kh, kw, oh, ow, stride_h, stride_w,
     # Taps are added row by row from a zero sum, padding as zeros, then divided once: the spec's
     # order and rounding, so the results agree to the bit.
     p, ch, p_ok, c_ok = _tile(n * oh * ow, c, BLOCK_P, BLOCK_C)
-    n_i, oh_i, ow_i = _pixel(p, oh, ow)
+    n_i, oh_i, ow_i = pixel_coordinates(p, oh, ow)
     total = tl.zeros([BLOCK_P, BLOCK_C], tl.float32)
     for r in range(0, kh):
         for s in range(0, kw):
@@ -42,7 +42,7 @@ def _avg_backward_kernel(gy, gx, n, h, wd, c, kh, kw, oh, ow, stride_h, stride_w
     # As pool._backward_kernel: the covering windows in the spec's order. A window that does
     # not cover the element adds +0, which leaves the sum as it is.
     p, ch, p_ok, c_ok = _tile(n * h * wd, c, BLOCK_P, BLOCK_C)
-    n_i, ih_i, iw_i = _pixel(p, h, wd)
+    n_i, ih_i, iw_i = pixel_coordinates(p, h, wd)
     area = _window_area(kh, kw)
     grad = tl.zeros([BLOCK_P, BLOCK_C], tl.float32)
     for j in range(0, tl.cdiv(kh, stride_h)):
