@@ -5,9 +5,9 @@
 # end up packed in $OUT/stage_files.tgz.
 # Usage, from anywhere:  OUT=/some/dir bash bench/gpu_check.sh   (OUT defaults to ./gpu_out);
 # on the lent machine carry .gpu_wheels (`make gpu-wheels`) so the training stage runs the harness.
-# Knobs: PY (python), GPU_CHECK_BUDGET (s, default 580), GPU_CHECK_STAGES (default all:
-# "env pylib build_c tma tests matmul conv train overhead conv_large", run in this order, most
-# needed first: the last may find the budget spent), GPU_TRAIN_ARGS (extra harness overrides),
+# Knobs: PY (python), GPU_CHECK_BUDGET (s, default 580), GPU_CHECK_STAGES (default all: "env
+# pylib build_c tma tests matmul conv train compile_ahead overhead conv_large", run in this order,
+# most needed first: the last may find the budget spent), GPU_TRAIN_ARGS (extra harness overrides),
 # GPU_CHECK_SMOKE=1 (no GPU: the same stages on tiny sizes in Triton's interpreter, to test this
 # script itself).
 set -u
@@ -31,7 +31,7 @@ else
   unset TRITON_INTERPRET
 fi
 BUDGET="${GPU_CHECK_BUDGET:-580}"
-STAGES=" ${GPU_CHECK_STAGES:-env pylib build_c tma tests matmul conv train overhead conv_large} "
+STAGES=" ${GPU_CHECK_STAGES:-env pylib build_c tma tests matmul conv train compile_ahead overhead conv_large} "
 : > "$OUT/stages.jsonl"
 rm -f "$OUT/tma_layouts.txt" "$OUT/register_a.txt" "$OUT/warp_specialize.txt" \
   "$OUT/tma_canary.json"
@@ -121,6 +121,9 @@ stage conv 150 "$PY" bench/gpu_conv.py "${SMOKE[@]}"
 # The training run is one of the issue's deliverables; the overhead probe (host time, the tile
 # sweep) is diagnosis and saves row by row, so it takes what the budget has left.
 stage train 170 "$PY" bench/gpu_train.py
+# Compiles only, for sm_90 (so outside the interpreter in the smoke too): what compiling autotune
+# candidates in parallel saves a first process.
+stage compile_ahead 60 env -u TRITON_INTERPRET "$PY" -m bench.compile_ahead --json
 stage overhead 170 "$PY" bench/gpu_overhead_probe.py "${SMOKE[@]}"
 stage conv_large 90 "$PY" bench/gpu_conv.py --large "${SMOKE[@]}"
 "$PY" bench/gpu_report.py | tee "$OUT/report.txt"

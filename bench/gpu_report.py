@@ -103,6 +103,7 @@ def main():
                "conv_large": _load(os.path.join(out, "conv_large.json")),
                "train": _load(os.path.join(out, "train.json")),
                "overhead": _load(os.path.join(out, "overhead.json")),
+               "compile_ahead": _load(os.path.join(out, "compile_ahead.json")),
                "tma_canary": _load(os.path.join(out, "tma_canary.json"))}
     with open(os.path.join(out, "gpu_results.json"), "w") as f:
         json.dump(results, f, indent=1)
@@ -171,6 +172,12 @@ def main():
             # The top 8 of each (train.json holds 20): the output that comes back is cut short.
             for line in profile["top_cumulative"][:8] + ["..."] + profile["top_own"][:8]:
                 print("    ", line)
+    ahead = results["compile_ahead"]
+    if ahead:
+        print(f"\nfirst autotuning of the conv layer and a 1024^3 product ({ahead['precision']}), "
+              f"compiles only: {ahead['one_at_a_time_s']} s one at a time, {ahead['ahead_s']} s "
+              f"with {ahead['compiled_ahead']} candidates compiled ahead on {ahead['threads']} "
+              f"threads ({ahead['one_at_a_time_s'] / ahead['ahead_s']:.2f}x)")
     overhead = results["overhead"]
     if overhead:
         print("\nhost time per call (us, launch loop without syncs) and device time per kernel "

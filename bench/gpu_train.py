@@ -166,12 +166,16 @@ def main():
             result["cuda_profile"] = profile_summary(profile_to)
         save("train", result)
         conv_args = shlex.split(os.environ.get("GPU_TRAIN_CONV_ARGS", CONV_ARGS))
+        # The cuda runs compile autotune candidates on every CPU, as a GPU node's run would be
+        # given them (kernels_triton/compile_ahead.py); the cpu run keeps one thread.
+        cpus = len(os.sched_getaffinity(0))
         for device, label, limit in (
-                ("cuda", "convnet, cuda, first process", FIRST_CONV_LIMIT_S),
+                ("cuda", f"convnet, cuda, first process, {cpus} CPUs", FIRST_CONV_LIMIT_S),
                 ("cuda", "convnet, cuda, second process (autotune choices cached)", None),
                 ("cpu", "convnet, cpu", None)):
-            result["runs"].append(dict(harness_run(device, overrides=conv_args, limit=limit),
-                                       label=label))
+            threads = [f"harness.cpus_per_run={cpus}"] if device == "cuda" else []
+            result["runs"].append(dict(harness_run(device, overrides=conv_args + threads,
+                                                   limit=limit), label=label))
             save("train", result)
     else:
         result["mode"] = "engine MLP (harness run not available)"

@@ -18,12 +18,7 @@ _LAZY_SUBMODULES = ("nn", "init", "optim", "data", "probes")
 
 def set_num_threads(n):
     """Threads our kernels may use (every device); never more than asked."""
-    n = int(n)
-    if n < 1:
-        raise ValueError(f"set_num_threads needs n >= 1, got {n}")
-    for device in (cpu(),):
-        if device.enabled():
-            device.set_num_threads(n)
+    backend.set_num_threads(n)
 
 
 def release_freed_memory():

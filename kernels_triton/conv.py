@@ -22,6 +22,7 @@ from .common import (
     interpreting,
     pixel_coordinates,
 )
+from .compile_ahead import autotune
 from .matmul import PRECISIONS
 
 CONV_KINDS = ("forward", "input", "weight")
@@ -247,11 +248,12 @@ _VECTORIZED = {
                                  if args["x_channel_stride"] == 1 else 1}),
 }
 _LAUNCHABLE = {kind: _VECTORIZED[kind](kernel) for kind, kernel in _KERNELS.items()}
-_AUTOTUNED = {(kind, p): triton.autotune(
-    configs=conv_configs(kind, p),
+_TUNING = {(kind, p): autotune(
+    kernel, configs=conv_configs(kind, p),
     key=[name for name in _SIZE_KEYS if name in _KERNELS[kind].arg_names] + ["PRECISION"],
-    cache_results=AUTOTUNE_CACHE)(kernel)
+    cache_results=AUTOTUNE_CACHE)
     for kind, kernel in _LAUNCHABLE.items() for p in PRECISIONS}
+_AUTOTUNED = {key: tuning.autotuner for key, tuning in _TUNING.items()}
 # Problems below this many multiply-adds take the first GPU configuration without autotuning.
 AUTOTUNE_MIN_WORK = 1 << 24
 
@@ -320,7 +322,7 @@ def _launch(kind, args, grid, work, precision):
     if precision not in PRECISIONS:
         raise ValueError(f"unknown conv precision {precision!r}; choose one of {PRECISIONS}")
     if interpreting() or work >= AUTOTUNE_MIN_WORK:
-        _AUTOTUNED[(kind, precision)][grid](*args, PRECISION=precision)
+        _TUNING[(kind, precision)].launch(grid, args, {"PRECISION": precision})
     else:
         config = conv_configs(kind, precision)[0]
         _LAUNCHABLE[kind][grid](*args, PRECISION=precision, num_warps=config.num_warps,

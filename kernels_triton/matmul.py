@@ -21,6 +21,7 @@ from .common import (
     interpreting,
     round_to_tf32,
 )
+from .compile_ahead import autotune
 from .ewise import _dropout_hash, check_dropout, seed_bits
 from .matmul_layouts import oriented, register_a, tma_layout, warp_specialized
 
@@ -313,13 +314,13 @@ _matmul_even_k = triton.heuristics(
 # store in halves for them). The precision too, though each has its own autotuner: choices
 # persist on disk (AUTOTUNE_CACHE) under a key of the kernel's source, the tuning key and the
 # candidates, which is all that tells the precisions, or the register path's switch, apart.
-_AUTOTUNED = {p: triton.autotune(configs=matmul_configs(p),
-                                 key=["m", "n", "k", "stride_ak", "stride_bk", "TMA_LAYOUT",
-                                      "TRANSPOSED_OUT", "GATED", "DROPOUT", "PRECISION",
-                                      "REGISTER_A"],
-                                 prune_configs_by={"early_config_prune": _tma_fallback},
-                                 cache_results=AUTOTUNE_CACHE)(_matmul_even_k)
-              for p in PRECISIONS}
+_TUNING = {p: autotune(_matmul_even_k, configs=matmul_configs(p),
+                       key=["m", "n", "k", "stride_ak", "stride_bk", "TMA_LAYOUT",
+                            "TRANSPOSED_OUT", "GATED", "DROPOUT", "PRECISION", "REGISTER_A"],
+                       prune_configs_by={"early_config_prune": _tma_fallback},
+                       cache_results=AUTOTUNE_CACHE)
+           for p in PRECISIONS}
+_AUTOTUNED = {p: tuning.autotuner for p, tuning in _TUNING.items()}
 
 
 def run_config(config, grid, args, precision, layout, transposed, register=None, gate=None,
@@ -384,10 +385,11 @@ def _autotuned_launch(grid, args, gate, relu, bias, dropout, first, precision, l
                    bias=bias, dropout=dropout, first=first)
         return
     autotuner.best_config = None  # set again by a run that chose (tools may stand in for one)
-    autotuner[grid](*args, *_epilogue_args(args, gate, bias, dropout, first),
-                    PRECISION=precision, TMA_LAYOUT=layout, TRANSPOSED_OUT=transposed,
-                    GATED=gate is not None, RELU=relu, BIASED=bias is not None,
-                    DROPOUT=dropout is not None, REGISTER_A=register_a(precision, args[9]))
+    _TUNING[precision].launch(
+        grid, (*args, *_epilogue_args(args, gate, bias, dropout, first)),
+        {"PRECISION": precision, "TMA_LAYOUT": layout, "TRANSPOSED_OUT": transposed,
+         "GATED": gate is not None, "RELU": relu, "BIASED": bias is not None,
+         "DROPOUT": dropout is not None, "REGISTER_A": register_a(precision, args[9])})
     config = _LAST["config"] = autotuner.best_config
     if config is not None:
         if len(_CHOSEN) >= _CHOSEN_LIMIT:

@@ -17,6 +17,7 @@ try:
     import torch
     import triton
 
+    from kernels_triton import compile_ahead as _compile_ahead
     from kernels_triton import conv as _conv
     from kernels_triton import ewise as _ewise
     from kernels_triton import loss as _loss
@@ -415,10 +416,14 @@ def avg_pool2d_backward(gy, gx, n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w,
                                   pad_w)
 
 
-# Threads: a GPU has no host thread count to set.
+# Threads: the host's share of the work is compiling, where an autotuner's candidates compile in
+# parallel (kernels_triton/compile_ahead.py).
 def set_num_threads(n):
-    pass
+    if int(n) < 1:
+        raise ValueError(f"set_num_threads: need at least 1 thread, got {n}")
+    if torch is not None:
+        _compile_ahead.set_compile_threads(n)
 
 
 def get_num_threads():
-    return 1
+    return _compile_ahead.compile_threads() if torch is not None else 1

@@ -35,6 +35,8 @@ class BackendDevice:
                     if missing:
                         raise RuntimeError(
                             f"device {self.name!r} lacks protocol functions {missing}")
+                    if _REQUESTED_THREADS["n"] is not None:
+                        module.set_num_threads(_REQUESTED_THREADS["n"])
                     self._module = module
         return self._module
 
@@ -97,6 +99,25 @@ class BackendDevice:
         # The device's fill, not NDArray.fill: a buffer no graph has seen needs no write stamp.
         self.fill(arr.handle, fill_value, arr.size)
         return arr
+
+
+# set_num_threads's count, for each device module as it loads: a harness run pins its threads
+# before its device is first used (the cuda device compiles on them).
+_REQUESTED_THREADS = {"n": None}
+
+
+def set_num_threads(n):
+    """Threads every device's host work may use (see engine.set_num_threads): the cpu device's
+    now, each other device's once loaded."""
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"set_num_threads needs n >= 1, got {n}")
+    _REQUESTED_THREADS["n"] = n
+    if _CPU.enabled():
+        _CPU.set_num_threads(n)
+    for device in (_CPU_NUMPY, _CUDA):
+        if device._module is not None:
+            device.set_num_threads(n)
 
 
 _CPU_NUMPY = BackendDevice("cpu_numpy", "engine.backend.numpy_device", ("float32", "float64"))

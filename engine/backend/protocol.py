@@ -153,7 +153,8 @@ Convolution (NHWC activations, (KH, KW, C/groups, K) weights; implicit zero padd
         it covers; an element gets the sum (0 from none); gx overlaps no input
 
 Threads
-    set_num_threads(n) / get_num_threads()   devices without threads accept and ignore n
+    set_num_threads(n) / get_num_threads()   threads of the device's host work (cpu: its kernels;
+        cuda: compiling autotune candidates); devices without threads accept and ignore n
 """
 
 MEMORY_FUNCTIONS = ("alloc", "from_numpy", "to_numpy", "fill")

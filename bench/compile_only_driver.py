@@ -1,0 +1,67 @@
+"""A stand-in for Triton's CUDA driver on a machine without a GPU (bench layer): Triton's own launch
+path runs (argument specialization, its kernel cache, autotuning, AsyncCompileMode) and compiles
+for an H100 (sm_90), and each launch is recorded instead of run. Used by bench/compile_ahead.py
+and the compile-ahead tests.
+"""
+
+import contextlib
+from types import SimpleNamespace
+
+from triton.backends.compiler import GPUTarget
+from triton.runtime import driver
+
+TARGET = GPUTarget("cuda", 90, 32)
+# Kernel caches are per device: one no real device has keeps these compiles apart.
+DEVICE = "compile-only-sm90"
+# An H100's limits, which a kernel is checked against when it is first launched.
+H100_PROPERTIES = {"max_shared_mem": 232448, "multiprocessor_count": 132,
+                   "max_num_regs": 65536, "warpSize": 32}
+H100_MAX_THREADS = 1024
+
+
+class CompileOnlyDriver:
+    """Triton's active driver while `compile_only` holds: `launches` gets (kernel name, grid,
+    num_warps) per launch; nothing runs, and timings are refused."""
+
+    def __init__(self):
+        self.launches = []
+        self.utils = SimpleNamespace(get_device_properties=lambda device: dict(H100_PROPERTIES),
+                                     load_binary=self._load_binary)
+
+    def get_current_target(self):
+        return TARGET
+
+    def get_current_device(self):
+        return DEVICE
+
+    def get_current_stream(self, device=None):
+        return 0
+
+    def get_benchmarker(self):
+        raise RuntimeError("the compile-only driver runs no kernel, so it cannot time one")
+
+    def launcher_cls(self, src, metadata):
+        name, num_warps = getattr(src, "name", str(src)), metadata.num_warps
+
+        def launch(grid_0, grid_1, grid_2, *rest):
+            self.launches.append((name, (grid_0, grid_1, grid_2), num_warps))
+
+        return launch
+
+    @staticmethod
+    def _load_binary(name, kernel, shared, device):
+        # (module, function, registers, spills, the most threads a block may have)
+        return None, None, 0, 0, H100_MAX_THREADS
+
+
+@contextlib.contextmanager
+def compile_only():
+    """Within the block, Triton's launches compile for sm_90 and are recorded, not run; the
+    driver that was active before comes back after."""
+    saved = driver._active
+    stand_in = CompileOnlyDriver()
+    driver.set_active(stand_in)
+    try:
+        yield stand_in
+    finally:
+        driver._active = saved
