@@ -21,10 +21,12 @@ H100_MAX_THREADS = 1024
 
 class CompileOnlyDriver:
     """Triton's active driver while `compile_only` holds: `launches` gets (kernel name, grid,
-    num_warps) per launch; nothing runs, and timings are refused."""
+    num_warps) per launch and `arguments` the kernel arguments its launcher was given; nothing
+    runs, and timings are refused."""
 
     def __init__(self):
         self.launches = []
+        self.arguments = []
         self.utils = SimpleNamespace(get_device_properties=lambda device: dict(H100_PROPERTIES),
                                      load_binary=self._load_binary)
 
@@ -43,15 +45,23 @@ class CompileOnlyDriver:
     def launcher_cls(self, src, metadata):
         name, num_warps = getattr(src, "name", str(src)), metadata.num_warps
 
-        def launch(grid_0, grid_1, grid_2, *rest):
-            self.launches.append((name, (grid_0, grid_1, grid_2), num_warps))
+        # After the grid: stream, function, packed metadata, launch metadata, the enter and exit
+        # hooks, then the kernel's arguments.
+        # Into the driver active at the launch: a kernel keeps its launcher for its life, and
+        # Triton's kernel caches outlive one `compile_only` block.
+        def launch(grid_0, grid_1, grid_2, stream, function, packed, metadata, enter, leave,
+                   *arguments):
+            recorder = driver.active
+            recorder.launches.append((name, (grid_0, grid_1, grid_2), num_warps))
+            recorder.arguments.append(arguments)
 
         return launch
 
     @staticmethod
     def _load_binary(name, kernel, shared, device):
-        # (module, function, registers, spills, the most threads a block may have)
-        return None, None, 0, 0, H100_MAX_THREADS
+        # (module, function, registers, spills, the most threads a block may have). A module that
+        # is not None marks the kernel loaded, so later launches skip loading, as on a GPU.
+        return DEVICE, name, 0, 0, H100_MAX_THREADS
 
 
 @contextlib.contextmanager

@@ -18,6 +18,8 @@ from triton.compiler import ASTSource, make_backend
 from triton.runtime.autotuner import Autotuner
 from triton.runtime.jit import JITFunction, create_function_from_signature
 
+from bench.compile_only_driver import compile_only
+
 TARGET = GPUTarget("cuda", 90, 32)
 
 
@@ -96,12 +98,17 @@ def capture_launches(records, all_configs=True, registers=False, describe=summar
         for config in configs if all_configs else configs[:1]:
             self.fn.run(*args, **kwargs, **config.all_kwargs())
 
-    saved = JITFunction.run, Autotuner.run
-    JITFunction.run, Autotuner.run = compile_instead, every_config
+    from kernels_triton import launch
+
+    saved = JITFunction.run, Autotuner.run, launch._LAUNCHES
+    # No launch repeats one made before the block: each goes through the compile below.
+    JITFunction.run, Autotuner.run, launch._LAUNCHES = compile_instead, every_config, {}
     try:
-        yield records
+        # kernels_triton.launch asks the driver for the current device before each launch.
+        with compile_only():
+            yield records
     finally:
-        JITFunction.run, Autotuner.run = saved
+        JITFunction.run, Autotuner.run, launch._LAUNCHES = saved
 
 
 @contextlib.contextmanager

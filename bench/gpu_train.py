@@ -76,8 +76,10 @@ def harness_run(device, steps=None, profile_to=None, overrides=None, limit=None)
             "trial_s": float(status.group(3)) if status else None, "output_tail": output[-3000:]}
 
 
-# Where a launch enters Triton: compiled kernels, the interpreter (smoke runs), the autotuner.
-LAUNCH_ENTRIES = {("jit.py", "run"), ("interpreter.py", "run"), ("autotuner.py", "run")}
+# Where a launch enters Triton: ours (kernels_triton/launch.py, which calls Triton only for a
+# key's first launch), compiled kernels, the interpreter (smoke runs), the autotuner.
+LAUNCH_ENTRIES = {("launch.py", "launch"), ("jit.py", "run"), ("interpreter.py", "run"),
+                  ("autotuner.py", "run")}
 
 
 def profile_summary(path, top=20):

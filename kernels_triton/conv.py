@@ -23,6 +23,7 @@ from .common import (
     pixel_coordinates,
 )
 from .compile_ahead import autotune
+from .launch import launch
 from .matmul import PRECISIONS
 
 CONV_KINDS = ("forward", "input", "weight")
@@ -392,6 +393,6 @@ def conv2d_backward_weight(x, gy, gw, n, h, w_, c, k, kh, kw, oh, ow, stride_h, 
     _launch("weight", args, grid, n * oh * ow * k * kh * kw * cg, precision)
     if splits > 1:
         block, split_block = (16, 4) if interpreting() else (128, 32)
-        _sum_splits_kernel[(cdiv(gw_size, block),)](workspace, gw, gw_size, splits, BLOCK=block,
-                                                    SPLIT_BLOCK=split_block,
-                                                    num_warps=1 if interpreting() else 4)
+        launch(_sum_splits_kernel, (cdiv(gw_size, block),), (workspace, gw, gw_size, splits),
+               {"BLOCK": block, "SPLIT_BLOCK": split_block,
+                "num_warps": 1 if interpreting() else 4})

@@ -12,6 +12,7 @@ import triton
 import triton.language as tl
 
 from .common import INT32_LIMIT, cdiv, check_buffer
+from .launch import launch
 from .memory import block_config
 
 BINARY_OPS = ("add", "mul", "div", "maximum", "eq", "ge", "gt")
@@ -224,7 +225,8 @@ def ewise(op, a, b, out, size):
         raise ValueError(f"unknown binary op {op!r}; choose one of {BINARY_OPS + GATE_OPS}")
     grid, block, warps = _checked(("a", "b", "out"), (a, b, out), size)
     if size:
-        _ewise_kernel[grid](a, b, out, size, OP=op, BLOCK=block, num_warps=warps)
+        launch(_ewise_kernel, grid, (a, b, out, size), {"OP": op, "BLOCK": block,
+                                                         "num_warps": warps})
 
 
 def scalar(op, a, value, out, size):
@@ -239,23 +241,25 @@ def scalar(op, a, value, out, size):
     elif op == "power" and value == 0.5:
         power = -2
     if size:
-        _scalar_kernel[grid](a, out, value, size, OP=op, POWER=power, INVERT=value < 0,
-                             BLOCK=block, num_warps=warps)
+        launch(_scalar_kernel, grid, (a, out, value, size),
+               {"OP": op, "POWER": power, "INVERT": value < 0, "BLOCK": block,
+                "num_warps": warps})
 
 
 def add_scaled(a, b, value, out, size):
     """out[0:size] = a + value * b (one fused multiply-add on a GPU)."""
     grid, block, warps = _checked(("a", "b", "out"), (a, b, out), size)
     if size:
-        _add_scaled_kernel[grid](a, b, out, float(value), size, BLOCK=block, num_warps=warps)
+        launch(_add_scaled_kernel, grid, (a, b, out, float(value), size),
+               {"BLOCK": block, "num_warps": warps})
 
 
 def axpby(a, b, alpha, beta, out, size):
     """out[0:size] = alpha * a + beta * b (one product fused into the sum on a GPU)."""
     grid, block, warps = _checked(("a", "b", "out"), (a, b, out), size)
     if size:
-        _axpby_kernel[grid](a, b, out, float(alpha), float(beta), size, BLOCK=block,
-                            num_warps=warps)
+        launch(_axpby_kernel, grid, (a, b, out, float(alpha), float(beta), size),
+               {"BLOCK": block, "num_warps": warps})
 
 
 def seed_bits(seed):
@@ -283,8 +287,8 @@ def dropout(a, out, size, threshold, scale, seed):
     check_dropout(size, threshold, scale, seed)
     grid, block, warps = _checked(("a", "out"), (a, out), size)
     if size:
-        _dropout_kernel[grid](a, out, size, threshold, float(scale), seed_bits(seed),
-                              BLOCK=block, num_warps=warps)
+        launch(_dropout_kernel, grid, (a, out, size, threshold, float(scale), seed_bits(seed)),
+               {"BLOCK": block, "num_warps": warps})
 
 
 def row_op(op, a, row, out, size, period):
@@ -298,8 +302,9 @@ def row_op(op, a, row, out, size, period):
         raise ValueError(f"size {size} is not a multiple of the row's period {period}")
     check_buffer("row", row, period if size else 0)
     if size:
-        _row_kernel[grid](a, row, out, size, period, OP=op,
-                          WIDE_ROW=period > INT32_LIMIT - block, BLOCK=block, num_warps=warps)
+        launch(_row_kernel, grid, (a, row, out, size, period),
+               {"OP": op, "WIDE_ROW": period > INT32_LIMIT - block, "BLOCK": block,
+                "num_warps": warps})
 
 
 def unary(op, a, out, size):
@@ -308,4 +313,5 @@ def unary(op, a, out, size):
         raise ValueError(f"unknown unary op {op!r}; choose one of {UNARY_OPS}")
     grid, block, warps = _checked(("a", "out"), (a, out), size)
     if size:
-        _unary_kernel[grid](a, out, size, OP=op, BLOCK=block, num_warps=warps)
+        launch(_unary_kernel, grid, (a, out, size), {"OP": op, "BLOCK": block,
+                                                      "num_warps": warps})

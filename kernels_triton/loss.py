@@ -7,6 +7,7 @@ import triton
 import triton.language as tl
 
 from .common import cdiv, check_buffer
+from .launch import launch
 from .reduce import block_config, row_logsumexp
 
 
@@ -67,9 +68,8 @@ def softmax_xent(z, labels, out, classes, rows):
     if rows == 0:
         return
     block_rows, block_cols, warps = block_config(classes, rows)
-    _softmax_xent_kernel[(cdiv(rows, block_rows),)](
-        z, labels, out, classes, rows, BLOCK_ROWS=block_rows, BLOCK_COLS=block_cols,
-        num_warps=warps)
+    launch(_softmax_xent_kernel, (cdiv(rows, block_rows),), (z, labels, out, classes, rows),
+           {"BLOCK_ROWS": block_rows, "BLOCK_COLS": block_cols, "num_warps": warps})
 
 
 def softmax_xent_grad(z, labels, g, out, classes, rows):
@@ -83,6 +83,6 @@ def softmax_xent_grad(z, labels, g, out, classes, rows):
     if rows == 0 or classes == 0:
         return
     block_rows, block_cols, warps = block_config(classes, rows)
-    _softmax_xent_grad_kernel[(cdiv(rows, block_rows),)](
-        z, labels, g, out, classes, rows, BLOCK_ROWS=block_rows, BLOCK_COLS=block_cols,
-        num_warps=warps)
+    launch(_softmax_xent_grad_kernel, (cdiv(rows, block_rows),),
+           (z, labels, g, out, classes, rows),
+           {"BLOCK_ROWS": block_rows, "BLOCK_COLS": block_cols, "num_warps": warps})

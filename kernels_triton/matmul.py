@@ -23,6 +23,7 @@ from .common import (
 )
 from .compile_ahead import autotune
 from .ewise import _dropout_hash, check_dropout, seed_bits
+from .launch import launch
 from .matmul_layouts import oriented, register_a, tma_layout, warp_specialized
 
 PRECISIONS = ("ieee", "tf32", "tf32x3")
@@ -340,13 +341,13 @@ def run_config(config, grid, args, precision, layout, transposed, register=None,
     if meta["WARP_SPECIALIZE"]:  # a new dictionary only then: small products launch through here
         meta = dict(meta, WARP_SPECIALIZE=warp_specialized(meta, layout))
     _LAST["config"] = config
-    return _matmul_kernel[grid](*args, *_epilogue_args(args, gate, bias, dropout, first),
-                                PRECISION=precision,
-                                EVEN_K=bool(layout) or k % config.kwargs["BLOCK_K"] == 0,
-                                TMA_LAYOUT=layout, REGISTER_A=register,
-                                TRANSPOSED_OUT=transposed, GATED=gate is not None, RELU=relu,
-                                BIASED=bias is not None, DROPOUT=dropout is not None,
-                                num_warps=config.num_warps, num_stages=config.num_stages, **meta)
+    return launch(_matmul_kernel, grid(meta),
+                  (*args, *_epilogue_args(args, gate, bias, dropout, first)),
+                  {"PRECISION": precision, "EVEN_K": bool(layout) or k % meta["BLOCK_K"] == 0,
+                   "TMA_LAYOUT": layout, "REGISTER_A": register, "TRANSPOSED_OUT": transposed,
+                   "GATED": gate is not None, "RELU": relu, "BIASED": bias is not None,
+                   "DROPOUT": dropout is not None, "num_warps": config.num_warps,
+                   "num_stages": config.num_stages, **meta})
 
 
 def _epilogue_args(args, gate, bias, dropout, first):

@@ -7,6 +7,7 @@ import triton
 import triton.language as tl
 
 from .common import INT32_LIMIT, cdiv, check_buffer, check_strided, interpreting
+from .launch import launch
 
 MAX_RANK = 8
 
@@ -110,10 +111,10 @@ def _launch_strided(mode, src, dst, value, shape, strides, offset):
     extents = tuple(reversed(shape)) + (1,) * pad
     steps = tuple(reversed(strides)) + (0,) * pad
     block, warps = block_config()
-    _strided_kernel[(cdiv(size, block),)](
-        src, dst, float(value), size, offset, *extents, *steps,
-        MODE=mode, RANK=len(shape), WIDE=wide_indices(size, block), BLOCK=block,
-        num_warps=warps)
+    launch(_strided_kernel, (cdiv(size, block),),
+           (src, dst, float(value), size, offset, *extents, *steps),
+           {"MODE": mode, "RANK": len(shape), "WIDE": wide_indices(size, block), "BLOCK": block,
+            "num_warps": warps})
 
 
 def fill(out, value, size):
@@ -122,7 +123,8 @@ def fill(out, value, size):
     if size == 0:
         return
     block, warps = block_config()
-    _fill_kernel[(cdiv(size, block),)](out, float(value), size, BLOCK=block, num_warps=warps)
+    launch(_fill_kernel, (cdiv(size, block),), (out, float(value), size),
+           {"BLOCK": block, "num_warps": warps})
 
 
 def compact(a, out, shape, strides, offset):

@@ -7,6 +7,7 @@ import triton
 import triton.language as tl
 
 from .common import cdiv, check_buffer, check_strided, interpreting
+from .launch import launch
 from .reduce import block_config as reduce_block_config
 
 # Column layouts get narrow group tiles so that a few groups (BatchNorm2d's 16-64 channels) still
@@ -299,10 +300,10 @@ def _launch(kernel, args, groups, members, group_stride, member_stride, eps, sca
     kernel's remaining constexprs."""
     block_groups, block_members, member_axis, warps = block_config(groups, members,
                                                                    group_stride, member_stride)
-    kernel[(cdiv(groups, block_groups),)](
-        *args, groups, members, group_stride, member_stride, float(eps), *scalars,
-        BLOCK_GROUPS=block_groups, BLOCK_MEMBERS=block_members, MEMBER_AXIS=member_axis,
-        num_warps=warps, **flags)
+    launch(kernel, (cdiv(groups, block_groups),),
+           (*args, groups, members, group_stride, member_stride, float(eps), *scalars),
+           {"BLOCK_GROUPS": block_groups, "BLOCK_MEMBERS": block_members,
+            "MEMBER_AXIS": member_axis, "num_warps": warps, **flags})
 
 
 def norm_forward(x, out, stats, groups, members, group_stride, member_stride, eps):
@@ -382,10 +383,11 @@ def norm_affine_backward(g, x, stats, weight, out, weight_grad, bias_grad, group
                     GATED=gated)
         block_groups, block_members, member_axis, warps = parameter_grad_config(
             groups, members, group_stride, member_stride)
-        _member_parameter_grad_kernel[(cdiv(members, block_members),)](
-            g, x, stats, weight_grad, bias_grad, gate, groups, members, group_stride,
-            member_stride, float(eps), BLOCK_GROUPS=block_groups, BLOCK_MEMBERS=block_members,
-            MEMBER_AXIS=member_axis, GATED=gated, num_warps=warps)
+        launch(_member_parameter_grad_kernel, (cdiv(members, block_members),),
+               (g, x, stats, weight_grad, bias_grad, gate, groups, members, group_stride,
+                member_stride, float(eps)),
+               {"BLOCK_GROUPS": block_groups, "BLOCK_MEMBERS": block_members,
+                "MEMBER_AXIS": member_axis, "GATED": gated, "num_warps": warps})
     elif groups:
         _launch(_norm_backward_kernel, (g, x, stats, weight, out, weight_grad, bias_grad, gate),
                 groups, members, group_stride, member_stride, eps, AFFINE=True, PER_MEMBER=False,

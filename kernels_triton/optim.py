@@ -13,6 +13,7 @@ import triton
 import triton.language as tl
 
 from .common import check_buffer
+from .launch import launch
 from .memory import block_config
 
 
@@ -185,8 +186,8 @@ def _launch(kernel, names, lists, sizes, scalars, flags, block=None):
     addresses = [handle.data_ptr() for handles in lists for handle in handles]
     table, blocks = _table(addresses, sizes, block, lists[0][0].device)
     aligned = all(address % 16 == 0 for address in addresses)
-    kernel[(blocks,)](table, len(sizes), *[float(value) for value in scalars], **flags,
-                      ALIGNED=aligned, BLOCK=block, num_warps=warps)
+    launch(kernel, (blocks,), (table, len(sizes), *[float(value) for value in scalars]),
+           {**flags, "ALIGNED": aligned, "BLOCK": block, "num_warps": warps})
 
 
 def sgd_update(ws, gs, us, sizes, weight_decay, keep, take, step, lookback, block=None):

@@ -7,6 +7,7 @@ import triton
 import triton.language as tl
 
 from .common import cdiv, check_buffer, check_pixels, interpreting, pixel_coordinates
+from .launch import launch
 
 # Channels per program on a GPU: a warp reads whole 128-byte lines of one pixel's channels.
 MAX_BLOCK_C = 128
@@ -143,8 +144,8 @@ def check_pool_args(name, sizes):
 def _launch(kernel, pixels, c, args):
     block_p, block_c = pool_blocks(c)
     grid = (cdiv(pixels, block_p) * cdiv(c, block_c),)
-    kernel[grid](*args, BLOCK_P=block_p, BLOCK_C=block_c,
-                 num_warps=1 if interpreting() else TILE_WARPS)
+    launch(kernel, grid, args, {"BLOCK_P": block_p, "BLOCK_C": block_c,
+                                "num_warps": 1 if interpreting() else TILE_WARPS})
 
 
 def max_pool2d_forward(x, out, n, h, w_, c, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w):

@@ -7,6 +7,7 @@ import triton
 import triton.language as tl
 
 from .common import cdiv, check_buffer, interpreting
+from .launch import launch
 
 REDUCE_OPS = ("sum", "max", "logsumexp")
 
@@ -102,8 +103,9 @@ def reduce(op, a, out, reduce_size, out_size):
     rows, cols, warps = block_config(reduce_size, out_size)
     grid = (cdiv(out_size, rows),)
     if op == "logsumexp":
-        _logsumexp_kernel[grid](a, out, reduce_size, out_size, BLOCK_ROWS=rows, BLOCK_COLS=cols,
-                                num_warps=warps)
+        launch(_logsumexp_kernel, grid, (a, out, reduce_size, out_size),
+               {"BLOCK_ROWS": rows, "BLOCK_COLS": cols, "num_warps": warps})
     else:
-        _reduce_kernel[grid](a, out, reduce_size, out_size, IS_MAX=op == "max",
-                             BLOCK_ROWS=rows, BLOCK_COLS=cols, num_warps=warps)
+        launch(_reduce_kernel, grid, (a, out, reduce_size, out_size),
+               {"IS_MAX": op == "max", "BLOCK_ROWS": rows, "BLOCK_COLS": cols,
+                "num_warps": warps})

@@ -7,6 +7,7 @@ import triton
 import triton.language as tl
 
 from .common import MAX_GRID_BATCH, cdiv, check_buffer, check_strided, interpreting, round_to_tf32
+from .launch import launch
 
 
 def tile_config():
@@ -49,7 +50,8 @@ def transpose(src, dst, batch, rows, cols, offset, batch_stride, row_stride, col
     tiles = cdiv(rows, block_r) * cdiv(cols, block_c)
     for first in range(0, batch, MAX_GRID_BATCH):
         chunk = min(MAX_GRID_BATCH, batch - first)
-        _transpose_kernel[(tiles, chunk)](
-            src, dst[first * rows * cols:], rows, cols, offset + first * batch_stride,
-            batch_stride, row_stride, col_stride, BLOCK_R=block_r, BLOCK_C=block_c,
-            ROUND_TF32=bool(round_tf32), num_warps=warps)
+        launch(_transpose_kernel, (tiles, chunk),
+               (src, dst[first * rows * cols:], rows, cols, offset + first * batch_stride,
+                batch_stride, row_stride, col_stride),
+               {"BLOCK_R": block_r, "BLOCK_C": block_c, "ROUND_TF32": bool(round_tf32),
+                "num_warps": warps})

@@ -1,0 +1,56 @@
+"""Launching a Triton kernel again the way Triton did the first time, without its per-call argument
+binding: Triton's `kernel[grid](...)` specializes every argument and hashes a cache key on each
+call (about 11 of its 15 us per launch on the host, bench/host_overhead.py), where a training
+step of small layers is nothing but launches. Kernel layer.
+"""
+
+from triton import knobs
+from triton.runtime import driver
+
+from .common import interpreting
+
+# Bounded: keys hold sizes and offsets, which vary with the views an op is given.
+_LAUNCHES = {}
+_LAUNCHES_LIMIT = 8192
+
+
+def _argument_key(args):
+    """What Triton specializes a launch on, per positional argument: an int's value (its type,
+    and whether it is 1 or divisible by 16), a tensor's dtype and 16-byte alignment, the type of
+    anything else (a float is passed as it is; None is a constant)."""
+    return tuple(arg if type(arg) is int
+                 else (arg.dtype, arg.data_ptr() & 15 == 0) if hasattr(arg, "data_ptr")
+                 else type(arg) for arg in args)
+
+
+def launch(fn, grid, args, kwargs):
+    """fn[grid](*args, **kwargs) for a JITFunction `fn`, a grid tuple, positional runtime
+    arguments and keyword constexprs and options. The first launch of a key goes through Triton
+    (which compiles when it must); later ones call the compiled kernel's launcher directly with
+    the same arguments Triton would pass it: the positional ones, then each later parameter's
+    keyword value or default. Returns the compiled kernel (what Triton returns, in the
+    interpreter)."""
+    if interpreting() or fn.pre_run_hooks:
+        return fn[grid](*args, **kwargs)
+    active = driver.active
+    device = active.get_current_device()
+    key = (fn, device, grid, tuple(kwargs.items()), _argument_key(args))
+    entry = _LAUNCHES.get(key)
+    if entry is None:
+        kernel = fn[grid](*args, **kwargs)
+        if hasattr(kernel, "result"):  # compiled under an AsyncCompileMode
+            kernel = kernel.result()
+        if kernel is not None:
+            if len(_LAUNCHES) >= _LAUNCHES_LIMIT:
+                _LAUNCHES.clear()
+            tail = tuple(kwargs[param.name] if param.name in kwargs else param.default
+                         for param in fn.params[len(args):])
+            _LAUNCHES[key] = (kernel, (*grid, 1, 1)[:3], tail)
+        return kernel
+    kernel, (grid_0, grid_1, grid_2), tail = entry
+    stream = active.get_current_stream(device)
+    values = (*args, *tail)
+    kernel.run(grid_0, grid_1, grid_2, stream, kernel.function, kernel.packed_metadata,
+               kernel.launch_metadata(grid, stream, *values), knobs.runtime.launch_enter_hook,
+               knobs.runtime.launch_exit_hook, *values)
+    return kernel

@@ -1,0 +1,111 @@
+"""Direct launches (kernels_triton/launch.py) pass the kernel Triton would choose exactly the
+arguments Triton would pass: checked on a machine without a GPU through Triton's real launch path
+under the compile-only driver (bench/compile_only_driver.py), which records each launch. Kernel-layer
+tests.
+"""
+
+import os
+
+import pytest
+
+pytestmark = pytest.mark.skipif(os.environ.get("TRITON_INTERPRET") == "1",
+                                reason="the interpreter launches through Triton itself")
+
+triton = pytest.importorskip("triton")
+torch = pytest.importorskip("torch")
+
+import triton.language as tl  # noqa: E402
+
+from bench.compile_only_driver import compile_only  # noqa: E402
+from kernels_triton import launch as launch_module  # noqa: E402
+from kernels_triton.launch import launch  # noqa: E402
+
+
+@triton.jit
+def _axpy(x, y, out, n, alpha, offset, BLOCK: tl.constexpr, TWICE: tl.constexpr = False):
+    i = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = i < n
+    value = alpha * tl.load(x + offset + i, mask=mask) + tl.load(y + i, mask=mask)
+    tl.store(out + i, value * 2 if TWICE else value, mask=mask)
+
+
+@pytest.fixture
+def driver(monkeypatch, tmp_path):
+    monkeypatch.setenv("TRITON_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(launch_module, "_LAUNCHES", {})
+    with compile_only() as stand_in:
+        yield stand_in
+
+
+def _buffers(size=64):
+    return torch.zeros(size + 4), torch.zeros(size), torch.zeros(size)
+
+
+def _described(argument):
+    """A tensor by the memory a kernel would see (launchers may pass a fresh view of a buffer),
+    anything else by its type and value."""
+    if isinstance(argument, torch.Tensor):
+        return ("tensor", argument.data_ptr(), argument.dtype, argument.numel())
+    return type(argument), argument
+
+
+def _same(first, second):
+    assert [_described(a) for a in first] == [_described(b) for b in second]
+
+
+def test_a_repeated_launch_passes_what_triton_passed(driver):
+    x, y, out = _buffers()
+    args, kwargs = (x, y, out, 64, 0.5, 0), {"BLOCK": 32, "num_warps": 2}
+    triton_kernel = _axpy[(2,)](*args, **kwargs)
+    first = launch(_axpy, (2,), args, kwargs)
+    second = launch(_axpy, (2,), args, kwargs)
+    assert first is second is triton_kernel
+    assert driver.launches == [("_axpy", (2, 1, 1), 2)] * 3
+    # The constexprs follow the positional arguments, the default included.
+    assert driver.arguments[0][6:] == (32, False)
+    _same(driver.arguments[0], driver.arguments[1])
+    _same(driver.arguments[0], driver.arguments[2])
+
+
+@pytest.mark.parametrize("change", ["misaligned x", "unit n", "n divisible by 16", "wide offset",
+                                    "keyword", "grid"])
+def test_what_triton_specializes_on_keys_a_launch_of_its_own(driver, change):
+    x, y, out = _buffers()
+    args, kwargs, grid = [x, y, out, 40, 0.5, 0], {"BLOCK": 32}, (2,)
+    base = launch(_axpy, grid, tuple(args), kwargs)
+    if change == "misaligned x":
+        args[0] = x[1:]
+    elif change == "unit n":
+        args[3] = 1
+    elif change == "n divisible by 16":
+        args[3] = 48
+    elif change == "wide offset":
+        args[5] = 2 ** 40
+    elif change == "keyword":
+        kwargs = {"BLOCK": 32, "TWICE": True}
+    else:
+        grid = (3,)
+    triton_kernel = _axpy[grid](*args, **kwargs)
+    ours = launch(_axpy, grid, tuple(args), kwargs)
+    again = launch(_axpy, grid, tuple(args), kwargs)
+    assert ours is again is triton_kernel
+    assert (ours is base) == (change == "grid")  # the grid is no specialization
+    assert driver.launches[-1][1] == (*grid, 1, 1)
+    _same(driver.arguments[-3], driver.arguments[-1])
+
+
+def test_the_matmul_launcher_repeats_triton_launches_exactly(driver):
+    from bench.gpu_ir_probe import _device_modes
+
+    size = 96
+    a, b, out, gate, bias = (torch.zeros(size * size) for _ in range(5))
+    calls = [dict(), dict(relu=True, bias=bias), dict(gate=gate), dict(dropout=(1 << 23, 2.0, 7))]
+    with _device_modes("ieee", "never") as device:
+        for extra in calls:
+            for _ in range(2):
+                device.matmul(a, b, out, 1, size, size, size, 0, 0, size, 1, 0, 0, 1, size,
+                              **extra)
+    assert len(driver.launches) == 2 * len(calls)
+    for first in range(0, len(driver.arguments), 2):
+        _same(driver.arguments[first], driver.arguments[first + 1])
+    assert len({len(arguments) for arguments in driver.arguments}) == 1
