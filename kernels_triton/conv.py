@@ -319,15 +319,59 @@ def weight_grad_splits(n, oh, ow, c, k, kh, kw, groups, sm_count, per_sm=2, min_
     return max(1, min((per_sm * sm_count) // programs, cdiv(n * oh * ow, min_pixels)))
 
 
+# The configuration each autotune key chose, by every size and stride of the launch (which hold
+# the autotuner's key): later launches of the key skip the autotuner, whose argument dictionaries
+# cost a small layer's step as much as a launch. Bounded, like matmul's.
+_CHOSEN = {}
+_CHOSEN_LIMIT = 4096
+
+
+class _NamedArgs:
+    """A launch's positional arguments by kernel parameter name, as heuristics read them."""
+
+    __slots__ = ("positions", "args")
+
+    def __init__(self, positions, args):
+        self.positions, self.args = positions, args
+
+    def __getitem__(self, name):
+        return self.args[self.positions[name]]
+
+
+_POSITIONS = {kind: {name: i for i, name in enumerate(kernel.arg_names)}
+              for kind, kernel in _KERNELS.items()}
+
+
+def _vector_arg(kind, args):
+    """VEC as the kernel's heuristic sets it for a launch with positional `args`."""
+    return _LAUNCHABLE[kind].values["VEC"](_NamedArgs(_POSITIONS[kind], args))
+
+
 def _launch(kind, args, grid, work, precision):
     if precision not in PRECISIONS:
         raise ValueError(f"unknown conv precision {precision!r}; choose one of {PRECISIONS}")
-    if interpreting() or work >= AUTOTUNE_MIN_WORK:
-        _TUNING[(kind, precision)].launch(grid, args, {"PRECISION": precision})
+    tuning = _TUNING[(kind, precision)]
+    if interpreting():
+        tuning.launch(grid, args, {"PRECISION": precision})
+        return
+    if work >= AUTOTUNE_MIN_WORK:
+        key = (kind, precision, args[3:])
+        chosen = _CHOSEN.get(key)
+        # A choice stands while the candidates it was chosen from do (tests replace the list).
+        if chosen is None or chosen[0] is not tuning.autotuner.configs:
+            tuning.autotuner.best_config = None
+            tuning.launch(grid, args, {"PRECISION": precision})
+            if tuning.autotuner.best_config is not None:
+                if len(_CHOSEN) >= _CHOSEN_LIMIT:
+                    _CHOSEN.clear()
+                _CHOSEN[key] = (tuning.autotuner.configs, tuning.autotuner.best_config)
+            return
+        config = tuning.autotuner.best_config = chosen[1]  # as if the autotuner had chosen
     else:
         config = conv_configs(kind, precision)[0]
-        _LAUNCHABLE[kind][grid](*args, PRECISION=precision, num_warps=config.num_warps,
-                             num_stages=config.num_stages, **config.kwargs)
+    launch(_KERNELS[kind], grid(config.kwargs), args,
+           {"PRECISION": precision, "VEC": _vector_arg(kind, args),
+            "num_warps": config.num_warps, "num_stages": config.num_stages, **config.kwargs})
 
 
 def conv2d_forward(x, w, out, n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w,

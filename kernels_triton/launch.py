@@ -4,11 +4,17 @@ call (about 11 of its 15 us per launch on the host, bench/host_overhead.py), whe
 step of small layers is nothing but launches. Kernel layer.
 """
 
+import os
+
 from triton import knobs
 from triton.runtime import driver
 
-from .common import interpreting
+from .common import interpreting, parse_on_off
 
+# "off" sends every launch through Triton (a way out should a later Triton launch differently;
+# bench/host_overhead.py compares the two).
+DIRECT_LAUNCH_SWITCH = "ENGINE_DIRECT_LAUNCH"
+DIRECT_LAUNCH = parse_on_off(DIRECT_LAUNCH_SWITCH, os.environ.get(DIRECT_LAUNCH_SWITCH, "on"))
 # Bounded: keys hold sizes and offsets, which vary with the views an op is given.
 _LAUNCHES = {}
 _LAUNCHES_LIMIT = 8192
@@ -30,7 +36,7 @@ def launch(fn, grid, args, kwargs):
     the same arguments Triton would pass it: the positional ones, then each later parameter's
     keyword value or default. Returns the compiled kernel (what Triton returns, in the
     interpreter)."""
-    if interpreting() or fn.pre_run_hooks:
+    if not DIRECT_LAUNCH or interpreting() or fn.pre_run_hooks:
         return fn[grid](*args, **kwargs)
     active = driver.active
     device = active.get_current_device()

@@ -109,3 +109,64 @@ def test_the_matmul_launcher_repeats_triton_launches_exactly(driver):
     for first in range(0, len(driver.arguments), 2):
         _same(driver.arguments[first], driver.arguments[first + 1])
     assert len({len(arguments) for arguments in driver.arguments}) == 1
+
+
+def _conv_args(kind, channel_major=False):
+    """The GPU benchmark layer's launch arguments for pass `kind`, shrunk (n=2, 8x8, 8 to 16
+    channels, 3x3, padding 1), and its grid."""
+    from kernels_triton import conv
+
+    n, hw, c, k = 2, 8, 8, 16
+    x, gy, w = torch.zeros(n * hw * hw * c), torch.zeros(n * hw * hw * k), torch.zeros(9 * c * k)
+    sizes = (n, hw, hw, c, k, 3, 3, hw, hw, 1, 1, 1, 1, 1, 1, c, k)
+    if kind == "forward":
+        args = (x, w, torch.zeros_like(gy), *sizes, k, 1)
+    elif kind == "input":
+        args = (gy, w, torch.zeros_like(x), *sizes, c * k, k, 1)
+    else:
+        layout = (1, n * hw * hw) if channel_major else (c, 1)
+        args = (x, gy, torch.zeros_like(w), *sizes, 1, *layout, k, 1)
+    names = conv._KERNELS[kind].arg_names
+    assert len(args) == len(names) - 6  # the six constexprs come as keywords
+
+    def grid(meta):
+        return (triton.cdiv(n * hw * hw, meta["BLOCK_M"]) * 9, 1, 1)
+
+    return args, grid
+
+
+@pytest.mark.parametrize("kind, channel_major", [("forward", False), ("input", False),
+                                                  ("weight", False), ("weight", True)])
+def test_a_small_conv_launch_repeats_the_heuristics_launch(driver, kind, channel_major):
+    from kernels_triton import conv
+
+    args, grid = _conv_args(kind, channel_major)
+    config = conv.conv_configs(kind, "ieee")[0]
+    through_heuristics = conv._LAUNCHABLE[kind][grid](
+        *args, PRECISION="ieee", num_warps=config.num_warps, num_stages=config.num_stages,
+        **config.kwargs)
+    for _ in range(2):
+        conv._launch(kind, args, grid, 0, "ieee")
+    assert len(driver.arguments) == 3
+    assert launch_module._LAUNCHES and through_heuristics in {
+        entry[0] for entry in launch_module._LAUNCHES.values()}
+    for arguments in driver.arguments[1:]:
+        _same(driver.arguments[0], arguments)
+
+
+def test_an_autotuned_conv_launches_its_choice_directly_after_the_first(driver, monkeypatch):
+    from kernels_triton import conv
+
+    tuning = conv._TUNING[("forward", "ieee")]
+    monkeypatch.setattr(tuning.autotuner, "configs", conv.conv_configs("forward", "ieee")[:2])
+    monkeypatch.setattr(tuning.autotuner, "cache", {})
+    monkeypatch.setattr(tuning, "timer", lambda call, quantiles: call() or [1.0] * 3)
+    monkeypatch.setattr(conv, "_CHOSEN", {})
+    args, grid = _conv_args("forward")
+    conv._launch("forward", args, grid, conv.AUTOTUNE_MIN_WORK, "ieee")
+    assert len(driver.launches) == 3  # each candidate timed, then the chosen one
+    tuning.autotuner.best_config = None
+    conv._launch("forward", args, grid, conv.AUTOTUNE_MIN_WORK, "ieee")
+    assert len(driver.launches) == 4
+    assert tuning.autotuner.best_config is tuning.autotuner.configs[0]
+    _same(driver.arguments[2], driver.arguments[3])
