@@ -82,6 +82,18 @@ def host_us(fn, calls=50):
     return best
 
 
+def _through_triton(measure, fn, calls):
+    """`measure(fn, calls)` with every launch through Triton's own launch path, not repeated
+    directly (kernels_triton/launch.py)."""
+    from kernels_triton import launch
+
+    launch.DIRECT_LAUNCH = False
+    try:
+        return measure(fn, calls=calls)
+    finally:
+        launch.DIRECT_LAUNCH = True
+
+
 def kernel_us(fn, calls=20):
     """Device microseconds per call of each kernel the call launches."""
     if not torch.cuda.is_available():
@@ -246,6 +258,8 @@ def main():
         for _ in range(3):
             fn()  # autotunes and compiles
         row = {"host_us": round(host_us(fn, calls=5 if smoke else 50), 1),
+               "host_us_through_triton": round(_through_triton(host_us, fn, 5 if smoke else 50),
+                                               1),
                "eager_ms": time_ms(fn), "graph_ms": time_ms(fn, graph=True),
                "kernels_us": kernel_us(fn)}
         results["cases"][name] = row

@@ -180,11 +180,13 @@ def main():
               f"threads ({ahead['one_at_a_time_s'] / ahead['ahead_s']:.2f}x)")
     overhead = results["overhead"]
     if overhead:
-        print("\nhost time per call (us, launch loop without syncs) and device time per kernel "
-              "(us)")
+        print("\nhost time per call (us, launch loop without syncs; then with every launch "
+              "through Triton's launch path) and device time per kernel (us)")
         for name, row in overhead["cases"].items():
             kernels = ", ".join(f"{k} {v}" for k, v in row["kernels_us"].items())
-            print(f"  {name:<28} host {row['host_us']:>7.1f}  {kernels}")
+            through = row.get("host_us_through_triton")
+            through = f" ({through:.1f})" if through is not None else ""
+            print(f"  {name:<28} host {row['host_us']:>7.1f}{through}  {kernels}")
         sweep = overhead.get("tf32_configs")
         if sweep:
             print(f"TF32 {sweep['size']}^3, ours/cuBLAS by tile config (BLOCK_M, BLOCK_N, "
