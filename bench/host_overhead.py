@@ -76,8 +76,10 @@ def main():
     with compile_only() as driver, _device_modes("ieee", "auto"):
         device = ndl.cuda()
         for name, model, optimizer, x, y in _models(device, args.convnet):
-            step = _training_step(model, optimizer, ndl.Tensor(x, device=device),
-                                  ndl.Tensor(y, device=device))
+            # As the data loader gives batches: no gradient wanted.
+            step = _training_step(model, optimizer,
+                                  ndl.Tensor(x, device=device, requires_grad=False),
+                                  ndl.Tensor(y, device=device, requires_grad=False))
             for _ in range(3):  # compiles, autotunes, fills the launch cache
                 step()
             before = len(driver.launches)

@@ -15,18 +15,20 @@ from .common import interpreting, parse_on_off
 # bench/host_overhead.py compares the two).
 DIRECT_LAUNCH_SWITCH = "ENGINE_DIRECT_LAUNCH"
 DIRECT_LAUNCH = parse_on_off(DIRECT_LAUNCH_SWITCH, os.environ.get(DIRECT_LAUNCH_SWITCH, "on"))
-# Bounded: keys hold sizes and offsets, which vary with the views an op is given.
+# Per kernel, by id (a JITFunction hashes its source under a lock), next to the kernel itself so
+# that a reused id is never taken for it: {id: (kernel, {key: (compiled, grid, tail)})}. Bounded:
+# keys hold sizes and offsets, which vary with the views an op is given.
 _LAUNCHES = {}
-_LAUNCHES_LIMIT = 8192
+_LAUNCHES_LIMIT = 4096
 
 
 def _argument_key(args):
     """What Triton specializes a launch on, per positional argument: an int's value (its type,
     and whether it is 1 or divisible by 16), a tensor's dtype and 16-byte alignment, the type of
     anything else (a float is passed as it is; None is a constant)."""
-    return tuple(arg if type(arg) is int
-                 else (arg.dtype, arg.data_ptr() & 15 == 0) if hasattr(arg, "data_ptr")
-                 else type(arg) for arg in args)
+    return tuple([arg if type(arg) is int
+                  else (arg.dtype, arg.data_ptr() & 15 == 0) if hasattr(arg, "data_ptr")
+                  else type(arg) for arg in args])
 
 
 def launch(fn, grid, args, kwargs):
@@ -40,18 +42,22 @@ def launch(fn, grid, args, kwargs):
         return fn[grid](*args, **kwargs)
     active = driver.active
     device = active.get_current_device()
-    key = (fn, device, grid, tuple(kwargs.items()), _argument_key(args))
-    entry = _LAUNCHES.get(key)
+    own = _LAUNCHES.get(id(fn))
+    if own is None or own[0] is not fn:
+        own = _LAUNCHES[id(fn)] = (fn, {})
+    launches = own[1]
+    key = (device, grid, tuple(kwargs.items()), _argument_key(args))
+    entry = launches.get(key)
     if entry is None:
         kernel = fn[grid](*args, **kwargs)
         if hasattr(kernel, "result"):  # compiled under an AsyncCompileMode
             kernel = kernel.result()
         if kernel is not None:
-            if len(_LAUNCHES) >= _LAUNCHES_LIMIT:
-                _LAUNCHES.clear()
+            if len(launches) >= _LAUNCHES_LIMIT:
+                launches.clear()
             tail = tuple(kwargs[param.name] if param.name in kwargs else param.default
                          for param in fn.params[len(args):])
-            _LAUNCHES[key] = (kernel, (*grid, 1, 1)[:3], tail)
+            launches[key] = (kernel, (*grid, 1, 1)[:3], tail)
         return kernel
     kernel, (grid_0, grid_1, grid_2), tail = entry
     stream = active.get_current_stream(device)

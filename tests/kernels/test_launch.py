@@ -1,7 +1,7 @@
 """Direct launches (kernels_triton/launch.py) pass the kernel Triton would choose exactly the
 arguments Triton would pass: checked on a machine without a GPU through Triton's real launch path
-under the compile-only driver (bench/compile_only_driver.py), which records each launch. Kernel-layer
-tests.
+under the compile-only driver (bench/compile_only_driver.py), which records each launch.
+Kernel-layer tests.
 """
 
 import os
@@ -148,8 +148,8 @@ def test_a_small_conv_launch_repeats_the_heuristics_launch(driver, kind, channel
     for _ in range(2):
         conv._launch(kind, args, grid, 0, "ieee")
     assert len(driver.arguments) == 3
-    assert launch_module._LAUNCHES and through_heuristics in {
-        entry[0] for entry in launch_module._LAUNCHES.values()}
+    own = launch_module._LAUNCHES[id(conv._KERNELS[kind])][1]
+    assert through_heuristics in {entry[0] for entry in own.values()}
     for arguments in driver.arguments[1:]:
         _same(driver.arguments[0], arguments)
 
