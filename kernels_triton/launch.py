@@ -16,19 +16,41 @@ from .common import interpreting, parse_on_off
 DIRECT_LAUNCH_SWITCH = "ENGINE_DIRECT_LAUNCH"
 DIRECT_LAUNCH = parse_on_off(DIRECT_LAUNCH_SWITCH, os.environ.get(DIRECT_LAUNCH_SWITCH, "on"))
 # Per kernel, by id (a JITFunction hashes its source under a lock), next to the kernel itself so
-# that a reused id is never taken for it: {id: (kernel, {key: (compiled, grid, tail)})}. Bounded:
+# that a reused id is never taken for it: {id: (kernel, {key: (compiled, grid, tail)}, positions
+# not specialized on)}. Bounded:
 # keys hold sizes and offsets, which vary with the views an op is given.
 _LAUNCHES = {}
 _LAUNCHES_LIMIT = 4096
 
 
-def _argument_key(args):
+def _argument_key(args, unspecialized=None):
     """What Triton specializes a launch on, per positional argument: an int's value (its type,
-    and whether it is 1 or divisible by 16), a tensor's dtype and 16-byte alignment, the type of
-    anything else (a float is passed as it is; None is a constant)."""
-    return tuple([arg if type(arg) is int
-                  else (arg.dtype, arg.data_ptr() & 15 == 0) if hasattr(arg, "data_ptr")
-                  else type(arg) for arg in args])
+    and whether it is 1 or divisible by 16), a tensor's dtype and 16-byte alignment, a float's
+    type (passed as it is); anything else by type and value, more than Triton looks at (None is
+    a constant). Ints at the `unspecialized` positions (a kernel's do_not_specialize: a dropout
+    seed that changes every step) count by type only."""
+    key = [arg if type(arg) is int
+           else float if type(arg) is float
+           else (arg.dtype, arg.data_ptr() & 15 == 0) if hasattr(arg, "data_ptr")
+           else (type(arg), arg) for arg in args]
+    if unspecialized is not None:
+        for i in unspecialized:
+            if i < len(key) and type(key[i]) is int:
+                key[i] = _int_type(key[i])
+    return tuple(key)
+
+
+def _int_type(value):
+    # The type Triton gives an int it does not specialize on: the value's range alone.
+    return "i32" if -2 ** 31 <= value < 2 ** 31 else "u64" if value >= 2 ** 63 else "i64"
+
+
+def _unspecialized(fn):
+    """Positions of `fn`'s parameters Triton does not specialize on (by value, or a pointer by
+    alignment), None when there are none."""
+    positions = tuple(param.num for param in fn.params
+                      if param.do_not_specialize or param.do_not_specialize_on_alignment)
+    return positions or None
 
 
 def launch(fn, grid, args, kwargs):
@@ -44,9 +66,9 @@ def launch(fn, grid, args, kwargs):
     device = active.get_current_device()
     own = _LAUNCHES.get(id(fn))
     if own is None or own[0] is not fn:
-        own = _LAUNCHES[id(fn)] = (fn, {})
-    launches = own[1]
-    key = (device, grid, tuple(kwargs.items()), _argument_key(args))
+        own = _LAUNCHES[id(fn)] = (fn, {}, _unspecialized(fn))
+    _, launches, unspecialized = own
+    key = (device, grid, tuple(kwargs.items()), _argument_key(args, unspecialized))
     entry = launches.get(key)
     if entry is None:
         kernel = fn[grid](*args, **kwargs)

@@ -170,3 +170,35 @@ def test_an_autotuned_conv_launches_its_choice_directly_after_the_first(driver, 
     assert len(driver.launches) == 4
     assert tuning.autotuner.best_config is tuning.autotuner.configs[0]
     _same(driver.arguments[2], driver.arguments[3])
+
+
+@triton.jit(do_not_specialize=["offset"])
+def _shifted(x, out, offset, BLOCK: tl.constexpr):
+    i = tl.arange(0, BLOCK)
+    tl.store(out + i, tl.load(x + i) + offset)
+
+
+def test_values_triton_does_not_specialize_on_share_a_launch(driver):
+    # The dropout kernel's threshold and seed (do_not_specialize): a new seed every step must not
+    # make every step's launch a first one.
+    from kernels_triton import ewise
+
+    a, out = torch.zeros(64), torch.zeros(64)
+    kwargs = {"BLOCK": 64, "num_warps": 1}
+    kernels = [launch(ewise._dropout_kernel, (1,), (a, out, 64, threshold, 2.0, seed), kwargs)
+               for threshold, seed in ((5, 7), (6, 9), (1, 16))]
+    assert len(launch_module._LAUNCHES[id(ewise._dropout_kernel)][1]) == 1
+    assert kernels[0] is kernels[1] is kernels[2]
+    assert [arguments[3:] for arguments in driver.arguments] == [
+        (5, 2.0, 7, 64), (6, 2.0, 9, 64), (1, 2.0, 16, 64)]
+
+
+def test_an_unspecialized_value_of_another_type_keys_a_launch_of_its_own(driver):
+    x, out = torch.zeros(16), torch.zeros(16)
+    offsets = (3, 1, 2 ** 31, 2 ** 40, -2 ** 31, 2 ** 63)
+    kernels = [launch(_shifted, (1,), (x, out, offset), {"BLOCK": 16}) for offset in offsets]
+    triton_kernels = [_shifted[(1,)](x, out, offset, BLOCK=16) for offset in offsets]
+    assert kernels == triton_kernels
+    assert len({id(kernel) for kernel in kernels}) == 3  # i32, i64, u64
+    assert [arguments[2] for arguments in driver.arguments[:len(offsets)]] == list(offsets)
+
