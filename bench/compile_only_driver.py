@@ -5,6 +5,7 @@ and the compile-ahead tests.
 """
 
 import contextlib
+import sys
 from types import SimpleNamespace
 
 from triton.backends.compiler import GPUTarget
@@ -27,8 +28,10 @@ class CompileOnlyDriver:
     def __init__(self):
         self.launches = []
         self.arguments = []
+        self.loaded = []
         self.utils = SimpleNamespace(get_device_properties=lambda device: dict(H100_PROPERTIES),
-                                     load_binary=self._load_binary)
+                                     load_binary=self._load_binary,
+                                     unload_module=lambda module: None)
 
     def get_current_target(self):
         return TARGET
@@ -57,11 +60,20 @@ class CompileOnlyDriver:
 
         return launch
 
-    @staticmethod
-    def _load_binary(name, kernel, shared, device):
+    def _load_binary(self, name, kernel, shared, device):
         # (module, function, registers, spills, the most threads a block may have). A module that
-        # is not None marks the kernel loaded, so later launches skip loading, as on a GPU.
+        # is not None marks the kernel loaded, so later launches skip loading, as on a GPU. The
+        # caller is the CompiledKernel's _init_handles: it is kept, to be marked unloaded again
+        # when the block ends (Triton 3.9 unloads a kernel's module when it is collected, through
+        # whatever driver is active then).
+        self.loaded.append(sys._getframe(1).f_locals.get("self"))
         return DEVICE, name, 0, 0, H100_MAX_THREADS
+
+    def unload_all(self):
+        for kernel in self.loaded:
+            if kernel is not None and getattr(kernel, "module", None) == DEVICE:
+                kernel.module = None
+        self.loaded.clear()
 
 
 @contextlib.contextmanager
@@ -74,4 +86,5 @@ def compile_only():
     try:
         yield stand_in
     finally:
+        stand_in.unload_all()
         driver._active = saved

@@ -57,7 +57,8 @@ def check_buffer(name, handle, size):
 
 
 def check_strided(name, handle, shape, strides, offset):
-    """Every element of the strided view (shape, strides, offset) must lie inside `handle`."""
+    """Every element of the strided view (shape, strides, offset) must lie inside `handle`.
+    Returns how many elements a buffer must hold for the view (0 for an empty one)."""
     check_buffer(name, handle, 0)
     if len(shape) != len(strides):
         raise ValueError(f"{name}: shape {tuple(shape)} and strides {tuple(strides)} "
@@ -74,11 +75,12 @@ def check_strided(name, handle, shape, strides, offset):
         else:
             low += (n - 1) * s
     if empty:
-        return
+        return 0
     if low < 0 or high >= handle.numel():
         raise ValueError(f"{name}: view shape {tuple(shape)} strides {tuple(strides)} offset "
                          f"{offset} reaches elements [{low}, {high}] outside a buffer of "
                          f"{handle.numel()}")
+    return high + 1
 
 
 # Indices stay int32 while the largest index plus a block fits: an int32 division per element is

@@ -4,10 +4,13 @@ H100's first ConvNet process spent 29 s in six autotunings, mostly compiling). K
 """
 
 import concurrent.futures
+import contextlib
 import os
+import threading
 import warnings
 
 import triton
+from triton.runtime.jit import JITFunction
 
 # None: as many as the CPUs this process may run on. The cuda device's set_num_threads sets it, so
 # a harness run compiles on the CPUs it asked Ray for.
@@ -79,17 +82,57 @@ class CompileAhead:
         workers = min(compile_threads(), len(configs))
         if workers < 2:
             return
+        mode = None
         try:
-            with concurrent.futures.ThreadPoolExecutor(workers, "compile-ahead") as pool:
+            with _parsing_one_at_a_time(), \
+                    concurrent.futures.ThreadPoolExecutor(workers, "compile-ahead") as pool:
                 # ignore_errors: a candidate that fails to compile is left out of the cache, so its
                 # timing compiles it again and the autotuner handles the error as it always does.
-                with triton.AsyncCompileMode(pool, ignore_errors=True):
+                mode = triton.AsyncCompileMode(pool, ignore_errors=True)
+                with mode:
                     for config in configs:
                         self.autotuner.fn.warmup(*args, grid=(1,), **kwargs,
                                                  **config.all_kwargs())
         except Exception as error:  # the timings still compile one by one: only slower
+            _switch_off(mode)
             warnings.warn(f"compiling {len(configs)} autotune candidates of "
                           f"{self.autotuner.base_fn.__name__} ahead failed ({error!r}); they "
                           "compile one by one", RuntimeWarning, stacklevel=2)
             return
+        except BaseException:  # an interrupt: later compiles must not go to a stopped pool
+            _switch_off(mode)
+            raise
         self.compiled += len(configs)
+
+
+def _switch_off(mode):
+    """Make sure `mode` is no longer Triton's active AsyncCompileMode: Triton 3.6 leaves it active
+    when waiting for its compiles is interrupted, and every later compile of the thread would then
+    be handed to the stopped pool."""
+    from triton.runtime import _async_compile
+
+    if mode is not None and _async_compile.active_mode.get() is mode:
+        _async_compile.active_mode.set(None)
+
+
+_PARSE_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _parsing_one_at_a_time():
+    """Within the block, Triton parses one kernel's source at a time. CPython 3.11 (and 3.12
+    before 3.12.4, the GPU machine's 3.12.3 among them) builds AST objects with one recursion
+    counter per interpreter: two threads in ast.parse at once raise SystemError ("AST constructor
+    recursion depth mismatch"), and every compile parses its kernel. The parse is a small part of
+    a compile; the code generation and ptxas after it still run side by side."""
+    parse = JITFunction.parse
+
+    def locked(self):
+        with _PARSE_LOCK:
+            return parse(self)
+
+    JITFunction.parse = locked
+    try:
+        yield
+    finally:
+        JITFunction.parse = parse

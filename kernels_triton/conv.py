@@ -369,9 +369,9 @@ def _launch(kind, args, grid, work, precision):
         config = tuning.autotuner.best_config = chosen[1]  # as if the autotuner had chosen
     else:
         config = conv_configs(kind, precision)[0]
+    # The options as the autotuner passes them (num_ctas too): Triton's cache keys on them.
     launch(_KERNELS[kind], grid(config.kwargs), args,
-           {"PRECISION": precision, "VEC": _vector_arg(kind, args),
-            "num_warps": config.num_warps, "num_stages": config.num_stages, **config.kwargs})
+           {"PRECISION": precision, "VEC": _vector_arg(kind, args), **config.all_kwargs()})
 
 
 def conv2d_forward(x, w, out, n, h, w_, c, k, kh, kw, oh, ow, stride_h, stride_w, pad_h, pad_w,

@@ -46,20 +46,30 @@ def _int_type(value):
 
 
 def _unspecialized(fn):
-    """Positions of `fn`'s parameters Triton does not specialize on (by value, or a pointer by
-    alignment), None when there are none."""
-    positions = tuple(param.num for param in fn.params
-                      if param.do_not_specialize or param.do_not_specialize_on_alignment)
+    """Positions of `fn`'s parameters Triton does not specialize on, None when there are none.
+    (Those it only does not specialize on alignment still become constants when 1: their values
+    stay in the key.)"""
+    positions = tuple(param.num for param in fn.params if param.do_not_specialize)
     return positions or None
 
 
-def launch(fn, grid, args, kwargs):
+# Tokens standing for keyword sets in launch keys (see `kwargs_token`).
+_TOKENS = {}
+
+
+def kwargs_token(kwargs):
+    """A small int that stands for `kwargs` in launch keys, the same for equal keyword sets: a
+    launcher that keeps its keywords pays for hashing them once, not on every launch."""
+    return _TOKENS.setdefault(tuple(kwargs.items()), len(_TOKENS))
+
+
+def launch(fn, grid, args, kwargs, token=None):
     """fn[grid](*args, **kwargs) for a JITFunction `fn`, a grid tuple, positional runtime
     arguments and keyword constexprs and options. The first launch of a key goes through Triton
     (which compiles when it must); later ones call the compiled kernel's launcher directly with
     the same arguments Triton would pass it: the positional ones, then each later parameter's
-    keyword value or default. Returns the compiled kernel (what Triton returns, in the
-    interpreter)."""
+    keyword value or default. `token`, when given, is `kwargs_token(kwargs)`. Returns the
+    compiled kernel (what Triton returns, in the interpreter)."""
     if not DIRECT_LAUNCH or interpreting() or fn.pre_run_hooks:
         return fn[grid](*args, **kwargs)
     active = driver.active
@@ -68,7 +78,10 @@ def launch(fn, grid, args, kwargs):
     if own is None or own[0] is not fn:
         own = _LAUNCHES[id(fn)] = (fn, {}, _unspecialized(fn))
     _, launches, unspecialized = own
-    key = (device, grid, tuple(kwargs.items()), _argument_key(args, unspecialized))
+    # Triton reads its debug and instrumentation switches on every launch: a change compiles anew.
+    key = (device, grid, kwargs_token(kwargs) if token is None else token,
+           _argument_key(args, unspecialized), knobs.runtime.debug,
+           knobs.compilation.instrumentation_mode)
     entry = launches.get(key)
     if entry is None:
         kernel = fn[grid](*args, **kwargs)

@@ -23,7 +23,7 @@ from .common import (
 )
 from .compile_ahead import autotune
 from .ewise import _dropout_hash, check_dropout, seed_bits
-from .launch import launch
+from .launch import kwargs_token, launch
 from .matmul_layouts import oriented, register_a, tma_layout, warp_specialized
 
 PRECISIONS = ("ieee", "tf32", "tf32x3")
@@ -333,21 +333,29 @@ def run_config(config, grid, args, precision, layout, transposed, register=None,
     `dropout` (threshold, scale, seed; elements indexed from `first`) drops, `gate` (a buffer laid
     out as the result) gates, `relu` applies ReLU. Returns
     Triton's compiled kernel, whose n_regs and n_spills a launch on a GPU fills in."""
+    kwargs = _keywords(config, args, precision, layout, transposed, register, gate, relu, bias,
+                       dropout)
+    _LAST["config"] = config
+    return launch(_matmul_kernel, grid(config.kwargs),
+                  (*args, *_epilogue_args(args, gate, bias, dropout, first)), kwargs)
+
+
+def _keywords(config, args, precision, layout, transposed, register, gate, relu, bias, dropout):
+    """The kernel's keyword arguments for `run_config`'s launch."""
     layout = layout if config.kwargs["TMA"] else ""
     k, stride_ak = args[5], args[9]
     if register is None:
         register = register_a(precision, stride_ak)
     meta = config.kwargs
-    if meta["WARP_SPECIALIZE"]:  # a new dictionary only then: small products launch through here
-        meta = dict(meta, WARP_SPECIALIZE=warp_specialized(meta, layout))
-    _LAST["config"] = config
-    return launch(_matmul_kernel, grid(meta),
-                  (*args, *_epilogue_args(args, gate, bias, dropout, first)),
-                  {"PRECISION": precision, "EVEN_K": bool(layout) or k % meta["BLOCK_K"] == 0,
-                   "TMA_LAYOUT": layout, "REGISTER_A": register, "TRANSPOSED_OUT": transposed,
-                   "GATED": gate is not None, "RELU": relu, "BIASED": bias is not None,
-                   "DROPOUT": dropout is not None, "num_warps": config.num_warps,
-                   "num_stages": config.num_stages, **meta})
+    # The options as the autotuner passes them (num_ctas too): Triton's cache keys on them, so a
+    # launch of an autotuned choice reuses the kernel its timing compiled.
+    keywords = {"PRECISION": precision, "EVEN_K": bool(layout) or k % meta["BLOCK_K"] == 0,
+                "TMA_LAYOUT": layout, "REGISTER_A": register, "TRANSPOSED_OUT": transposed,
+                "GATED": gate is not None, "RELU": relu, "BIASED": bias is not None,
+                "DROPOUT": dropout is not None, **config.all_kwargs()}
+    if meta["WARP_SPECIALIZE"]:
+        keywords["WARP_SPECIALIZE"] = warp_specialized(meta, layout)
+    return keywords
 
 
 def _epilogue_args(args, gate, bias, dropout, first):
@@ -425,16 +433,52 @@ def check_args(a, b, out, batch, m, k, n, a_offset, a_strides, b_offset, b_strid
                bias=None):
     """Raise naming the problem unless the sizes are valid and both views, `out`, the gate and the
     bias (when given) fit their buffers (also called by the cuda device before it copies an
-    operand)."""
+    operand). Returns the elements the views of A and B need their buffers to hold."""
     if min(batch, m, k, n) < 0:
         raise ValueError(f"matmul: negative size in batch={batch}, m={m}, k={k}, n={n}")
-    check_strided("matmul a", a, (batch, m, k), a_strides, a_offset)
-    check_strided("matmul b", b, (batch, k, n), b_strides, b_offset)
+    a_needs = check_strided("matmul a", a, (batch, m, k), a_strides, a_offset)
+    b_needs = check_strided("matmul b", b, (batch, k, n), b_strides, b_offset)
     check_buffer("matmul out", out, batch * m * n)
     if gate is not None:
         check_buffer("matmul gate", gate, batch * m * n)
     if bias is not None:
         check_buffer("matmul bias", bias, n)
+    return a_needs, b_needs
+
+
+# Small products, the host-bound ones, by everything that decides how they launch but the buffers
+# (precision, sizes, offsets, strides, which epilogues, the multiprocessor count): what the checks
+# and choices of `matmul` work out for one, kept, so that a later call checks only its buffers and
+# launches (bench/host_overhead.py). Bounded, since offsets vary with the views multiplied.
+_SMALL_PLANS = {}
+_SMALL_PLANS_LIMIT = 4096
+
+
+def _planned(plan, a, b, out, gate, bias, dropout):
+    """A small product launched by its plan (see `_remember_small`)."""
+    a_needs, b_needs, size, n, swapped, ints, grid, kwargs, token = plan
+    check_buffer("matmul a", a, a_needs)
+    check_buffer("matmul b", b, b_needs)
+    check_buffer("matmul out", out, size)
+    if gate is not None:
+        check_buffer("matmul gate", gate, size)
+    if bias is not None:
+        check_buffer("matmul bias", bias, n)
+    threshold, scale, seed = (0, 1.0, 0) if dropout is None else dropout
+    if dropout is not None:
+        check_dropout(size, threshold, scale, seed)
+    first, second = (b, a) if swapped else (a, b)
+    launch(_matmul_kernel, grid,
+           (first, second, out, *ints, out if gate is None else gate, out if bias is None else bias,
+            int(threshold), float(scale), seed_bits(int(seed)), 0), kwargs, token)
+    _LAST["config"] = small_config()
+
+
+def _remember_small(key, needs, size, n, swapped, args, grid, kwargs):
+    if len(_SMALL_PLANS) >= _SMALL_PLANS_LIMIT:
+        _SMALL_PLANS.clear()
+    _SMALL_PLANS[key] = (*needs, size, n, swapped, tuple(args[3:]), grid, kwargs,
+                         kwargs_token(kwargs))
 
 
 def matmul(a, b, out, batch, m, k, n,
@@ -449,13 +493,22 @@ def matmul(a, b, out, batch, m, k, n,
     (the GPU's multiprocessors) sizes the grid of persistent configurations."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown matmul precision {precision!r}; choose one of {PRECISIONS}")
+    plan_key = (precision, batch, m, k, n, a_offset, a_batch_stride, a_row_stride, a_col_stride,
+                b_offset, b_batch_stride, b_row_stride, b_col_stride, gate is None, relu,
+                bias is None, dropout is None, sm_count)
+    plan = _SMALL_PLANS.get(plan_key)
+    if plan is not None:
+        _planned(plan, a, b, out, gate, bias, dropout)
+        return
     a_strides = (a_batch_stride, a_row_stride, a_col_stride)
     b_strides = (b_batch_stride, b_row_stride, b_col_stride)
-    check_args(a, b, out, batch, m, k, n, a_offset, a_strides, b_offset, b_strides, gate, bias)
+    needs = check_args(a, b, out, batch, m, k, n, a_offset, a_strides, b_offset, b_strides, gate,
+                       bias)
     if dropout is not None:
         check_dropout(batch * m * n, *dropout)
     if batch * m * n == 0:
         return
+    size, columns = batch * m * n, n
     a, b, m, n, a_offset, a_strides, b_offset, b_strides, transposed = oriented(
         precision, a, b, m, n, a_offset, a_strides, b_offset, b_strides)
     for first in range(0, batch, MAX_GRID_BATCH):
@@ -475,5 +528,11 @@ def matmul(a, b, out, batch, m, k, n,
         else:
             # The heuristics' values are known here: calling the kernel itself skips their
             # per-launch argument dictionaries (small products are the host-bound ones).
-            run_config(small_config(), grid, args, precision, "", transposed, gate=chunk_gate,
-                       relu=relu, bias=bias, dropout=dropout, first=first * m * n)
+            config = small_config()
+            run_config(config, grid, args, precision, "", transposed, gate=chunk_gate, relu=relu,
+                       bias=bias, dropout=dropout, first=first * m * n)
+            if batch <= MAX_GRID_BATCH:  # one chunk: a plan launches it whole
+                _remember_small(plan_key, needs, size, columns, transposed, args,
+                                grid(config.kwargs),
+                                _keywords(config, args, precision, "", transposed, None,
+                                          chunk_gate, relu, bias, dropout))

@@ -151,6 +151,26 @@ def test_a_failure_ahead_warns_and_the_timings_compile(events, monkeypatch):
     assert [e[0] for e in events] == ["compile", "time"] * 3
 
 
+def test_an_interrupt_ahead_leaves_no_compile_mode_behind(events, monkeypatch):
+    from triton.runtime import _async_compile
+
+    # Ctrl-C reaches the main thread, which is waiting for the compiles.
+    monkeypatch.setitem(compile_ahead._THREADS, "n", 3)
+
+    def interrupted(futures):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_async_compile, "as_completed", interrupted)
+    tuning = _tuning(events)
+    with pytest.raises(KeyboardInterrupt):
+        _launch(tuning)
+    assert _async_compile.active_mode.get() is None
+    monkeypatch.undo()
+    monkeypatch.setitem(compile_ahead._THREADS, "n", 1)
+    _launch(tuning)  # compiles in this thread, as if nothing had happened
+    assert tuning.autotuner.best_config is CANDIDATES[1]
+
+
 def test_compile_threads_are_checked_and_default_to_the_usable_cpus(monkeypatch):
     with pytest.raises(ValueError, match="n >= 1, got 0"):
         compile_ahead.set_compile_threads(0)

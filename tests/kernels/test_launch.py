@@ -53,13 +53,27 @@ def _same(first, second):
     assert [_described(a) for a in first] == [_described(b) for b in second]
 
 
-def test_a_repeated_launch_passes_what_triton_passed(driver):
+def _count_runs(monkeypatch, fn):
+    """A list that gets an entry per launch of `fn` through Triton's own launch path."""
+    calls, real = [], fn.run
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fn, "run", counted)
+    return calls
+
+
+def test_a_repeated_launch_passes_what_triton_passed(driver, monkeypatch):
     x, y, out = _buffers()
     args, kwargs = (x, y, out, 64, 0.5, 0), {"BLOCK": 32, "num_warps": 2}
+    through_triton = _count_runs(monkeypatch, _axpy)
     triton_kernel = _axpy[(2,)](*args, **kwargs)
     first = launch(_axpy, (2,), args, kwargs)
     second = launch(_axpy, (2,), args, kwargs)
     assert first is second is triton_kernel
+    assert len(through_triton) == 2  # the second launch() is direct
     assert driver.launches == [("_axpy", (2, 1, 1), 2)] * 3
     # The constexprs follow the positional arguments, the default included.
     assert driver.arguments[0][6:] == (32, False)
@@ -94,21 +108,32 @@ def test_what_triton_specializes_on_keys_a_launch_of_its_own(driver, change):
     _same(driver.arguments[-3], driver.arguments[-1])
 
 
-def test_the_matmul_launcher_repeats_triton_launches_exactly(driver):
+@pytest.mark.parametrize("precision", ["ieee", "tf32"])
+def test_the_matmul_launcher_repeats_triton_launches_exactly(driver, precision, monkeypatch):
+    # Each product twice: the second is launched by the plan the first left (TF32 swaps the
+    # operands of a row-major product, kernels_triton/matmul_layouts.oriented).
     from bench.gpu_ir_probe import _device_modes
+    from kernels_triton import matmul
 
+    monkeypatch.setattr(matmul, "_SMALL_PLANS", {})
+    through_triton = _count_runs(monkeypatch, matmul._matmul_kernel)
     size = 96
-    a, b, out, gate, bias = (torch.zeros(size * size) for _ in range(5))
-    calls = [dict(), dict(relu=True, bias=bias), dict(gate=gate), dict(dropout=(1 << 23, 2.0, 7))]
-    with _device_modes("ieee", "never") as device:
-        for extra in calls:
+    a, b, out, gate, bias = (torch.zeros(size * size + 8) for _ in range(5))
+    row_major, transposed = (0, 0, size, 1), (3, 0, 1, size)  # (offset, strides)
+    calls = [(row_major, {}), (row_major, {"relu": True, "bias": bias}),
+             (row_major, {"gate": gate}), (transposed, {"dropout": (1 << 23, 2.0, 7)}),
+             (transposed, {"dropout": (1 << 22, 3.0, 9)})]
+    with _device_modes(precision, "never") as device:
+        for a_view, extra in calls:
             for _ in range(2):
-                device.matmul(a, b, out, 1, size, size, size, 0, 0, size, 1, 0, 0, 1, size,
-                              **extra)
-    assert len(driver.launches) == 2 * len(calls)
+                device.matmul(a, b, out, 1, size, size, size, *a_view, 0, 0, size, 1, **extra)
+    assert len(driver.launches) == 2 * len(calls) and len(matmul._SMALL_PLANS) == 4
+    assert len(through_triton) == 4  # a new seed is no new launch key
     for first in range(0, len(driver.arguments), 2):
         _same(driver.arguments[first], driver.arguments[first + 1])
     assert len({len(arguments) for arguments in driver.arguments}) == 1
+    swapped = driver.arguments[0][0] is b
+    assert swapped == (precision == "tf32")
 
 
 def _conv_args(kind, channel_major=False):
@@ -142,9 +167,9 @@ def test_a_small_conv_launch_repeats_the_heuristics_launch(driver, kind, channel
 
     args, grid = _conv_args(kind, channel_major)
     config = conv.conv_configs(kind, "ieee")[0]
-    through_heuristics = conv._LAUNCHABLE[kind][grid](
-        *args, PRECISION="ieee", num_warps=config.num_warps, num_stages=config.num_stages,
-        **config.kwargs)
+    # As the autotuner launches a configuration: its keywords and options, num_ctas included.
+    through_heuristics = conv._LAUNCHABLE[kind][grid](*args, PRECISION="ieee",
+                                                      **config.all_kwargs())
     for _ in range(2):
         conv._launch(kind, args, grid, 0, "ieee")
     assert len(driver.arguments) == 3
@@ -162,12 +187,17 @@ def test_an_autotuned_conv_launches_its_choice_directly_after_the_first(driver, 
     monkeypatch.setattr(tuning.autotuner, "cache", {})
     monkeypatch.setattr(tuning, "timer", lambda call, quantiles: call() or [1.0] * 3)
     monkeypatch.setattr(conv, "_CHOSEN", {})
+    compiles, real_compile = [], triton.compiler.compile
+    monkeypatch.setattr(triton.compiler, "compile",
+                        lambda *a, **kw: compiles.append(1) or real_compile(*a, **kw))
     args, grid = _conv_args("forward")
     conv._launch("forward", args, grid, conv.AUTOTUNE_MIN_WORK, "ieee")
     assert len(driver.launches) == 3  # each candidate timed, then the chosen one
+    compiled = len(compiles)
     tuning.autotuner.best_config = None
     conv._launch("forward", args, grid, conv.AUTOTUNE_MIN_WORK, "ieee")
-    assert len(driver.launches) == 4
+    assert len(driver.launches) == 4 and driver.launches[3] == driver.launches[2]
+    assert len(compiles) == compiled  # the timing's kernel, not a recompile
     assert tuning.autotuner.best_config is tuning.autotuner.configs[0]
     _same(driver.arguments[2], driver.arguments[3])
 
@@ -202,3 +232,25 @@ def test_an_unspecialized_value_of_another_type_keys_a_launch_of_its_own(driver)
     assert len({id(kernel) for kernel in kernels}) == 3  # i32, i64, u64
     assert [arguments[2] for arguments in driver.arguments[:len(offsets)]] == list(offsets)
 
+
+
+@triton.jit(do_not_specialize_on_alignment=["n"])
+def _aligned_anyhow(x, out, n, BLOCK: tl.constexpr):
+    i = tl.arange(0, BLOCK)
+    tl.store(out + i, tl.load(x + i, mask=i < n), mask=i < n)
+
+
+def test_a_value_specialized_only_not_on_alignment_keeps_its_value(driver):
+    # 1 still becomes a constant: a launch with 5 must not run the kernel made for 1.
+    x, out = torch.zeros(16), torch.zeros(16)
+    kernels = [launch(_aligned_anyhow, (1,), (x, out, n), {"BLOCK": 16}) for n in (1, 5, 1)]
+    assert kernels[0] is kernels[2] is not kernels[1]
+    assert kernels[1] is _aligned_anyhow[(1,)](x, out, 5, BLOCK=16)
+
+
+def test_floats_bools_and_none_pass_as_triton_passes_them(driver):
+    x, y, out = _buffers()
+    for alpha in (0.5, 2.0, 0.5):
+        launch(_axpy, (2,), (x, y, out, 64, alpha, 0), {"BLOCK": 32, "TWICE": True})
+    assert len(launch_module._LAUNCHES[id(_axpy)][1]) == 1  # a float is not specialized on
+    assert [arguments[4] for arguments in driver.arguments] == [0.5, 2.0, 0.5]
