@@ -110,6 +110,13 @@ def cdiv(a, b):
     return -(-a // b)
 
 
+def next_power_of_2(n):
+    """The smallest power of two >= n (1 for n <= 1): triton.next_power_of_2 on the host, where
+    Triton's (a constexpr function since 3.6) costs microseconds a call in block choices made on
+    every launch."""
+    return 1 << (n - 1).bit_length() if n > 1 else 1
+
+
 @triton.jit
 def pixel_coordinates(p, height, width):
     """(image, y, x) of flat pixel indices p over images of height x width pixels (int32, see

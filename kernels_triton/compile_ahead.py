@@ -4,7 +4,6 @@ H100's first ConvNet process spent 29 s in six autotunings, mostly compiling). K
 """
 
 import concurrent.futures
-import contextlib
 import os
 import threading
 import warnings
@@ -82,10 +81,10 @@ class CompileAhead:
         workers = min(compile_threads(), len(configs))
         if workers < 2:
             return
+        _parse_one_at_a_time()
         mode = None
         try:
-            with _parsing_one_at_a_time(), \
-                    concurrent.futures.ThreadPoolExecutor(workers, "compile-ahead") as pool:
+            with concurrent.futures.ThreadPoolExecutor(workers, "compile-ahead") as pool:
                 # ignore_errors: a candidate that fails to compile is left out of the cache, so its
                 # timing compiles it again and the autotuner handles the error as it always does.
                 mode = triton.AsyncCompileMode(pool, ignore_errors=True)
@@ -118,21 +117,21 @@ def _switch_off(mode):
 _PARSE_LOCK = threading.Lock()
 
 
-@contextlib.contextmanager
-def _parsing_one_at_a_time():
-    """Within the block, Triton parses one kernel's source at a time. CPython 3.11 (and 3.12
-    before 3.12.4, the GPU machine's 3.12.3 among them) builds AST objects with one recursion
-    counter per interpreter: two threads in ast.parse at once raise SystemError ("AST constructor
-    recursion depth mismatch"), and every compile parses its kernel. The parse is a small part of
-    a compile; the code generation and ptxas after it still run side by side."""
-    parse = JITFunction.parse
+def _parse_one_at_a_time():
+    """From the first parallel compile on, Triton parses one kernel's source at a time. CPython
+    3.11 (and 3.12 before 3.12.4, the GPU machine's 3.12.3 among them) builds AST objects with one
+    recursion counter per interpreter: two threads in ast.parse at once raise SystemError ("AST
+    constructor recursion depth mismatch"), and every compile parses its kernel. The parse is a
+    small part of a compile; the code generation and ptxas after it still run side by side.
+    Installed once and kept (a lock taken by one thread at a time costs nothing)."""
+    owner = next(cls for cls in JITFunction.__mro__ if "parse" in vars(cls))
+    parse = owner.parse
+    if getattr(parse, "one_at_a_time", False):
+        return
 
     def locked(self):
         with _PARSE_LOCK:
             return parse(self)
 
-    JITFunction.parse = locked
-    try:
-        yield
-    finally:
-        JITFunction.parse = parse
+    locked.one_at_a_time = True
+    owner.parse = locked

@@ -4,6 +4,7 @@ call (about 11 of its 15 us per launch on the host, bench/host_overhead.py), whe
 step of small layers is nothing but launches. Kernel layer.
 """
 
+import itertools
 import os
 
 from triton import knobs
@@ -53,14 +54,20 @@ def _unspecialized(fn):
     return positions or None
 
 
-# Tokens standing for keyword sets in launch keys (see `kwargs_token`).
+# Tokens standing for keyword sets in launch keys (see `kwargs_token`); drawn from a counter, so
+# two threads adding keyword sets at once never share one.
 _TOKENS = {}
+_NEXT_TOKEN = itertools.count()
 
 
 def kwargs_token(kwargs):
     """A small int that stands for `kwargs` in launch keys, the same for equal keyword sets: a
     launcher that keeps its keywords pays for hashing them once, not on every launch."""
-    return _TOKENS.setdefault(tuple(kwargs.items()), len(_TOKENS))
+    items = tuple(kwargs.items())
+    token = _TOKENS.get(items)
+    if token is None:
+        token = _TOKENS.setdefault(items, next(_NEXT_TOKEN))
+    return token
 
 
 def launch(fn, grid, args, kwargs, token=None):
@@ -69,7 +76,8 @@ def launch(fn, grid, args, kwargs, token=None):
     (which compiles when it must); later ones call the compiled kernel's launcher directly with
     the same arguments Triton would pass it: the positional ones, then each later parameter's
     keyword value or default. `token`, when given, is `kwargs_token(kwargs)`. Returns the
-    compiled kernel (what Triton returns, in the interpreter)."""
+    compiled kernel (what Triton returns, in the interpreter). Not repeated per launch: Triton's
+    check that the globals a kernel read when it was compiled are unchanged (ours read none)."""
     if not DIRECT_LAUNCH or interpreting() or fn.pre_run_hooks:
         return fn[grid](*args, **kwargs)
     active = driver.active

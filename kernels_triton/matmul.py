@@ -11,6 +11,7 @@ import functools
 import triton
 import triton.language as tl
 
+from . import matmul_layouts
 from .common import (
     AUTOTUNE_CACHE,
     MAX_GRID_BATCH,
@@ -455,23 +456,28 @@ _SMALL_PLANS_LIMIT = 4096
 
 
 def _planned(plan, a, b, out, gate, bias, dropout):
-    """A small product launched by its plan (see `_remember_small`)."""
+    """Launch a small product by its plan (see `_remember_small`); False, launching nothing, when
+    a buffer or the dropout arguments do not pass (`matmul` then reports it in full)."""
     a_needs, b_needs, size, n, swapped, ints, grid, kwargs, token = plan
-    check_buffer("matmul a", a, a_needs)
-    check_buffer("matmul b", b, b_needs)
-    check_buffer("matmul out", out, size)
-    if gate is not None:
-        check_buffer("matmul gate", gate, size)
-    if bias is not None:
-        check_buffer("matmul bias", bias, n)
     threshold, scale, seed = (0, 1.0, 0) if dropout is None else dropout
-    if dropout is not None:
-        check_dropout(size, threshold, scale, seed)
+    try:
+        check_buffer("matmul a", a, a_needs)
+        check_buffer("matmul b", b, b_needs)
+        check_buffer("matmul out", out, size)
+        if gate is not None:
+            check_buffer("matmul gate", gate, size)
+        if bias is not None:
+            check_buffer("matmul bias", bias, n)
+        if dropout is not None:
+            check_dropout(size, threshold, scale, seed)
+    except (TypeError, ValueError):
+        return False
     first, second = (b, a) if swapped else (a, b)
     launch(_matmul_kernel, grid,
            (first, second, out, *ints, out if gate is None else gate, out if bias is None else bias,
             int(threshold), float(scale), seed_bits(int(seed)), 0), kwargs, token)
     _LAST["config"] = small_config()
+    return True
 
 
 def _remember_small(key, needs, size, n, swapped, args, grid, kwargs):
@@ -493,12 +499,13 @@ def matmul(a, b, out, batch, m, k, n,
     (the GPU's multiprocessors) sizes the grid of persistent configurations."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown matmul precision {precision!r}; choose one of {PRECISIONS}")
+    # The layout switches too: tools and tests change them (read at import otherwise).
     plan_key = (precision, batch, m, k, n, a_offset, a_batch_stride, a_row_stride, a_col_stride,
                 b_offset, b_batch_stride, b_row_stride, b_col_stride, gate is None, relu,
-                bias is None, dropout is None, sm_count)
+                bias is None, dropout is None, sm_count, matmul_layouts.REGISTER_A_ALLOWED,
+                matmul_layouts.WARP_SPECIALIZE_ALLOWED)
     plan = _SMALL_PLANS.get(plan_key)
-    if plan is not None:
-        _planned(plan, a, b, out, gate, bias, dropout)
+    if plan is not None and _planned(plan, a, b, out, gate, bias, dropout):
         return
     a_strides = (a_batch_stride, a_row_stride, a_col_stride)
     b_strides = (b_batch_stride, b_row_stride, b_col_stride)

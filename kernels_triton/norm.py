@@ -6,7 +6,7 @@ owns BLOCK_GROUPS groups and walks their members in BLOCK_MEMBERS chunks, severa
 import triton
 import triton.language as tl
 
-from .common import cdiv, check_buffer, check_strided, interpreting
+from .common import cdiv, check_buffer, check_strided, interpreting, next_power_of_2
 from .launch import launch
 from .reduce import block_config as reduce_block_config
 
@@ -25,8 +25,8 @@ def block_config(groups, members, group_stride, member_stride):
     warps = 1 if interpreting() else 4
     if group_stride == 1 and member_stride != 1:
         wide = _WIDE_GROUPS if groups >= _WIDE_FROM else _NARROW_GROUPS
-        block_groups = min(triton.next_power_of_2(max(groups, 1)), wide)
-        block_members = min(triton.next_power_of_2(max(members, 1)), 4096 // block_groups)
+        block_groups = min(next_power_of_2(max(groups, 1)), wide)
+        block_members = min(next_power_of_2(max(members, 1)), 4096 // block_groups)
         return block_groups, block_members, 0, warps
     block_groups, block_members, _ = reduce_block_config(members, groups)  # rows, as reduce.py
     return block_groups, block_members, 1, warps
@@ -354,8 +354,8 @@ def parameter_grad_config(groups, members, group_stride, member_stride):
     """(BLOCK_GROUPS, BLOCK_MEMBERS, MEMBER_AXIS, num_warps) of the per-member parameter gradients:
     few members a program, for more programs over a layer's width, with the tile oriented as
     block_config's (MEMBER_AXIS 0 only for unit group strides, which _group_base assumes)."""
-    block_members = min(triton.next_power_of_2(max(members, 1)), _PARAMETER_MEMBERS)
-    block_groups = min(triton.next_power_of_2(max(groups, 1)), 4096 // block_members)
+    block_members = min(next_power_of_2(max(members, 1)), _PARAMETER_MEMBERS)
+    block_groups = min(next_power_of_2(max(groups, 1)), 4096 // block_members)
     member_axis = 0 if group_stride == 1 and member_stride != 1 else 1
     return block_groups, block_members, member_axis, 1 if interpreting() else 4
 

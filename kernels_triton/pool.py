@@ -6,7 +6,14 @@ windows covering it send), one launch each, no atomics. Padding lies outside the
 import triton
 import triton.language as tl
 
-from .common import cdiv, check_buffer, check_pixels, interpreting, pixel_coordinates
+from .common import (
+    cdiv,
+    check_buffer,
+    check_pixels,
+    interpreting,
+    next_power_of_2,
+    pixel_coordinates,
+)
 from .launch import launch
 
 # Channels per program on a GPU: a warp reads whole 128-byte lines of one pixel's channels.
@@ -21,8 +28,8 @@ def pool_blocks(c):
     """(BLOCK_P, BLOCK_C): pixels x channels of one program. Under the interpreter, whose cost is
     per operation and program, tiles small enough that test shapes span several of each."""
     if interpreting():
-        return INTERPRETER_BLOCK_P, min(triton.next_power_of_2(max(c, 1)), INTERPRETER_BLOCK_C)
-    block_c = min(triton.next_power_of_2(max(c, 1)), MAX_BLOCK_C)
+        return INTERPRETER_BLOCK_P, min(next_power_of_2(max(c, 1)), INTERPRETER_BLOCK_C)
+    block_c = min(next_power_of_2(max(c, 1)), MAX_BLOCK_C)
     return TILE_ELEMENTS // block_c, block_c
 
 

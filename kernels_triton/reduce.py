@@ -6,7 +6,7 @@ any reduce size fits; max propagates NaN like numpy.
 import triton
 import triton.language as tl
 
-from .common import cdiv, check_buffer, interpreting
+from .common import cdiv, check_buffer, interpreting, next_power_of_2
 from .launch import launch
 
 REDUCE_OPS = ("sum", "max", "logsumexp")
@@ -14,8 +14,8 @@ REDUCE_OPS = ("sum", "max", "logsumexp")
 
 def block_config(reduce_size, out_size):
     """(BLOCK_ROWS, BLOCK_COLS, num_warps): at most 1024 columns, about 4096 elements a tile."""
-    cols = min(triton.next_power_of_2(max(reduce_size, 1)), 1024)
-    rows = min(triton.next_power_of_2(max(out_size, 1)), max(1, 4096 // cols))
+    cols = min(next_power_of_2(max(reduce_size, 1)), 1024)
+    rows = min(next_power_of_2(max(out_size, 1)), max(1, 4096 // cols))
     return rows, cols, 1 if interpreting() else 4
 
 

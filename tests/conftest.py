@@ -10,8 +10,8 @@ import sys
 import pytest
 
 # (module, attribute): the launchers' kept decisions, each a dictionary.
-KEPT_LAUNCHES = (("kernels_triton.matmul", "_SMALL_PLANS"), ("kernels_triton.conv", "_CHOSEN"),
-                 ("kernels_triton.launch", "_LAUNCHES"))
+KEPT_LAUNCHES = (("kernels_triton.matmul", "_SMALL_PLANS"), ("kernels_triton.matmul", "_CHOSEN"),
+                 ("kernels_triton.conv", "_CHOSEN"), ("kernels_triton.launch", "_LAUNCHES"))
 
 
 @pytest.fixture(autouse=True)

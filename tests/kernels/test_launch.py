@@ -254,3 +254,18 @@ def test_floats_bools_and_none_pass_as_triton_passes_them(driver):
         launch(_axpy, (2,), (x, y, out, 64, alpha, 0), {"BLOCK": 32, "TWICE": True})
     assert len(launch_module._LAUNCHES[id(_axpy)][1]) == 1  # a float is not specialized on
     assert [arguments[4] for arguments in driver.arguments] == [0.5, 2.0, 0.5]
+
+
+def test_a_planned_product_reports_a_short_buffer_in_full(driver):
+    from bench.gpu_ir_probe import _device_modes
+
+    size = 32
+    a, b, out = (torch.zeros(size * size) for _ in range(3))
+    with _device_modes("ieee", "never") as device:
+        device.matmul(a, b, out, 1, size, size, size, 0, 0, size, 1, 0, 0, size, 1)
+        with pytest.raises(ValueError, match=r"matmul a: view shape \(1, 32, 32\) .* outside a "
+                                             r"buffer of 1023"):
+            device.matmul(a[1:], b, out, 1, size, size, size, 0, 0, size, 1, 0, 0, size, 1)
+        with pytest.raises(TypeError, match="matmul out: expected a contiguous 1-D float32"):
+            device.matmul(a, b, out.double(), 1, size, size, size, 0, 0, size, 1, 0, 0, size, 1)
+    assert len(driver.launches) == 1
