@@ -12,7 +12,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .common import check_buffer
+from .common import check_buffers
 from .launch import launch
 from .memory import block_config
 
@@ -150,8 +150,9 @@ TABLE_CACHE_SIZE = 16
 
 
 def _table(addresses, sizes, block, device):
-    """The launch's int64 table on `device` and its grid: the rows of `addresses` (one per
-    list), the sizes, then each parameter's first block and the total."""
+    """The launch's int64 table on `device`, its grid, and whether every address is 16-byte
+    aligned: the rows of `addresses` (one per list), the sizes, then each parameter's first block
+    and the total."""
     key = (tuple(addresses), tuple(sizes), block, str(device))
     found = _TABLES.get(key)
     if found is not None:
@@ -165,7 +166,8 @@ def _table(addresses, sizes, block, device):
         # From pinned memory the copy runs in stream order without the host waiting; torch's
         # pinned allocator keeps the block until the copy is done.
         host = host.pin_memory()
-    found = _TABLES[key] = (host.to(device, non_blocking=True), starts[-1])
+    found = _TABLES[key] = (host.to(device, non_blocking=True), starts[-1],
+                            all(address % 16 == 0 for address in addresses))
     if len(_TABLES) > TABLE_CACHE_SIZE:
         _TABLES.popitem(last=False)
     return found
@@ -178,14 +180,12 @@ def _nonzero(value):
 
 def _launch(kernel, names, lists, sizes, scalars, flags, block=None):
     for name, handles in zip(names, lists):
-        for index, (handle, size) in enumerate(zip(handles, sizes)):
-            check_buffer(f"{name}[{index}]", handle, size)
+        check_buffers(name, handles, sizes)
     block, warps = (block, 4) if block else block_config()
     if not sizes or not any(sizes):
         return
     addresses = [handle.data_ptr() for handles in lists for handle in handles]
-    table, blocks = _table(addresses, sizes, block, lists[0][0].device)
-    aligned = all(address % 16 == 0 for address in addresses)
+    table, blocks, aligned = _table(addresses, sizes, block, lists[0][0].device)
     launch(kernel, (blocks,), (table, len(sizes), *[float(value) for value in scalars]),
            {**flags, "ALIGNED": aligned, "BLOCK": block, "num_warps": warps})
 

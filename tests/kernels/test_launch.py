@@ -269,3 +269,4 @@ def test_a_planned_product_reports_a_short_buffer_in_full(driver):
         with pytest.raises(TypeError, match="matmul out: expected a contiguous 1-D float32"):
             device.matmul(a, b, out.double(), 1, size, size, size, 0, 0, size, 1, 0, 0, size, 1)
     assert len(driver.launches) == 1
+
