@@ -42,9 +42,9 @@ browser:
 		echo "chromium not installed: the browser test will be skipped"
 
 # The whole suite: the default run, the slow tests, the Triton kernels in the interpreter (on 3.6
-# and on the newest Triton), compiling autotune candidates ahead on the newest Triton too (it uses
-# Triton's launch path), and the device-parametrized op and engine tests on the cuda device in the
-# interpreter.
+# and on the newest Triton), compiling autotune candidates ahead and direct launches on the newest
+# Triton too (both use Triton's launch path), and the device-parametrized op and engine tests on the
+# cuda device in the interpreter.
 test: setup lint browser $(NEXT)/.installed
 	$(BIN)/python -m pytest -q
 	$(BIN)/python -m pytest -q -m slow
@@ -52,7 +52,8 @@ test: setup lint browser $(NEXT)/.installed
 	PYTHONPATH=$(abspath $(NEXT)) $(BIN)/python -c "import triton; print('triton', triton.__version__)"
 	PYTHONPATH=$(abspath $(NEXT)) TRITON_INTERPRET=1 $(BIN)/python -m pytest -q \
 		-m triton_interpret tests/kernels
-	PYTHONPATH=$(abspath $(NEXT)) $(BIN)/python -m pytest -q tests/kernels/test_compile_ahead.py
+	PYTHONPATH=$(abspath $(NEXT)) $(BIN)/python -m pytest -q tests/kernels/test_compile_ahead.py \
+		tests/kernels/test_launch.py
 	TRITON_INTERPRET=1 $(BIN)/python -m pytest -q -k cuda tests/backend tests/engine
 
 # The quick loop while developing: the default run only.
