@@ -6,23 +6,12 @@ without a CUDA GPU (the interpreter launches through Triton itself, and without 
 runs: tests/kernels/test_launch.py checks the launch arguments there).
 """
 
-import os
-
 import numpy as np
 import pytest
 
+from tests.kernels.triton_support import gpu_available
 
-def _gpu():
-    if os.environ.get("TRITON_INTERPRET") == "1":
-        return False
-    try:
-        import torch
-    except ImportError:
-        return False
-    return torch.cuda.is_available()
-
-
-pytestmark = pytest.mark.skipif(not _gpu(), reason="needs a CUDA GPU")
+pytestmark = pytest.mark.skipif(not gpu_available(), reason="needs a CUDA GPU")
 
 
 @pytest.fixture

@@ -19,6 +19,11 @@ def triton_available():
     return torch.cuda.is_available()
 
 
+def gpu_available():
+    """A CUDA GPU that runs compiled kernels (not the interpreter)."""
+    return os.environ.get("TRITON_INTERPRET") != "1" and triton_available()
+
+
 def triton_marks(*extra):
     """pytestmark for a Triton test module, plus `extra` marks of its own."""
     return [pytest.mark.triton_interpret,
