@@ -128,10 +128,11 @@ def run_tf32_config(config, view, out, k, programs, register=None):
     programs, loading tiles by TMA when the configuration asks and the view allows; `register`
     as in `run_config`, which gives the compiled kernel back."""
     from kernels_triton import matmul as triton_matmul
+    from kernels_triton import matmul_layouts
 
     (first, second, rows, cols, a_offset, a_strides, b_offset, b_strides, transposed), loads = view
     if config.kwargs["TMA"] and loads:
-        triton_matmul._use_descriptor_scratch(out)
+        matmul_layouts.use_descriptor_scratch(out)
     return triton_matmul.run_config(
         config, triton_matmul._tile_grid(rows, cols, 1, programs),
         (first, second, out, rows, cols, k, a_offset, *a_strides, b_offset, *b_strides), "tf32",

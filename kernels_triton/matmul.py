@@ -11,7 +11,7 @@ import functools
 import triton
 import triton.language as tl
 
-from . import matmul_layouts
+from . import matmul_layouts, matmul_plans
 from .common import (
     AUTOTUNE_CACHE,
     MAX_GRID_BATCH,
@@ -24,8 +24,14 @@ from .common import (
 )
 from .compile_ahead import autotune
 from .ewise import _dropout_hash, check_dropout, seed_bits
-from .launch import kwargs_token, launch
-from .matmul_layouts import oriented, register_a, tma_layout, warp_specialized
+from .launch import launch
+from .matmul_layouts import (
+    oriented,
+    register_a,
+    tma_layout,
+    use_descriptor_scratch,
+    warp_specialized,
+)
 
 PRECISIONS = ("ieee", "tf32", "tf32x3")
 # Problems below this many multiply-adds take one fixed configuration: autotuning every small
@@ -414,22 +420,6 @@ def _tile_grid(m, n, batch, sm_count):
     return grid
 
 
-def _use_descriptor_scratch(like):
-    """Kernels that build tensor descriptors on the device write them to a global scratch buffer
-    that Triton asks an allocator for at launch; ours comes from torch, like all device memory.
-    Triton keeps the allocator in a context variable, so it is set in the launching thread."""
-    import torch
-
-    device = like.device
-
-    # torch's caching allocator hands out blocks aligned to 512 bytes, more than any `alignment`
-    # Triton asks for (128 for a descriptor).
-    def scratch(size, alignment, stream):
-        return torch.empty(size, dtype=torch.int8, device=device)
-
-    triton.set_allocator(scratch)
-
-
 def check_args(a, b, out, batch, m, k, n, a_offset, a_strides, b_offset, b_strides, gate=None,
                bias=None):
     """Raise naming the problem unless the sizes are valid and both views, `out`, the gate and the
@@ -445,46 +435,6 @@ def check_args(a, b, out, batch, m, k, n, a_offset, a_strides, b_offset, b_strid
     if bias is not None:
         check_buffer("matmul bias", bias, n)
     return a_needs, b_needs
-
-
-# Small products, the host-bound ones, by everything that decides how they launch but the buffers
-# (precision, sizes, offsets, strides, which epilogues, the multiprocessor count): what the checks
-# and choices of `matmul` work out for one, kept, so that a later call checks only its buffers and
-# launches (bench/host_overhead.py). Bounded, since offsets vary with the views multiplied.
-_SMALL_PLANS = {}
-_SMALL_PLANS_LIMIT = 4096
-
-
-def _planned(plan, a, b, out, gate, bias, dropout):
-    """Launch a small product by its plan (see `_remember_small`); False, launching nothing, when
-    a buffer or the dropout arguments do not pass (`matmul` then reports it in full)."""
-    a_needs, b_needs, size, n, swapped, ints, grid, kwargs, token = plan
-    threshold, scale, seed = (0, 1.0, 0) if dropout is None else dropout
-    try:
-        check_buffer("matmul a", a, a_needs)
-        check_buffer("matmul b", b, b_needs)
-        check_buffer("matmul out", out, size)
-        if gate is not None:
-            check_buffer("matmul gate", gate, size)
-        if bias is not None:
-            check_buffer("matmul bias", bias, n)
-        if dropout is not None:
-            check_dropout(size, threshold, scale, seed)
-    except (TypeError, ValueError):
-        return False
-    first, second = (b, a) if swapped else (a, b)
-    launch(_matmul_kernel, grid,
-           (first, second, out, *ints, out if gate is None else gate, out if bias is None else bias,
-            int(threshold), float(scale), seed_bits(int(seed)), 0), kwargs, token)
-    _LAST["config"] = small_config()
-    return True
-
-
-def _remember_small(key, needs, size, n, swapped, args, grid, kwargs):
-    if len(_SMALL_PLANS) >= _SMALL_PLANS_LIMIT:
-        _SMALL_PLANS.clear()
-    _SMALL_PLANS[key] = (*needs, size, n, swapped, tuple(args[3:]), grid, kwargs,
-                         kwargs_token(kwargs))
 
 
 def matmul(a, b, out, batch, m, k, n,
@@ -504,8 +454,9 @@ def matmul(a, b, out, batch, m, k, n,
                 b_offset, b_batch_stride, b_row_stride, b_col_stride, gate is None, relu,
                 bias is None, dropout is None, sm_count, matmul_layouts.REGISTER_A_ALLOWED,
                 matmul_layouts.WARP_SPECIALIZE_ALLOWED)
-    plan = _SMALL_PLANS.get(plan_key)
-    if plan is not None and _planned(plan, a, b, out, gate, bias, dropout):
+    plan = matmul_plans.PLANS.get(plan_key)
+    if plan is not None and matmul_plans.launch_planned(plan, a, b, out, gate, bias, dropout):
+        _LAST["config"] = small_config()
         return
     a_strides = (a_batch_stride, a_row_stride, a_col_stride)
     b_strides = (b_batch_stride, b_row_stride, b_col_stride)
@@ -529,7 +480,7 @@ def matmul(a, b, out, batch, m, k, n,
             layout = "" if precision != "tf32" else tma_layout(
                 a, b, m, k, n, args[6], args[7:10], args[10], args[11:14])
             if layout:
-                _use_descriptor_scratch(out)
+                use_descriptor_scratch(out)
             _autotuned_launch(grid, args, chunk_gate, relu, bias, dropout, first * m * n,
                               precision, layout, transposed)
         else:
@@ -539,7 +490,7 @@ def matmul(a, b, out, batch, m, k, n,
             run_config(config, grid, args, precision, "", transposed, gate=chunk_gate, relu=relu,
                        bias=bias, dropout=dropout, first=first * m * n)
             if batch <= MAX_GRID_BATCH:  # one chunk: a plan launches it whole
-                _remember_small(plan_key, needs, size, columns, transposed, args,
-                                grid(config.kwargs),
-                                _keywords(config, args, precision, "", transposed, None,
-                                          chunk_gate, relu, bias, dropout))
+                matmul_plans.remember(plan_key, _matmul_kernel, needs, size, columns, transposed,
+                                      args[3:], grid(config.kwargs),
+                                      _keywords(config, args, precision, "", transposed, None,
+                                                chunk_gate, relu, bias, dropout))

@@ -1,9 +1,12 @@
 """Operand layouts of the Triton matmul (kernel layer, host side): which layouts tensor descriptors
 (TMA) can load, which of those get a warp-specialized K loop, and how a TF32 product is oriented so
 that an operand that is not K-major reaches the tensor cores through registers; each has a switch.
+Also the scratch memory descriptors built on the device take.
 """
 
 import os
+
+import triton
 
 from .common import parse_on_off
 
@@ -122,3 +125,19 @@ def tma_layout(a, b, m, k, n, a_offset, a_strides, b_offset, b_strides):
     """The operands' `descriptor_layout` where ENGINE_MATMUL_TMA lets TMA load it, else ""."""
     layout = descriptor_layout(a, b, m, k, n, a_offset, a_strides, b_offset, b_strides)
     return layout if layout in TMA_ALLOWED else ""
+
+
+def use_descriptor_scratch(like):
+    """Kernels that build tensor descriptors on the device write them to a global scratch buffer
+    that Triton asks an allocator for at launch; ours comes from torch, like all device memory.
+    Triton keeps the allocator in a context variable, so it is set in the launching thread."""
+    import torch
+
+    device = like.device
+
+    # torch's caching allocator hands out blocks aligned to 512 bytes, more than any `alignment`
+    # Triton asks for (128 for a descriptor).
+    def scratch(size, alignment, stream):
+        return torch.empty(size, dtype=torch.int8, device=device)
+
+    triton.set_allocator(scratch)

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 # (module, attribute): the launchers' kept decisions, each a dictionary.
-KEPT_LAUNCHES = (("kernels_triton.matmul", "_SMALL_PLANS"), ("kernels_triton.matmul", "_CHOSEN"),
+KEPT_LAUNCHES = (("kernels_triton.matmul_plans", "PLANS"), ("kernels_triton.matmul", "_CHOSEN"),
                  ("kernels_triton.conv", "_CHOSEN"), ("kernels_triton.launch", "_LAUNCHES"))
 
 

@@ -113,9 +113,9 @@ def test_the_matmul_launcher_repeats_triton_launches_exactly(driver, precision, 
     # Each product twice: the second is launched by the plan the first left (TF32 swaps the
     # operands of a row-major product, kernels_triton/matmul_layouts.oriented).
     from bench.gpu_ir_probe import _device_modes
-    from kernels_triton import matmul
+    from kernels_triton import matmul, matmul_plans
 
-    monkeypatch.setattr(matmul, "_SMALL_PLANS", {})
+    monkeypatch.setattr(matmul_plans, "PLANS", {})
     through_triton = _count_runs(monkeypatch, matmul._matmul_kernel)
     size = 96
     a, b, out, gate, bias = (torch.zeros(size * size + 8) for _ in range(5))
@@ -127,7 +127,7 @@ def test_the_matmul_launcher_repeats_triton_launches_exactly(driver, precision, 
         for a_view, extra in calls:
             for _ in range(2):
                 device.matmul(a, b, out, 1, size, size, size, *a_view, 0, 0, size, 1, **extra)
-    assert len(driver.launches) == 2 * len(calls) and len(matmul._SMALL_PLANS) == 4
+    assert len(driver.launches) == 2 * len(calls) and len(matmul_plans.PLANS) == 4
     assert len(through_triton) == 4  # a new seed is no new launch key
     for first in range(0, len(driver.arguments), 2):
         _same(driver.arguments[first], driver.arguments[first + 1])
