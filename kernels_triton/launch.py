@@ -1,7 +1,7 @@
 """Launching a Triton kernel again the way Triton did the first time, without its per-call argument
 binding: Triton's `kernel[grid](...)` specializes every argument and hashes a cache key on each
-call (about 11 of its 15 us per launch on the host, bench/host_overhead.py), where a training
-step of small layers is nothing but launches. Kernel layer.
+call (about 11 of the 15 us a 100x100 product's launch took on a 2-core host), where a training
+step of small layers is nothing but launches (bench/host_overhead.py). Kernel layer.
 """
 
 import itertools
@@ -18,8 +18,8 @@ DIRECT_LAUNCH_SWITCH = "ENGINE_DIRECT_LAUNCH"
 DIRECT_LAUNCH = parse_on_off(DIRECT_LAUNCH_SWITCH, os.environ.get(DIRECT_LAUNCH_SWITCH, "on"))
 # Per kernel, by id (a JITFunction hashes its source under a lock), next to the kernel itself so
 # that a reused id is never taken for it: {id: (kernel, {key: (compiled, grid, tail)}, positions
-# not specialized on)}. Bounded:
-# keys hold sizes and offsets, which vary with the views an op is given.
+# not specialized on)}. Bounded: keys hold sizes and offsets, which vary with the views an op is
+# given.
 _LAUNCHES = {}
 _LAUNCHES_LIMIT = 4096
 
