@@ -1,7 +1,7 @@
 """What the GPU check's numbers decide (bench layer), as rules written down before the run: whether
 TF32 meets its target, what each way of reading a row-major B could reach with the best tile the
 sweep found, whether every TF32 A should go through registers, which autotune candidates never won,
-which conv passes miss their target and with which tile.
+which conv passes miss their target and with which tile, whether direct launches stay on.
 gpu_report.py prints them last, so that a short GPU session reads conclusions, not only tables.
 """
 
@@ -163,9 +163,28 @@ def training(results):
             f"({cuda / cpu:.1f}x)"]
 
 
+def direct_launches(results):
+    """Whether direct launches (kernels_triton/launch.py) stay on: a failed bit-identity test
+    (tests/kernels/test_cuda_direct_launch.py) turns them off; otherwise the overhead probe's
+    host time per call against launching through Triton says what they save."""
+    failed = [name for name in (results.get("tests") or {}).get("failed", [])
+              if "test_cuda_direct_launch" in name]
+    if failed:
+        return [f"direct launches: {len(failed)} bit-identity test(s) failed "
+                f"({'; '.join(failed)}): set ENGINE_DIRECT_LAUNCH=off and look at "
+                "kernels_triton/launch.py"]
+    ratios = sorted(row["host_us"] / row["host_us_through_triton"]
+                    for row in ((results.get("overhead") or {}).get("cases") or {}).values()
+                    if row.get("host_us") and row.get("host_us_through_triton"))
+    if not ratios:
+        return []
+    return [f"direct launches: host time per call {ratios[len(ratios) // 2]:.2f} of Triton's "
+            f"launch path (median of {len(ratios)} cases); keep them"]
+
+
 def decisions(results, candidates=()):
     """The conclusions as lines; `candidates` are the TF32 autotune configurations as tuples."""
     candidates = [tuple(config) for config in candidates]
     return (tf32_target(results) + row_major_b(results, candidates)
             + register_rounding(results) + unused_candidates(results, candidates)
-            + conv_targets(results) + training(results))
+            + conv_targets(results) + training(results) + direct_launches(results))

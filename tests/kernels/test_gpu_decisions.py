@@ -1,6 +1,7 @@
 """The GPU check's decision rules (bench/gpu_decisions.py) on a made-up run: the TF32 target, the
 fastest way to read a row-major B and whether its tile must be promoted, the register-rounding
-rule, unused autotune candidates, the conv passes' targets, and nothing at all from an empty run.
+rule, unused autotune candidates, the conv passes' targets, direct launches, and nothing at all
+from an empty run.
 Tests of the bench layer.
 """
 
@@ -114,3 +115,18 @@ def test_conv_passes_against_their_target():
     rows[2]["graph_ratio"] = 0.61
     assert decisions({"conv": {"rows": rows}}) == [
         "conv layer: 4 of 4 passes at 0.5 of cuDNN or better"]
+
+
+def test_direct_launches_kept_by_the_host_time_or_turned_off_by_a_failed_identity_test():
+    run = {"overhead": {"cases": {
+        "matmul ieee 512 auto": {"host_us": 30.0, "host_us_through_triton": 60.0},
+        "transpose 512": {"host_us": 20.0, "host_us_through_triton": 25.0},
+        "conv forward tf32 auto": {"host_us": 30.0, "host_us_through_triton": 45.0},
+        "from an older check": {"host_us": 50.0}}}}
+    assert decisions(run)[-1] == ("direct launches: host time per call 0.67 of Triton's launch "
+                                  "path (median of 3 cases); keep them")
+    run["tests"] = {"failed": [
+        "tests.kernels.test_cuda_direct_launch::test_training_launched_directly_is_bit_identical"
+        "[mlp_dropout]", "tests.kernels.test_triton_norm::test_other"]}
+    assert decisions(run)[-1].startswith("direct launches: 1 bit-identity test(s) failed ")
+    assert "ENGINE_DIRECT_LAUNCH=off" in decisions(run)[-1]
