@@ -23,7 +23,7 @@ from .common import (
     round_to_tf32,
 )
 from .compile_ahead import autotune
-from .ewise import _dropout_hash, check_dropout, seed_bits
+from .ewise import _dropout_hash, check_dropout
 from .launch import launch
 from .matmul_layouts import (
     oriented,
@@ -32,6 +32,7 @@ from .matmul_layouts import (
     use_descriptor_scratch,
     warp_specialized,
 )
+from .matmul_plans import epilogue_args
 
 PRECISIONS = ("ieee", "tf32", "tf32x3")
 # Problems below this many multiply-adds take one fixed configuration: autotuning every small
@@ -344,7 +345,7 @@ def run_config(config, grid, args, precision, layout, transposed, register=None,
                        dropout)
     _LAST["config"] = config
     return launch(_matmul_kernel, grid(config.kwargs),
-                  (*args, *_epilogue_args(args, gate, bias, dropout, first)), kwargs)
+                  (*args, *epilogue_args(args[2], gate, bias, dropout, first)), kwargs)
 
 
 def _keywords(config, args, precision, layout, transposed, register, gate, relu, bias, dropout):
@@ -363,14 +364,6 @@ def _keywords(config, args, precision, layout, transposed, register, gate, relu,
     if meta["WARP_SPECIALIZE"]:
         keywords["WARP_SPECIALIZE"] = warp_specialized(meta, layout)
     return keywords
-
-
-def _epilogue_args(args, gate, bias, dropout, first):
-    """The kernel's gate, bias, threshold, scale, seed and first arguments: `out` stands in for a
-    buffer not asked for (never read), and the seed travels as its int32 bit pattern."""
-    threshold, scale, seed = (0, 1.0, 0) if dropout is None else dropout
-    return (args[2] if gate is None else gate, args[2] if bias is None else bias, int(threshold),
-            float(scale), seed_bits(int(seed)), int(first))
 
 
 # The configuration each autotune key chose, by a finer key of our own (every size, stride and
@@ -402,7 +395,7 @@ def _autotuned_launch(grid, args, gate, relu, bias, dropout, first, precision, l
         return
     autotuner.best_config = None  # set again by a run that chose (tools may stand in for one)
     _TUNING[precision].launch(
-        grid, (*args, *_epilogue_args(args, gate, bias, dropout, first)),
+        grid, (*args, *epilogue_args(args[2], gate, bias, dropout, first)),
         {"PRECISION": precision, "TMA_LAYOUT": layout, "TRANSPOSED_OUT": transposed,
          "GATED": gate is not None, "RELU": relu, "BIASED": bias is not None,
          "DROPOUT": dropout is not None, "REGISTER_A": register_a(precision, args[9])})
