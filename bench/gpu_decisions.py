@@ -159,7 +159,7 @@ def training(results):
     cuda, cpu = per_step.get("cuda"), per_step.get("cpu")
     if not cuda or not cpu:
         return []
-    return [f"training: one more step costs {cuda:.2f} ms on cuda, {cpu:.2f} ms on cpu "
+    return [f"training: a step takes {cuda:.2f} ms on cuda, {cpu:.2f} ms on cpu "
             f"({cuda / cpu:.1f}x)"]
 
 

@@ -164,7 +164,7 @@ def main():
         for run in train["runs"]:
             print("  ", {k: v for k, v in run.items() if k not in ("output_tail", "losses")})
         if train.get("per_step_ms"):
-            print("   one more training step (ms):", train["per_step_ms"])
+            print("   a training step, second half of the run (ms):", train["per_step_ms"])
         profile = train.get("cuda_profile")
         if profile:
             print(f"   cuda run under cProfile: {profile['total_s']} s, launch entries called "

@@ -2,9 +2,9 @@
 (`python -m harness run device=...`) when it can run (its config stack may come from the carried
 wheels, see gpu_check.sh), else a small engine MLP on synthetic data; records wall times, losses
 and errors in $OUT/train.json. The cuda run goes twice: the first process may compile kernels,
-the second loads them from Triton's cache; then each device runs twice the steps, which gives the
-cost of one training step apart from the fixed start-up costs, and a cuda run under cProfile says
-where the host time goes (launches, kernel loading). Extra harness overrides come from
+the second loads them from Triton's cache. Each run's record gives its time per training step
+over the second half of its steps (the record's train_time_s: evaluations, start-up and the first
+steps' compiles left out), and a cuda run under cProfile says where the host time goes. Extra harness overrides come from
 GPU_TRAIN_ARGS (default "data=synthetic train.steps=200": the GPU machine has no MNIST copy).
 Last, a batch-norm ConvNet trained with Adam on synthetic 28x28 images (GPU_TRAIN_CONV_ARGS):
 convolution, batch norm, max pooling and the Adam kernel, which the MLP never launches; twice on
@@ -13,12 +13,15 @@ Results are saved after every run: a stage that runs out of time keeps what fini
 Usage: python bench/gpu_train.py
 """
 
+import glob
+import json
 import os
 import pstats
 import re
 import shlex
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -30,7 +33,7 @@ RUN_LIMIT_S = int(os.environ.get("GPU_TRAIN_RUN_LIMIT", "50"))
 # kernels, most of the rest compiling), its second 6 s: bench/results/gpu_followup_h100.txt.
 FIRST_CONV_LIMIT_S = int(os.environ.get("GPU_TRAIN_FIRST_CONV_LIMIT", "100"))
 CONV_ARGS = ("data=synthetic data.n_features=784 model=convnet norm=batchnorm optimizer=adam "
-             "train.steps=20")
+             "train.steps=20 train.log_every=5")
 
 
 def harness_available():
@@ -42,38 +45,50 @@ def harness_available():
     return probe.returncode == 0 and " run" in probe.stdout
 
 
-def _harness_overrides(steps=None):
-    """GPU_TRAIN_ARGS as a list, its train.steps replaced by `steps` when given."""
-    extra = shlex.split(os.environ.get("GPU_TRAIN_ARGS", "data=synthetic train.steps=200"))
-    if steps is None:
-        return extra
-    return [arg for arg in extra if not arg.startswith("train.steps=")] + [f"train.steps={steps}"]
+def _harness_overrides():
+    """GPU_TRAIN_ARGS as a list."""
+    return shlex.split(os.environ.get("GPU_TRAIN_ARGS", "data=synthetic train.steps=200"))
 
 
-def _steps(overrides):
-    given = [arg.split("=", 1)[1] for arg in overrides if arg.startswith("train.steps=")]
-    return int(float(given[-1])) if given else None  # Hydra also takes 1e3
-
-
-def harness_run(device, steps=None, profile_to=None, overrides=None, limit=None):
-    extra = _harness_overrides(steps) if overrides is None else overrides
+def harness_run(device, profile_to=None, overrides=None, limit=None):
+    extra = _harness_overrides() if overrides is None else overrides
     profiler = ["-m", "cProfile", "-o", profile_to] if profile_to else []
-    command = [sys.executable, *profiler, "-m", "harness", "run", f"device={device}", *extra]
-    start = time.perf_counter()
-    try:
-        done = subprocess.run(command, capture_output=True, text=True,
-                              timeout=limit or RUN_LIMIT_S)
-        rc, output = done.returncode, done.stdout + done.stderr
-    except subprocess.TimeoutExpired as expired:  # its output is bytes, even with text=True
-        rc, output = "timeout", b"".join(
-            part or b"" for part in (expired.stdout, expired.stderr)).decode(errors="replace")
+    with tempfile.TemporaryDirectory() as records:
+        command = [sys.executable, *profiler, "-m", "harness", "run", f"device={device}", *extra,
+                   f"--output-dir={records}"]
+        start = time.perf_counter()
+        try:
+            done = subprocess.run(command, capture_output=True, text=True,
+                                  timeout=limit or RUN_LIMIT_S)
+            rc, output = done.returncode, done.stdout + done.stderr
+        except subprocess.TimeoutExpired as expired:  # its output is bytes, even with text=True
+            rc, output = "timeout", b"".join(
+                part or b"" for part in (expired.stdout, expired.stderr)).decode(errors="replace")
+        wall_s = time.perf_counter() - start
+        stored = glob.glob(os.path.join(records, "*", "*.json"))
+        record = json.load(open(stored[0])) if stored else None
     # The harness prints "status: ok  <metrics>  (<trial seconds>s)": the trial without start-up.
     status = re.search(r"^status: (\w+)\s+(.*)\((\d+\.?\d*)s\)\s*$", output, re.MULTILINE)
-    return {"device": device, "command": shlex.join(command), "rc": rc,
-            "wall_s": round(time.perf_counter() - start, 2),
-            "status": status.group(1) if status else None,
+    return {"device": device, "command": shlex.join(command[:-1]), "rc": rc,
+            "wall_s": round(wall_s, 2), "status": status.group(1) if status else None,
             "metrics": status.group(2).strip() if status else None,
-            "trial_s": float(status.group(3)) if status else None, "output_tail": output[-3000:]}
+            "trial_s": float(status.group(3)) if status else None,
+            "step_ms": step_ms(record), "output_tail": output[-3000:]}
+
+
+def step_ms(record):
+    """Milliseconds a training step took over the second half of a record's steps (from its
+    metric entries' train_time_s: the first steps, which compile and load kernels, and the
+    evaluations left out); None without two entries to compare."""
+    entries = [(entry["step"], entry.get("train_time_s")) for entry in (record or {}).get(
+        "metrics", []) if entry.get("train_time_s") is not None]
+    if len(entries) < 2:
+        return None
+    last_step, last_s = entries[-1]
+    first_step, first_s = next(entry for entry in entries if entry[0] >= last_step / 2)
+    if first_step == last_step:
+        first_step, first_s = entries[-2]
+    return round((last_s - first_s) / (last_step - first_step) * 1e3, 3)
 
 
 # Where a launch enters Triton: ours (kernels_triton/launch.py, which calls Triton only for a
@@ -147,18 +162,9 @@ def main():
                               ("cuda", "cuda, second process (kernels cached)"), ("cpu", "cpu")):
             result["runs"].append(dict(harness_run(device), label=label))
             save("train", result)
-        # A trial's time includes fixed costs (CUDA context, loading kernels, evaluation): twice
-        # the steps again gives the cost of one more training step on each device.
-        steps = _steps(_harness_overrides())
-        if steps:
-            result["per_step_ms"] = {}
-            for device, base in (("cuda", result["runs"][1]), ("cpu", result["runs"][2])):
-                longer = dict(harness_run(device, 2 * steps), label=f"{device}, {2 * steps} steps")
-                result["runs"].append(longer)
-                if base["trial_s"] is not None and longer["trial_s"] is not None:
-                    result["per_step_ms"][device] = round(
-                        (longer["trial_s"] - base["trial_s"]) / steps * 1e3, 2)
-                save("train", result)
+        result["per_step_ms"] = {device: run["step_ms"] for device, run in (
+            ("cuda", result["runs"][1]), ("cpu", result["runs"][2])) if run["step_ms"]}
+        save("train", result)
         profile_to = os.path.join(out_dir(), "train_cuda.prof")
         if os.path.exists(profile_to):  # an earlier check's, which a killed run would leave
             os.remove(profile_to)

@@ -10,6 +10,7 @@ run record (status, metrics, final, probes, trajectory, quadratic) for the trial
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -123,14 +124,16 @@ def train_quadratic(config: Mapping[str, Any]) -> dict[str, Any]:
     point = stepper.position()
     optimum = problem.value(problem.minimizer)
     trajectory, metrics, diverged_at = [], [], None
+    started = time.perf_counter()
     for step in range(int(steps) + 1):
         loss = problem.value(point)
         if not math.isfinite(loss) or abs(loss) > DIVERGENCE_LIMIT or not np.isfinite(point).all():
             diverged_at = step
             break
         trajectory.append(point.tolist())
-        metrics.append({"step": step, "epoch": 0, "train_loss": loss, "train_error": None,
-                        "test_loss": None, "test_error": None})
+        metrics.append({"step": step, "epoch": 0, "train_time_s": time.perf_counter() - started,
+                        "train_loss": loss, "train_error": None, "test_loss": None,
+                        "test_error": None})
         if step < steps:
             stepper.step()
             point = stepper.position()

@@ -8,9 +8,10 @@ it, the report reads it). Harness layer. Fields, all always present:
     overrides         {swept key: value string}
     config            the resolved run config (model, data, init, norm, optimizer, train, device,
                       dropout, seed)
-    metrics           [{"step", "epoch", "train_loss", "train_error", "test_loss", "test_error"}]
-                      train_* average the batches since the previous entry; test_* are null
-                      between evaluations
+    metrics           [{"step", "epoch", "train_time_s", "train_loss", "train_error", "test_loss",
+                      "test_error"}] train_* average the batches since the previous entry; test_*
+                      are null between evaluations; train_time_s: seconds in training steps so
+                      far, evaluations and probes left out
     final             {"train_loss", "train_error", "test_loss", "test_error"} (null when failed)
     probes            [{"step": k, "layers": [{"name", "fan_in", "pre_act_norm", "post_act_norm",
                       "weight_grad_norm", "weight_rel_change", "fan_in_var"}]}]

@@ -137,6 +137,9 @@ def train_and_evaluate(config, record):
                                             device=device)))
     record["probes"].append(_probe(probe, 0, probe_x, probe_y, loss_fn))
     window_loss, window_wrong, window_count, step, epoch = 0.0, 0, 0, 0, 0
+    # Seconds in training steps (fetching the batch included), evaluations and probes left out:
+    # the time per step a device comparison wants, readable from any two metric entries.
+    train_time, mark = 0.0, time.perf_counter()
     while step < total_steps and record["diverged_at_step"] is None:
         epoch += 1
         for x, y in loader:
@@ -148,12 +151,15 @@ def train_and_evaluate(config, record):
             optimizer.step()
             loss_value = float(loss.numpy())
             if not math.isfinite(loss_value):
+                train_time += time.perf_counter() - mark
                 record["diverged_at_step"] = step
-                record["metrics"].append(_entry(step, epoch, loss_value, None, None, None))
+                record["metrics"].append(_entry(step, epoch, train_time, loss_value, None, None,
+                                                None))
                 break
             window_loss += loss_value * x.shape[0]
             window_wrong += int(np.sum(logits.numpy().argmax(axis=1) != y.numpy()))
             window_count += x.shape[0]
+            train_time += time.perf_counter() - mark
             last = step == total_steps
             # Step 1 is always logged: the curves start at the initial loss, and a run that
             # diverges before the first log_every step still has a point to mark.
@@ -161,13 +167,15 @@ def train_and_evaluate(config, record):
                     or step % schedule["eval_every"] == 0 or last):
                 test = evaluate(model, test_set, loss_fn, device) \
                     if step % schedule["eval_every"] == 0 or last else (None, None)
-                record["metrics"].append(_entry(step, epoch, window_loss / window_count,
+                record["metrics"].append(_entry(step, epoch, train_time,
+                                                window_loss / window_count,
                                                 window_wrong / window_count, *test))
                 window_loss, window_wrong, window_count = 0.0, 0, 0
             if schedule["probe_every"] and (step % schedule["probe_every"] == 0 or last):
                 record["probes"].append(_probe(probe, step, probe_x, probe_y, loss_fn))
             if last:
                 break
+            mark = time.perf_counter()
     probe.close()
     _finish(record, model, train_set, test_set, loss_fn, device)
 
@@ -185,9 +193,9 @@ def _finish(record, model, train_set, test_set, loss_fn, device):
     record["status"] = "ok" if math.isfinite(train_loss) else "diverged"
 
 
-def _entry(step, epoch, train_loss, train_error, test_loss, test_error):
-    return {"step": step, "epoch": epoch, "train_loss": train_loss, "train_error": train_error,
-            "test_loss": test_loss, "test_error": test_error}
+def _entry(step, epoch, train_time, train_loss, train_error, test_loss, test_error):
+    return {"step": step, "epoch": epoch, "train_time_s": train_time, "train_loss": train_loss,
+            "train_error": train_error, "test_loss": test_loss, "test_error": test_error}
 
 
 def _probe(probe, step, x, y, loss_fn):

@@ -54,7 +54,7 @@ def test_decisions_of_a_run():
                              "and update LAYOUTS in tests/kernels/test_triton_matmul_tf32_"
                              "layouts.py")
     assert lines[5].startswith("TF32 autotune candidates that won no matmul row: 1 of 2")
-    assert lines[6] == "training: one more step costs 6.00 ms on cuda, 3.00 ms on cpu (2.0x)"
+    assert lines[6] == "training: a step takes 6.00 ms on cuda, 3.00 ms on cpu (2.0x)"
     assert len(lines) == 7
 
 

@@ -122,13 +122,13 @@ def test_a_table_is_reused_only_for_the_same_buffers_and_sizes(cuda):
 
 
 class _Recorder:
-    """Stands in for a kernel: records each launch's grid and compile-time flags."""
+    """Stands in for the launcher: records each launch's grid and compile-time flags."""
 
     def __init__(self):
         self.launches = []
 
-    def __getitem__(self, grid):
-        return lambda *args, **flags: self.launches.append((grid, flags))
+    def __call__(self, kernel, grid, args, kwargs, token=None):
+        self.launches.append((grid, kwargs))
 
 
 @pytest.mark.parametrize("misalign", [False, True], ids=["aligned", "misaligned"])
@@ -138,7 +138,7 @@ def test_launch_flags_follow_the_buffers_and_numbers(cuda, monkeypatch, misalign
     from kernels_triton import optim
 
     recorder = _Recorder()
-    monkeypatch.setattr(optim, "_sgd_kernel", recorder)
+    monkeypatch.setattr(optim, "launch", recorder)
     host = _host(3, 7)
     lists = _lists(cuda, host, misalign)
     optim.sgd_update(*lists, SIZES, 1e-50, 0.9, 0.1, 0.3, 0.25, block=BLOCK)
