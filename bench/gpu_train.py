@@ -29,8 +29,9 @@ import numpy as np
 from bench.gpu_common import out_dir, save
 
 RUN_LIMIT_S = int(os.environ.get("GPU_TRAIN_RUN_LIMIT", "50"))
-# A ConvNet's first cuda process of 20 steps took 60 s on an H100 (29 s of it autotuning six
-# kernels, most of the rest compiling), its second 6 s: bench/results/gpu_followup_h100.txt.
+# A ConvNet's first cuda process of 20 steps took 32-38 s on an H100 with 16 CPUs compiling
+# autotune candidates ahead (60 s before, one at a time), its second 8-9 s:
+# bench/results/gpu_check_h100.txt and gpu_followup_h100.txt.
 FIRST_CONV_LIMIT_S = int(os.environ.get("GPU_TRAIN_FIRST_CONV_LIMIT", "100"))
 CONV_ARGS = ("data=synthetic data.n_features=784 model=convnet norm=batchnorm optimizer=adam "
              "train.steps=20 train.log_every=5")

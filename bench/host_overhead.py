@@ -1,6 +1,6 @@
 """Benchmark (bench layer), no GPU needed: the host time of a training step on the cuda device,
-which is what a small network's GPU step costs (an H100 ran the 20-layer MLP's at 5.3 ms against
-1.1 ms on the cpu device, bench/results/gpu_check_h100.txt). Triton's launch path runs under the
+which is what a small network's GPU step costs (an H100 ran the 20-layer MLP's at 6.1 ms against
+3.2 ms on the cpu device, bench/results/gpu_followup_h100.txt). Triton's launch path runs under the
 compile-only driver (bench/compile_only_driver.py) on CPU tensors: everything a GPU step does on
 the host but the driver's kernel launch itself. Direct launches (kernels_triton/launch.py) against
 every launch through Triton, alternating in the same process; best of the repeats.

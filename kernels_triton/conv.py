@@ -312,9 +312,9 @@ def weight_grad_splits(n, oh, ow, c, k, kh, kw, groups, sm_count, per_sm=2, min_
     `per_sm` programs run per multiprocessor (its tile grid alone is small: kh*kw*C*K/groups/64^2),
     each slice at least `min_pixels` pixels. Rounded down: a few programs over that would run as a
     second, nearly empty wave. Two per multiprocessor is the rule; on a GPU the cuda device times
-    one, two and four, slices down to 128 pixels, once per shape (the H100's best were four for
-    IEEE, two for TF32, one for TF32 on channel-major copies: bench/results/gpu_check_h100.txt,
-    measured while the kernel still divided pixel indices in int64)."""
+    one, two and four, slices down to 128 pixels, once per shape (the H100's best were two for
+    IEEE, one for TF32, one for TF32 on channel-major copies: bench/results/gpu_check_h100.txt;
+    four for IEEE while the kernel still divided pixel indices in int64)."""
     programs = kh * kw * cdiv(c // groups, 64) * cdiv(k // groups, 64) * groups
     return max(1, min((per_sm * sm_count) // programs, cdiv(n * oh * ow, min_pixels)))
 
