@@ -5,6 +5,7 @@ whether the cuda device is enabled; writes $OUT/env.json. Usage: python bench/gp
 import importlib.util
 import os
 import platform
+import sys
 
 import torch
 import triton
@@ -24,7 +25,12 @@ def main():
            "cuda_available": torch.cuda.is_available(),
            "device": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
            "cuda_device_enabled": cuda_device.enabled(),
-           "triton_interpret": os.environ.get("TRITON_INTERPRET") == "1"}
+           "triton_interpret": os.environ.get("TRITON_INTERPRET") == "1",
+           # Where imports keep their bytecode (gpu_check.sh sets a folder of its own) and
+           # whether torch's package folder could keep it.
+           "pycache_prefix": sys.pycache_prefix,
+           "dont_write_bytecode": bool(sys.flags.dont_write_bytecode),
+           "torch_folder_writable": os.access(os.path.dirname(torch.__file__), os.W_OK)}
     save("env", env)
     print(env)
     if not env["cuda_device_enabled"]:

@@ -3,7 +3,8 @@
 allow_tf32=False and TF32 against TF32 (plus our 3xTF32 against cuBLAS IEEE, for information).
 IEEE and TF32 run twice: with the device's default operand staging (A or B relaid out for the
 multiply unit, the copy timed as part of ours) and with staging off. Prints a table of TFLOP/s and
-ratios; writes $OUT/matmul.json.
+ratios; up to GRAPH_MAX also both sides replayed from a CUDA graph (kernel time without the host's
+launch path, which a product this small may wait on); writes $OUT/matmul.json.
 Usage: python bench/gpu_matmul.py [--sizes 512 1024 2048 4096 8192] [--smoke]
 (--smoke: tiny sizes on the CPU interpreter, to check the script itself)
 """
@@ -27,6 +28,9 @@ from kernels_triton import matmul as triton_matmul
 from kernels_triton import matmul_layouts
 
 DEVICE = "cuda"
+# Up to this size a product's kernel takes tens of microseconds: the eager timing can include the
+# host's launch time (auto and never ran the same kernel 2x apart at 1024 and 2048 on an H100).
+GRAPH_MAX = 2048
 # (ours, torch allow_tf32, our operand staging)
 MODES = (("ieee", False, "auto"), ("ieee", False, "never"), ("tf32", True, "auto"),
          ("tf32", True, "never"),
@@ -57,6 +61,8 @@ def measure(size, precision, allow_tf32, staging):
     ours_err, theirs_err = rel_err(out.view(size, size), reference), rel_err(theirs(), reference)
     warm_up_gpu()
     ours_ms, theirs_ms = time_ms(ours), time_ms(theirs)
+    ours_graph_ms = time_ms(ours, graph=True) if size <= GRAPH_MAX else None
+    theirs_graph_ms = time_ms(theirs, graph=True) if ours_graph_ms else None
     flops = 2 * size ** 3
     config = triton_matmul.last_config()  # of the timed launches: the chosen staging's
     key = (1, size, size, size, (0, size, 1), (0, size, 1))
@@ -65,6 +71,8 @@ def measure(size, precision, allow_tf32, staging):
             "ours_ms": ours_ms, "torch_ms": theirs_ms,
             "ours_tflops": flops / ours_ms / 1e9, "torch_tflops": flops / theirs_ms / 1e9,
             "ratio": theirs_ms / ours_ms, "ours_rel_err": ours_err, "torch_rel_err": theirs_err,
+            "ours_graph_ms": ours_graph_ms, "torch_graph_ms": theirs_graph_ms,
+            "graph_ratio": theirs_graph_ms / ours_graph_ms if theirs_graph_ms else None,
             "reference": "float64",
             "autotune_s": tune_s, "best_config": str(config), "best_tiles": config_label(config),
             "best_config_tuple": config_tuple(config) if config is not None else None,

@@ -35,6 +35,11 @@ def _err_cell(error, width=9):
     return f"{error:>{width}.1e}" if error is not None else f"{'n/a':>{width}}"
 
 
+def _ratio_cell(ratio, width):
+    """A speed ratio, or n/a where none was measured."""
+    return f"{ratio:>{width}.2f}" if ratio else f"{'n/a':>{width}}"
+
+
 def _canary_path(record):
     """How a canary case loaded its tiles: through registers, or TMA in the layout it names."""
     if record.get("path") == "registers":
@@ -76,7 +81,7 @@ def _print_conv(conv):
         target = ("ok" if best >= CONV_TARGET else "MISS") if staging == "auto" else ""
         print(f"{row['pass']:>12} {row['precision']:>5} {staging:>7} {row['ours_gflops']:>7.0f} "
               f"{row['torch_gflops']:>7.0f} {row['ratio']:>6.2f} "
-              f"{(f'{graph:.2f}' if graph else 'n/a'):>6} "
+              f"{_ratio_cell(graph, 6)} "
               f"{target:>6} {row['rel_err']:>8.1e} {_err_cell(row.get('torch_rel_err'))}  "
               f"{row.get('tile') or ''}")
 
@@ -128,11 +133,12 @@ def main():
             print("  ", line)
     tma_layouts = (results["matmul"] or {}).get("tma_layouts")
     register_a = {True: "on", False: "off"}.get((results["matmul"] or {}).get("register_a"), "?")
-    print(f"\nmatmul (TFLOP/s; ratio = ours/cuBLAS speed, target {MATMUL_TARGET} at 4096+; TMA "
+    print(f"\nmatmul (TFLOP/s; ratio = ours/cuBLAS speed, target {MATMUL_TARGET} at 4096+; graph = "
+          "CUDA-graph replay, up to 2048; TMA "
           f"layouts {'unknown' if tma_layouts is None else ','.join(tma_layouts) or 'none'}; "
           f"register path {register_a})")
     print(f"{'size':>6} {'mode':>7} {'staging':>7} {'ours':>7} {'cuBLAS':>7} {'ratio':>6} "
-          f"{'target':>6} {'err':>8} {'cuBLAS err':>10}  autotuned tiles")
+          f"{'graph':>6} {'target':>6} {'err':>8} {'cuBLAS err':>10}  autotuned tiles")
     for row in (results["matmul"] or {}).get("rows", []):
         if "error" in row:
             print(f"{row['size']:>6} {row['precision']:>7} ERROR {row['error'][:80]}")
@@ -142,7 +148,8 @@ def main():
         target = "" if row["size"] < 4096 or row["precision"] == "tf32x3" or staging != "auto" \
             else ("ok" if row["ratio"] >= MATMUL_TARGET else "MISS")
         print(f"{row['size']:>6} {row['precision']:>7} {staging:>7} {row['ours_tflops']:>7.1f} "
-              f"{row['torch_tflops']:>7.1f} {row['ratio']:>6.2f} {target:>6} "
+              f"{row['torch_tflops']:>7.1f} {row['ratio']:>6.2f} "
+              f"{_ratio_cell(row.get('graph_ratio'), 6)} {target:>6} "
               f"{row['ours_rel_err']:>8.1e} {_err_cell(row.get('torch_rel_err'), 10)}  "
               f"{row.get('best_tiles') or ''}"
               f"{_timed_label(row.get('timed_staging'), row.get('staging_stored'))}")
