@@ -4,8 +4,9 @@ wheels, see gpu_check.sh), else a small engine MLP on synthetic data; records wa
 and errors in $OUT/train.json. The cuda run goes twice: the first process may compile kernels,
 the second loads them from Triton's cache. Each run's record gives its time per training step
 over the second half of its steps (the record's train_time_s: evaluations, start-up and the first
-steps' compiles left out), and a cuda run under cProfile says where the host time goes. Extra harness overrides come from
-GPU_TRAIN_ARGS (default "data=synthetic train.steps=200": the GPU machine has no MNIST copy).
+steps' compiles left out), and a cuda run under cProfile says where the host time goes. Extra
+harness overrides come from GPU_TRAIN_ARGS (default "data=synthetic train.steps=200": the GPU
+machine has no MNIST copy).
 Last, a batch-norm ConvNet trained with Adam on synthetic 28x28 images (GPU_TRAIN_CONV_ARGS):
 convolution, batch norm, max pooling and the Adam kernel, which the MLP never launches; twice on
 cuda (the first process autotunes and compiles, the second finds both on disk), once on cpu.
