@@ -67,11 +67,13 @@ def harness_run(device, profile_to=None, overrides=None, limit=None):
             rc, output = "timeout", b"".join(
                 part or b"" for part in (expired.stdout, expired.stderr)).decode(errors="replace")
         wall_s = time.perf_counter() - start
-        stored = glob.glob(os.path.join(records, "*", "*.json"))
-        record = json.load(open(stored[0])) if stored else None
+        record = None
+        for path in glob.glob(os.path.join(records, "*", "*.json")):
+            with open(path) as stored:
+                record = json.load(stored)
     # The harness prints "status: ok  <metrics>  (<trial seconds>s)": the trial without start-up.
     status = re.search(r"^status: (\w+)\s+(.*)\((\d+\.?\d*)s\)\s*$", output, re.MULTILINE)
-    return {"device": device, "command": shlex.join(command[:-1]), "rc": rc,
+    return {"device": device, "command": shlex.join(command[:-1]), "rc": rc,  # no temp folder
             "wall_s": round(wall_s, 2), "status": status.group(1) if status else None,
             "metrics": status.group(2).strip() if status else None,
             "trial_s": float(status.group(3)) if status else None,
