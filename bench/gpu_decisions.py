@@ -155,7 +155,7 @@ def conv_targets(results):
 
 
 def training(results):
-    per_step = (results.get("train") or {}).get("per_step_ms") or {}
+    per_step = (results.get("train") or {}).get("step_ms") or {}
     cuda, cpu = per_step.get("cuda"), per_step.get("cpu")
     if not cuda or not cpu:
         return []

@@ -134,7 +134,7 @@ def main():
     tma_layouts = (results["matmul"] or {}).get("tma_layouts")
     register_a = {True: "on", False: "off"}.get((results["matmul"] or {}).get("register_a"), "?")
     print(f"\nmatmul (TFLOP/s; ratio = ours/cuBLAS speed, target {MATMUL_TARGET} at 4096+; graph = "
-          "CUDA-graph replay, up to 2048; TMA "
+          "CUDA-graph replay, where measured; TMA "
           f"layouts {'unknown' if tma_layouts is None else ','.join(tma_layouts) or 'none'}; "
           f"register path {register_a})")
     print(f"{'size':>6} {'mode':>7} {'staging':>7} {'ours':>7} {'cuBLAS':>7} {'ratio':>6} "
@@ -170,8 +170,8 @@ def main():
         print(f"\ntraining ({train['mode']}):")
         for run in train["runs"]:
             print("  ", {k: v for k, v in run.items() if k not in ("output_tail", "losses")})
-        if train.get("per_step_ms"):
-            print("   a training step, second half of the run (ms):", train["per_step_ms"])
+        if train.get("step_ms"):
+            print("   a training step, second half of the run (ms):", train["step_ms"])
         profile = train.get("cuda_profile")
         if profile:
             print(f"   cuda run under cProfile: {profile['total_s']} s, launch entries called "

@@ -30,8 +30,8 @@ import numpy as np
 from bench.gpu_common import out_dir, save
 
 RUN_LIMIT_S = int(os.environ.get("GPU_TRAIN_RUN_LIMIT", "50"))
-# A ConvNet's first cuda process of 20 steps took 32-38 s on an H100 with 16 CPUs compiling
-# autotune candidates ahead (60 s before, one at a time), its second 8-9 s:
+# A ConvNet's first cuda process of 20 steps took 32-38 s (wall) on an H100 with 16 CPUs
+# compiling autotune candidates ahead (60 s before, one at a time), its second 8-9 s:
 # bench/results/gpu_check_h100.txt and gpu_followup_h100.txt.
 FIRST_CONV_LIMIT_S = int(os.environ.get("GPU_TRAIN_FIRST_CONV_LIMIT", "100"))
 CONV_ARGS = ("data=synthetic data.n_features=784 model=convnet norm=batchnorm optimizer=adam "
@@ -83,15 +83,15 @@ def harness_run(device, profile_to=None, overrides=None, limit=None):
 def step_ms(record):
     """Milliseconds a training step took over the second half of a record's steps (from its
     metric entries' train_time_s: the first steps, which compile and load kernels, and the
-    evaluations left out); None without two entries to compare."""
+    evaluations left out); None without an entry before the last one in the second half."""
     entries = [(entry["step"], entry.get("train_time_s")) for entry in (record or {}).get(
         "metrics", []) if entry.get("train_time_s") is not None]
-    if len(entries) < 2:
+    if not entries:
         return None
     last_step, last_s = entries[-1]
     first_step, first_s = next(entry for entry in entries if entry[0] >= last_step / 2)
     if first_step == last_step:
-        first_step, first_s = entries[-2]
+        return None
     return round((last_s - first_s) / (last_step - first_step) * 1e3, 3)
 
 
@@ -166,8 +166,9 @@ def main():
                               ("cuda", "cuda, second process (kernels cached)"), ("cpu", "cpu")):
             result["runs"].append(dict(harness_run(device), label=label))
             save("train", result)
-        result["per_step_ms"] = {device: run["step_ms"] for device, run in (
-            ("cuda", result["runs"][1]), ("cpu", result["runs"][2])) if run["step_ms"]}
+        result["step_ms"] = {device: run["step_ms"] for device, run in (
+            ("cuda", result["runs"][1]), ("cpu", result["runs"][2]))
+            if run["step_ms"] and run["status"] == "ok"}
         save("train", result)
         profile_to = os.path.join(out_dir(), "train_cuda.prof")
         if os.path.exists(profile_to):  # an earlier check's, which a killed run would leave

@@ -34,7 +34,7 @@ RUN = {
             {"b_layout": "k_major, A rounded in registers", "config": list(CANDIDATE),
              "ms": 3.62, "rel_err": 1e-4, "ratio": 0.80, "err_f64": 2.9e-4},
         ]}},
-    "train": {"per_step_ms": {"cuda": 6.0, "cpu": 3.0}},
+    "train": {"step_ms": {"cuda": 6.0, "cpu": 3.0}},
 }
 
 

@@ -14,8 +14,10 @@ def test_the_second_half_of_the_steps_is_timed():
     assert step_ms(record) == 2.0
 
 
-def test_two_entries_are_the_least_it_needs():
+def test_without_an_earlier_entry_in_the_second_half_there_is_no_step_time():
     assert step_ms(_record([(1, 1.0), (2, 1.5)])) == 500.0
+    # Only step 1 before the last: it would time the compiles.
+    assert step_ms(_record([(1, 1.0), (20, 1.5)])) is None
     assert step_ms(_record([(1, 1.0)])) is None
     assert step_ms(None) is None
     assert step_ms({"metrics": [{"step": 1, "train_loss": 1.0}, {"step": 2}]}) is None

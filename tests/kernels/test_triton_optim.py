@@ -122,13 +122,13 @@ def test_a_table_is_reused_only_for_the_same_buffers_and_sizes(cuda):
 
 
 class _Recorder:
-    """Stands in for the launcher: records each launch's grid and compile-time flags."""
+    """Stands in for the launcher: records each launch's kernel, grid and compile-time flags."""
 
     def __init__(self):
         self.launches = []
 
     def __call__(self, kernel, grid, args, kwargs, token=None):
-        self.launches.append((grid, kwargs))
+        self.launches.append((kernel, grid, kwargs))
 
 
 @pytest.mark.parametrize("misalign", [False, True], ids=["aligned", "misaligned"])
@@ -144,9 +144,10 @@ def test_launch_flags_follow_the_buffers_and_numbers(cuda, monkeypatch, misalign
     optim.sgd_update(*lists, SIZES, 1e-50, 0.9, 0.1, 0.3, 0.25, block=BLOCK)
     optim.sgd_update(*lists[:2], None, SIZES, 0.01, 0.0, 0.0, 0.3, 0.25, block=BLOCK)
     blocks = sum(-(-n // BLOCK) for n in SIZES)
-    assert [grid for grid, _ in recorder.launches] == [(blocks,)] * 2
+    assert [(kernel, grid) for kernel, grid, _ in recorder.launches] == \
+        [(optim._sgd_kernel, (blocks,))] * 2
     flags = [{key: value for key, value in launch.items() if key.isupper()}
-             for _, launch in recorder.launches]
+             for _, _, launch in recorder.launches]
     assert flags == [
         # A weight decay that rounds to 0 in float32 is none.
         {"DECAY": False, "MOMENTUM": True, "LOOKBACK": True, "ALIGNED": not misalign,
